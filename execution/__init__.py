@@ -1,0 +1,1 @@
+"""execution lane (see README and the issue tracker); populated by its own issue."""

@@ -1,0 +1,8 @@
+"""Assets that chain the DAGs (an ingest publishes prices; later DAGs are scheduled on them)."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+PRICES = Asset(name="lake_prices", uri="quantbridge://lake/prices")
+REFERENCE = Asset(name="lake_reference", uri="quantbridge://lake/reference")

@@ -1,0 +1,1 @@
+"""The ``qb`` command line (``qb --help``); every command takes ``--json``."""

@@ -1,0 +1,307 @@
+"""``qb``: the quantbridge command line. Every command prints JSON with ``--json``.
+
+Exit codes: 0 success, 1 the work ran but data was blocked or a run failed, 2 bad input or
+configuration, 3 a service is missing or down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from quantbridge.errors import ConfigError, InputError, NoDataError, QuantbridgeError, ServiceError
+from quantbridge.settings import Settings, load_settings
+
+
+def _date(field: str) -> Callable[[str], date]:
+    def parse(text: str) -> date:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{field}={text!r} is invalid: expected a date like 2020-01-02") from None
+
+    return parse
+
+
+def _echo(args: argparse.Namespace, message: str) -> None:
+    """Progress for humans goes to stderr, so ``--json`` output on stdout stays clean."""
+    if not args.quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    from marketdata.feed import FileFeed, SkfolioFeed
+    from marketdata.ingest import ingest_range
+    from marketdata.reference import load_reference_tables
+    from quantbridge.lake import Lake
+
+    feed = FileFeed(args.source) if args.source else SkfolioFeed(settings.universe)
+    result = ingest_range(settings, feed, args.start, args.end, progress=lambda m: _echo(args, m))
+    out = result.as_dict()
+    out["reference"] = load_reference_tables(Lake(settings.lake_root))
+    out["lake_root"] = str(settings.lake_root)
+    if result.published:
+        _record_ingest(settings, out, args)
+    return out, (1 if result.quarantined else 0)
+
+
+def _record_ingest(settings: Settings, out: dict[str, Any], args: argparse.Namespace) -> None:
+    """Best effort: the lake is the source of truth; Redis only mirrors the last ingest for dashboards."""
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.state import connect, record_ingest
+
+    client = connect(settings)
+    try:
+        record_ingest(client, RedisSchema(settings.redis_prefix), {**out, "run_id": "cli"})
+        out["recorded_in_redis"] = True
+    except Exception as exc:  # noqa: BLE001 - Redis being down must not undo a published ingest
+        out["recorded_in_redis"] = False
+        _echo(args, f"note: Redis at {settings.redis_url_redacted()} not reachable ({exc}); "
+                    "ingest summary not mirrored (start it with `make services`)")
+    finally:
+        client.close()
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    from quantbridge.cli.backfill import backfill
+    from quantbridge.services import RedisService
+
+    if not RedisService(settings).ping():
+        raise ServiceError(f"Redis at {settings.redis_url_redacted()} is not answering; DAG tasks record their "
+                           "results there: start it with `make services`")
+    bar = _progress_bar(args)
+
+    def progress(i: int, n: int, day: date, state: str) -> None:
+        bar(i, n, f"{day} {state}")
+
+    out = backfill(settings, args.dag_id, args.start, args.end, weekdays_only=not args.all_days, progress=progress)
+    return out, (0 if out["failed"] == 0 and all(r["state"] == "success" for r in out["runs"]) else 1)
+
+
+def _progress_bar(args: argparse.Namespace) -> Callable[[int, int, str], None]:
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(i: int, n: int, label: str) -> None:
+        if args.quiet:
+            return
+        if "bar" not in state:
+            state["bar"] = tqdm(total=n, file=sys.stderr, unit="run")
+        state["bar"].set_postfix_str(label)
+        state["bar"].update(1)
+        if i == n:
+            state["bar"].close()
+
+    return update
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    from quantbridge.lake import Lake
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.services import AirflowStack, RedisService
+    from quantbridge.state import connect, read_ingest
+
+    lake = Lake(settings.lake_root)
+    dates = lake.price_dates()
+    redis = RedisService(settings).status()
+    out: dict[str, Any] = {
+        "redis": redis,
+        "airflow": AirflowStack(settings, _airflow_bin()).status(),
+        "lake": {
+            "root": str(lake.root),
+            "price_partitions": len(dates),
+            "first_date": dates[0].isoformat() if dates else None,
+            "last_date": dates[-1].isoformat() if dates else None,
+            "quarantined": [d.isoformat() for d in lake.quarantined_dates()],
+            "reference_tables": sorted(p.stem for p in (lake.root / "reference").glob("*.parquet")),
+        },
+        "last_ingest": None,
+        "last_runs": _last_runs(),
+    }
+    if redis["up"]:
+        client = connect(settings)
+        try:
+            out["last_ingest"] = read_ingest(client, RedisSchema(settings.redis_prefix)) or None
+        finally:
+            client.close()
+    return out, 0
+
+
+def _last_runs(limit: int = 10) -> list[dict[str, Any]]:
+    """Latest DAG runs from the Airflow metadata DB (read-only, plain SQL; empty if there is no DB yet)."""
+    import sqlite3
+
+    from quantbridge.airflow_env import airflow_home
+
+    db = airflow_home() / "airflow.db"
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            rows = conn.execute(
+                "SELECT dag_id, run_id, state, logical_date, end_date FROM dag_run ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    return [dict(zip(("dag_id", "run_id", "state", "logical_date", "end_date"), r)) for r in rows]
+
+
+def _airflow_bin() -> Path:
+    return Path(sys.executable).with_name("airflow")
+
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    from quantbridge.services import RedisService
+
+    service = RedisService(settings)
+    return getattr(service, args.action)(), 0
+
+
+def cmd_airflow(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    from quantbridge.services import AirflowStack
+
+    stack = AirflowStack(settings, _airflow_bin())
+    out = getattr(stack, args.action)()
+    if args.action == "start":
+        _echo(args, f"Airflow UI: {out['url']}  user: admin  password: {out['password']} "
+                    f"(from {out['password_file']})")
+    return out, 0
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    from quantbridge.redis_schema import KEYS, schema_markdown
+
+    if not args.json:
+        print(schema_markdown(settings.redis_prefix))
+    return {"prefix": settings.redis_prefix,
+            "keys": [{"key": f"{settings.redis_prefix}:{k.suffix}", "type": k.type, "writer": k.writer,
+                      "reader": k.reader, "description": k.description} for k in KEYS]}, 0
+
+
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    out = settings.as_public_dict()
+    if args.name:
+        if args.name not in out:
+            raise InputError("NAME", args.name, "one of " + ", ".join(sorted(out)))
+        value = getattr(settings, args.name) if args.name not in {"redis_password"} else out[args.name]
+        if not args.json:
+            print(value)
+        return {args.name: out[args.name]}, 0
+    return out, 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """Bulk-ingest a quarter of real prices, then run the daily DAG for the next trading days."""
+    from quantbridge.cli.backfill import backfill
+
+    _echo(args, f"[1/2] bulk ingest {args.start}..{args.end} through Spark + GX into {settings.lake_root}")
+    ingest_args = argparse.Namespace(**{**vars(args), "source": None})
+    bulk, code = cmd_ingest(ingest_args, settings)
+    _echo(args, f"      {bulk['published']} partitions, {bulk['rows']} rows, {len(bulk['tickers'])} tickers, "
+                f"{len(bulk['quarantined'])} quarantined, {bulk['seconds']} s")
+    _echo(args, f"[2/2] DAG market_data_ingest via dag.test() for {args.dag_start}..{args.dag_end}")
+    runs = backfill(settings, "market_data_ingest", args.dag_start, args.dag_end)
+    for run in runs["runs"]:
+        _echo(args, f"      {run['date']}: {run['state']} ({run['seconds']} s)")
+    status, _ = cmd_status(args, settings)
+    ok = code == 0 and runs["failed"] == 0 and all(r["state"] == "success" for r in runs["runs"])
+    return {"bulk_ingest": {k: bulk[k] for k in ("first_date", "last_date", "published", "rows", "tickers",
+                                                  "quarantined", "reference", "seconds")},
+            "dag_runs": runs, "lake": status["lake"], "last_ingest": status["last_ingest"]}, (0 if ok else 1)
+
+
+# --- parser -----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress messages on stderr")
+    parser = argparse.ArgumentParser(prog="qb", description="quantbridge: from model to market", parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", parents=[common], help="bulk-ingest a date range into the lake (Spark + GX)")
+    p.add_argument("--start", type=_date("--start"), required=True)
+    p.add_argument("--end", type=_date("--end"), required=True)
+    p.add_argument("--source", help="CSV or Parquet with columns date, ticker, close (default: bundled real S&P 500)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("backfill", parents=[common], help="run a DAG in-process (dag.test) for each date")
+    p.add_argument("dag_id")
+    p.add_argument("--start", type=_date("--start"), required=True)
+    p.add_argument("--end", type=_date("--end"), required=True)
+    p.add_argument("--all-days", action="store_true", help="include Saturdays and Sundays")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("status", parents=[common], help="services up, lake extent, last runs")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("services", parents=[common], help="the project's own redis-server (AOF on)")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_services)
+
+    p = sub.add_parser("airflow", parents=[common], help="the local Airflow 3 stack (api-server, scheduler, ...)")
+    p.add_argument("action", choices=["start", "stop", "status", "migrate"])
+    p.set_defaults(func=cmd_airflow)
+
+    p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("settings", parents=[common], help="effective settings (secrets redacted)")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("demo", parents=[common], help="bulk ingest + daily DAG runs on real data, then a summary")
+    p.add_argument("--start", type=_date("--start"), default=date(2020, 1, 2))
+    p.add_argument("--end", type=_date("--end"), default=date(2020, 3, 31))
+    p.add_argument("--dag-start", type=_date("--dag-start"), default=date(2020, 4, 1))
+    p.add_argument("--dag-end", type=_date("--dag-end"), default=date(2020, 4, 3))
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        out, code = args.func(args, settings)
+    except (InputError, ConfigError) as exc:
+        print(f"qb {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ServiceError as exc:
+        print(f"qb {args.command}: service error: {exc}", file=sys.stderr)
+        return 3
+    except NoDataError as exc:
+        print(f"qb {args.command}: no data: {exc}", file=sys.stderr)
+        return 1
+    except QuantbridgeError as exc:
+        print(f"qb {args.command}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    elif args.command not in {"schema", "settings"}:
+        _print_human(out)
+    return code
+
+
+def _print_human(out: dict[str, Any], indent: str = "") -> None:
+    for key, value in out.items():
+        if isinstance(value, dict) and value:
+            print(f"{indent}{key}:")
+            _print_human(value, indent + "  ")
+        elif isinstance(value, list) and len(value) > 12:
+            print(f"{indent}{key}: [{len(value)} items] {', '.join(map(str, value[:6]))}, ...")
+        else:
+            print(f"{indent}{key}: {value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The one place that names Redis keys: every key, its type, who writes it and who reads it.
+
+Nobody else spells a key name: code asks ``RedisSchema(prefix).key("positions")`` (or the attribute
+shortcuts) and the README's schema table is generated from :data:`KEYS` (``qb schema``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKey:
+    """One entry of the schema. ``suffix`` may hold ``{placeholders}`` filled by :meth:`RedisSchema.key`."""
+
+    name: str
+    suffix: str
+    type: str
+    writer: str
+    reader: str
+    description: str
+
+
+KEYS: tuple[RedisKey, ...] = (
+    RedisKey("orders", "orders", "stream (consumer group `workers`)", "strategy rebalance, `qb order`",
+             "execution worker", "Orders to execute; one entry per order, fields of the order message."),
+    RedisKey("dead_letter", "orders:dead", "stream", "execution worker", "operators, dashboard",
+             "Malformed or undeliverable orders with the reason."),
+    RedisKey("fills", "fills", "stream", "execution worker", "reconciliation, dashboard",
+             "Every (partial) fill with venue, price, quantity, fees."),
+    RedisKey("positions", "positions", "hash ticker -> quantity", "execution worker",
+             "VaR sensor, rebalance, reconciliation", "Current position per ticker (shares)."),
+    RedisKey("risk_current", "risk:current", "hash", "VaR sensor", "dashboard, execution worker",
+             "Latest VaR/CVaR figures, model, backend, timestamp."),
+    RedisKey("risk_history", "risk:history", "stream", "VaR sensor", "dashboard, nightly report",
+             "History of VaR/CVaR refreshes."),
+    RedisKey("kill_switch", "risk:kill_switch", "string (JSON reason) or absent", "VaR sensor, operators",
+             "execution worker", "Present while risk-increasing orders are blocked."),
+    RedisKey("alerts", "alerts", "pub/sub channel", "VaR sensor, quality gates", "operators, dashboard",
+             "Alert messages (JSON)."),
+    RedisKey("stress_ledger", "stress:ledger", "stream", "nightly stress", "retraining, dashboard",
+             "Stress outcomes, one entry per scenario and position."),
+    RedisKey("audit", "audit", "stream (hash chain)", "execution worker", "auditors, `qb audit verify`",
+             "Tamper-evident audit chain of orders, verdicts, routes and fills."),
+    RedisKey("heartbeat", "heartbeat:{component}", "string (ISO timestamp) with TTL",
+             "VaR sensor, execution worker", "`qb status`, dashboard", "Liveness of a long-running process."),
+    RedisKey("ingest_last", "ingest:last", "hash", "market_data_ingest DAG, `qb ingest`", "`qb status`, dashboard",
+             "Last ingested date, rows, tickers, run id and time."),
+)
+
+_BY_NAME = {k.name: k for k in KEYS}
+
+#: Consumer group of the execution workers on the orders stream.
+ORDERS_GROUP = "workers"
+
+
+class RedisSchema:
+    """Full key names under one prefix (default ``qb``)."""
+
+    def __init__(self, prefix: str = "qb") -> None:
+        if not prefix or ":" in prefix:
+            raise ValueError(f"redis_prefix={prefix!r} is invalid: expected a non-empty word without ':'")
+        self.prefix = prefix
+
+    def key(self, name: str, **parts: str) -> str:
+        """The full name of schema entry ``name`` (placeholders filled from ``parts``)."""
+        try:
+            entry = _BY_NAME[name]
+        except KeyError:
+            raise KeyError(f"Redis key {name!r} is not in the schema; known: {', '.join(_BY_NAME)}") from None
+        return f"{self.prefix}:{entry.suffix.format(**parts)}"
+
+    @property
+    def ingest_last(self) -> str:
+        return self.key("ingest_last")
+
+    def heartbeat(self, component: str) -> str:
+        return self.key("heartbeat", component=component)
+
+
+def schema_markdown(prefix: str = "qb") -> str:
+    """The schema as a Markdown table (the README's copy is generated from this)."""
+    rows = ["| key | type | written by | read by | meaning |", "|---|---|---|---|---|"]
+    for k in KEYS:
+        rows.append(f"| `{prefix}:{k.suffix}` | {k.type} | {k.writer} | {k.reader} | {k.description} |")
+    return "\n".join(rows)

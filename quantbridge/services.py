@@ -1,0 +1,231 @@
+"""The project's own local services: a redis-server with AOF persistence, and the Airflow stack.
+
+Processes are started in their own session with their pid recorded under a project-local folder, and
+stopped by that pid (SIGTERM, then SIGKILL after a grace period), so nothing else on the machine is
+touched. Starting what already runs is a no-op (idempotent ``make services`` / ``make airflow``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantbridge.errors import ServiceError
+from quantbridge.settings import Settings
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        return finished == 0
+    except ChildProcessError:
+        return True
+
+
+def read_pid(pidfile: Path) -> int | None:
+    """The pid in ``pidfile`` if that process is alive, else None (a stale file is removed)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if _alive(pid):
+        return pid
+    pidfile.unlink(missing_ok=True)
+    return None
+
+
+def stop_pid(pidfile: Path, grace_s: float = 15.0) -> bool:
+    """Stop the process group recorded in ``pidfile``; True if something was running."""
+    pid = read_pid(pidfile)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n--- last lines of " + str(log) + " ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    raise ServiceError(f"{what} did not become ready within {timeout_s:.0f} s{tail}")
+
+
+@dataclass(frozen=True)
+class RedisService:
+    """A redis-server bound to the settings' host and port, AOF on, data under ``services_dir/redis``."""
+
+    settings: Settings
+
+    @property
+    def folder(self) -> Path:
+        return self.settings.services_dir / "redis"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.folder / "redis.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.folder / "redis.log"
+
+    def ping(self) -> bool:
+        from quantbridge.state import connect
+
+        try:
+            client = connect(self.settings)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - any failure to answer means "not up"
+            return False
+
+    def start(self, timeout_s: float = 15.0) -> dict[str, object]:
+        """Start redis-server unless it already answers; returns what was done."""
+        s = self.settings
+        if s.redis_host not in {"127.0.0.1", "localhost", "::1"}:
+            raise ServiceError(f"QB_REDIS_URL points at {s.redis_host}: `qb services` only runs a local "
+                               "redis-server; a remote Redis is managed where it runs")
+        if self.ping():
+            return {"service": "redis", "state": "running", "pid": read_pid(self.pidfile), "port": s.redis_port,
+                    "started": False}
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServiceError("redis-server is not installed: run `make services` (it installs it with "
+                               "apt-get) or `apt-get install -y redis-server`")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        args = [
+            binary, "--bind", "127.0.0.1", "--port", str(s.redis_port), "--dir", str(self.folder),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--daemonize", "no", "--logfile", str(self.logfile), "--protected-mode", "yes",
+        ]
+        if s.redis_password:
+            args += ["--requirepass", s.redis_password]
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        self.pidfile.write_text(str(proc.pid))
+        wait_until(self.ping, timeout_s, f"redis-server on port {s.redis_port}", self.logfile)
+        return {"service": "redis", "state": "running", "pid": proc.pid, "port": s.redis_port, "started": True,
+                "aof_dir": str(self.folder)}
+
+    def stop(self) -> dict[str, object]:
+        return {"service": "redis", "stopped": stop_pid(self.pidfile)}
+
+    def status(self) -> dict[str, object]:
+        return {"service": "redis", "url": self.settings.redis_url_redacted(), "up": self.ping(),
+                "pid": read_pid(self.pidfile)}
+
+
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+@dataclass(frozen=True)
+class AirflowStack:
+    """The real Airflow 3 components, each in its own session, pids under ``$AIRFLOW_HOME/pids``."""
+
+    settings: Settings
+    airflow_bin: Path
+
+    @property
+    def home(self) -> Path:
+        from quantbridge.airflow_env import airflow_home
+
+        return airflow_home()
+
+    def pidfile(self, component: str) -> Path:
+        return self.home / "pids" / f"{component}.pid"
+
+    def logfile(self, component: str) -> Path:
+        return self.home / "logs" / f"{component}.out"
+
+    def _env(self) -> dict[str, str]:
+        from quantbridge.airflow_env import airflow_environment
+
+        return airflow_environment(self.settings)
+
+    def base_url(self) -> str:
+        return "http://127.0.0.1:" + self._env().get("AIRFLOW__API__PORT", "8080")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.base_url() + "/api/v2/monitor/health", timeout=2) as reply:
+                return reply.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def migrate(self) -> dict[str, object]:
+        """Create or upgrade the metadata database (idempotent)."""
+        env = self._env()
+        done = subprocess.run([str(self.airflow_bin), "db", "migrate"], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ServiceError("airflow db migrate failed:\n" + done.stderr[-3000:])
+        return {"service": "airflow", "migrated": True, "home": env["AIRFLOW_HOME"]}
+
+    def start(self, timeout_s: float = 120.0) -> dict[str, object]:
+        self.migrate()
+        env = self._env()
+        (self.home / "pids").mkdir(parents=True, exist_ok=True)
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        started = []
+        for component in AIRFLOW_COMPONENTS:
+            if read_pid(self.pidfile(component)) is not None:
+                continue
+            with self.logfile(component).open("ab") as log:
+                proc = subprocess.Popen([str(self.airflow_bin), component], env=env, stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.pidfile(component).write_text(str(proc.pid))
+            started.append(component)
+        wait_until(self.healthy, timeout_s, "Airflow api-server", self.logfile("api-server"))
+        return {"service": "airflow", "url": self.base_url(), "started": started, "username": "admin",
+                "password_file": str(self.home / "simple_auth_manager_passwords.json.generated"),
+                "password": self.admin_password()}
+
+    def admin_password(self) -> str | None:
+        import json
+
+        path = self.home / "simple_auth_manager_passwords.json.generated"
+        try:
+            return json.loads(path.read_text()).get("admin")
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def stop(self) -> dict[str, object]:
+        stopped = [c for c in reversed(AIRFLOW_COMPONENTS) if stop_pid(self.pidfile(c), grace_s=30)]
+        return {"service": "airflow", "stopped": stopped}
+
+    def status(self) -> dict[str, object]:
+        return {"service": "airflow", "url": self.base_url(), "healthy": self.healthy(),
+                "components": {c: read_pid(self.pidfile(c)) for c in AIRFLOW_COMPONENTS}}

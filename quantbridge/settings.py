@@ -1,0 +1,169 @@
+"""One typed settings object for every component.
+
+Every field can be set from the environment as ``QB_<FIELD NAME IN UPPER CASE>`` (for example
+``QB_LAKE_ROOT``, ``QB_REDIS_URL``), or from an overrides mapping (the Airflow glue passes the JSON of
+the Airflow Variable ``quantbridge_settings``). Precedence: defaults < environment < overrides.
+Defaults run on one machine; the same code scales out by configuration alone (Spark master URL, Dask
+scheduler address, Redis URL with password/TLS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from quantbridge.errors import ConfigError
+
+#: Repository root (the folder holding this package); project-local state lives under it by default.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ENV_PREFIX = "QB_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Project configuration. Secrets (the Redis password) are redacted in ``repr``."""
+
+    #: Root of the Parquet lake (local path; a cluster deployment points it at shared storage).
+    lake_root: Path = PROJECT_ROOT / ".lake"
+    #: Redis URL used by the long-running processes and the CLI (``rediss://`` for TLS).
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    #: Password for Redis; kept out of the URL so it can come from a secret store.
+    redis_password: str = field(default="", repr=False)
+    #: Prefix of every Redis key (see :mod:`quantbridge.redis_schema`).
+    redis_prefix: str = "qb"
+    #: Folder where ``make services`` keeps the project's own redis-server (AOF, pid, log).
+    services_dir: Path = PROJECT_ROOT / ".services"
+    #: Spark master URL; ``local[*]`` runs in-process, ``spark://host:7077`` uses a cluster.
+    spark_master: str = "local[*]"
+    #: Dask scheduler address; empty means an in-process LocalCluster.
+    dask_scheduler: str = ""
+    #: First and last dates the bundled vendor feed can deliver are those of the dataset; this
+    #: is the reference universe the ingest job loads (empty = every ticker the feed has).
+    universe: tuple[str, ...] = ()
+    #: A close equal to the previous one for more than this many trading days in a row is stale.
+    max_stale_days: int = 10
+    #: Daily simple return bounds; anything outside is an outlier that blocks the batch.
+    min_daily_return: float = -0.75
+    max_daily_return: float = 1.5
+    #: Absolute bound on the cross-sectional skewness of one day's returns.
+    max_cross_sectional_skew: float = 4.5
+    #: How many prior trading days the quality gate reads from the lake for returns/staleness.
+    history_days: int = 15
+    #: Use the GPU array backend (CuPy) when present: "auto", "gpu" or "cpu".
+    array_backend: str = "auto"
+    #: Seed for every random generator that is not given one explicitly.
+    seed: int = 20260101
+
+    def __post_init__(self) -> None:
+        if self.max_stale_days < 1:
+            raise ConfigError("max_stale_days", self.max_stale_days, "an integer >= 1")
+        if not self.min_daily_return < 0 < self.max_daily_return:
+            raise ConfigError(
+                "min_daily_return/max_daily_return",
+                (self.min_daily_return, self.max_daily_return),
+                "min < 0 < max",
+            )
+        if self.max_cross_sectional_skew <= 0:
+            raise ConfigError("max_cross_sectional_skew", self.max_cross_sectional_skew, "a positive number")
+        if self.history_days < self.max_stale_days + 1:
+            raise ConfigError("history_days", self.history_days, f"at least max_stale_days + 1 = {self.max_stale_days + 1}")
+        if self.array_backend not in {"auto", "gpu", "cpu"}:
+            raise ConfigError("array_backend", self.array_backend, "one of auto, gpu, cpu")
+        scheme = urlsplit(self.redis_url).scheme
+        if scheme not in {"redis", "rediss", "unix"}:
+            raise ConfigError("redis_url", self.redis_url, "a redis://, rediss:// or unix:// URL")
+
+    @property
+    def redis_host(self) -> str:
+        return urlsplit(self.redis_url).hostname or "127.0.0.1"
+
+    @property
+    def redis_port(self) -> int:
+        return urlsplit(self.redis_url).port or 6379
+
+    @property
+    def redis_db(self) -> int:
+        path = urlsplit(self.redis_url).path.strip("/")
+        return int(path) if path else 0
+
+    def redis_url_redacted(self) -> str:
+        """The Redis URL with any embedded password replaced by ``***`` (safe to print)."""
+        parts = urlsplit(self.redis_url)
+        if parts.password is None:
+            return self.redis_url
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def as_public_dict(self) -> dict[str, Any]:
+        """Every setting as JSON-friendly values, secrets redacted."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "redis_password":
+                value = "***" if value else ""
+            elif f.name == "redis_url":
+                value = self.redis_url_redacted()
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (values are coerced and validated like the environment's)."""
+        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
+
+
+_FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a raw value (usually a string from the environment) into the field's type."""
+    if name not in _FIELD_TYPES:
+        known = ", ".join(sorted(_FIELD_TYPES))
+        raise ConfigError(name, raw, f"a known setting ({known})")
+    kind = _FIELD_TYPES[name]
+    try:
+        if kind == "Path":
+            return Path(raw).expanduser()
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            if isinstance(raw, str):
+                return tuple(t.strip().upper() for t in raw.split(",") if t.strip())
+            return tuple(str(t).upper() for t in raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}", raw, f"a value of type {kind}") from None
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings: defaults, then ``QB_*`` environment variables, then ``overrides``.
+
+    Unknown ``QB_*`` variables are an error (a typo must not silently fall back to a default).
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in _FIELD_TYPES:
+            raise ConfigError(key, raw, "a known setting: " + ", ".join(f"{ENV_PREFIX}{n.upper()}" for n in sorted(_FIELD_TYPES)))
+        values[name] = _coerce(name, raw)
+    for name, raw in (overrides or {}).items():
+        values[name] = _coerce(name, raw)
+    return Settings(**values)

@@ -1,0 +1,45 @@
+"""Reading and writing shared state in Redis, always through :mod:`quantbridge.redis_schema` names.
+
+Functions take a ready client (``redis.Redis`` with ``decode_responses=True``): the CLI builds one from
+settings with :func:`connect`, Airflow tasks get one from the Redis provider's hook.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from quantbridge.redis_schema import RedisSchema
+from quantbridge.settings import Settings
+
+
+def connect(settings: Settings) -> Any:
+    """A Redis client for ``settings.redis_url`` (password from settings, replies decoded as text)."""
+    import redis
+
+    return redis.Redis.from_url(
+        settings.redis_url,
+        password=settings.redis_password or None,
+        decode_responses=True,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+    )
+
+
+def record_ingest(client: Any, schema: RedisSchema, summary: dict[str, Any]) -> dict[str, str]:
+    """Store the latest ingestion summary (last date, rows, tickers, source, run id) in ``ingest:last``."""
+    fields = {
+        "last_date": str(summary.get("last_date") or ""),
+        "rows": str(summary.get("rows", 0)),
+        "partitions": str(summary.get("partitions", 0)),
+        "tickers": ",".join(summary.get("tickers", [])),
+        "source": str(summary.get("source", "")),
+        "run_id": str(summary.get("run_id", "")),
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    client.hset(schema.ingest_last, mapping=fields)
+    return fields
+
+
+def read_ingest(client: Any, schema: RedisSchema) -> dict[str, str]:
+    return client.hgetall(schema.ingest_last)

@@ -1,0 +1,1 @@
+"""risk lane (see README and the issue tracker); populated by its own issue."""

@@ -1,0 +1,1 @@
+"""synthetic lane (see README and the issue tracker); populated by its own issue."""
