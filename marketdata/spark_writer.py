@@ -8,6 +8,7 @@ name, sorted by ticker, so a re-run leaves byte-identical content.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ def get_spark(master: str = "local[*]", app_name: str = "quantbridge") -> Any:
         if session is not None and session.sparkContext._jsc is not None:
             return session
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # py4j logs from __del__ at interpreter exit, after stderr may be closed: keep it quiet.
+        logging.getLogger("py4j").setLevel(logging.WARNING)
         os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
         from pyspark.sql import SparkSession
 

@@ -7,6 +7,7 @@ configuration, 3 a service is missing or down.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -81,7 +82,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     def progress(i: int, n: int, day: date, state: str) -> None:
         bar(i, n, f"{day} {state}")
 
-    out = backfill(settings, args.dag_id, args.start, args.end, weekdays_only=not args.all_days, progress=progress)
+    with contextlib.redirect_stdout(sys.stderr):  # Airflow logs to stdout; keep it for --json
+        out = backfill(settings, args.dag_id, args.start, args.end, weekdays_only=not args.all_days, progress=progress)
     return out, (0 if out["failed"] == 0 and all(r["state"] == "success" for r in out["runs"]) else 1)
 
 
@@ -208,7 +210,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
     _echo(args, f"      {bulk['published']} partitions, {bulk['rows']} rows, {len(bulk['tickers'])} tickers, "
                 f"{len(bulk['quarantined'])} quarantined, {bulk['seconds']} s")
     _echo(args, f"[2/2] DAG market_data_ingest via dag.test() for {args.dag_start}..{args.dag_end}")
-    runs = backfill(settings, "market_data_ingest", args.dag_start, args.dag_end)
+    with contextlib.redirect_stdout(sys.stderr):
+        runs = backfill(settings, "market_data_ingest", args.dag_start, args.dag_end)
     for run in runs["runs"]:
         _echo(args, f"      {run['date']}: {run['state']} ({run['seconds']} s)")
     status, _ = cmd_status(args, settings)

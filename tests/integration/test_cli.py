@@ -1,0 +1,106 @@
+"""The ``qb`` CLI, called in-process with real Spark, GX, Redis and the SQLite Airflow DB."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from quantbridge.cli.main import main
+from quantbridge.redis_schema import KEYS
+
+
+def run_json(capsys, *argv: str) -> tuple[int, dict]:
+    code = main([*argv, "--json", "--quiet"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out) if captured.out.strip() else {}
+
+
+def test_qb_ingest_when_first_quarter_2020_then_one_partition_per_trading_day_with_20_tickers(
+    capsys, settings, spark, redis_client
+):
+    code, out = run_json(capsys, "ingest", "--start", "2020-01-02", "--end", "2020-03-31")
+    assert code == 0
+    assert out["published"] == 62 and out["quarantined"] == []
+    assert set(out["partitions"].values()) == {20} and len(out["tickers"]) == 20
+    assert (out["first_date"], out["last_date"]) == ("2020-01-02", "2020-03-31")
+    assert out["reference"]["esg"] == 20 and out["recorded_in_redis"] is True
+    code, status = run_json(capsys, "status")
+    assert code == 0 and status["lake"]["price_partitions"] == 62
+    assert status["redis"]["up"] is True and status["last_ingest"]["last_date"] == "2020-03-31"
+    assert "esg" in status["lake"]["reference_tables"]
+
+
+def test_qb_ingest_when_source_file_corrupted_then_exit_1_and_quarantine_listed(capsys, settings, spark, tmp_path):
+    path = tmp_path / "mine.csv"
+    pd.DataFrame({"date": ["2021-01-04", "2021-01-04"], "ticker": ["AAA", "AAA"], "close": [1.0, 1.0]}).to_csv(path, index=False)
+    code, out = run_json(capsys, "ingest", "--start", "2021-01-01", "--end", "2021-01-31", "--source", str(path))
+    assert code == 1 and out["quarantined"] == ["2021-01-04"] and out["published"] == 0
+    assert out["quality"]["violations"][0]["rule"] == "duplicate"
+
+
+def test_qb_when_date_unparseable_then_exit_2_with_field_and_value(capsys, settings):
+    with pytest.raises(SystemExit) as info:
+        main(["ingest", "--start", "2020-02-30", "--end", "2020-03-01"])
+    assert info.value.code == 2
+    assert "--start='2020-02-30' is invalid" in capsys.readouterr().err
+
+
+def test_qb_when_start_after_end_then_exit_2_with_field_and_value(capsys, settings):
+    assert main(["ingest", "--start", "2020-03-02", "--end", "2020-03-01"]) == 2
+    assert "start='2020-03-02' is invalid" in capsys.readouterr().err
+
+
+def test_qb_ingest_when_range_has_no_trading_day_then_exit_1_explains(capsys, settings):
+    assert main(["ingest", "--start", "2020-01-04", "--end", "2020-01-05"]) == 1
+    assert "no data" in capsys.readouterr().err
+
+
+def test_qb_when_setting_invalid_then_exit_2_names_variable(capsys, settings, monkeypatch):
+    monkeypatch.setenv("QB_MAX_STALE_DAYS", "-3")
+    assert main(["status"]) == 2
+    assert "max_stale_days=-3" in capsys.readouterr().err
+
+
+def test_qb_schema_when_json_then_every_key_with_writer_and_reader(capsys, settings):
+    code, out = run_json(capsys, "schema")
+    assert code == 0 and len(out["keys"]) == len(KEYS)
+    assert {"key": "qb:positions", "type": "hash ticker -> quantity", "writer": "execution worker",
+            "reader": "VaR sensor, rebalance, reconciliation",
+            "description": "Current position per ticker (shares)."} in out["keys"]
+    assert main(["schema"]) == 0 and "| `qb:orders` |" in capsys.readouterr().out
+
+
+def test_qb_settings_when_name_given_then_value_and_secret_redacted(capsys, settings, monkeypatch):
+    monkeypatch.setenv("QB_REDIS_PASSWORD", "hunter2")
+    code, out = run_json(capsys, "settings")
+    assert out["redis_password"] == "***" and "hunter2" not in json.dumps(out)
+    assert main(["settings", "max_stale_days"]) == 0 and capsys.readouterr().out.strip() == "10"
+    assert main(["settings", "nope"]) == 2 and "NAME='nope'" in capsys.readouterr().err
+
+
+def test_qb_backfill_when_redis_down_then_exit_3_says_start_services(capsys, settings, monkeypatch):
+    monkeypatch.setenv("QB_REDIS_URL", "redis://127.0.0.1:1/0")
+    assert main(["backfill", "market_data_ingest", "--start", "2020-01-02", "--end", "2020-01-03"]) == 3
+    assert "make services" in capsys.readouterr().err
+
+
+def test_qb_backfill_when_two_days_then_each_run_succeeds_in_process(capsys, settings, spark, redis_client, airflow_db):
+    code, out = run_json(capsys, "backfill", "market_data_ingest", "--start", "2020-05-01", "--end", "2020-05-04")
+    assert code == 0, out
+    assert [r["date"] for r in out["runs"]] == ["2020-05-01", "2020-05-04"]  # the weekend is not a trading day
+    assert out["succeeded"] == 2 and out["failed"] == 0
+    assert all(r["tasks"]["publish"] == "success" for r in out["runs"])
+
+
+def test_qb_backfill_when_dag_unknown_then_exit_2_lists_dags(capsys, settings, redis_client, airflow_db):
+    assert main(["backfill", "nope", "--start", "2020-05-01", "--end", "2020-05-01"]) == 2
+    assert "market_data_ingest" in capsys.readouterr().err
+
+
+def test_qb_human_output_when_no_json_then_readable_lines(capsys, settings):
+    assert main(["status", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "lake:" in out and "price_partitions: 0" in out
