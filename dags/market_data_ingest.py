@@ -37,10 +37,10 @@ def _run_day() -> str:
     return chosen or when.date().isoformat()
 
 
-def _feed(source: str) -> Any:
+def _feed(source: str, universe: tuple[str, ...]) -> Any:
     from marketdata.feed import FileFeed, SkfolioFeed
 
-    return FileFeed(source) if source else SkfolioFeed()
+    return FileFeed(source) if source else SkfolioFeed(universe)
 
 
 @dag(
@@ -80,9 +80,11 @@ def market_data_ingest() -> None:
         from quantbridge.lake import Lake
         from quantbridge_airflow.config import airflow_settings
 
+        settings = airflow_settings()
         day = date.fromisoformat(_run_day())
+        feed = _feed(get_current_context()["params"]["source"], settings.universe)
         try:
-            staged = stage(Lake(airflow_settings().lake_root), _feed(get_current_context()["params"]["source"]), day, day)
+            staged = stage(Lake(settings.lake_root), feed, day, day)
         except NoDataError as exc:
             raise AirflowSkipException(str(exc)) from None
         return staged.as_dict()

@@ -81,3 +81,28 @@ def test_dag_when_date_param_given_then_it_overrides_the_logical_date(dag, setti
     state, tasks = _run(dag, date(2021, 6, 5), date="2021-06-09")
     assert state == "success", tasks
     assert Lake(settings.lake_root).price_dates() == [date(2021, 6, 9)]
+
+
+def test_dag_when_settings_variable_set_then_tasks_use_it(dag, settings, spark, redis_client, monkeypatch):
+    # A real Airflow Variable, from the environment-variables secrets backend.
+    monkeypatch.setenv("AIRFLOW_VAR_QUANTBRIDGE_SETTINGS", json.dumps({"universe": ["AAPL", "MSFT"]}))
+    state, tasks = _run(dag, date(2021, 6, 10))
+    assert state == "success", tasks
+    assert sorted(Lake(settings.lake_root).read_prices()["ticker"]) == ["AAPL", "MSFT"]
+
+
+def test_dag_when_settings_variable_not_json_then_run_fails_naming_the_variable(
+    dag, settings, spark, redis_client, monkeypatch, capfd
+):
+    monkeypatch.setenv("AIRFLOW_VAR_QUANTBRIDGE_SETTINGS", "{max_stale_days: 3")
+    state, tasks = _run(dag, date(2021, 6, 11))
+    assert state == "failed" and tasks["load_reference"] == "failed" and tasks["extract"] == "upstream_failed"
+    logged = capfd.readouterr()
+    assert "Airflow Variable quantbridge_settings" in logged.out + logged.err
+    monkeypatch.setenv("AIRFLOW_VAR_QUANTBRIDGE_SETTINGS", "[1, 2]")
+    from airflow.exceptions import AirflowFailException
+
+    from quantbridge_airflow.config import airflow_settings
+
+    with pytest.raises(AirflowFailException, match="a JSON object"):
+        airflow_settings()

@@ -104,3 +104,12 @@ def test_qb_human_output_when_no_json_then_readable_lines(capsys, settings):
     assert main(["status", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "lake:" in out and "price_partitions: 0" in out
+
+
+def test_qb_demo_when_small_ranges_then_bulk_and_dag_runs_summarised(capsys, settings, spark, redis_client, airflow_db):
+    code, out = run_json(capsys, "demo", "--start", "2020-01-02", "--end", "2020-01-03",
+                         "--dag-start", "2020-01-06", "--dag-end", "2020-01-06")
+    assert code == 0, out
+    assert out["bulk_ingest"]["published"] == 2 and len(out["bulk_ingest"]["tickers"]) == 20
+    assert out["dag_runs"]["succeeded"] == 1
+    assert out["lake"]["price_partitions"] == 3 and out["last_ingest"]["last_date"] == "2020-01-06"
