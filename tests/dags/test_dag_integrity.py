@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -59,6 +58,6 @@ def test_dag_when_inspected_then_owner_tags_retries_schedule_docs_and_params(dag
         assert "type" in param.schema, f"param {name} is untyped"
 
 
-def test_every_dag_in_folder_when_listed_then_each_has_a_file_and_unique_id(dagbag):
-    assert len(dagbag.dag_ids) == len(set(dagbag.dag_ids)) >= len(DAG_FILES)
-    assert time.time()  # DagBag built without touching Variables or Connections
+def test_every_dag_file_when_loaded_then_defines_at_least_one_dag(dagbag):
+    files_with_dags = {dag.fileloc for dag in dagbag.dags.values()}
+    assert {str(p) for p in DAG_FILES} <= files_with_dags

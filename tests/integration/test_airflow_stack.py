@@ -1,5 +1,8 @@
 """The real Airflow 3 stack started by `qb airflow start`: login required, a DAG triggered over REST runs
-on the scheduler (LocalExecutor, SQLite), and `qb airflow stop` ends every process by pid."""
+on the scheduler (LocalExecutor), and `qb airflow stop` ends every process by pid.
+
+Run twice: on the default SQLite metadata DB, and on PostgreSQL (the production configuration) in a fresh
+database of the PostgreSQL server at 127.0.0.1:5432, which that case needs (it says so when absent)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 
@@ -32,8 +36,34 @@ def _request(url: str, token: str | None = None, body: dict | None = None, metho
         return err.code, {}
 
 
+PG_DSN = os.environ.get("QB_TEST_POSTGRES_DSN_BASE", "postgresql://postgres@127.0.0.1:5432")
+
+
 @pytest.fixture
-def stack(tmp_path, monkeypatch, settings, redis_client, capsys):
+def metadata_db(request, monkeypatch):
+    """Nothing for SQLite (the default under AIRFLOW_HOME); a fresh PostgreSQL database otherwise."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    import psycopg2
+
+    name = f"qb_airflow_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg2.connect(PG_DSN + "/postgres", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_DSN} is needed for the production-configuration test: {exc}")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"{PG_DSN.replace('postgresql://', 'postgresql+psycopg2://')}/{name}")
+    yield "postgres"
+    cur = admin.cursor()
+    cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    cur.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.close()
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch, settings, redis_client, capsys, metadata_db):
     port = _free_port()
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     monkeypatch.setenv("AIRFLOW__API__PORT", str(port))
@@ -50,7 +80,8 @@ def stack(tmp_path, monkeypatch, settings, redis_client, capsys):
     assert all(read_pid(home / "pids" / f"{c}.pid") is None for c in AIRFLOW_COMPONENTS)
 
 
-def test_stack_when_started_then_login_required_and_rest_trigger_runs_dag_on_scheduler(stack, settings):
+@pytest.mark.parametrize("metadata_db", ["sqlite", "postgres"], indirect=True)
+def test_stack_when_started_then_login_required_and_rest_trigger_runs_dag_on_scheduler(stack, settings, metadata_db):
     base = stack["url"]
     assert _request(base + "/api/v2/dags")[0] == 401  # anonymous: refused
     status, token = _request(base + "/auth/token", body={"username": "admin", "password": stack["password"]})
