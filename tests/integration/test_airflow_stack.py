@@ -2,7 +2,8 @@
 on the scheduler (LocalExecutor), and `qb airflow stop` ends every process by pid.
 
 Run twice: on the default SQLite metadata DB, and on PostgreSQL (the production configuration) in a fresh
-database of the PostgreSQL server at 127.0.0.1:5432, which that case needs (it says so when absent)."""
+database of the PostgreSQL server at 127.0.0.1:5432 (``TEST_POSTGRES_DSN``); without a server that case is
+skipped, except under CI, where it fails."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _request(url: str, token: str | None = None, body: dict | None = None, metho
         return err.code, {}
 
 
-PG_DSN = os.environ.get("QB_TEST_POSTGRES_DSN_BASE", "postgresql://postgres@127.0.0.1:5432")
+PG_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432")
 
 
 @pytest.fixture
@@ -51,7 +52,10 @@ def metadata_db(request, monkeypatch):
     try:
         admin = psycopg2.connect(PG_DSN + "/postgres", connect_timeout=3)
     except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {PG_DSN} is needed for the production-configuration test: {exc}")
+        # CI's machine has PostgreSQL, so there a missing server is a failure; a newcomer's may not.
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_DSN} is needed for the production-configuration test: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_DSN} (set TEST_POSTGRES_DSN): {exc}")
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"{PG_DSN.replace('postgresql://', 'postgresql+psycopg2://')}/{name}")
