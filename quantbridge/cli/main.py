@@ -300,6 +300,10 @@ def _print_human(out: dict[str, Any], indent: str = "") -> None:
         if isinstance(value, dict) and value:
             print(f"{indent}{key}:")
             _print_human(value, indent + "  ")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            print(f"{indent}{key}:")
+            for item in value:
+                print(f"{indent}  - " + ", ".join(f"{k}={v}" for k, v in item.items()))
         elif isinstance(value, list) and len(value) > 12:
             print(f"{indent}{key}: [{len(value)} items] {', '.join(map(str, value[:6]))}, ...")
         else:
