@@ -1,1 +1,1 @@
-"""risk lane (see README and the issue tracker); populated by its own issue."""
+"""Risk: the array backend (CuPy on a GPU, NumPy otherwise), covariance estimation, VaR/CVaR engines."""

@@ -178,6 +178,51 @@ def cmd_airflow(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     return out, 0
 
 
+def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    from quantbridge.lake import Lake
+    from risk.measure import portfolio_var
+    from risk.portfolio import equal_weight_book, load_positions, parse_positions
+
+    closes = Lake(settings.lake_root).read_close_matrix()
+    if closes.empty:
+        raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
+    if args.positions:
+        positions, source = load_positions(args.positions), args.positions
+    else:
+        positions, source = _redis_positions(settings), "redis"
+        if not positions:
+            positions, source = equal_weight_book(closes.ffill().iloc[-1]), "demo equal-weight book ($1,000,000)"
+    result = portfolio_var(closes, parse_positions(positions), model=args.model, confidence=args.confidence,
+                           horizon_days=args.horizon, paths=args.paths, seed=args.seed if args.seed is not None else settings.seed,
+                           mode=args.mode, window=args.window, backend_preference=settings.array_backend)
+    out = result.as_dict()
+    out.update(positions_source=source, as_of=str(closes.index[-1]), positions=len(positions))
+    return out, 0
+
+
+def _redis_positions(settings: Settings) -> dict[str, float]:
+    """Live positions from Redis, or {} when Redis is down or holds none (the demo book is used then)."""
+    import redis
+
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.state import connect
+
+    client = connect(settings)
+    try:
+        return {k: float(v) for k, v in client.hgetall(RedisSchema(settings.redis_prefix).key("positions")).items()}
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()
+
+
+def _fraction(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--confidence={text!r} is invalid: expected a number like 0.99") from None
+
+
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     from quantbridge.redis_schema import KEYS, schema_markdown
 
@@ -253,6 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("airflow", parents=[common], help="the local Airflow 3 stack (api-server, scheduler, ...)")
     p.add_argument("action", choices=["start", "stop", "status", "migrate"])
     p.set_defaults(func=cmd_airflow)
+
+    p = sub.add_parser("var", parents=[common], help="portfolio VaR/CVaR from lake prices")
+    p.add_argument("--positions", help="CSV (ticker, quantity) or JSON; default: Redis positions, else the demo book")
+    p.add_argument("--model", default="normal", choices=["normal", "student_t", "ewma", "historical", "filtered_historical"])
+    p.add_argument("--confidence", type=_fraction, default=0.99)
+    p.add_argument("--horizon", type=int, default=1, help="days")
+    p.add_argument("--paths", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=None, help="default: QB_SEED")
+    p.add_argument("--mode", default="shortcut", choices=["shortcut", "full"])
+    p.add_argument("--window", type=int, default=500, help="daily returns for the covariance or history")
+    p.set_defaults(func=cmd_var)
 
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)

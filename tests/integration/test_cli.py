@@ -113,3 +113,26 @@ def test_qb_demo_when_small_ranges_then_bulk_and_dag_runs_summarised(capsys, set
     assert out["bulk_ingest"]["published"] == 2 and len(out["bulk_ingest"]["tickers"]) == 20
     assert out["dag_runs"]["succeeded"] == 1
     assert out["lake"]["price_partitions"] == 3 and out["last_ingest"]["last_date"] == "2020-01-06"
+
+
+def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, settings, spark, redis_client, tmp_path):
+    from marketdata.feed import SkfolioFeed
+    from marketdata.ingest import ingest_range
+
+    ingest_range(settings, SkfolioFeed(), date(2019, 1, 2), date(2019, 6, 28), spark=spark)
+    code, out = run_json(capsys, "var", "--paths", "20000")
+    assert code == 0
+    assert {"var", "cvar", "volatility", "confidence", "horizon_days", "paths", "model", "backend", "seconds"} <= set(out)
+    assert out["positions_source"].startswith("demo") and out["cvar"] >= out["var"] > 0
+    redis_client.hset("qb:positions", mapping={"AAPL": 100, "MSFT": 50})
+    code, live = run_json(capsys, "var", "--paths", "20000", "--mode", "full", "--horizon", "10")
+    assert live["positions_source"] == "redis" and set(live["component_var"]) == {"AAPL", "MSFT"}
+    book = tmp_path / "book.csv"
+    book.write_text("ticker,quantity\nNOPE,1\n")
+    assert main(["var", "--positions", str(book)]) == 2
+    assert "NOPE" in capsys.readouterr().err
+
+
+def test_qb_var_when_lake_empty_then_exit_2_says_ingest_first(capsys, settings):
+    assert main(["var"]) == 2
+    assert "qb ingest" in capsys.readouterr().err
