@@ -94,10 +94,11 @@ class QualityReport:
     def for_date(self, day: date) -> QualityReport:
         """The part of the report that concerns one date."""
         iso = day.isoformat()
+        requested = {d.isoformat() for d in self.dates}
         return QualityReport(
             rows=self.rows,
             dates=(day,),
-            violations=tuple(v for v in self.violations if v.date == iso or v.date not in {d.isoformat() for d in self.dates}),
+            violations=tuple(v for v in self.violations if v.date == iso or v.date not in requested),
             rules_checked=self.rules_checked,
         )
 

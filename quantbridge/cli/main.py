@@ -183,9 +183,20 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
     from risk.measure import portfolio_var
     from risk.portfolio import equal_weight_book, load_positions, parse_positions
 
-    closes = Lake(settings.lake_root).read_close_matrix()
+    lake = Lake(settings.lake_root)
+    closes = lake.read_close_matrix()
     if closes.empty:
         raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
+    if args.action == "backtest":
+        from risk.backtest import backtest, lake_returns
+
+        returns = lake_returns(closes, lake.quarantined_dates())
+        _echo(args, f"backtesting {len(returns)} daily returns of an equal-weight book of {returns.shape[1]} stocks")
+        out = backtest(returns, confidence=args.confidence, window=args.window)
+        out["quarantined_dates_skipped"] = len(lake.quarantined_dates())
+        if not args.json:
+            _print_backtest(out)
+        return out, 0
     if args.positions:
         positions, source = load_positions(args.positions), args.positions
     else:
@@ -198,6 +209,17 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
     out = result.as_dict()
     out.update(positions_source=source, as_of=str(closes.index[-1]), positions=len(positions))
     return out, 0
+
+
+def _print_backtest(out: dict[str, Any]) -> None:
+    print(f"one-day {out['confidence']:.0%} VaR backtest, {out['start']}..{out['end']}, window {out['window']}")
+    print(f"{'model':<20}{'obs':>6}{'exc':>6}{'expected':>10}{'Kupiec p':>10}{'Christ. p':>10}{'last zone':>10}"
+          f"{'green%':>8}{'red%':>7}  passes")
+    for m in out["models"]:
+        print(f"{m['model']:<20}{m['observations']:>6}{m['exceptions']:>6}{m['expected_exceptions']:>10.1f}"
+              f"{m['kupiec_p']:>10.4f}{m['christoffersen_p']:>10.4f}{m['zone_last_window']:>10}"
+              f"{100 * m['windows_green']:>8.1f}{100 * m['windows_red']:>7.1f}  {m['passes']}")
+    print(f"default model: {out['default_model']} (passes both tests: {out['default_passes']})")
 
 
 def _redis_positions(settings: Settings) -> dict[str, float]:
@@ -299,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status", "migrate"])
     p.set_defaults(func=cmd_airflow)
 
-    p = sub.add_parser("var", parents=[common], help="portfolio VaR/CVaR from lake prices")
+    p = sub.add_parser("var", parents=[common], help="portfolio VaR/CVaR from lake prices; `qb var backtest` backtests")
+    p.add_argument("action", nargs="?", choices=["backtest"], help="backtest the models on the lake's whole history")
     p.add_argument("--positions", help="CSV (ticker, quantity) or JSON; default: Redis positions, else the demo book")
     p.add_argument("--model", default="normal", choices=["normal", "student_t", "ewma", "historical", "filtered_historical"])
     p.add_argument("--confidence", type=_fraction, default=0.99)
@@ -346,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.json:
         print(json.dumps(out, indent=2, default=str))
-    elif args.command not in {"schema", "settings"}:
+    elif args.command not in {"schema", "settings"} and not (args.command == "var" and args.action == "backtest"):
         _print_human(out)
     return code
 
