@@ -59,6 +59,21 @@ class Settings:
     array_backend: str = "auto"
     #: Seed for every random generator that is not given one explicitly.
     seed: int = 20260101
+    #: VaR model of `qb var` and the VaR sensor: the one that passed the backtest (README, `qb var backtest`).
+    var_model: str = "filtered_historical"
+    var_confidence: float = 0.99
+    var_horizon_days: int = 1
+    var_paths: int = 100_000
+    #: Daily returns behind the covariance / historical sample.
+    var_window: int = 500
+    #: VaR sensor refresh period, seconds.
+    var_interval_s: float = 30.0
+    #: VaR limit in the portfolio currency: above it the kill switch is set.
+    var_limit: float = 50_000.0
+    #: The kill switch clears when VaR falls below var_limit x var_clear_ratio (hysteresis).
+    var_clear_ratio: float = 0.9
+    #: Port of the VaR sensor's Prometheus metrics (0 = no HTTP endpoint).
+    var_metrics_port: int = 9108
 
     def __post_init__(self) -> None:
         if self.max_stale_days < 1:
@@ -75,6 +90,17 @@ class Settings:
             raise ConfigError("history_days", self.history_days, f"at least max_stale_days + 1 = {self.max_stale_days + 1}")
         if self.array_backend not in {"auto", "gpu", "cpu"}:
             raise ConfigError("array_backend", self.array_backend, "one of auto, gpu, cpu")
+        if self.var_model not in {"normal", "student_t", "ewma", "historical", "filtered_historical"}:
+            raise ConfigError("var_model", self.var_model, "one of normal, student_t, ewma, historical, filtered_historical")
+        if not 0.5 <= self.var_confidence < 1:
+            raise ConfigError("var_confidence", self.var_confidence, "a number in [0.5, 1)")
+        if self.var_horizon_days < 1 or self.var_paths < 100 or self.var_window < 20:
+            raise ConfigError("var_horizon_days/var_paths/var_window",
+                              (self.var_horizon_days, self.var_paths, self.var_window), ">= 1, >= 100 and >= 20")
+        if self.var_interval_s <= 0 or self.var_limit <= 0:
+            raise ConfigError("var_interval_s/var_limit", (self.var_interval_s, self.var_limit), "positive numbers")
+        if not 0 < self.var_clear_ratio <= 1:
+            raise ConfigError("var_clear_ratio", self.var_clear_ratio, "a number in (0, 1]")
         scheme = urlsplit(self.redis_url).scheme
         if scheme not in {"redis", "rediss", "unix"}:
             raise ConfigError("redis_url", self.redis_url, "a redis://, rediss:// or unix:// URL")

@@ -183,6 +183,10 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
     from risk.measure import portfolio_var
     from risk.portfolio import equal_weight_book, load_positions, parse_positions
 
+    for name, setting in (("model", "var_model"), ("confidence", "var_confidence"), ("horizon", "var_horizon_days"),
+                          ("paths", "var_paths"), ("window", "var_window"), ("seed", "seed")):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(settings, setting))
     lake = Lake(settings.lake_root)
     closes = lake.read_close_matrix()
     if closes.empty:
@@ -204,11 +208,43 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
         if not positions:
             positions, source = equal_weight_book(closes.ffill().iloc[-1]), "demo equal-weight book ($1,000,000)"
     result = portfolio_var(closes, parse_positions(positions), model=args.model, confidence=args.confidence,
-                           horizon_days=args.horizon, paths=args.paths, seed=args.seed if args.seed is not None else settings.seed,
+                           horizon_days=args.horizon, paths=args.paths, seed=args.seed,
                            mode=args.mode, window=args.window, backend_preference=settings.array_backend)
     out = result.as_dict()
     out.update(positions_source=source, as_of=str(closes.index[-1]), positions=len(positions))
     return out, 0
+
+
+def cmd_var_sensor(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """The long-running VaR sensor; SIGTERM or Ctrl-C stops it between refreshes."""
+    import signal
+    import threading
+
+    from quantbridge.lake import Lake
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.state import connect
+    from risk.sensor import SensorConfig, SensorMetrics, VarSensor
+
+    config = SensorConfig.from_settings(settings, interval_s=args.interval, limit=args.limit)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.duration:
+        threading.Timer(args.duration, stop.set).start()
+    metrics = SensorMetrics()
+    port = settings.var_metrics_port if args.metrics_port is None else args.metrics_port
+    server = metrics.serve(port) if port else None
+    sensor = VarSensor(config, Lake(settings.lake_root), RedisSchema(settings.redis_prefix), lambda: connect(settings),
+                       on_alert=lambda alert: _echo(args, f"ALERT {alert}"), metrics=metrics)
+    _echo(args, f"VaR sensor: {config.model} {config.confidence:.0%} {config.horizon_days}d, limit {config.limit:,.0f}, "
+                f"every {config.interval_s} s" + (f", metrics on 127.0.0.1:{port}/metrics" if port else ""))
+    try:
+        refreshes = sensor.run(stop, max_refreshes=args.max_refreshes)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return {"refreshes": refreshes, "stopped": "signal or duration" if stop.is_set() else "max_refreshes",
+            "limit": config.limit, "model": config.model}, 0
 
 
 def _print_backtest(out: dict[str, Any]) -> None:
@@ -324,14 +360,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("var", parents=[common], help="portfolio VaR/CVaR from lake prices; `qb var backtest` backtests")
     p.add_argument("action", nargs="?", choices=["backtest"], help="backtest the models on the lake's whole history")
     p.add_argument("--positions", help="CSV (ticker, quantity) or JSON; default: Redis positions, else the demo book")
-    p.add_argument("--model", default="normal", choices=["normal", "student_t", "ewma", "historical", "filtered_historical"])
-    p.add_argument("--confidence", type=_fraction, default=0.99)
-    p.add_argument("--horizon", type=int, default=1, help="days")
-    p.add_argument("--paths", type=int, default=100_000)
-    p.add_argument("--seed", type=int, default=None, help="default: QB_SEED")
-    p.add_argument("--mode", default="shortcut", choices=["shortcut", "full"])
-    p.add_argument("--window", type=int, default=500, help="daily returns for the covariance or history")
+    p.add_argument("--model", default=None, choices=["normal", "student_t", "ewma", "historical", "filtered_historical"],
+                   help="default QB_VAR_MODEL (filtered_historical: the model that passed the backtest)")
+    p.add_argument("--confidence", type=_fraction, default=None, help="default QB_VAR_CONFIDENCE (0.99)")
+    p.add_argument("--horizon", type=int, default=None, help="days (default QB_VAR_HORIZON_DAYS)")
+    p.add_argument("--paths", type=int, default=None, help="Monte Carlo paths (default QB_VAR_PATHS)")
+    p.add_argument("--seed", type=int, default=None, help="default QB_SEED")
+    p.add_argument("--mode", default="shortcut", choices=["shortcut", "full"], help="full adds component VaR")
+    p.add_argument("--window", type=int, default=None, help="daily returns for the covariance or history (QB_VAR_WINDOW)")
     p.set_defaults(func=cmd_var)
+
+    p = sub.add_parser("var-sensor", parents=[common], help="the live VaR sensor loop (Redis, kill switch, metrics)")
+    p.add_argument("--interval", type=float, default=None, help="seconds between refreshes (default QB_VAR_INTERVAL_S)")
+    p.add_argument("--limit", type=float, default=None, help="VaR limit (default QB_VAR_LIMIT)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--max-refreshes", type=int, default=None)
+    p.add_argument("--metrics-port", type=int, default=None, help="0 disables /metrics (default QB_VAR_METRICS_PORT)")
+    p.set_defaults(func=cmd_var_sensor)
 
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)

@@ -43,7 +43,7 @@ def test_dag_file_when_parsed_in_a_fresh_interpreter_then_fast_and_prints_parse_
     assert file_s < 2.0
 
 
-@pytest.mark.parametrize("dag_id", ["market_data_ingest"])
+@pytest.mark.parametrize("dag_id", [p.stem for p in DAG_FILES])  # convention: dag_id == file name
 def test_dag_when_inspected_then_owner_tags_retries_schedule_docs_and_params(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags, "tags"

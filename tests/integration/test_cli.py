@@ -125,7 +125,7 @@ def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, s
     assert {"var", "cvar", "volatility", "confidence", "horizon_days", "paths", "model", "backend", "seconds"} <= set(out)
     assert out["positions_source"].startswith("demo") and out["cvar"] >= out["var"] > 0
     redis_client.hset("qb:positions", mapping={"AAPL": 100, "MSFT": 50})
-    code, live = run_json(capsys, "var", "--paths", "20000", "--mode", "full", "--horizon", "10")
+    code, live = run_json(capsys, "var", "--model", "normal", "--paths", "20000", "--mode", "full", "--horizon", "10")
     assert live["positions_source"] == "redis" and set(live["component_var"]) == {"AAPL", "MSFT"}
     book = tmp_path / "book.csv"
     book.write_text("ticker,quantity\nNOPE,1\n")
