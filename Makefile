@@ -17,12 +17,13 @@ help:
 	@echo "make services  - start the project's redis-server (AOF, .services/redis); make stop stops everything"
 	@echo "make airflow   - start the local Airflow 3 stack, UI on http://127.0.0.1:8080 (login: admin)"
 	@echo "make status    - services, lake extent, last runs"
+	@echo "make bench     - Monte Carlo VaR benchmark (500 assets x 1,000,000 paths) against this machine's floor"
 	@echo "make lock      - re-resolve requirements.in into the pinned requirements.txt"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $(STAMP)
 
@@ -57,6 +58,10 @@ test: venv system
 # Quick loop while developing: no coverage, no slow tests (the Airflow stack).
 test-fast: venv system
 	$(BIN)/pytest -m "not slow" -x -q tests
+
+# Full-size benchmarks; figures are ratios to a floor measured in the same run.
+bench: venv
+	$(BIN)/python -m bench.var_bench --assets 500 --paths 1000000 --repeats 2
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv

@@ -8,9 +8,10 @@ Monte Carlo, two modes on the same random draws:
 
 * ``shortcut``: portfolio P&L = (w'L) Z, exact for linear positions (L the Cholesky factor): one
   matrix-vector product per batch of paths, no per-asset paths kept.
-* ``full``: per-asset paths X = L Z, P&L = w'X; a second pass over the same seeded batches gathers each
-  position's mean loss in the tail, so component CVaRs sum to CVaR and component VaRs (the same shares
-  scaled to VaR) sum to VaR.
+* ``full``: per-asset paths X = L Z, P&L = w'X; each position's mean loss over the tail paths gives
+  component CVaRs that sum to CVaR, and component VaRs (the same shares scaled to VaR) that sum to VaR.
+  One pass: each batch keeps its worst paths' per-position losses (a batch holding more of the global
+  tail than it kept is redrawn from its seed).
 
 Innovations are normal or Student-t (multivariate t with ``dof`` > 2, scaled to the same covariance).
 Batches draw from ``default_rng([seed, batch])``, so every figure is reproducible for a seed.
@@ -31,6 +32,8 @@ from risk.backend import Backend, array_module
 
 MODELS = ("normal", "student_t")
 MODES = ("shortcut", "full")
+#: Full mode keeps this many times the expected tail share of each batch's worst paths.
+_TAIL_KEEP_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -164,10 +167,20 @@ def monte_carlo_var(
     # Batches of at most ~20M normals keep memory bounded (160 MB in float64) whatever the book size.
     step = max(1_000, min(batch_size, 20_000_000 // w.size))
     sizes = [min(step, paths - start) for start in range(0, paths, step)]
-    pnl = np.concatenate([
-        backend.to_numpy(_batch_pnl(backend, seed, b, n, factor, model, dof, dtype, full, weights)[0]).astype(np.float64)
-        for b, n in enumerate(sizes)
-    ])
+    # Full mode keeps, per batch, the per-position losses of its worst ``keep`` paths: the global tail
+    # (the worst (1 - c) of all paths) is almost surely among them, and a batch where it is not is
+    # drawn again below, so the components are exact in one pass (not two).
+    keep_frac = min(1.0, _TAIL_KEEP_FACTOR * (1 - confidence) + 0.002)
+    pnls, kept = [], []
+    for b, n in enumerate(sizes):
+        batch_pnl, asset_paths = _batch_pnl(backend, seed, b, n, factor, model, dof, dtype, full, weights)
+        pnls.append(backend.to_numpy(batch_pnl).astype(np.float64))
+        if full:
+            k = min(n, max(1, math.ceil(keep_frac * n)))
+            worst = np.argpartition(pnls[-1], k - 1)[:k]
+            contrib = -(weights[:, None] * asset_paths[:, xp.asarray(worst)])
+            kept.append((worst, backend.to_numpy(contrib).astype(np.float64)))
+    pnl = np.concatenate(pnls)
     loss = -pnl
     var = float(np.quantile(loss, confidence))
     tail = loss >= var
@@ -178,15 +191,19 @@ def monte_carlo_var(
         names = list(tickers) if tickers is not None else [str(i) for i in range(w.size)]
         tail_loss = np.zeros(w.size)
         offset = 0
-        for b, n in enumerate(sizes):  # second pass over the same seeded batches
-            _, asset_paths = _batch_pnl(backend, seed, b, n, factor, model, dof, dtype, True, weights)
-            mask = xp.asarray(tail[offset:offset + n])
-            tail_loss += backend.to_numpy(-(weights[:, None] * asset_paths[:, mask]).sum(axis=1)).astype(np.float64)
+        for b, (n, (worst, contrib)) in enumerate(zip(sizes, kept)):
+            batch_tail = tail[offset:offset + n]
+            if batch_tail.sum() <= len(worst):  # every tail path of the batch is among its kept worst
+                tail_loss += contrib[:, batch_tail[worst]].sum(axis=1)
+            else:  # rare: draw the batch again (same seed) and take its whole tail
+                _, asset_paths = _batch_pnl(backend, seed, b, n, factor, model, dof, dtype, True, weights)
+                mask = xp.asarray(batch_tail)
+                tail_loss += backend.to_numpy(-(weights[:, None] * asset_paths[:, mask]).sum(axis=1)).astype(np.float64)
             offset += n
-        contrib = tail_loss / tail.sum()  # sums to CVaR (up to float rounding of the batches)
-        contrib *= cvar / contrib.sum()
-        result["component_cvar"] = dict(zip(names, contrib.tolist()))
-        result["component_var"] = dict(zip(names, (contrib * var / cvar).tolist()))
+        contrib_total = tail_loss / tail.sum()  # sums to CVaR (up to float rounding of the batches)
+        contrib_total *= cvar / contrib_total.sum()
+        result["component_cvar"] = dict(zip(names, contrib_total.tolist()))
+        result["component_var"] = dict(zip(names, (contrib_total * var / cvar).tolist()))
     return VarResult(seconds=time.perf_counter() - t0, **result)
 
 

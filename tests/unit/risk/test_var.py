@@ -147,3 +147,14 @@ def test_array_module_when_cpu_or_auto_without_gpu_then_numpy_and_gpu_demand_exp
             array_module("gpu")
     with pytest.raises(ConfigError, match="array_backend"):
         array_module("tpu")
+
+
+def test_mc_var_full_when_a_batch_holds_more_tail_than_kept_then_redrawn_with_same_result(book, monkeypatch):
+    w, cov = book
+    names = [f"T{i}" for i in range(N)]
+    kept = monte_carlo_var(w, cov, paths=30_000, seed=8, mode="full", tickers=names, batch_size=5_000)
+    monkeypatch.setattr("risk.var._TAIL_KEEP_FACTOR", 0.0)  # keep 0.2% of each batch: every batch is redrawn
+    redrawn = monte_carlo_var(w, cov, paths=30_000, seed=8, mode="full", tickers=names, batch_size=5_000)
+    assert redrawn.var == kept.var
+    for name in names:
+        assert redrawn.component_var[name] == pytest.approx(kept.component_var[name], rel=1e-9, abs=1e-6)
