@@ -107,12 +107,16 @@ def test_qb_human_output_when_no_json_then_readable_lines(capsys, settings):
 
 
 def test_qb_demo_when_small_ranges_then_bulk_and_dag_runs_summarised(capsys, settings, spark, redis_client, airflow_db):
-    code, out = run_json(capsys, "demo", "--start", "2020-01-02", "--end", "2020-01-03",
-                         "--dag-start", "2020-01-06", "--dag-end", "2020-01-06")
+    code, out = run_json(capsys, "demo", "--start", "2019-10-01", "--end", "2020-01-03",
+                         "--dag-start", "2020-01-06", "--dag-end", "2020-01-06", "--sensor-interval", "0.1")
     assert code == 0, out
-    assert out["bulk_ingest"]["published"] == 2 and len(out["bulk_ingest"]["tickers"]) == 20
+    assert out["bulk_ingest"]["published"] == 66 and len(out["bulk_ingest"]["tickers"]) == 20
     assert out["dag_runs"]["succeeded"] == 1
-    assert out["lake"]["price_partitions"] == 3 and out["last_ingest"]["last_date"] == "2020-01-06"
+    assert out["lake"]["price_partitions"] == 67 and out["last_ingest"]["last_date"] == "2020-01-06"
+    sensor = out["var_sensor"]
+    assert sensor["refreshes"] == 3 and sensor["seeded_demo_book"] is True
+    assert 0 < float(sensor["current"]["var"]) <= float(sensor["current"]["cvar"])
+    assert sensor["current"]["as_of"] == "2020-01-06" and sensor["current"]["positions"] == "20"
 
 
 def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, settings, spark, redis_client, tmp_path):
@@ -127,6 +131,11 @@ def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, s
     redis_client.hset("qb:positions", mapping={"AAPL": 100, "MSFT": 50})
     code, live = run_json(capsys, "var", "--model", "normal", "--paths", "20000", "--mode", "full", "--horizon", "10")
     assert live["positions_source"] == "redis" and set(live["component_var"]) == {"AAPL", "MSFT"}
+    code, bt = run_json(capsys, "var", "backtest", "--window", "60")
+    assert code == 0 and [m["model"] for m in bt["models"]] == ["normal", "student_t", "ewma", "filtered_historical"]
+    assert bt["models"][0]["observations"] == 123 - 60 and bt["default_model"] in {m["model"] for m in bt["models"]}
+    assert main(["var", "backtest", "--window", "60", "--quiet"]) == 0
+    assert "default model:" in capsys.readouterr().out
     book = tmp_path / "book.csv"
     book.write_text("ticker,quantity\nNOPE,1\n")
     assert main(["var", "--positions", str(book)]) == 2
