@@ -44,7 +44,7 @@ class VarSensorOperator(BaseOperator):
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
-        from risk.sensor import SensorConfig, VarSensor
+        from risk.sensor import SensorConfig, SensorMetrics, VarSensor
 
         settings = airflow_settings()
         config = SensorConfig.from_settings(
@@ -65,13 +65,22 @@ class VarSensorOperator(BaseOperator):
         timer = threading.Timer(duration, self._stop.set) if duration > 0 else None
         if timer is not None:
             timer.start()
+        metrics, server = SensorMetrics(), None
+        if settings.var_metrics_port:
+            try:
+                server = metrics.serve(settings.var_metrics_port)
+            except OSError as exc:  # e.g. a `qb var-sensor` already serves that port: measure anyway
+                self.log.warning("metrics port %s unavailable (%s); running without /metrics",
+                                 settings.var_metrics_port, exc)
         sensor = VarSensor(config, Lake(settings.lake_root), RedisSchema(settings.redis_prefix), hook.get_conn,
-                           on_alert=on_alert)
+                           on_alert=on_alert, metrics=metrics)
         try:
             refreshes = sensor.run(self._stop)
         finally:
             if timer is not None:
                 timer.cancel()
+            if server is not None:
+                server.shutdown()
         return {"refreshes": refreshes, "alerts": alerts, "limit": config.limit}
 
     def on_kill(self) -> None:

@@ -153,10 +153,29 @@ def test_realtime_risk_dag_when_run_briefly_then_sensor_task_alerts_and_sets_kil
 
     monkeypatch.setenv("QB_LAKE_ROOT", str(priced_lake))
     monkeypatch.setenv("QB_VAR_WINDOW", "120")
+    port = _free_port()
+    monkeypatch.setenv("QB_VAR_METRICS_PORT", str(port))
     _book(redis_client)
+    scraped = []
+
+    def scrape() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not scraped:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as reply:
+                    text = reply.read().decode()
+                    if "qb_kill_switch 1.0" in text:
+                        scraped.append(text)
+            except OSError:
+                time.sleep(0.05)
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
     dag = load_dag("realtime_risk")
     run = dag.test(logical_date=datetime(2026, 1, 5, tzinfo=timezone.utc),
                    run_conf={"duration_s": 1, "interval_s": 0.2, "limit": 1})
     assert str(run.state) == "success", _task_states("realtime_risk", run.run_id)
     assert redis_client.exists(SCHEMA.key("kill_switch"))
     assert redis_client.xlen(SCHEMA.key("risk_history")) >= 2
+    scraper.join(65)
+    assert scraped and "qb_var_limit 1.0" in scraped[0]  # the task served /metrics while it ran
