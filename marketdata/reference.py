@@ -27,10 +27,12 @@ SCHEMAS: dict[str, dict[str, str]] = {
 }
 
 
-def read_reference_csv(table: str, path: Path | None = None) -> pd.DataFrame:
+def read_reference_csv(table: str, path: str | Path | None = None) -> pd.DataFrame:
     """Read and type one illustrative table; a missing column or unreadable value is an InputError."""
     schema = SCHEMAS[table]
-    path = path or DATA_DIR / f"{table}.csv"
+    path = Path(path) if path else DATA_DIR / f"{table}.csv"
+    if not path.is_file():
+        raise InputError(f"{table} file", str(path), "an existing CSV file")
     raw = pd.read_csv(path, comment="#", dtype=str, skipinitialspace=True)
     if list(raw.columns) != list(schema):
         raise InputError(f"{path.name} columns", list(raw.columns), f"exactly {', '.join(schema)}")

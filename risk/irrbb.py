@@ -100,7 +100,9 @@ class ZeroNodes:
         """A QuantLib ZeroCurve through these nodes (linear in the zero rate, continuous compounding)."""
         import QuantLib as ql
 
-        return ql.ZeroCurve([_ql_date(d) for d in self.dates], list(map(float, self.zeros)), ql.Actual365Fixed())
+        curve = ql.ZeroCurve([_ql_date(d) for d in self.dates], list(map(float, self.zeros)), ql.Actual365Fixed())
+        curve.enableExtrapolation()  # a bond past the last pillar: the last segment's slope carries on
+        return curve
 
 
 def bootstrap_par_curve(as_of: date, curve_table: pd.DataFrame, coupons_per_year: int = 2) -> ZeroNodes:

@@ -247,6 +247,34 @@ def cmd_var_sensor(args: argparse.Namespace, settings: Settings) -> tuple[dict[s
             "limit": config.limit, "model": config.model}, 0
 
 
+def cmd_stress(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """Stress the book for one date and print per scenario the base, shocked value and change."""
+    from quantbridge.lake import Lake
+    from risk.portfolio import load_positions
+    from risk.stress_run import load_inputs, run_stress
+
+    lake = Lake(settings.lake_root)
+    positions = load_positions(args.positions) if args.positions else _redis_positions(settings)
+    inputs = load_inputs(lake, args.date, positions, args.book)
+    frame = run_stress(inputs, args.scenarios, shock_scale=args.shock_scale, paths=args.paths, seed=settings.seed,
+                       dask_scheduler=settings.dask_scheduler, progress=lambda m: _echo(args, m))
+    scenarios = []
+    for (family, scenario), rows in frame.groupby(["family", "scenario"], sort=False):
+        total = rows[rows["position"] == "TOTAL"].iloc[0]
+        scenarios.append({"family": family, "scenario": scenario, "base_value": total["base_value"],
+                          "shocked_value": total["shocked_value"], "change": total["change"],
+                          "positions": rows[rows["position"] != "TOTAL"].loc[
+                              :, ["position", "base_value", "shocked_value", "change"]].to_dict("records")})
+    scenarios.sort(key=lambda r: r["change"])
+    if not args.json:
+        print(f"stress {args.date}: {len(scenarios)} scenarios, worst first")
+        print(f"{'family':<11}{'scenario':<36}{'base':>16}{'shocked':>16}{'change':>14}")
+        for r in scenarios:
+            print(f"{r['family']:<11}{r['scenario']:<36}{r['base_value']:>16,.0f}{r['shocked_value']:>16,.0f}"
+                  f"{r['change']:>14,.0f}")
+    return {"date": args.date.isoformat(), "rows": len(frame), "scenarios": scenarios}, 0
+
+
 def _print_backtest(out: dict[str, Any]) -> None:
     print(f"one-day {out['confidence']:.0%} VaR backtest, {out['start']}..{out['end']}, window {out['window']}")
     print(f"{'model':<20}{'obs':>6}{'exc':>6}{'expected':>10}{'Kupiec p':>10}{'Christ. p':>10}{'last zone':>10}"
@@ -414,6 +442,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=None, help="0 disables /metrics (default QB_VAR_METRICS_PORT)")
     p.set_defaults(func=cmd_var_sensor)
 
+    p = sub.add_parser("stress", parents=[common], help="stress scenarios for one date (rates, fx, esg, historical)")
+    p.add_argument("--date", type=_date("--date"), required=True)
+    p.add_argument("--book", help="your fixed-income book: CSV id, face, coupon_rate, maturity_date, "
+                                  "coupon_frequency, currency (default: the illustrative book in the lake)")
+    p.add_argument("--positions", help="equity positions CSV/JSON (default: Redis, else the demo book)")
+    p.add_argument("--scenarios", nargs="+", default=["rates", "fx", "esg", "historical"],
+                   choices=["rates", "fx", "esg", "historical"], help="scenario families")
+    p.add_argument("--shock-scale", type=float, default=1.0)
+    p.add_argument("--paths", type=int, default=50_000)
+    p.set_defaults(func=cmd_stress)
+
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)
 
@@ -452,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.json:
         print(json.dumps(out, indent=2, default=str))
-    elif args.command not in {"schema", "settings"} and not (args.command == "var" and args.action == "backtest"):
+    elif args.command not in {"schema", "settings", "stress"} and not (args.command == "var" and args.action == "backtest"):
         _print_human(out)
     return code
 
