@@ -1,0 +1,82 @@
+"""
+### retraining
+
+Retrains the strategy model whenever new data lands: scheduled on the Assets `lake_prices` (emitted by
+`market_data_ingest`) or `stress_ledger` (emitted by `nightly_stress`); synthetic samples join when
+issue 5 exists.
+
+1. **train**: leakage-free features on Dask over the last `window_days` trading days, purged walk-forward
+   evaluation (out-of-sample IC, hit rate), fit on the whole window, register a new version under
+   `models/version=V/` (skipped while the lake holds too little history).
+2. **promote**: the challenger becomes champion only if its out-of-sample IC beats the champion's.
+
+Scoring, portfolio construction, orders and SHAP explanations are the next part of issue 6.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from quantbridge_airflow.assets import PRICES, STRESS_LEDGER
+
+
+@dag(
+    dag_id="retraining",
+    schedule=(PRICES | STRESS_LEDGER),
+    start_date=pendulum.datetime(1990, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["strategy", "model", "assets"],
+    default_args={"owner": "quant-research", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    params={
+        "model_kind": Param("gbm", type="string", enum=["gbm"], description="Model family to train."),
+        "window_days": Param(750, type="integer", minimum=150, maximum=10000,
+                             description="Trading days of history in the training window."),
+        "as_of": Param(None, type=["null", "string"], format="date",
+                       description="Train on data up to this date; empty = the lake's last date."),
+    },
+)
+def retraining() -> None:
+    @task
+    def train() -> dict[str, Any]:
+        from datetime import date
+
+        from airflow.exceptions import AirflowSkipException
+
+        from quantbridge.errors import NoDataError
+        from quantbridge.lake import Lake
+        from quantbridge_airflow.config import airflow_settings
+        from strategy.training import retrain
+
+        params, settings = get_current_context()["params"], airflow_settings()
+        lake = Lake(settings.lake_root)
+        dates = lake.price_dates()
+        if not dates:
+            raise AirflowSkipException(f"no prices in the lake at {lake.root}")
+        as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else dates[-1]
+        try:
+            return retrain(lake, as_of, params["window_days"], params["model_kind"], seed=settings.seed)
+        except NoDataError as exc:
+            raise AirflowSkipException(str(exc)) from None
+
+    @task
+    def promote(trained: dict[str, Any]) -> dict[str, Any]:
+        from quantbridge.lake import Lake
+        from quantbridge_airflow.config import airflow_settings
+        from strategy.registry import get, promote_if_better
+
+        lake = Lake(airflow_settings().lake_root)
+        return promote_if_better(lake, get(lake, trained["version"]))
+
+    promote(train())
+
+
+dag = retraining()
+
+if __name__ == "__main__":
+    dag.test()
