@@ -266,13 +266,19 @@ def cmd_stress(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
                           "positions": rows[rows["position"] != "TOTAL"].loc[
                               :, ["position", "base_value", "shocked_value", "change"]].to_dict("records")})
     scenarios.sort(key=lambda r: r["change"])
+    out: dict[str, Any] = {"date": args.date.isoformat(), "rows": len(frame), "scenarios": scenarios}
+    if "rates" in args.scenarios:
+        from risk.irrbb import bootstrap_par_curve, key_rate_durations
+
+        krd = key_rate_durations(inputs.bond_book, bootstrap_par_curve(args.date, inputs.curve))
+        out["key_rate_durations"] = {bond: {k: round(v, 4) for k, v in row.items()} for bond, row in krd.iterrows()}
     if not args.json:
         print(f"stress {args.date}: {len(scenarios)} scenarios, worst first")
         print(f"{'family':<11}{'scenario':<36}{'base':>16}{'shocked':>16}{'change':>14}")
         for r in scenarios:
             print(f"{r['family']:<11}{r['scenario']:<36}{r['base_value']:>16,.0f}{r['shocked_value']:>16,.0f}"
                   f"{r['change']:>14,.0f}")
-    return {"date": args.date.isoformat(), "rows": len(frame), "scenarios": scenarios}, 0
+    return out, 0
 
 
 def _print_backtest(out: dict[str, Any]) -> None:

@@ -94,6 +94,8 @@ def test_qb_stress_when_user_book_then_per_scenario_base_shocked_change(stress_l
     up = scenarios["parallel_up"]
     assert [p["position"] for p in up["positions"]] == ["MINE-5Y"]
     assert up["change"] == pytest.approx(up["shocked_value"] - up["base_value"]) and up["change"] < 0
+    krd = out["key_rate_durations"]["MINE-5Y"]
+    assert max(krd, key=krd.get) == "5.00y" and 3.5 < sum(krd.values()) < 5  # a 5-year bond
     book.write_text("id,face,coupon_rate,maturity_date,coupon_frequency,currency\nX,1,0.05,2025-12-31,7,USD\n")
     assert main(["stress", "--date", "2020-12-31", "--book", str(book), "--scenarios", "rates", "-q"]) == 2
     assert "coupon_frequency" in capsys.readouterr().err
