@@ -42,6 +42,9 @@ KEYS: tuple[RedisKey, ...] = (
              "Stress outcomes, one entry per scenario and position."),
     RedisKey("audit", "audit", "stream (hash chain)", "execution worker", "auditors, `qb audit verify`",
              "Tamper-evident audit chain of orders, verdicts, routes and fills."),
+    RedisKey("explanations", "orders:explanations", "hash order_id -> JSON", "strategy rebalance",
+             "`qb explain`, audit, dashboard", "SHAP explanation of every order: model version, base value, "
+             "prediction, contribution per feature."),
     RedisKey("heartbeat", "heartbeat:{component}", "string (ISO timestamp) with TTL",
              "VaR sensor, execution worker", "`qb status`, dashboard", "Liveness of a long-running process."),
     RedisKey("ingest_last", "ingest:last", "hash", "market_data_ingest DAG, `qb ingest`", "`qb status`, dashboard",

@@ -65,3 +65,51 @@ def test_retraining_dag_then_stress_asset_queues_the_next_retraining(airflow_db,
             .where(AssetDagRunQueue.target_dag_id == "retraining")
         ).scalars().all()
     assert "stress_ledger" in queued  # what the scheduler turns into the next retraining run
+
+
+def test_daily_rebalance_after_retraining_then_orders_with_shap_on_stream_and_rerun_adds_none(
+    airflow_db, history_lake, redis_client, monkeypatch, capsys
+):
+    import json
+
+    from quantbridge.cli.main import main
+    from quantbridge.messages import SubmitOrder
+    from quantbridge.redis_schema import RedisSchema
+
+    monkeypatch.setenv("QB_LAKE_ROOT", str(history_lake))
+    schema = RedisSchema("qb")
+    state, _ = _run("retraining", datetime(2019, 12, 31, 23, tzinfo=timezone.utc),
+                    {"model_kind": "gbm", "window_days": 400, "as_of": None})
+    assert state == "success"
+    conf = {"date": "2019-12-31", "portfolio_value": 1_000_000, "max_weight": 0.15, "max_turnover": 2.0}
+    state, tasks = _run("daily_rebalance", datetime(2019, 12, 31, 23, 45, tzinfo=timezone.utc), conf)
+    assert state == "success", tasks
+    entries = redis_client.xrange(schema.key("orders"))
+    orders = [SubmitOrder.from_dict(fields) for _, fields in entries]  # valid under the worker's schema
+    assert orders and all(o.order_id.startswith("2019-12-31:gbm_mv:") for o in orders)
+    assert sum(o.quantity * o.reference_price for o in orders if o.side == "BUY") <= 1_000_000
+    assert all(len(o.explanation) == 5 for o in orders)
+    capsys.readouterr()  # drop the DAG runs' log lines
+    assert main(["explain", orders[0].order_id, "--json", "-q"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["prediction"] == pytest.approx(record["base_value"] + sum(record["contributions"].values()), abs=1e-9)
+    assert {t["feature"] for t in record["top"]} == set(orders[0].explanation)  # the top 5 by |contribution|
+    state, _ = _run("daily_rebalance", datetime(2019, 12, 31, 23, 45, tzinfo=timezone.utc), conf)
+    assert state == "success" and redis_client.xlen(schema.key("orders")) == len(entries)
+    assert main(["explain", "nope", "-q"]) == 2
+
+
+def test_qb_evaluate_when_history_then_model_and_baselines_out_of_sample(history_lake, monkeypatch, capsys):
+    import json
+
+    from quantbridge.cli.main import main
+
+    monkeypatch.setenv("QB_LAKE_ROOT", str(history_lake))
+    assert main(["evaluate", "--folds", "3", "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["book"] for r in out["rows"]] == ["model", "momentum_21d", "equal_weight"]
+    assert out["start"] == out["walk_forward"]["start"] and out["cost_bps"] == 10.0
+    for row in out["rows"]:
+        assert -1 < row["max_drawdown"] <= 0 and row["annual_volatility"] > 0
+    assert main(["evaluate", "--folds", "3", "-q"]) == 0
+    assert "equal_weight" in capsys.readouterr().out

@@ -1,0 +1,77 @@
+"""Typed, immutable messages that cross process boundaries (Redis streams). Commands are verbs.
+
+``SubmitOrder`` is what the strategy publishes on the orders stream and the execution worker consumes;
+``from_dict`` validates every field and names the one that is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from quantbridge.errors import InputError
+
+_TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
+SIDES = ("BUY", "SELL")
+MAX_EXPLANATION_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class SubmitOrder:
+    """A command to trade ``quantity`` shares of ``ticker`` (``side`` BUY or SELL)."""
+
+    order_id: str
+    ts: str
+    strategy: str
+    ticker: str
+    side: str
+    quantity: float
+    reference_price: float
+    model_version: str = ""
+    explanation: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.order_id or len(self.order_id) > 128:
+            raise InputError("order_id", self.order_id, "a non-empty id of at most 128 characters")
+        if not _TICKER.match(self.ticker):
+            raise InputError("ticker", self.ticker, "an upper-case ticker such as AAPL")
+        if self.side not in SIDES:
+            raise InputError("side", self.side, "BUY or SELL")
+        for name in ("quantity", "reference_price"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise InputError(name, value, "a positive finite number")
+
+    def to_dict(self) -> dict[str, str]:
+        """Flat string fields, as a Redis stream entry."""
+        out = {k: str(v) for k, v in asdict(self).items() if k != "explanation"}
+        out["explanation"] = json.dumps(self.explanation, sort_keys=True)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[Any, Any]) -> SubmitOrder:
+        """Parse a stream entry (bytes or text); raises InputError naming the bad field."""
+        fields = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                  for k, v in data.items()}
+        required = ("order_id", "ts", "strategy", "ticker", "side", "quantity", "reference_price")
+        missing = [f for f in required if f not in fields]
+        if missing:
+            raise InputError("order", ",".join(missing), "fields " + ", ".join(required))
+        numbers = {}
+        for name in ("quantity", "reference_price"):
+            try:
+                numbers[name] = float(fields[name])
+            except (TypeError, ValueError):
+                raise InputError(name, fields[name], "a number") from None
+        raw = fields.get("explanation", "{}")
+        if len(raw) > MAX_EXPLANATION_CHARS:
+            raise InputError("explanation", f"{len(raw)} characters", f"at most {MAX_EXPLANATION_CHARS}")
+        try:
+            explanation = {str(k): float(v) for k, v in json.loads(raw).items()}
+        except (ValueError, AttributeError, TypeError):
+            raise InputError("explanation", raw[:80], "a JSON object feature -> contribution") from None
+        return cls(order_id=fields["order_id"], ts=fields["ts"], strategy=fields["strategy"], ticker=fields["ticker"],
+                   side=fields["side"], model_version=fields.get("model_version", ""), explanation=explanation, **numbers)

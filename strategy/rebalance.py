@@ -1,0 +1,97 @@
+"""Daily rebalance: score the universe with the champion model, build target weights, and publish orders
+(with their SHAP explanations) on the orders stream.
+
+Order ids are ``D:strategy:ticker:model_version``: re-running a date publishes nothing new (idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantbridge.errors import InputError, NoDataError
+from quantbridge.lake import Lake
+from quantbridge.messages import SubmitOrder
+from quantbridge.redis_schema import RedisSchema
+from strategy.explain import explain, top_contributions
+from strategy.features import FEATURES, HORIZON, LOOKBACK, build_features
+from strategy.portfolio import Constraints, optimise
+from strategy.registry import champion, load_model
+
+STRATEGY = "gbm_mv"
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfolio_value: float = 1_000_000.0,
+              constraints: Constraints = Constraints(), cov_days: int = 250) -> dict[str, Any]:
+    """Score, optimise and publish orders for ``as_of``; returns the orders and the target weights."""
+    from risk.covariance import covariance
+
+    current_champion = champion(lake)
+    if current_champion is None:
+        raise NoDataError("no champion model in the registry: run the retraining DAG first")
+    model = load_model(current_champion)
+    dates = [d for d in lake.price_dates() if d <= as_of][-(max(cov_days, LOOKBACK) + 2):]
+    if len(dates) < LOOKBACK + 2:
+        raise NoDataError(f"rebalance needs {LOOKBACK + 2} trading days up to {as_of.isoformat()}; the lake has {len(dates)}")
+    closes = lake.read_close_matrix(dates[0], dates[-1])
+    try:
+        from marketdata.reference import read_reference
+
+        esg = read_reference(lake, "esg").set_index("ticker")["esg_score"]
+    except FileNotFoundError:
+        esg = None
+    panel = build_features(closes, esg)
+    today = panel[panel["date"] == panel["date"].max()].set_index("ticker")
+    mu = model.predict(today.loc[:, list(FEATURES)])
+    tickers = list(today.index)
+    prices = closes.ffill().iloc[-1].loc[tickers]
+    returns = closes.loc[:, tickers].pct_change(fill_method=None).dropna().iloc[-cov_days:]
+    cov = covariance(returns, "ledoit_wolf") * HORIZON
+    held = {_text(k): float(v) for k, v in client.hgetall(schema.key("positions")).items()}
+    unknown = sorted(set(held) - set(tickers))
+    if unknown:
+        raise InputError("positions", ",".join(unknown), "tickers the model scores: " + ", ".join(tickers))
+    held_qty = pd.Series(held, dtype="float64").reindex(tickers).fillna(0.0)
+    book_value = float((held_qty * prices).sum())
+    value = book_value if book_value > 0 else portfolio_value
+    current = (held_qty * prices / value).to_numpy() if book_value > 0 else None
+    weights = optimise(mu, cov, current, constraints)
+    target_qty = np.floor(weights * value / prices.to_numpy())
+    delta = target_qty - held_qty.to_numpy()
+    expected, shap_values = explain(model, today)
+    ts = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    orders, published = [], 0
+    for i, ticker in enumerate(tickers):
+        if abs(delta[i]) < 1:
+            continue
+        order = SubmitOrder(order_id=f"{as_of.isoformat()}:{STRATEGY}:{ticker}:{current_champion.version}", ts=ts,
+                            strategy=STRATEGY, ticker=ticker, side="BUY" if delta[i] > 0 else "SELL",
+                            quantity=float(abs(delta[i])), reference_price=float(prices[ticker]),
+                            model_version=current_champion.version,
+                            explanation=top_contributions(shap_values.loc[ticker]))
+        record = {"order_id": order.order_id, "model_version": current_champion.version, "base_value": expected,
+                  "prediction": float(mu[i]), "contributions": shap_values.loc[ticker].to_dict(),
+                  "features": today.loc[ticker, list(FEATURES)].astype(float).to_dict()}
+        if client.hsetnx(schema.key("explanations"), order.order_id, json.dumps(record)):  # idempotent per id
+            client.xadd(schema.key("orders"), order.to_dict())
+            published += 1
+        orders.append(order)
+    return {"as_of": str(today["date"].iloc[0]), "model_version": current_champion.version, "orders": len(orders),
+            "published": published, "portfolio_value": value,
+            "weights": {t: round(float(w), 6) for t, w in zip(tickers, weights)}}
+
+
+def explanation(client: Any, schema: RedisSchema, order_id: str) -> dict[str, Any]:
+    """The stored SHAP explanation of an order (KeyError naming the id when absent)."""
+    raw = client.hget(schema.key("explanations"), order_id)
+    if raw is None:
+        raise KeyError(f"no explanation for order {order_id!r} in {schema.key('explanations')}")
+    return json.loads(raw)
