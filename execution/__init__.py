@@ -1,1 +1,2 @@
-"""execution lane (see README and the issue tracker); populated by its own issue."""
+"""Execution lane: pre-trade policies (Rego), the tamper-evident audit chain; the worker, venues, router,
+Kalman slippage and reconciliation arrive with the rest of issue 7."""

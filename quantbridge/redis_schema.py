@@ -45,6 +45,8 @@ KEYS: tuple[RedisKey, ...] = (
     RedisKey("explanations", "orders:explanations", "hash order_id -> JSON", "strategy rebalance",
              "`qb explain`, audit, dashboard", "SHAP explanation of every order: model version, base value, "
              "prediction, contribution per feature."),
+    RedisKey("audit_head", "audit:head", "string (hash of the last audit entry)", "every audit writer",
+             "`qb audit verify`", "Head of the audit hash chain; appends are atomic with it (WATCH/MULTI)."),
     RedisKey("heartbeat", "heartbeat:{component}", "string (ISO timestamp) with TTL",
              "VaR sensor, execution worker", "`qb status`, dashboard", "Liveness of a long-running process."),
     RedisKey("ingest_last", "ingest:last", "hash", "market_data_ingest DAG, `qb ingest`", "`qb status`, dashboard",

@@ -330,6 +330,23 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     return out, 0
 
 
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """Verify the audit hash chain (exit 1 when broken) or export a checkpoint of its head to the lake."""
+    from execution.audit import checkpoint, verify
+    from quantbridge.lake import Lake
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.state import connect
+
+    client, schema, lake = connect(settings), RedisSchema(settings.redis_prefix), Lake(settings.lake_root)
+    try:
+        if args.action == "checkpoint":
+            return checkpoint(client, schema, lake), 0
+        out = verify(client, schema, lake)
+        return out, (0 if out["ok"] else 1)
+    finally:
+        client.close()
+
+
 def _print_backtest(out: dict[str, Any]) -> None:
     print(f"one-day {out['confidence']:.0%} VaR backtest, {out['start']}..{out['end']}, window {out['window']}")
     print(f"{'model':<20}{'obs':>6}{'exc':>6}{'expected':>10}{'Kupiec p':>10}{'Christ. p':>10}{'last zone':>10}"
@@ -519,6 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--cost-bps", type=float, default=10.0)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("audit", parents=[common], help="verify the tamper-evident audit chain, or checkpoint it")
+    p.add_argument("action", choices=["verify", "checkpoint"])
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)

@@ -1,0 +1,57 @@
+"""Pre-trade policy evaluation: the Rego policies in ``policies/`` evaluated in-process with regopy.
+
+A verdict is data, not an exception: ``PolicyVerdict(allowed, reasons)`` where each reason is a code with
+its figures, e.g. ``"NOTIONAL_EXCEEDS_MAX: max=250000, notional=300000"``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantbridge.messages import SubmitOrder
+from quantbridge.settings import PROJECT_ROOT
+
+POLICY_DIR = PROJECT_ROOT / "policies"
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    allowed: bool
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "reasons": list(self.reasons)}
+
+
+class PolicyEngine:
+    """Loads every ``*.rego`` module and ``data.json`` of a folder once; evaluates orders against them."""
+
+    def __init__(self, folder: Path = POLICY_DIR, data_overrides: dict[str, Any] | None = None) -> None:
+        from regopy import Interpreter
+
+        self.folder = Path(folder)
+        modules = sorted(self.folder.glob("*.rego"))
+        if not modules:
+            raise FileNotFoundError(f"no .rego policy in {self.folder}")
+        self._rego = Interpreter()
+        for module in modules:
+            self._rego.add_module(module.stem, module.read_text())
+        data = json.loads((self.folder / "data.json").read_text())
+        for key, value in (data_overrides or {}).items():
+            data["limits"][key] = value
+        self.data = data
+        self._rego.add_data(data)
+
+    def evaluate(self, order: SubmitOrder, position: float, kill_switch: bool, esg_score: float | None) -> PolicyVerdict:
+        self._rego.set_input({
+            "order": {"ticker": order.ticker, "side": order.side, "quantity": order.quantity,
+                      "reference_price": order.reference_price, "strategy": order.strategy},
+            "position": position,
+            "kill_switch": kill_switch,
+            "esg_score": esg_score,
+        })
+        result = json.loads(str(self._rego.query("data.pretrade")))["expressions"][0]
+        return PolicyVerdict(bool(result["allow"]), tuple(sorted(result.get("deny", []))))
