@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -347,6 +348,39 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
         client.close()
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """The execution worker: consumes the orders stream until SIGTERM (or --duration/--max-orders)."""
+    import signal
+    import socket
+    import threading
+
+    from execution.worker import ExecutionWorker
+    from quantbridge.lake import Lake
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.state import connect
+
+    lake = Lake(settings.lake_root)
+    tickers = set(lake.read_close_matrix(start=lake.price_dates()[-1]).columns) if lake.price_dates() else set()
+    if not tickers:
+        raise InputError("lake prices", str(settings.lake_root), "published prices (the tradable universe): run `qb ingest`")
+    try:
+        from marketdata.reference import read_reference
+
+        esg = read_reference(lake, "esg").set_index("ticker")["esg_score"].to_dict()
+    except FileNotFoundError:
+        esg = {}
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.duration:
+        threading.Timer(args.duration, stop.set).start()
+    consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
+    worker = ExecutionWorker(connect(settings), RedisSchema(settings.redis_prefix), consumer, tickers, esg)
+    _echo(args, f"execution worker {consumer}: {len(tickers)} tickers, policies from policies/")
+    handled = worker.run(stop, max_orders=args.max_orders)
+    return {"consumer": consumer, "handled": handled}, 0
+
+
 def _print_backtest(out: dict[str, Any]) -> None:
     print(f"one-day {out['confidence']:.0%} VaR backtest, {out['start']}..{out['end']}, window {out['window']}")
     print(f"{'model':<20}{'obs':>6}{'exc':>6}{'expected':>10}{'Kupiec p':>10}{'Christ. p':>10}{'last zone':>10}"
@@ -540,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", parents=[common], help="verify the tamper-evident audit chain, or checkpoint it")
     p.add_argument("action", choices=["verify", "checkpoint"])
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("worker", parents=[common], help="the execution worker (orders stream -> policies -> venues)")
+    p.add_argument("--consumer", default=None, help="consumer name in the group (default host-pid)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--max-orders", type=int, default=None)
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)

@@ -1,0 +1,128 @@
+"""The execution worker on a real redis-server: fills, idempotency, dead letters, policies, replay."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from execution.audit import verify
+from execution.worker import ExecutionWorker
+from quantbridge.messages import SubmitOrder
+from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
+
+SCHEMA = RedisSchema("qb")
+TICKERS = ["AAPL", "MSFT", "XOM", "RRC"]
+
+
+def submit(client, order_id, ticker="AAPL", side="BUY", quantity=100.0, price=150.0):
+    order = SubmitOrder(order_id=order_id, ts="2026-01-05T14:30:00+00:00", strategy="test", ticker=ticker, side=side,
+                        quantity=quantity, reference_price=price)
+    return client.xadd(SCHEMA.key("orders"), order.to_dict())
+
+
+def worker(client, name="w1"):
+    return ExecutionWorker(client, SCHEMA, name, TICKERS, esg={"AAPL": 0.7, "XOM": 0.27})
+
+
+def positions(client):
+    return {k: float(v) for k, v in client.hgetall(SCHEMA.key("positions")).items()}
+
+
+def fills_total(client):
+    total = {}
+    for _, f in client.xrange(SCHEMA.key("fills")):
+        sign = 1 if f["side"] == "BUY" else -1
+        total[f["ticker"]] = total.get(f["ticker"], 0.0) + sign * float(f["quantity"])
+    return total
+
+
+def test_worker_when_orders_stream_then_filled_positions_equal_fills_and_audit_verifies(redis_client):
+    w = worker(redis_client)
+    submit(redis_client, "o1", quantity=100)
+    submit(redis_client, "o2", ticker="MSFT", side="SELL", quantity=5000, price=30.0)  # split across venues
+    assert w.run(threading.Event(), block_ms=50, max_orders=2) == 2
+    states = {k: json.loads(v) for k, v in redis_client.hgetall(SCHEMA.key("order_state")).items()}
+    assert states["o1"]["state"] == "FILLED" and states["o1"]["filled"] == 100
+    assert states["o2"]["state"] in {"FILLED", "CANCELLED"} and len(states["o2"]["children"]) == 3
+    assert positions(redis_client) == pytest.approx(fills_total(redis_client))
+    assert redis_client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0
+    assert verify(redis_client, SCHEMA)["ok"]
+    kinds = [f["kind"] for _, f in redis_client.xrange(SCHEMA.key("audit"))]
+    assert kinds[:4] == ["order", "verdict", "route", "fill"]
+
+
+def test_worker_when_same_order_delivered_twice_then_filled_once(redis_client):
+    w = worker(redis_client)
+    submit(redis_client, "dup")
+    submit(redis_client, "dup")
+    w.run(threading.Event(), block_ms=50, max_orders=2)
+    assert positions(redis_client)["AAPL"] == 100
+    assert redis_client.xlen(SCHEMA.key("fills")) == 1
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [({"order_id": "m1"}, "MALFORMED"),
+     ({"order_id": "m2", "ts": "t", "strategy": "s", "ticker": "AAPL", "side": "BUY", "quantity": "-5",
+       "reference_price": "10"}, "MALFORMED: quantity"),
+     ({"order_id": "m3", "ts": "t", "strategy": "s", "ticker": "AAPL", "side": "BUY", "quantity": "5",
+       "reference_price": "nan"}, "MALFORMED: reference_price"),
+     ({"order_id": "m4", "ts": "t", "strategy": "s", "ticker": "ZZZZ", "side": "BUY", "quantity": "5",
+       "reference_price": "10"}, "UNKNOWN_TICKER"),
+     ({"order_id": "m5", "ts": "t", "strategy": "s" * 9000, "ticker": "AAPL", "side": "BUY", "quantity": "5",
+       "reference_price": "10"}, "PAYLOAD_TOO_LARGE")],
+)
+def test_worker_when_order_malformed_then_dead_lettered_and_worker_goes_on(redis_client, fields, reason):
+    w = worker(redis_client)
+    redis_client.xadd(SCHEMA.key("orders"), fields)
+    submit(redis_client, "good")
+    assert w.run(threading.Event(), block_ms=50, max_orders=2) == 2
+    [(_, dead)] = redis_client.xrange(SCHEMA.key("dead_letter"))
+    assert dead["reason"].startswith(reason)
+    assert json.loads(redis_client.hget(SCHEMA.key("order_state"), "good"))["state"] == "FILLED"
+
+
+def test_worker_when_policy_denies_or_kill_switch_set_then_rejected_with_reasons(redis_client):
+    w = worker(redis_client)
+    submit(redis_client, "r1", ticker="RRC")
+    submit(redis_client, "r2", ticker="XOM", quantity=10, price=100)  # ESG 0.27 >= 0.25: allowed
+    w.run(threading.Event(), block_ms=50, max_orders=2)
+    redis_client.set(SCHEMA.key("kill_switch"), json.dumps({"reason": "test"}))
+    submit(redis_client, "r3", quantity=10)
+    w.run(threading.Event(), block_ms=50, max_orders=1)
+    state = lambda oid: json.loads(redis_client.hget(SCHEMA.key("order_state"), oid))  # noqa: E731
+    assert state("r1") == {"state": "REJECTED", "filled": 0.0, "reasons": ["RESTRICTED_INSTRUMENT: ticker=RRC"]}
+    assert state("r2")["state"] == "FILLED"
+    assert state("r3")["reasons"] == ["KILL_SWITCH_ACTIVE: position=0, position_after=10"]
+
+
+def test_worker_when_crash_after_fills_but_before_ack_then_replay_counts_nothing_twice(redis_client):
+    first = worker(redis_client, "dead-worker")
+    submit(redis_client, "c1", ticker="MSFT", quantity=2000, price=30.0)
+    reply = redis_client.xreadgroup(ORDERS_GROUP, "dead-worker", {SCHEMA.key("orders"): ">"}, count=1)
+    entry_id, raw = reply[0][1][0]
+    first.process(entry_id, raw)  # fills recorded... then the process dies before XACK
+    redis_client.hset(SCHEMA.key("order_state"), "c1", json.dumps(
+        {**json.loads(redis_client.hget(SCHEMA.key("order_state"), "c1")), "state": "ROUTED"}))  # died mid-way
+    before = positions(redis_client)
+    second = worker(redis_client, "w2")
+    assert second.reclaim(min_idle_ms=0) == 1  # XAUTOCLAIM takes the dead consumer's entry
+    assert positions(redis_client) == before == pytest.approx(fills_total(redis_client))
+    assert redis_client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0
+
+
+def test_qb_worker_when_orders_waiting_then_handles_them_and_stops(redis_client, settings, spark, capsys):
+    from datetime import date
+
+    from marketdata.feed import SkfolioFeed
+    from marketdata.ingest import ingest_range
+    from quantbridge.cli.main import main
+
+    ingest_range(settings, SkfolioFeed(), date(2020, 1, 2), date(2020, 1, 3), spark=spark)
+    submit(redis_client, "cli-1")
+    submit(redis_client, "cli-2", ticker="NOPE")
+    assert main(["worker", "--consumer", "cli", "--max-orders", "2", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"consumer": "cli", "handled": 2}
+    assert redis_client.xlen(SCHEMA.key("dead_letter")) == 1 and positions(redis_client)["AAPL"] == 100
