@@ -111,8 +111,14 @@ class ExecutionWorker:
                 return Outcome(order.order_id, "REJECTED", reasons=verdict.reasons)
             children = self.router.route(order.order_id, order.ticker, order.side, order.quantity, order.reference_price)
             state = {"state": "ROUTED", "filled": 0.0, "children": [c.__dict__ for c in children]}
-            self._set_state(order.order_id, state)  # before any child is sent: a replay sends the same ones
-            audit(self.client, self.schema, "route", order.order_id, {"children": state["children"]})
+            # Stored before any child is sent, so a replay sends the same children; HSETNX makes a second
+            # worker racing on the same order adopt the first one's route instead of its own.
+            if self.client.hsetnx(self.schema.key("order_state"), order.order_id, json.dumps(state)):
+                audit(self.client, self.schema, "route", order.order_id, {"children": state["children"]})
+            else:
+                state = self._state(order.order_id)
+                if state["state"] in TERMINAL:
+                    return Outcome(order.order_id, "DUPLICATE", state.get("filled", 0.0))
         filled = self._send(order, [Child(**c) for c in state["children"]])
         final = "FILLED" if filled >= order.quantity - 1e-9 else "CANCELLED"
         self._set_state(order.order_id, {"state": final, "filled": filled, "children": state["children"]})
@@ -140,8 +146,14 @@ class ExecutionWorker:
 
     # --- the loop -------------------------------------------------------------------------------------
     def reclaim(self, min_idle_ms: int = 30_000) -> int:
-        """Take over pending entries of consumers idle for ``min_idle_ms`` and process them."""
+        """Finish this consumer's own pending entries, then take over those of consumers idle for
+        ``min_idle_ms`` (XAUTOCLAIM) and process them."""
         done, start = 0, "0-0"
+        while True:
+            mine = self._read_once(block_ms=None, start="0")
+            done += mine
+            if not mine:
+                break
         while True:
             start, entries, *_ = self.client.xautoclaim(self.stream, ORDERS_GROUP, self.consumer, min_idle_ms,
                                                         start_id=start, count=100)
@@ -153,18 +165,43 @@ class ExecutionWorker:
             if _text(start) == "0-0":
                 return done
 
-    def run(self, stop: threading.Event, block_ms: int = 500, max_orders: int | None = None) -> int:
-        """Consume until ``stop`` is set (or ``max_orders``); returns orders handled."""
-        handled = self.reclaim()
+    def run(self, stop: threading.Event, block_ms: int = 500, max_orders: int | None = None,
+            reclaim_idle_ms: int = 30_000) -> int:
+        """Consume until ``stop`` is set (or ``max_orders``); returns orders handled.
+
+        Redis going away is survived: the loop backs off (0.2 s doubling to 5 s) and reclaims on return.
+        """
+        import redis
+
+        handled, backoff, reclaim_due = 0, 0.2, True
         while not stop.is_set() and (max_orders is None or handled < max_orders):
-            reply = self.client.xreadgroup(ORDERS_GROUP, self.consumer, {self.stream: ">"}, count=50, block=block_ms)
-            for _stream, entries in reply or []:
-                for entry_id, raw in entries:
-                    try:
-                        self.process(_text(entry_id), raw)
-                    except Exception:  # noqa: BLE001 - one bad order must not stop the worker
-                        log.exception("order %s failed; left pending for a retry", entry_id)
-                        continue
-                    self.client.xack(self.stream, ORDERS_GROUP, entry_id)
-                    handled += 1
+            try:
+                if reclaim_due:
+                    handled += self.reclaim(reclaim_idle_ms)
+                    reclaim_due = False
+                handled += self._read_once(block_ms)
+                backoff = 0.2
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
+                stop.wait(backoff)
+                backoff, reclaim_due = min(backoff * 2, 5.0), True
+        return handled
+
+    def _read_once(self, block_ms: int, start: str = ">") -> int:
+        """Process one batch: new entries (``>``), or this consumer's own pending ones (``0``)."""
+        import redis
+
+        handled = 0
+        reply = self.client.xreadgroup(ORDERS_GROUP, self.consumer, {self.stream: start}, count=50, block=block_ms)
+        for _stream, entries in reply or []:
+            for entry_id, raw in entries:
+                try:
+                    self.process(_text(entry_id), raw)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    raise
+                except Exception:  # noqa: BLE001 - one bad order must not stop the worker
+                    log.exception("order %s failed; left pending for a retry", entry_id)
+                    continue
+                self.client.xack(self.stream, ORDERS_GROUP, entry_id)
+                handled += 1
         return handled

@@ -377,7 +377,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
     worker = ExecutionWorker(connect(settings), RedisSchema(settings.redis_prefix), consumer, tickers, esg)
     _echo(args, f"execution worker {consumer}: {len(tickers)} tickers, policies from policies/")
-    handled = worker.run(stop, max_orders=args.max_orders)
+    handled = worker.run(stop, max_orders=args.max_orders, reclaim_idle_ms=args.reclaim_idle_ms)
     return {"consumer": consumer, "handled": handled}, 0
 
 
@@ -579,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consumer", default=None, help="consumer name in the group (default host-pid)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--max-orders", type=int, default=None)
+    p.add_argument("--reclaim-idle-ms", type=int, default=30_000,
+                   help="take over other consumers' pending orders idle this long (XAUTOCLAIM)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
