@@ -13,7 +13,9 @@ with chosen scenarios from the trigger form:
 The grid runs on Dask (`QB_DASK_SCHEDULER`, in-process by default). Outcomes go to the ledger: the Parquet
 partition `stress/date=D/` and the Redis stream `qb:stress:ledger`, each row with a unique id; re-running a
 date replaces its rows. The `stress_ledger` Asset it emits schedules the retraining DAG (issue 6).
-Bond book, curve, FX and ESG tables are ILLUSTRATIVE (see README).
+Bond book, curve, FX and ESG tables are ILLUSTRATIVE (see README). Alongside, **reconcile_execution**
+compares the execution worker's positions and fills with the lake's marks and writes
+`reports/date=D/reconciliation.json` (breaks listed with their cause).
 """
 
 from __future__ import annotations
@@ -90,7 +92,31 @@ def nightly_stress() -> None:
         frame = read_partition(Lake(settings.lake_root), day)
         return {**run, **publish_stream(redis_client(), RedisSchema(settings.redis_prefix), day, frame)}
 
+    @task
+    def reconcile_execution() -> dict[str, Any]:
+        """Execution positions/P&L vs lake marks; the report goes to reports/date=D/reconciliation.json."""
+        import json
+        from datetime import date
+
+        from execution.reconcile import reconcile
+        from quantbridge.lake import Lake
+        from quantbridge.redis_schema import RedisSchema
+        from quantbridge_airflow.config import airflow_settings
+        from quantbridge_airflow.redis_state import redis_client
+
+        context = get_current_context()
+        settings = airflow_settings()
+        when = context.get("logical_date") or context["dag_run"].run_after
+        day = date.fromisoformat(context["params"]["date"]) if context["params"]["date"] else when.date()
+        lake = Lake(settings.lake_root)
+        report = reconcile(redis_client(), RedisSchema(settings.redis_prefix), lake, day)
+        path = lake.partition("reports", "date", day.isoformat()) / "reconciliation.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        return {"date": day.isoformat(), "breaks": len(report["breaks"]), "report": str(path)}
+
     publish_ledger(run_scenarios())
+    reconcile_execution()
 
 
 dag = nightly_stress()

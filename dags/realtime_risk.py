@@ -6,7 +6,8 @@ The live risk loop as a long-running task: the **VaR sensor** reads positions fr
 (model `QB_VAR_MODEL`, default filtered historical, the model that passed the backtest), writes
 `qb:risk:current` and the `qb:risk:history` stream, and when VaR exceeds `limit` sets the kill switch
 `qb:risk:kill_switch` (cleared below `limit x QB_VAR_CLEAR_RATIO`), publishes on `qb:alerts` and calls the
-task's alert callback. The execution worker (issue 7) joins this DAG as a second long-running task.
+task's alert callback. Beside it, the **execution worker** consumes `qb:orders` (Rego policies, routing,
+simulated venues, fills, audit chain) and obeys the kill switch.
 
 Scheduled at the US open on weekdays for one session (`duration_s` = 23,400 s); trigger it from the UI
 with `duration_s` = 0 to run until stopped, or any number of seconds. `qb var-sensor` runs the same loop outside Airflow.
@@ -21,6 +22,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag
 
+from quantbridge_airflow.execution_worker import ExecutionWorkerOperator
 from quantbridge_airflow.var_sensor import VarSensorOperator
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ def realtime_risk() -> None:
         alert_callback=_page_risk_desk,
         execution_timeout=None,
     )
+    ExecutionWorkerOperator(task_id="execution_worker", duration_s="{{ params.duration_s }}", execution_timeout=None)
 
 
 dag = realtime_risk()

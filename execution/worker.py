@@ -133,6 +133,7 @@ class ExecutionWorker:
             if fill is None:
                 continue
             fields = {k: str(v) for k, v in fill.__dict__.items()}
+            fields["ts"] = order.ts
             args = [fill.fill_id, fill.ticker, str(signed * fill.quantity)]
             for k, v in fields.items():
                 args += [k, v]

@@ -381,6 +381,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     return {"consumer": consumer, "handled": handled}, 0
 
 
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """Execution positions and P&L against lake marks; exit 1 when there is any break."""
+    from execution.reconcile import reconcile
+    from quantbridge.lake import Lake
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.state import connect
+
+    client = connect(settings)
+    try:
+        out = reconcile(client, RedisSchema(settings.redis_prefix), Lake(settings.lake_root), args.date)
+    finally:
+        client.close()
+    return out, (0 if out["ok"] else 1)
+
+
 def _print_backtest(out: dict[str, Any]) -> None:
     print(f"one-day {out['confidence']:.0%} VaR backtest, {out['start']}..{out['end']}, window {out['window']}")
     print(f"{'model':<20}{'obs':>6}{'exc':>6}{'expected':>10}{'Kupiec p':>10}{'Christ. p':>10}{'last zone':>10}"
@@ -582,6 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reclaim-idle-ms", type=int, default=30_000,
                    help="take over other consumers' pending orders idle this long (XAUTOCLAIM)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("reconcile", parents=[common], help="execution positions/P&L vs the risk engine's marks")
+    p.add_argument("--date", type=_date("--date"), required=True)
+    p.set_defaults(func=cmd_reconcile)
 
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)

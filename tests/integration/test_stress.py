@@ -75,6 +75,8 @@ def test_nightly_stress_dag_when_run_for_a_date_then_partition_and_ledger_entrie
     frame = read_partition(Lake(stress_lake), DAY)
     assert set(frame["family"]) == {"rates", "esg"}
     assert len(stream_rows(redis_client, SCHEMA, DAY)) == len(frame)
+    report = json.loads((Lake(stress_lake).partition("reports", "date", "2020-12-31") / "reconciliation.json").read_text())
+    assert report["ok"] and report["date"] == "2020-12-31"
     run = dag.test(logical_date=logical, run_conf=conf)  # idempotent re-run
     assert str(run.state) == "success"
     assert len(stream_rows(redis_client, SCHEMA, DAY)) == len(frame)

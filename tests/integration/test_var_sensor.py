@@ -171,11 +171,19 @@ def test_realtime_risk_dag_when_run_briefly_then_sensor_task_alerts_and_sets_kil
 
     scraper = threading.Thread(target=scrape)
     scraper.start()
+    from quantbridge.messages import SubmitOrder
+
+    sell = SubmitOrder(order_id="rt-1", ts="2026-01-05T14:30:00+00:00", strategy="t", ticker="AAPL", side="SELL",
+                       quantity=10.0, reference_price=70.0)  # risk-reducing: allowed even under the kill switch
+    redis_client.xadd(SCHEMA.key("orders"), sell.to_dict())
     dag = load_dag("realtime_risk")
     run = dag.test(logical_date=datetime(2026, 1, 5, tzinfo=timezone.utc),
                    run_conf={"duration_s": 1, "interval_s": 0.2, "limit": 1})
     assert str(run.state) == "success", _task_states("realtime_risk", run.run_id)
     assert redis_client.exists(SCHEMA.key("kill_switch"))
     assert redis_client.xlen(SCHEMA.key("risk_history")) >= 2
+    assert _task_states("realtime_risk", run.run_id)["execution_worker"] == "success"
+    assert json.loads(redis_client.hget(SCHEMA.key("order_state"), "rt-1"))["state"] == "FILLED"
+    assert float(redis_client.hget(SCHEMA.key("positions"), "AAPL")) == 490
     scraper.join(65)
     assert scraped and "qb_var_limit 1.0" in scraped[0]  # the task served /metrics while it ran
