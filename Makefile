@@ -17,7 +17,7 @@ help:
 	@echo "make services  - start the project's redis-server (AOF, .services/redis); make stop stops everything"
 	@echo "make airflow   - start the local Airflow 3 stack, UI on http://127.0.0.1:8080 (login: admin)"
 	@echo "make status    - services, lake extent, last runs"
-	@echo "make bench     - Monte Carlo VaR benchmark (500 assets x 1,000,000 paths) against this machine's floor"
+	@echo "make bench     - VaR Monte Carlo and execution-worker latency benchmarks against floors measured in the same run"
 	@echo "make lock      - re-resolve requirements.in into the pinned requirements.txt"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -62,6 +62,7 @@ test-fast: venv system
 # Full-size benchmarks; figures are ratios to a floor measured in the same run.
 bench: venv
 	$(BIN)/python -m bench.var_bench --assets 500 --paths 1000000 --repeats 2
+	$(BIN)/python -m bench.worker_bench --orders 4000 --rates 400 2000
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv

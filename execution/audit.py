@@ -32,24 +32,54 @@ def entry_hash(prev: str, kind: str, ref: str, ts: str, payload: str) -> str:
 
 def append(client: Any, schema: RedisSchema, kind: str, ref: str, payload: dict[str, Any]) -> tuple[str, str]:
     """Append one entry; returns (stream id, hash)."""
-    import redis
+    return AuditWriter(client, schema).append_many([(kind, ref, payload)])[-1]
 
-    stream, head_key = schema.key("audit"), schema.key("audit_head")
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    while True:
-        with client.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(head_key)
-                prev = _text(pipe.get(head_key) or GENESIS)
+
+_APPEND = """
+local head = redis.call('GET', KEYS[1]) or ARGV[1]
+if head ~= ARGV[2] then return {0, head} end
+local ids = {1}
+local n = tonumber(ARGV[3])
+for i = 0, n - 1 do
+  local b = 4 + i * 6
+  ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'kind', ARGV[b], 'ref', ARGV[b + 1], 'ts', ARGV[b + 2],
+                              'payload', ARGV[b + 3], 'prev', ARGV[b + 4], 'hash', ARGV[b + 5])
+end
+redis.call('SET', KEYS[1], ARGV[4 + (n - 1) * 6 + 5])
+return ids
+"""
+
+
+class AuditWriter:
+    """Appends entries in batches with one Lua call each: the script checks that the head is the one the
+    hashes were chained on and writes every entry plus the new head atomically; if another writer moved
+    the head meanwhile, the batch is re-chained on the new head and sent again (never forked)."""
+
+    def __init__(self, client: Any, schema: RedisSchema) -> None:
+        self.client, self.schema = client, schema
+        self.stream, self.head_key = schema.key("audit"), schema.key("audit_head")
+        self._script = client.register_script(_APPEND)
+        self._head: str | None = None
+
+    def append_many(self, entries: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str]]:
+        """Append (kind, ref, payload) entries in order, atomically; returns [(stream id, hash)]."""
+        bodies = [(k, r, json.dumps(p, sort_keys=True, separators=(",", ":"), default=str)) for k, r, p in entries]
+        if not bodies:
+            return []
+        while True:
+            expected = self._head if self._head is not None else _text(self.client.get(self.head_key) or GENESIS)
+            prev, args, hashes = expected, [], []
+            for kind, ref, body in bodies:
                 ts = datetime.now(timezone.utc).isoformat(timespec="microseconds")
                 digest = entry_hash(prev, kind, ref, ts, body)
-                pipe.multi()
-                pipe.xadd(stream, {"kind": kind, "ref": ref, "ts": ts, "payload": body, "prev": prev, "hash": digest})
-                pipe.set(head_key, digest)
-                entry_id, _ = pipe.execute()
-                return _text(entry_id), digest
-            except redis.WatchError:
-                continue  # another writer moved the head: read it again
+                args += [kind, ref, ts, body, prev, digest]
+                hashes.append(digest)
+                prev = digest
+            reply = self._script(keys=[self.head_key, self.stream], args=[GENESIS, expected, len(bodies), *args])
+            if int(reply[0]) == 1:
+                self._head = prev
+                return [(_text(i), h) for i, h in zip(reply[1:], hashes)]
+            self._head = _text(reply[1])  # moved by another writer: chain on the real head
 
 
 def _checkpoints_path(lake: Lake) -> Path:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from execution.audit import append as audit
+from execution.audit import AuditWriter
 from execution.policy import PolicyEngine
 from execution.router import Child, Router
 from execution.venues import DEFAULT_VENUES, SimulatedVenue, VenueSpec
@@ -58,13 +58,16 @@ class Outcome:
 class ExecutionWorker:
     def __init__(self, client: Any, schema: RedisSchema, consumer: str, tickers: Iterable[str],
                  esg: dict[str, float] | None = None, venues: tuple[VenueSpec, ...] = DEFAULT_VENUES,
-                 policy: PolicyEngine | None = None) -> None:
+                 policy: PolicyEngine | None = None,
+                 on_event: Callable[[str, str], None] | None = None) -> None:
         self.client, self.schema, self.consumer = client, schema, consumer
         self.tickers, self.esg = set(tickers), dict(esg or {})
         self.venues = {v.name: SimulatedVenue(v) for v in venues}
         self.router = Router(venues)
         self.policy = policy or PolicyEngine()
+        self.on_event = on_event or (lambda _kind, _order_id: None)  # instrumentation (the benchmark)
         self._record_fill = client.register_script(_RECORD_FILL)
+        self.audit = AuditWriter(client, schema)
         self.stream = schema.key("orders")
         try:
             client.xgroup_create(self.stream, ORDERS_GROUP, id="0", mkstream=True)
@@ -76,7 +79,7 @@ class ExecutionWorker:
     def _dead_letter(self, entry_id: str, fields: dict[str, str], reason: str) -> Outcome:
         self.client.xadd(self.schema.key("dead_letter"), {"entry_id": entry_id, "reason": reason,
                                                            "fields": json.dumps(fields)[:MAX_PAYLOAD_BYTES]})
-        audit(self.client, self.schema, "dead_letter", fields.get("order_id", entry_id), {"reason": reason})
+        self.audit.append_many([("dead_letter", fields.get("order_id", entry_id), {"reason": reason})])
         return Outcome(fields.get("order_id", entry_id), "DEAD_LETTER", reasons=(reason,))
 
     def _state(self, order_id: str) -> dict[str, Any] | None:
@@ -101,31 +104,37 @@ class ExecutionWorker:
         if state and state["state"] in TERMINAL:
             return Outcome(order.order_id, "DUPLICATE", state.get("filled", 0.0))
         if state is None:
-            audit(self.client, self.schema, "order", order.order_id, order.to_dict())
+            trail: list[tuple[str, str, dict[str, Any]]] = [("order", order.order_id, order.to_dict())]
             position = float(self.client.hget(self.schema.key("positions"), order.ticker) or 0.0)
             kill = bool(self.client.exists(self.schema.key("kill_switch")))
             verdict = self.policy.evaluate(order, position, kill, self.esg.get(order.ticker))
-            audit(self.client, self.schema, "verdict", order.order_id, verdict.as_dict())
+            trail.append(("verdict", order.order_id, verdict.as_dict()))
             if not verdict.allowed:
                 self._set_state(order.order_id, {"state": "REJECTED", "filled": 0.0, "reasons": list(verdict.reasons)})
+                self.audit.append_many(trail)
+                self.on_event("decision", order.order_id)
                 return Outcome(order.order_id, "REJECTED", reasons=verdict.reasons)
             children = self.router.route(order.order_id, order.ticker, order.side, order.quantity, order.reference_price)
+            self.on_event("decision", order.order_id)
             state = {"state": "ROUTED", "filled": 0.0, "children": [c.__dict__ for c in children]}
             # Stored before any child is sent, so a replay sends the same children; HSETNX makes a second
             # worker racing on the same order adopt the first one's route instead of its own.
-            if self.client.hsetnx(self.schema.key("order_state"), order.order_id, json.dumps(state)):
-                audit(self.client, self.schema, "route", order.order_id, {"children": state["children"]})
-            else:
+            # Audited before the route is stored: a crash in between replays (and re-audits) the order;
+            # nothing the worker decided is ever missing from the trail.
+            trail.append(("route", order.order_id, {"children": state["children"]}))
+            self.audit.append_many(trail)
+            if not self.client.hsetnx(self.schema.key("order_state"), order.order_id, json.dumps(state)):
                 state = self._state(order.order_id)
                 if state["state"] in TERMINAL:
                     return Outcome(order.order_id, "DUPLICATE", state.get("filled", 0.0))
         filled = self._send(order, [Child(**c) for c in state["children"]])
         final = "FILLED" if filled >= order.quantity - 1e-9 else "CANCELLED"
         self._set_state(order.order_id, {"state": final, "filled": filled, "children": state["children"]})
+        self.on_event("filled", order.order_id)
         return Outcome(order.order_id, final, filled)
 
     def _send(self, order: SubmitOrder, children: list[Child]) -> float:
-        filled = 0.0
+        filled, trail = 0.0, []
         signed = 1.0 if order.side == "BUY" else -1.0
         for child in children:
             fill = self.venues[child.venue].execute(child.child_id, order.order_id, order.ticker, order.side,
@@ -141,8 +150,10 @@ class ExecutionWorker:
                                           self.schema.key("fills")], args=args)
             if new:
                 self.router.learn(fill.venue, fill.ticker, fill.slippage_bps, fill.quantity)
-                audit(self.client, self.schema, "fill", order.order_id, fields)
+            # A replayed fill is audited again, marked, so a crash before the audit write loses nothing.
+            trail.append(("fill", order.order_id, {**fields, "replay": str(not new)}))
             filled += fill.quantity
+        self.audit.append_many(trail)
         return filled
 
     # --- the loop -------------------------------------------------------------------------------------
