@@ -1,1 +1,2 @@
-"""synthetic lane (see README and the issue tracker); populated by its own issue."""
+"""Synthetic markets (issue 5): the ESG constraint loss and a VAE over exposures so far; the conditional
+GAN, fidelity report and DAG follow. Never reads Redis."""

@@ -42,3 +42,11 @@ def test_dag_files_when_scanned_then_heavy_libraries_are_not_imported_at_module_
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in heavy]
     assert offenders == []
+
+
+def test_synthetic_package_when_scanned_then_never_touches_redis():
+    offenders = []
+    for path in (ROOT / "synthetic").rglob("*.py"):
+        offenders += [f"{path.name}: {m}" for m in _imports(path)
+                      if m.split(".")[0] == "redis" or m in {"quantbridge.state", "quantbridge.redis_schema"}]
+    assert offenders == []
