@@ -39,7 +39,6 @@ from airflow.sdk import Param, dag, get_current_context, task
 def daily_rebalance() -> None:
     @task
     def emit_orders() -> dict[str, Any]:
-        from datetime import date
 
         from airflow.exceptions import AirflowSkipException
 
@@ -47,14 +46,14 @@ def daily_rebalance() -> None:
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
+        from quantbridge_airflow.run_date import run_date
         from quantbridge_airflow.redis_state import redis_client
         from strategy.portfolio import Constraints
         from strategy.rebalance import rebalance
 
         context = get_current_context()
         params, settings = context["params"], airflow_settings()
-        when = context.get("logical_date") or context["dag_run"].run_after
-        day = date.fromisoformat(params["date"]) if params["date"] else when.date()
+        day = run_date(context)
         try:
             return rebalance(Lake(settings.lake_root), redis_client(), RedisSchema(settings.redis_prefix), day,
                              float(params["portfolio_value"]),

@@ -29,14 +29,6 @@ from airflow.sdk import Param, dag, get_current_context, task
 from quantbridge_airflow.assets import PRICES, REFERENCE
 
 
-def _run_day() -> str:
-    """The date this run ingests: the `date` Param if given, else the run's logical date."""
-    context = get_current_context()
-    chosen = context["params"].get("date")
-    when = context.get("logical_date") or context["dag_run"].run_after
-    return chosen or when.date().isoformat()
-
-
 def _feed(source: str, universe: tuple[str, ...]) -> Any:
     from marketdata.feed import FileFeed, SkfolioFeed
 
@@ -71,8 +63,6 @@ def market_data_ingest() -> None:
 
     @task
     def extract() -> dict[str, Any]:
-        from datetime import date
-
         from airflow.exceptions import AirflowSkipException
 
         from marketdata.ingest import stage
@@ -81,7 +71,9 @@ def market_data_ingest() -> None:
         from quantbridge_airflow.config import airflow_settings
 
         settings = airflow_settings()
-        day = date.fromisoformat(_run_day())
+        from quantbridge_airflow.run_date import run_date
+
+        day = run_date(get_current_context())
         feed = _feed(get_current_context()["params"]["source"], settings.universe)
         try:
             staged = stage(Lake(settings.lake_root), feed, day, day)

@@ -55,19 +55,18 @@ from quantbridge_airflow.assets import STRESS_LEDGER
 def nightly_stress() -> None:
     @task
     def run_scenarios() -> dict[str, Any]:
-        from datetime import date
 
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
+        from quantbridge_airflow.run_date import run_date
         from quantbridge_airflow.redis_state import redis_client
         from risk.ledger import write_partition
         from risk.stress_run import load_inputs, run_stress
 
         context = get_current_context()
         params, settings = context["params"], airflow_settings()
-        when = context.get("logical_date") or context["dag_run"].run_after
-        day = date.fromisoformat(params["date"]) if params["date"] else when.date()
+        day = run_date(context)
         lake = Lake(settings.lake_root)
         raw = redis_client().hgetall(RedisSchema(settings.redis_prefix).key("positions"))
         positions = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
@@ -96,18 +95,17 @@ def nightly_stress() -> None:
     def reconcile_execution() -> dict[str, Any]:
         """Execution positions/P&L vs lake marks; the report goes to reports/date=D/reconciliation.json."""
         import json
-        from datetime import date
 
         from execution.reconcile import reconcile
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
+        from quantbridge_airflow.run_date import run_date
         from quantbridge_airflow.redis_state import redis_client
 
         context = get_current_context()
         settings = airflow_settings()
-        when = context.get("logical_date") or context["dag_run"].run_after
-        day = date.fromisoformat(context["params"]["date"]) if context["params"]["date"] else when.date()
+        day = run_date(context)
         lake = Lake(settings.lake_root)
         report = reconcile(redis_client(), RedisSchema(settings.redis_prefix), lake, day)
         path = lake.partition("reports", "date", day.isoformat()) / "reconciliation.json"

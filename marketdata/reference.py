@@ -86,3 +86,11 @@ def read_reference(lake: Lake, table: str) -> pd.DataFrame:
         raise FileNotFoundError(f"reference table {table!r} is not in the lake at {path}: run `qb ingest` or the "
                                 "market_data_ingest DAG first (it loads the reference tables)")
     return pd.read_parquet(path)
+
+
+def esg_scores(lake: Lake) -> pd.Series | None:
+    """ESG score per ticker from the lake's reference table, or None when it is not loaded yet."""
+    path = lake.reference("esg")
+    if not path.is_file():
+        return None
+    return pd.read_parquet(path).set_index("ticker")["esg_score"]

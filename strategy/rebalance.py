@@ -42,13 +42,9 @@ def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfol
     if len(dates) < LOOKBACK + 2:
         raise NoDataError(f"rebalance needs {LOOKBACK + 2} trading days up to {as_of.isoformat()}; the lake has {len(dates)}")
     closes = lake.read_close_matrix(dates[0], dates[-1])
-    try:
-        from marketdata.reference import read_reference
+    from marketdata.reference import esg_scores
 
-        esg = read_reference(lake, "esg").set_index("ticker")["esg_score"]
-    except FileNotFoundError:
-        esg = None
-    panel = build_features(closes, esg)
+    panel = build_features(closes, esg_scores(lake))
     today = panel[panel["date"] == panel["date"].max()].set_index("ticker")
     mu = model.predict(today.loc[:, list(FEATURES)])
     tickers = list(today.index)

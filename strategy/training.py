@@ -19,7 +19,7 @@ def retrain(lake: Lake, as_of: date, window_days: int = 750, kind: str = "gbm", 
 
     Raises NoDataError when the lake holds too little history for the lookback and the folds.
     """
-    from marketdata.reference import read_reference
+    from marketdata.reference import esg_scores
 
     t0 = time.perf_counter()
     dates = [d for d in lake.price_dates() if d <= as_of][-(window_days + LOOKBACK):]
@@ -28,11 +28,7 @@ def retrain(lake: Lake, as_of: date, window_days: int = 750, kind: str = "gbm", 
         raise NoDataError(f"retraining needs at least {needed} trading days up to {as_of.isoformat()}; "
                           f"the lake has {len(dates)}: ingest more history first")
     closes = lake.read_close_matrix(dates[0], dates[-1])
-    try:
-        esg = read_reference(lake, "esg").set_index("ticker")["esg_score"]
-    except FileNotFoundError:
-        esg = None
-    panel = build_features(closes, esg)
+    panel = build_features(closes, esg_scores(lake))
     evaluation, _ = walk_forward(panel, kind, folds, seed)
     model = fit(panel, kind, seed)
     meta = {"kind": kind, "features": list(FEATURES), "as_of": as_of.isoformat(),

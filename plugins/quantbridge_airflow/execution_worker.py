@@ -26,7 +26,7 @@ class ExecutionWorkerOperator(BaseOperator):
         from airflow.providers.redis.hooks.redis import RedisHook
 
         from execution.worker import ExecutionWorker
-        from marketdata.reference import read_reference
+        from marketdata.reference import esg_scores
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
@@ -35,10 +35,8 @@ class ExecutionWorkerOperator(BaseOperator):
         lake = Lake(settings.lake_root)
         dates = lake.price_dates()
         tickers = set(lake.read_close_matrix(start=dates[-1]).columns) if dates else set()
-        try:
-            esg = read_reference(lake, "esg").set_index("ticker")["esg_score"].to_dict()
-        except FileNotFoundError:
-            esg = {}
+        scores = esg_scores(lake)
+        esg = scores.to_dict() if scores is not None else {}
         consumer = f"airflow-{context['run_id']}"[:120]
         worker = ExecutionWorker(RedisHook(redis_conn_id=self.redis_conn_id).get_conn(),
                                  RedisSchema(settings.redis_prefix), consumer, tickers, esg)

@@ -302,7 +302,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Out-of-sample evaluation of the strategy vs equal weight and momentum (walk-forward, purged)."""
-    from marketdata.reference import read_reference
+    from marketdata.reference import esg_scores
     from quantbridge.lake import Lake
     from strategy.evaluation import evaluate
     from strategy.features import build_features
@@ -312,10 +312,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     closes = lake.read_close_matrix(args.start, args.end)
     if closes.empty:
         raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
-    try:
-        esg = read_reference(lake, "esg").set_index("ticker")["esg_score"]
-    except FileNotFoundError:
-        esg = None
+    esg = esg_scores(lake)
     _echo(args, f"features and {args.folds}-fold purged walk-forward on {closes.shape[0]} dates x {closes.shape[1]} tickers")
     panel = build_features(closes, esg)
     model_eval, oos = walk_forward(panel, folds=args.folds, seed=settings.seed)
@@ -363,12 +360,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     tickers = set(lake.read_close_matrix(start=lake.price_dates()[-1]).columns) if lake.price_dates() else set()
     if not tickers:
         raise InputError("lake prices", str(settings.lake_root), "published prices (the tradable universe): run `qb ingest`")
-    try:
-        from marketdata.reference import read_reference
+    from marketdata.reference import esg_scores
 
-        esg = read_reference(lake, "esg").set_index("ticker")["esg_score"].to_dict()
-    except FileNotFoundError:
-        esg = {}
+    scores = esg_scores(lake)
+    esg = scores.to_dict() if scores is not None else {}
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
