@@ -60,7 +60,8 @@ def retraining() -> None:
             raise AirflowSkipException(f"no prices in the lake at {lake.root}")
         as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else dates[-1]
         try:
-            return retrain(lake, as_of, params["window_days"], params["model_kind"], seed=settings.seed)
+            return retrain(lake, as_of, params["window_days"], params["model_kind"], seed=settings.seed,
+                           stress_weight=settings.train_stress_weight, dask_scheduler=settings.dask_scheduler)
         except NoDataError as exc:
             raise AirflowSkipException(str(exc)) from None
 

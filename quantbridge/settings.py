@@ -74,6 +74,8 @@ class Settings:
     var_clear_ratio: float = 0.9
     #: Port of the VaR sensor's Prometheus metrics (0 = no HTTP endpoint).
     var_metrics_port: int = 9108
+    #: Extra sample weight of training rows inside the stress ledger's historical windows (0 = off).
+    train_stress_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_stale_days < 1:
@@ -99,6 +101,8 @@ class Settings:
                               (self.var_horizon_days, self.var_paths, self.var_window), ">= 1, >= 100 and >= 20")
         if self.var_interval_s <= 0 or self.var_limit <= 0:
             raise ConfigError("var_interval_s/var_limit", (self.var_interval_s, self.var_limit), "positive numbers")
+        if self.train_stress_weight < 0:
+            raise ConfigError("train_stress_weight", self.train_stress_weight, "a number >= 0 (0 = off)")
         if not 0 < self.var_clear_ratio <= 1:
             raise ConfigError("var_clear_ratio", self.var_clear_ratio, "a number in (0, 1]")
         scheme = urlsplit(self.redis_url).scheme

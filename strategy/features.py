@@ -48,10 +48,12 @@ def _per_ticker(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
 
 
-def build_features(closes: pd.DataFrame, esg: pd.Series | None = None, npartitions: int = 4) -> pd.DataFrame:
+def build_features(closes: pd.DataFrame, esg: pd.Series | None = None, npartitions: int = 4,
+                   dask_scheduler: str = "") -> pd.DataFrame:
     """Feature panel from a (dates x tickers) close matrix; one row per (date, ticker) with a full lookback.
 
     ``esg``: score per ticker (missing tickers get NaN, which the model pipeline imputes).
+    ``dask_scheduler``: a distributed scheduler address (``QB_DASK_SCHEDULER``); empty = local threads.
     """
     import dask
     import dask.dataframe as dd
@@ -65,11 +67,15 @@ def build_features(closes: pd.DataFrame, esg: pd.Series | None = None, npartitio
     meta = _per_ticker(long.iloc[0:0])
     # Keep dates as Python dates (Dask would turn object columns into strings).
     with dask.config.set({"dataframe.convert-string": False}):
-        panel = (
-            dd.from_pandas(long, npartitions=max(1, min(npartitions, long.index.nunique())), sort=True)
+        graph = dd.from_pandas(long, npartitions=max(1, min(npartitions, long.index.nunique())), sort=True) \
             .map_partitions(_per_ticker, meta=meta)
-            .compute(scheduler="threads")
-        )
+        if dask_scheduler:
+            from dask.distributed import Client
+
+            with Client(dask_scheduler) as client:
+                panel = client.compute(graph).result()
+        else:
+            panel = graph.compute(scheduler="threads")
     panel = panel.sort_values(["date", "ticker"], ignore_index=True)
     panel["esg"] = panel["ticker"].map(esg) if esg is not None else np.nan
     panel[TARGET] = panel["fwd_5d"] - panel.groupby("date")["fwd_5d"].transform("mean")

@@ -5,7 +5,7 @@ the forward 5-day return relative to the cross-section. Evaluation walks forward
 dates before the test block minus a purge gap of ``HORIZON`` trading days (labels of the last training
 rows would otherwise overlap the test block) and tests on the block. Metrics per fold: mean daily
 Spearman information coefficient (IC) and hit rate (share of names whose predicted sign of the
-relative return is right).
+relative return is right). An optional ``weight`` column of the panel is used as sample weights.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ def daily_ic(frame: pd.DataFrame, prediction: np.ndarray) -> pd.Series:
     ).dropna()
 
 
+def _weights(rows: pd.DataFrame) -> np.ndarray | None:
+    return rows["weight"].to_numpy() if "weight" in rows else None
+
+
 def walk_forward(panel: pd.DataFrame, kind: str = "gbm", folds: int = 4, seed: int = 20260101) -> tuple[Evaluation, pd.DataFrame]:
     """Purged walk-forward evaluation; returns the metrics and the out-of-sample predictions."""
     labelled = panel.dropna(subset=[TARGET])
@@ -71,7 +75,7 @@ def walk_forward(panel: pd.DataFrame, kind: str = "gbm", folds: int = 4, seed: i
         train_end = dates[max(0, np.searchsorted(dates, block[0]) - HORIZON)]  # purge the overlapping labels
         train = labelled[labelled["date"] < train_end]
         test = labelled[labelled["date"].isin(block)]
-        model = make_model(kind, seed).fit(train.loc[:, FEATURES], train[TARGET])
+        model = make_model(kind, seed).fit(train.loc[:, FEATURES], train[TARGET], gbm__sample_weight=_weights(train))
         pred = model.predict(test.loc[:, FEATURES])
         ics.append(daily_ic(test, pred))
         hits.append(float(np.mean(np.sign(pred) == np.sign(test[TARGET].to_numpy()))))
@@ -87,4 +91,4 @@ def fit(panel: pd.DataFrame, kind: str = "gbm", seed: int = 20260101) -> Any:
     labelled = panel.dropna(subset=[TARGET])
     if labelled.empty:
         raise InputError("panel", "no labelled rows", "at least one date with a forward return")
-    return make_model(kind, seed).fit(labelled.loc[:, FEATURES], labelled[TARGET])
+    return make_model(kind, seed).fit(labelled.loc[:, FEATURES], labelled[TARGET], gbm__sample_weight=_weights(labelled))

@@ -13,10 +13,26 @@ from strategy.model import fit, walk_forward
 from strategy.registry import register
 
 
+def stress_windows(lake: Lake) -> list[tuple[date, date]]:
+    """The historical stress windows the nightly stress found (scenarios ``worst_<n>d_<start>_<end>`` of
+    the ledger partitions in the lake), deduplicated."""
+    import pandas as pd
+
+    windows = set()
+    for path in sorted((lake.root / "stress").glob("date=*/*.parquet")):
+        scenarios = pd.read_parquet(path, columns=["family", "scenario"])
+        for name in scenarios.loc[scenarios["family"] == "historical", "scenario"].unique():
+            parts = name.split("_")
+            windows.add((date.fromisoformat(parts[-2]), date.fromisoformat(parts[-1])))
+    return sorted(windows)
+
+
 def retrain(lake: Lake, as_of: date, window_days: int = 750, kind: str = "gbm", folds: int = 4,
-            seed: int = 20260101) -> dict[str, Any]:
+            seed: int = 20260101, stress_weight: float = 0.0, dask_scheduler: str = "") -> dict[str, Any]:
     """Train a challenger on the ``window_days`` trading days up to ``as_of`` and register it.
 
+    ``stress_weight`` > 0 gives the training rows inside the stress ledger's historical windows a sample
+    weight of 1 + stress_weight (so the model learns more from crisis days); 0 leaves every row at 1.
     Raises NoDataError when the lake holds too little history for the lookback and the folds.
     """
     from marketdata.reference import esg_scores
@@ -28,12 +44,19 @@ def retrain(lake: Lake, as_of: date, window_days: int = 750, kind: str = "gbm", 
         raise NoDataError(f"retraining needs at least {needed} trading days up to {as_of.isoformat()}; "
                           f"the lake has {len(dates)}: ingest more history first")
     closes = lake.read_close_matrix(dates[0], dates[-1])
-    panel = build_features(closes, esg_scores(lake))
+    panel = build_features(closes, esg_scores(lake), dask_scheduler=dask_scheduler)
+    windows = stress_windows(lake) if stress_weight > 0 else []
+    if windows:
+        inside = panel["date"].map(lambda d: any(a <= d <= b for a, b in windows))
+        panel = panel.assign(weight=1.0 + stress_weight * inside.astype(float))
     evaluation, _ = walk_forward(panel, kind, folds, seed)
     model = fit(panel, kind, seed)
     meta = {"kind": kind, "features": list(FEATURES), "as_of": as_of.isoformat(),
             "data_window": [str(panel["date"].min()), str(panel["date"].max())], "rows": len(panel),
-            "tickers": sorted(panel["ticker"].unique()), "metrics": evaluation.as_dict(), "seed": seed}
+            "tickers": sorted(panel["ticker"].unique()), "metrics": evaluation.as_dict(), "seed": seed,
+            "stress_weight": stress_weight, "stress_windows": [[str(a), str(b)] for a, b in windows],
+            "stress_rows": int((panel["weight"] > 1).sum()) if "weight" in panel else 0}
     registered = register(lake, model, meta)
     return {"version": registered.version, "metrics": evaluation.as_dict(), "rows": len(panel),
+            "stress_rows": meta["stress_rows"],
             "seconds": round(time.perf_counter() - t0, 2)}

@@ -113,3 +113,24 @@ def test_qb_evaluate_when_history_then_model_and_baselines_out_of_sample(history
         assert -1 < row["max_drawdown"] <= 0 and row["annual_volatility"] > 0
     assert main(["evaluate", "--folds", "3", "-q"]) == 0
     assert "equal_weight" in capsys.readouterr().out
+
+
+def test_retrain_when_stress_weight_set_then_rows_in_the_ledger_windows_weigh_more(history_lake, tmp_path):
+    import shutil
+
+    from risk.ledger import write_partition
+    from strategy.registry import get
+    from strategy.training import stress_windows
+
+    lake = Lake(tmp_path)
+    shutil.copytree(Lake(history_lake).prices, lake.prices)
+    ledger = __import__("pandas").DataFrame({
+        "id": ["x"], "date": ["2019-12-31"], "family": ["historical"], "scenario": ["worst_10d_2019-05-01_2019-05-15"],
+        "position": ["TOTAL"], "base_value": [1.0], "shocked_value": [0.9], "change": [-0.1]})
+    write_partition(lake, date(2019, 12, 31), ledger)
+    assert stress_windows(lake) == [(date(2019, 5, 1), date(2019, 5, 15))]
+    plain = retrain(lake, date(2019, 12, 31), window_days=400, folds=3)
+    weighted = retrain(lake, date(2019, 12, 31), window_days=400, folds=3, stress_weight=5.0)
+    assert plain["stress_rows"] == 0 and weighted["stress_rows"] == 11 * 20  # 11 trading days x 20 names
+    assert get(lake, weighted["version"]).meta["stress_windows"] == [["2019-05-01", "2019-05-15"]]
+    assert weighted["metrics"] != plain["metrics"]  # the weights change what the model learns

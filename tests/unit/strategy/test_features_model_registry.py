@@ -80,3 +80,11 @@ def test_registry_when_challengers_arrive_then_only_a_better_ic_is_promoted(tmp_
         get(lake, "v9")
     with pytest.raises(FileExistsError):
         register(lake, model, {"metrics": {"ic": 0.0}}, version="v1")
+
+
+def test_features_when_computed_on_a_distributed_scheduler_then_same_panel(closes):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        remote = build_features(closes.iloc[:120], dask_scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(remote, build_features(closes.iloc[:120]))
