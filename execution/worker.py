@@ -185,12 +185,16 @@ class ExecutionWorker:
         """
         import redis
 
-        handled, backoff, reclaim_due = 0, 0.2, True
+        import time
+
+        handled, backoff, reclaim_due, last_reclaim = 0, 0.2, True, 0.0
         while not stop.is_set() and (max_orders is None or handled < max_orders):
             try:
-                if reclaim_due:
+                # Reclaim at start, after an outage, and periodically: a consumer that dies after we started
+                # leaves entries that only become claimable once they have been idle long enough.
+                if reclaim_due or time.monotonic() - last_reclaim >= reclaim_idle_ms / 1000:
                     handled += self.reclaim(reclaim_idle_ms)
-                    reclaim_due = False
+                    reclaim_due, last_reclaim = False, time.monotonic()
                 handled += self._read_once(block_ms)
                 backoff = 0.2
             except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -126,3 +126,22 @@ def test_qb_worker_when_orders_waiting_then_handles_them_and_stops(redis_client,
     assert main(["worker", "--consumer", "cli", "--max-orders", "2", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out) == {"consumer": "cli", "handled": 2}
     assert redis_client.xlen(SCHEMA.key("dead_letter")) == 1 and positions(redis_client)["AAPL"] == 100
+
+
+def test_worker_when_another_consumer_dies_after_start_then_its_orders_are_reclaimed(redis_client):
+    import time
+
+    w = worker(redis_client, "survivor")
+    stop = threading.Event()
+    loop = threading.Thread(target=w.run, args=(stop,), kwargs={"block_ms": 50, "reclaim_idle_ms": 200})
+    loop.start()
+    time.sleep(0.3)  # the survivor's start-up reclaim has already run
+    submit(redis_client, "orphan")
+    redis_client.xreadgroup(ORDERS_GROUP, "ghost", {SCHEMA.key("orders"): ">"}, count=1)  # read, then "dies"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not redis_client.hexists(SCHEMA.key("order_state"), "orphan"):
+        time.sleep(0.05)
+    stop.set()
+    loop.join(5)
+    assert json.loads(redis_client.hget(SCHEMA.key("order_state"), "orphan"))["state"] == "FILLED"
+    assert redis_client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0
