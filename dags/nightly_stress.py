@@ -61,6 +61,7 @@ def nightly_stress() -> None:
         from quantbridge_airflow.config import airflow_settings
         from quantbridge_airflow.run_date import run_date
         from quantbridge_airflow.redis_state import redis_client
+        from quantbridge.state import read_positions
         from risk.ledger import write_partition
         from risk.stress_run import load_inputs, run_stress
 
@@ -68,8 +69,7 @@ def nightly_stress() -> None:
         params, settings = context["params"], airflow_settings()
         day = run_date(context)
         lake = Lake(settings.lake_root)
-        raw = redis_client().hgetall(RedisSchema(settings.redis_prefix).key("positions"))
-        positions = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+        positions = read_positions(redis_client(), RedisSchema(settings.redis_prefix))
         frame = run_stress(load_inputs(lake, day, positions), params["families"], shock_scale=params["shock_scale"],
                            confidence=params["confidence"], paths=params["paths"], seed=settings.seed,
                            dask_scheduler=settings.dask_scheduler)

@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from quantbridge.lake import Lake
+from quantbridge.state import text
 from quantbridge.redis_schema import RedisSchema
 
 GENESIS = "0" * 64
 
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def entry_hash(prev: str, kind: str, ref: str, ts: str, payload: str) -> str:
@@ -67,7 +65,7 @@ class AuditWriter:
         if not bodies:
             return []
         while True:
-            expected = self._head if self._head is not None else _text(self.client.get(self.head_key) or GENESIS)
+            expected = self._head if self._head is not None else text(self.client.get(self.head_key) or GENESIS)
             prev, args, hashes = expected, [], []
             for kind, ref, body in bodies:
                 ts = datetime.now(timezone.utc).isoformat(timespec="microseconds")
@@ -78,8 +76,8 @@ class AuditWriter:
             reply = self._script(keys=[self.head_key, self.stream], args=[GENESIS, expected, len(bodies), *args])
             if int(reply[0]) == 1:
                 self._head = prev
-                return [(_text(i), h) for i, h in zip(reply[1:], hashes)]
-            self._head = _text(reply[1])  # moved by another writer: chain on the real head
+                return [(text(i), h) for i, h in zip(reply[1:], hashes)]
+            self._head = text(reply[1])  # moved by another writer: chain on the real head
 
 
 def _checkpoints_path(lake: Lake) -> Path:
@@ -92,8 +90,8 @@ def checkpoint(client: Any, schema: RedisSchema, lake: Lake) -> dict[str, Any]:
     if not last:
         return {"entries": 0}
     entry_id, raw = last[0]
-    fields = {_text(k): _text(v) for k, v in raw.items()}
-    record = {"entry_id": _text(entry_id), "hash": fields["hash"],
+    fields = {text(k): text(v) for k, v in raw.items()}
+    record = {"entry_id": text(entry_id), "hash": fields["hash"],
               "entries": client.xlen(schema.key("audit")),
               "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     path = _checkpoints_path(lake)
@@ -116,8 +114,8 @@ def verify(client: Any, schema: RedisSchema, lake: Lake | None = None, batch: in
         if not chunk:
             break
         for entry_id, raw in chunk:
-            f = {_text(k): _text(v) for k, v in raw.items()}
-            eid = _text(entry_id)
+            f = {text(k): text(v) for k, v in raw.items()}
+            eid = text(entry_id)
             if f.get("prev") != prev:
                 return {"ok": False, "entries_checked": count, "first_bad": eid,
                         "reason": "prev-hash mismatch: an entry before it was deleted, inserted or reordered"}
@@ -127,7 +125,7 @@ def verify(client: Any, schema: RedisSchema, lake: Lake | None = None, batch: in
             prev, count, last_id = f["hash"], count + 1, eid
             hashes[eid] = prev
         start = last_id
-    head = _text(client.get(schema.key("audit_head")) or GENESIS)
+    head = text(client.get(schema.key("audit_head")) or GENESIS)
     if head != prev:
         return {"ok": False, "entries_checked": count, "first_bad": last_id,
                 "reason": "the head hash is not the last entry's: entries after it were removed"}

@@ -18,21 +18,19 @@ from datetime import date
 from typing import Any
 
 from quantbridge.lake import Lake
+from quantbridge.state import read_positions, text
 from quantbridge.redis_schema import RedisSchema
 
 TOLERANCE = 1e-6
 
 
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
 
 def reconcile(client: Any, schema: RedisSchema, lake: Lake, day: date) -> dict[str, Any]:
-    positions = {_text(k): float(v) for k, v in client.hgetall(schema.key("positions")).items()}
+    positions = read_positions(client, schema)
     traded: dict[str, float] = {}
     cash = 0.0
     for _, raw in client.xrange(schema.key("fills")):
-        f = {_text(k): _text(v) for k, v in raw.items()}
+        f = {text(k): text(v) for k, v in raw.items()}
         sign = 1.0 if f["side"] == "BUY" else -1.0
         qty, price = float(f["quantity"]), float(f["price"])
         traded[f["ticker"]] = traded.get(f["ticker"], 0.0) + sign * qty

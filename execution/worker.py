@@ -28,6 +28,7 @@ from execution.router import Child, Router
 from execution.venues import DEFAULT_VENUES, SimulatedVenue, VenueSpec
 from quantbridge.errors import InputError
 from quantbridge.messages import SubmitOrder
+from quantbridge.state import text
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,6 @@ redis.call('XADD', KEYS[3], '*', unpack(ARGV, 4))
 return 1
 """
 
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 @dataclass
@@ -90,7 +88,7 @@ class ExecutionWorker:
         self.client.hset(self.schema.key("order_state"), order_id, json.dumps(state))
 
     def process(self, entry_id: str, raw: dict[Any, Any]) -> Outcome:
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {text(k): text(v) for k, v in raw.items()}
         if sum(len(k) + len(v) for k, v in fields.items()) > MAX_PAYLOAD_BYTES:
             return self._dead_letter(entry_id, {"order_id": fields.get("order_id", "")},
                                      f"PAYLOAD_TOO_LARGE: max={MAX_PAYLOAD_BYTES} bytes")
@@ -171,10 +169,10 @@ class ExecutionWorker:
                                                         start_id=start, count=100)
             for entry_id, raw in entries:
                 if raw:
-                    self.process(_text(entry_id), raw)
+                    self.process(text(entry_id), raw)
                 self.client.xack(self.stream, ORDERS_GROUP, entry_id)
                 done += 1
-            if _text(start) == "0-0":
+            if text(start) == "0-0":
                 return done
 
     def run(self, stop: threading.Event, block_ms: int = 500, max_orders: int | None = None,
@@ -212,7 +210,7 @@ class ExecutionWorker:
         for _stream, entries in reply or []:
             for entry_id, raw in entries:
                 try:
-                    self.process(_text(entry_id), raw)
+                    self.process(text(entry_id), raw)
                 except (redis.ConnectionError, redis.TimeoutError):
                     raise
                 except Exception:  # noqa: BLE001 - one bad order must not stop the worker

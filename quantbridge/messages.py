@@ -54,8 +54,9 @@ class SubmitOrder:
     @classmethod
     def from_dict(cls, data: dict[Any, Any]) -> SubmitOrder:
         """Parse a stream entry (bytes or text); raises InputError naming the bad field."""
-        fields = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                  for k, v in data.items()}
+        from quantbridge.state import text
+
+        fields = {text(k): text(v) for k, v in data.items()}
         required = ("order_id", "ts", "strategy", "ticker", "side", "quantity", "reference_price")
         missing = [f for f in required if f not in fields]
         if missing:

@@ -26,6 +26,16 @@ def connect(settings: Settings) -> Any:
     )
 
 
+def text(value: Any) -> str:
+    """A Redis reply as text: clients from the Airflow hook return bytes, the CLI's return str."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_positions(client: Any, schema: RedisSchema) -> dict[str, float]:
+    """The positions hash as ticker -> shares."""
+    return {text(k): float(v) for k, v in client.hgetall(schema.key("positions")).items()}
+
+
 def record_ingest(client: Any, schema: RedisSchema, summary: dict[str, Any]) -> dict[str, str]:
     """Store the latest ingestion summary (last date, rows, tickers, source, run id) in ``ingest:last``."""
     fields = {

@@ -28,6 +28,7 @@ import pandas as pd
 
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
+from quantbridge.state import read_positions
 from risk.measure import portfolio_var
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,7 @@ class VarSensor:
         cfg = self.config
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         client.set(self.schema.heartbeat(COMPONENT), now, ex=max(int(cfg.interval_s * 3), 5))
-        raw = client.hgetall(self.schema.key("positions"))
-        # Clients from the Airflow Redis hook return bytes; the CLI's return text.
-        positions = {(t.decode() if isinstance(t, bytes) else t): float(q) for t, q in raw.items() if float(q) != 0.0}
+        positions = {t: q for t, q in read_positions(client, self.schema).items() if q != 0.0}
         figures: dict[str, Any] = {"updated_at": now, "limit": cfg.limit, "positions": len(positions), "model": cfg.model}
         if positions:
             closes = self._latest_closes()

@@ -16,6 +16,7 @@ import pandas as pd
 from quantbridge.errors import InputError, NoDataError
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
+from quantbridge.state import read_positions
 from quantbridge.redis_schema import RedisSchema
 from strategy.explain import explain, top_contributions
 from strategy.features import FEATURES, HORIZON, LOOKBACK, build_features
@@ -24,9 +25,6 @@ from strategy.registry import champion, load_model
 
 STRATEGY = "gbm_mv"
 
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfolio_value: float = 1_000_000.0,
@@ -51,7 +49,7 @@ def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfol
     prices = closes.ffill().iloc[-1].loc[tickers]
     returns = closes.loc[:, tickers].pct_change(fill_method=None).dropna().iloc[-cov_days:]
     cov = covariance(returns, "ledoit_wolf") * HORIZON
-    held = {_text(k): float(v) for k, v in client.hgetall(schema.key("positions")).items()}
+    held = read_positions(client, schema)
     unknown = sorted(set(held) - set(tickers))
     if unknown:
         raise InputError("positions", ",".join(unknown), "tickers the model scores: " + ", ".join(tickers))

@@ -428,11 +428,11 @@ def _redis_positions(settings: Settings) -> dict[str, float]:
     import redis
 
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
+    from quantbridge.state import connect, read_positions
 
     client = connect(settings)
     try:
-        return {k: float(v) for k, v in client.hgetall(RedisSchema(settings.redis_prefix).key("positions")).items()}
+        return read_positions(client, RedisSchema(settings.redis_prefix))
     except redis.RedisError:
         return {}
     finally:
