@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from execution.audit import AuditWriter
+from execution.metrics import WorkerMetrics
 from execution.policy import PolicyEngine
 from execution.router import Child, Router
 from execution.venues import DEFAULT_VENUES, SimulatedVenue, VenueSpec
@@ -57,13 +59,15 @@ class ExecutionWorker:
     def __init__(self, client: Any, schema: RedisSchema, consumer: str, tickers: Iterable[str],
                  esg: dict[str, float] | None = None, venues: tuple[VenueSpec, ...] = DEFAULT_VENUES,
                  policy: PolicyEngine | None = None,
-                 on_event: Callable[[str, str], None] | None = None) -> None:
+                 on_event: Callable[[str, str], None] | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.client, self.schema, self.consumer = client, schema, consumer
         self.tickers, self.esg = set(tickers), dict(esg or {})
         self.venues = {v.name: SimulatedVenue(v) for v in venues}
         self.router = Router(venues)
         self.policy = policy or PolicyEngine()
         self.on_event = on_event or (lambda _kind, _order_id: None)  # instrumentation (the benchmark)
+        self.metrics = metrics or WorkerMetrics(v.name for v in venues)  # Prometheus, in-process only
         self._record_fill = client.register_script(_RECORD_FILL)
         self.audit = AuditWriter(client, schema)
         self.stream = schema.key("orders")
@@ -88,6 +92,7 @@ class ExecutionWorker:
         self.client.hset(self.schema.key("order_state"), order_id, json.dumps(state))
 
     def process(self, entry_id: str, raw: dict[Any, Any]) -> Outcome:
+        picked_up = time.perf_counter()
         fields = {text(k): text(v) for k, v in raw.items()}
         if sum(len(k) + len(v) for k, v in fields.items()) > MAX_PAYLOAD_BYTES:
             return self._dead_letter(entry_id, {"order_id": fields.get("order_id", "")},
@@ -111,9 +116,11 @@ class ExecutionWorker:
                 self._set_state(order.order_id, {"state": "REJECTED", "filled": 0.0, "reasons": list(verdict.reasons)})
                 self.audit.append_many(trail)
                 self.on_event("decision", order.order_id)
+                self.metrics.decided(entry_id, picked_up, kill)
                 return Outcome(order.order_id, "REJECTED", reasons=verdict.reasons)
             children = self.router.route(order.order_id, order.ticker, order.side, order.quantity, order.reference_price)
             self.on_event("decision", order.order_id)
+            self.metrics.decided(entry_id, picked_up, kill)
             state = {"state": "ROUTED", "filled": 0.0, "children": [c.__dict__ for c in children]}
             # Stored before any child is sent, so a replay sends the same children; HSETNX makes a second
             # worker racing on the same order adopt the first one's route instead of its own.
@@ -148,6 +155,7 @@ class ExecutionWorker:
                                           self.schema.key("fills")], args=args)
             if new:
                 self.router.learn(fill.venue, fill.ticker, fill.slippage_bps, fill.quantity)
+                self.metrics.fill(fill.venue, fill.quantity, fill.price, fill.fee, fill.slippage_bps)
             # A replayed fill is audited again, marked, so a crash before the audit write loses nothing.
             trail.append(("fill", order.order_id, {**fields, "replay": str(not new)}))
             filled += fill.quantity
@@ -169,7 +177,7 @@ class ExecutionWorker:
                                                         start_id=start, count=100)
             for entry_id, raw in entries:
                 if raw:
-                    self.process(text(entry_id), raw)
+                    self.metrics.outcome(self.process(text(entry_id), raw).state)
                 self.client.xack(self.stream, ORDERS_GROUP, entry_id)
                 done += 1
             if text(start) == "0-0":
@@ -197,6 +205,7 @@ class ExecutionWorker:
                 backoff = 0.2
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
+                self.metrics.reconnects.inc()
                 stop.wait(backoff)
                 backoff, reclaim_due = min(backoff * 2, 5.0), True
         return handled
@@ -210,7 +219,7 @@ class ExecutionWorker:
         for _stream, entries in reply or []:
             for entry_id, raw in entries:
                 try:
-                    self.process(text(entry_id), raw)
+                    self.metrics.outcome(self.process(text(entry_id), raw).state)
                 except (redis.ConnectionError, redis.TimeoutError):
                     raise
                 except Exception:  # noqa: BLE001 - one bad order must not stop the worker

@@ -74,6 +74,8 @@ class Settings:
     var_clear_ratio: float = 0.9
     #: Port of the VaR sensor's Prometheus metrics (0 = no HTTP endpoint).
     var_metrics_port: int = 9108
+    #: Port of the execution worker's Prometheus metrics (0 = no HTTP endpoint).
+    worker_metrics_port: int = 9109
     #: Extra sample weight of training rows inside the stress ledger's historical windows (0 = off).
     train_stress_weight: float = 0.0
 

@@ -44,11 +44,20 @@ class ExecutionWorkerOperator(BaseOperator):
         timer = threading.Timer(duration, self._stop.set) if duration > 0 else None
         if timer is not None:
             timer.start()
+        server = None
+        if settings.worker_metrics_port:
+            try:
+                server = worker.metrics.serve(settings.worker_metrics_port)
+            except OSError as exc:  # e.g. a `qb worker` already serves that port: trade anyway
+                self.log.warning("metrics port %s unavailable (%s); running without /metrics",
+                                 settings.worker_metrics_port, exc)
         try:
             handled = worker.run(self._stop)
         finally:
             if timer is not None:
                 timer.cancel()
+            if server is not None:
+                server.shutdown()
         return {"consumer": consumer, "handled": handled}
 
     def on_kill(self) -> None:

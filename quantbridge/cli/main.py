@@ -371,8 +371,23 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         threading.Timer(args.duration, stop.set).start()
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
     worker = ExecutionWorker(connect(settings), RedisSchema(settings.redis_prefix), consumer, tickers, esg)
-    _echo(args, f"execution worker {consumer}: {len(tickers)} tickers, policies from policies/")
-    handled = worker.run(stop, max_orders=args.max_orders, reclaim_idle_ms=args.reclaim_idle_ms)
+    port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
+    server = None
+    try:
+        server = worker.metrics.serve(port) if port else None
+    except OSError as exc:
+        if args.metrics_port is not None:
+            raise ServiceError(f"--metrics-port={port} cannot be served ({exc}): pick a free port or 0") from None
+        # Workers run side by side in one group: only the first one on a host gets the default port.
+        _echo(args, f"note: metrics port {port} busy ({exc}); this worker runs without /metrics")
+        port = 0
+    _echo(args, f"execution worker {consumer}: {len(tickers)} tickers, policies from policies/"
+                + (f", metrics on 127.0.0.1:{port}/metrics" if port else ""))
+    try:
+        handled = worker.run(stop, max_orders=args.max_orders, reclaim_idle_ms=args.reclaim_idle_ms)
+    finally:
+        if server is not None:
+            server.shutdown()
     return {"consumer": consumer, "handled": handled}, 0
 
 
@@ -612,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-orders", type=int, default=None)
     p.add_argument("--reclaim-idle-ms", type=int, default=30_000,
                    help="take over other consumers' pending orders idle this long (XAUTOCLAIM)")
+    p.add_argument("--metrics-port", type=int, default=None, help="0 disables /metrics (default QB_WORKER_METRICS_PORT)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("reconcile", parents=[common], help="execution positions/P&L vs the risk engine's marks")

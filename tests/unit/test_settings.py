@@ -59,3 +59,10 @@ def test_settings_when_password_set_then_repr_and_public_dict_redact_it():
     assert s.as_public_dict()["redis_password"] == "***"
     assert s.redis_url_redacted() == "redis://u:***@h:1/0"
     assert s.redis_password == "s3cret"
+
+
+def test_load_settings_when_worker_metrics_port_set_then_int_and_default_9109():
+    assert load_settings(environ={}).worker_metrics_port == 9109
+    assert load_settings(environ={"QB_WORKER_METRICS_PORT": "0"}).worker_metrics_port == 0
+    with pytest.raises(ConfigError, match="QB_WORKER_METRICS_PORT"):
+        load_settings(environ={"QB_WORKER_METRICS_PORT": "nine"})
