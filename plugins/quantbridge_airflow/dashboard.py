@@ -1,0 +1,275 @@
+"""The risk dashboard over HTTP: a FastAPI app the Airflow api-server mounts under ``/quantbridge``
+(registered by ``plugins/quantbridge_plugin.py``). It only does HTTP; the data comes from
+:func:`quantbridge.snapshot.risk_snapshot`.
+
+Routes (every one needs an authenticated Airflow user, validated by Airflow's own auth manager from the
+``Authorization: Bearer <jwt>`` header or the UI's ``_token`` cookie; a page request without a valid
+login is redirected to the login page, a data request gets 401 (no token) or 403 (a bad token)):
+
+``GET /``                 the page, rendered on the server; an inline script swaps in ``panel`` every 5 s
+``GET /panel``            the page's body as an HTML fragment
+``GET /api/snapshot``     the same data as JSON
+``GET /reports/{path}``   a file under the lake's ``reports/`` (the nightly report), no path out of it
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from quantbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/quantbridge"
+REFRESH_MS = 5_000
+
+
+def dashboard_settings() -> Settings:
+    """Settings for the api-server: environment ``QB_*`` plus the ``quantbridge_settings`` Variable
+    (read from the metadata DB, the api-server's own, not through the task SDK)."""
+    from airflow.models.variable import Variable
+
+    from quantbridge.settings import load_settings
+    from quantbridge_airflow.config import SETTINGS_VARIABLE, _overrides
+
+    return load_settings(_overrides(Variable.get(SETTINGS_VARIABLE, default_var=None)))
+
+
+async def authenticated_user(request: Request) -> Any:
+    """The Airflow user behind the request's bearer token (preferred) or ``_token`` cookie.
+
+    Raises HTTPException 401 without a token or with an expired one, 403 for an invalid token or a user
+    not allowed to see the Airflow website.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    token = credentials.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    user = await resolve_user_from_token(token)
+    if not get_auth_manager().is_authorized_view(access_view=AccessView.WEBSITE, user=user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.get_name()!r} may not view the website")
+    return user
+
+
+async def optional_user(request: Request) -> Any:
+    """Like :func:`authenticated_user` but None instead of an error (pages redirect to the login)."""
+    try:
+        return await authenticated_user(request)
+    except HTTPException:
+        return None
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)),
+                            status_code=status.HTTP_303_SEE_OTHER)
+
+
+def create_app(
+    settings_provider: Callable[[], Settings] = dashboard_settings,
+    snapshot: Callable[[Settings], dict[str, Any]] | None = None,
+) -> FastAPI:
+    """The dashboard app. ``settings_provider`` is called per request (tests pass fixed settings);
+    ``snapshot`` defaults to :func:`quantbridge.snapshot.risk_snapshot`."""
+    app = FastAPI(title="quantbridge risk dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def read() -> dict[str, Any]:
+        import redis
+
+        from quantbridge.errors import QuantbridgeError
+        from quantbridge.snapshot import risk_snapshot
+
+        try:
+            settings = settings_provider()
+        except QuantbridgeError as exc:
+            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"quantbridge settings: {exc}") from exc
+        try:
+            return (snapshot or risk_snapshot)(settings)
+        except redis.RedisError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                f"Redis at {settings.redis_url} is unavailable: {exc}") from exc
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(request: Request, user: Any = Depends(optional_user)) -> Response:
+        if user is None:
+            return _login_redirect(request)
+        return HTMLResponse(render_page(read(), user.get_name()))
+
+    @app.get("/panel", response_class=HTMLResponse)
+    def panel(user: Any = Depends(authenticated_user)) -> HTMLResponse:
+        return HTMLResponse(render_panel(read()))
+
+    @app.get("/api/snapshot")
+    def snapshot_json(user: Any = Depends(authenticated_user)) -> JSONResponse:
+        return JSONResponse(read())
+
+    @app.get("/reports/{path:path}")
+    def report(path: str, request: Request, user: Any = Depends(optional_user)) -> Response:
+        if user is None:
+            return _login_redirect(request)
+        from quantbridge.errors import InputError
+        from quantbridge.snapshot import report_file
+
+        try:
+            return FileResponse(report_file(settings_provider(), path))
+        except (InputError, FileNotFoundError) as exc:
+            log.info("report %r refused: %s", path, exc)
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {path!r}") from None
+
+    return app
+
+
+# --- rendering (server side; every value escaped) ---------------------------------------------------------
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _money(value: Any) -> str:
+    return "-" if value is None else f"{float(value):,.2f}"
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{float(value):,.{digits}f}"
+
+
+def _table(headers: list[str], rows: list[list[str]], table_id: str, empty: str) -> str:
+    if not rows:
+        return f'<p class="empty" id="{table_id}-empty">{_e(empty)}</p>'
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _sparkline(history: list[dict[str, Any]], width: int = 560, height: int = 120) -> str:
+    """VaR, CVaR and the limit over the history as an inline SVG (no script needed)."""
+    points = [h for h in history if h.get("var") is not None]
+    if len(points) < 2:
+        return '<p class="empty" id="history-empty">fewer than two refreshes in qb risk history yet</p>'
+    values = [v for h in points for v in (h["var"], h.get("cvar"), h.get("limit")) if v is not None]
+    low, high = 0.0, max(values) * 1.05 or 1.0
+
+    def line(key: str) -> str:
+        step = width / (len(points) - 1)
+        return " ".join(f"{i * step:.1f},{height - (h[key] - low) / (high - low) * height:.1f}"
+                        for i, h in enumerate(points) if h.get(key) is not None)
+
+    return (f'<svg id="history" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+            f'aria-label="VaR history, {len(points)} refreshes">'
+            f'<polyline fill="none" stroke="#c0392b" stroke-dasharray="4 3" points="{line("limit")}"/>'
+            f'<polyline fill="none" stroke="#8e44ad" points="{line("cvar")}"/>'
+            f'<polyline fill="none" stroke="#2471a3" stroke-width="2" points="{line("var")}"/></svg>'
+            f'<p class="legend"><span style="color:#2471a3">VaR</span> · <span style="color:#8e44ad">CVaR</span> · '
+            f'<span style="color:#c0392b">limit</span> · {len(points)} refreshes, {_e(points[0]["at"])} to '
+            f'{_e(points[-1]["at"])}</p>')
+
+
+def render_panel(snap: dict[str, Any]) -> str:
+    """The dashboard's body: figures, kill switch, history, stress, fills, venue costs, report link."""
+    risk = snap.get("risk") or {}
+    kill = snap["kill_switch"]
+    var, cvar, limit = risk.get("var"), risk.get("cvar"), risk.get("limit")
+    usage = f"{var / limit:.0%} of limit" if var is not None and limit else ""
+    if kill["active"]:
+        reason = kill["reason"]
+        detail = reason.get("reason", "") if isinstance(reason, dict) else str(reason)
+        switch = f'<span id="kill-switch" class="badge on">ACTIVE</span> <span id="kill-reason">{_e(detail)}</span>'
+    else:
+        switch = '<span id="kill-switch" class="badge off">OFF</span>'
+    beats = " · ".join(f'{_e(c)}: <span id="heartbeat-{_e(c)}">{_e(t or "no heartbeat")}</span>'
+                       for c, t in snap["heartbeats"].items())
+    figures = (
+        f'<section class="cards">'
+        f'<div class="card"><h3>VaR</h3><div class="big" id="var" data-value="{_e(_raw(var))}">{_money(var)}</div>'
+        f'<small>{_e(usage)}</small></div>'
+        f'<div class="card"><h3>CVaR</h3><div class="big" id="cvar" data-value="{_e(_raw(cvar))}">{_money(cvar)}</div></div>'
+        f'<div class="card"><h3>Limit</h3><div class="big" id="limit">{_money(limit)}</div></div>'
+        f'<div class="card"><h3>Kill switch</h3><div class="big">{switch}</div></div>'
+        f'</section><p class="meta">model <b>{_e(risk.get("model", "-"))}</b>, backend {_e(risk.get("backend", "-"))}, '
+        f'confidence {_e(risk.get("confidence", "-"))}, horizon {_e(risk.get("horizon_days", "-"))} d, '
+        f'{_e(risk.get("positions", 0))} positions, prices as of {_e(risk.get("as_of") or "-")}, '
+        f'updated <span id="updated">{_e(risk.get("updated_at", "never"))}</span><br>{beats}</p>'
+    )
+    stress = snap["stress"]
+    stress_rows = [[_e(s["family"]), _e(s["scenario"]), _money(s["base_value"]), _money(s["shocked_value"]),
+                    f'<span class="{"neg" if s["change"] < 0 else "pos"}">{_money(s["change"])}</span>']
+                   for s in stress["scenarios"]]
+    fills = [[_e(f.get("ts", "")), _e(f.get("ticker")), _e(f.get("side")), _num(f.get("quantity"), 0),
+              _money(f.get("price")), f'<span class="venue">{_e(f.get("venue"))}</span>', _money(f.get("fee")),
+              _num(f.get("slippage_bps"))] for f in snap["fills"]]
+    costs = [[f'<span class="venue">{_e(c["venue"])}</span>', str(c["fills"]), _num(c["quantity"], 0),
+              _money(c["notional"]), _money(c["fees"]), _num(c["fee_bps"]), _num(c["slippage_bps"]),
+              f'<b>{_num(c["cost_bps"])}</b>'] for c in snap["venue_costs"]]
+    positions = [[_e(t), _num(q, 0)] for t, q in sorted(snap["positions"].items())]
+    report = snap.get("report")
+    report_link = (f'<a id="report-link" href="reports/{_e(report["path"])}">nightly report of {_e(report["date"])}</a>'
+                   if report else '<span id="report-link">no nightly report in the lake yet</span>')
+    stress_title = (f'Stress, {_e(stress["date"])} <small>({_e(stress["source"])}, {stress["rows"]} ledger rows, '
+                    f'totals worst first)</small>' if stress["date"] else "Stress")
+    return (
+        figures
+        + f'<section><h2>VaR history</h2>{_sparkline(snap["history"])}</section>'
+        + f'<section><h2>{stress_title}</h2>'
+        + _table(["family", "scenario", "base", "shocked", "change"], stress_rows, "stress", "no stress run yet")
+        + '</section><section class="two"><div><h2>Execution cost by venue <small>(bps of notional)</small></h2>'
+        + _table(["venue", "fills", "shares", "notional", "fees", "fee bps", "slippage bps", "cost bps"], costs,
+                 "venue-costs", "no fills yet")
+        + '</div><div><h2>Positions</h2>'
+        + _table(["ticker", "shares"], positions, "positions", "no positions")
+        + '</div></section><section><h2>Recent fills</h2>'
+        + _table(["time", "ticker", "side", "shares", "price", "venue", "fee", "slippage bps"], fills, "fills",
+                 "no fills yet")
+        + f'</section><p class="meta">{report_link} · generated {_e(snap["generated_at"])} · '
+        + '<a href="api/snapshot">JSON</a></p>'
+    )
+
+
+def _raw(value: Any) -> str:
+    return "" if value is None else repr(float(value))
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
+header{background:#017cee;color:#fff;padding:10px 20px;display:flex;justify-content:space-between;align-items:center}
+header a{color:#fff}main{padding:12px 20px;max-width:1200px}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#fff;border-radius:8px;padding:10px 16px;min-width:200px;
+box-shadow:0 1px 3px #0002}.card h3{margin:0;font-size:13px;color:#5b6b7c;font-weight:500}.big{font-size:26px;font-weight:600}
+.badge{padding:2px 10px;border-radius:12px;font-size:18px}.on{background:#c0392b;color:#fff}.off{background:#27ae60;color:#fff}
+section{background:#fff;border-radius:8px;padding:8px 16px;margin:12px 0;box-shadow:0 1px 3px #0002}
+section.two{display:flex;gap:32px;flex-wrap:wrap}h2{font-size:16px;margin:6px 0}table{border-collapse:collapse;font-size:13px}
+th,td{padding:3px 10px;text-align:right;border-bottom:1px solid #e3e8ee}th:first-child,td:first-child{text-align:left}
+.neg{color:#c0392b}.pos{color:#1e8449}.meta{font-size:13px;color:#5b6b7c}.empty{color:#8a96a3;font-style:italic}
+.legend{font-size:12px;color:#5b6b7c;margin:2px 0}
+"""
+
+_SCRIPT = """
+const panel = document.getElementById('panel');
+const timer = setInterval(async () => {
+  try {
+    const reply = await fetch('panel', {credentials: 'same-origin'});
+    if (reply.status === 401 || reply.status === 403) { clearInterval(timer);
+      document.getElementById('status').textContent = 'session expired: reload to log in'; return; }
+    if (reply.ok) { panel.innerHTML = await reply.text(); document.getElementById('status').textContent = 'live'; }
+  } catch (err) { document.getElementById('status').textContent = 'offline, retrying'; }
+}, %d);
+"""
+
+
+def render_page(snap: dict[str, Any], user: str) -> str:
+    """The whole page: header, the panel, and the refresh script (relative URLs, so any mount works)."""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>quantbridge risk dashboard</title>'
+        f'<style>{_STYLE}</style></head><body><header><b>quantbridge · live risk</b><span>'
+        f'<span id="status">live</span> · signed in as <span id="user">{_e(user)}</span> · <a href="../">Airflow</a>'
+        f'</span></header><main id="panel">{render_panel(snap)}</main>'
+        f'<script>{_SCRIPT % REFRESH_MS}</script></body></html>'
+    )
