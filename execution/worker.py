@@ -1,16 +1,27 @@
 """The execution worker: orders from the Redis stream through policies, routing and venues to fills.
 
 Delivery is at-least-once (a consumer group; pending entries of dead consumers are reclaimed with
-XAUTOCLAIM on start), processing is idempotent per order id:
-* an order whose state is terminal is acknowledged and skipped;
-* the route is stored with the order state before any child is sent, so a replay after a crash sends the
-  same children; venues fill deterministically per child id, and a Lua script records each fill, its
-  position change and its fills-stream entry at once, only if the fill id is new.
-So a crash between any two steps neither loses nor double-counts a fill.
+XAUTOCLAIM at start and periodically), processing is idempotent per order id. Orders are handled in
+batches (what one XREADGROUP returns), in four round trips per batch whatever its size:
+
+1. read: XREADGROUP, then one pipeline with every order's state, the positions and the kill switch;
+2. decide (in-process: Rego policies, routing) and commit: one Lua call appends the order, verdict and
+   route entries to the audit chain and creates each order's state (NEW, or REJECTED) only if absent,
+   so a second worker racing on the same order adopts the first one's route;
+3. send the children to the venues and, in one pipeline, record each fill (a Lua script adds the fill
+   id, the position change, the fills-stream entry and the order's PARTIALLY_FILLED/FILLED state at once,
+   only if the fill id is new);
+4. in the same pipeline, one Lua call appends the fill entries to the audit chain, writes the final
+   states (FILLED, or CANCELLED for an unfilled rest) and acknowledges the batch's stream entries.
+
+An order whose state is terminal is acknowledged and skipped; one whose state is open (NEW,
+PARTIALLY_FILLED) is resumed with its stored children, whose venues fill deterministically per child id.
+So a crash between any two steps neither loses nor double-counts a fill, and no state or acknowledgement
+lands without the audit entries describing it. Within a batch, each order's policy check sees the
+earlier orders of the batch as fully filled (conservative for the position limit and the kill switch).
 
 Malformed orders (missing/wrong-typed fields, unknown ticker, non-positive quantity, NaN price, oversized
-payload) go to the dead-letter stream with the reason; the worker keeps running. Every order, verdict,
-route and fill is appended to the audit chain.
+payload) go to the dead-letter stream with the reason; the worker keeps running.
 """
 
 from __future__ import annotations
@@ -20,31 +31,33 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from execution.audit import AuditWriter
+from execution import orders as life
+from execution.audit import AuditWriter, Effects
 from execution.metrics import WorkerMetrics
 from execution.policy import PolicyEngine
 from execution.router import Child, Router
-from execution.venues import DEFAULT_VENUES, SimulatedVenue, VenueSpec
+from execution.venues import DEFAULT_VENUES, Fill, SimulatedVenue, VenueSpec
 from quantbridge.errors import InputError
 from quantbridge.messages import SubmitOrder
-from quantbridge.state import text
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
+from quantbridge.state import text
 
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 8192
-TERMINAL = {"FILLED", "CANCELLED", "REJECTED"}
+TERMINAL = life.TERMINAL
+BATCH = 50
 
 _RECORD_FILL = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HINCRBYFLOAT', KEYS[2], ARGV[2], ARGV[3])
-redis.call('XADD', KEYS[3], '*', unpack(ARGV, 4))
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
+redis.call('XADD', KEYS[3], '*', unpack(ARGV, 6))
 return 1
 """
-
 
 
 @dataclass
@@ -53,6 +66,18 @@ class Outcome:
     state: str
     filled: float = 0.0
     reasons: tuple[str, ...] = ()
+
+
+@dataclass
+class _Work:
+    """One order of a batch on its way through the steps."""
+
+    index: int
+    entry_id: str
+    order: SubmitOrder
+    state: dict[str, Any] | None
+    trail: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
 
 
 class ExecutionWorker:
@@ -71,96 +96,168 @@ class ExecutionWorker:
         self._record_fill = client.register_script(_RECORD_FILL)
         self.audit = AuditWriter(client, schema)
         self.stream = schema.key("orders")
+        self._keys = {name: schema.key(name) for name in
+                      ("order_state", "positions", "kill_switch", "fills", "fills_seen", "dead_letter")}
         try:
             client.xgroup_create(self.stream, ORDERS_GROUP, id="0", mkstream=True)
         except Exception as exc:  # noqa: BLE001 - BUSYGROUP: the group exists already
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    # --- one order ------------------------------------------------------------------------------------
-    def _dead_letter(self, entry_id: str, fields: dict[str, str], reason: str) -> Outcome:
-        self.client.xadd(self.schema.key("dead_letter"), {"entry_id": entry_id, "reason": reason,
-                                                           "fields": json.dumps(fields)[:MAX_PAYLOAD_BYTES]})
-        self.audit.append_many([("dead_letter", fields.get("order_id", entry_id), {"reason": reason})])
-        return Outcome(fields.get("order_id", entry_id), "DEAD_LETTER", reasons=(reason,))
-
-    def _state(self, order_id: str) -> dict[str, Any] | None:
-        raw = self.client.hget(self.schema.key("order_state"), order_id)
-        return json.loads(raw) if raw else None
-
-    def _set_state(self, order_id: str, state: dict[str, Any]) -> None:
-        self.client.hset(self.schema.key("order_state"), order_id, json.dumps(state))
-
+    # --- one batch ------------------------------------------------------------------------------------
     def process(self, entry_id: str, raw: dict[Any, Any]) -> Outcome:
-        picked_up = time.perf_counter()
-        fields = {text(k): text(v) for k, v in raw.items()}
-        if sum(len(k) + len(v) for k, v in fields.items()) > MAX_PAYLOAD_BYTES:
-            return self._dead_letter(entry_id, {"order_id": fields.get("order_id", "")},
-                                     f"PAYLOAD_TOO_LARGE: max={MAX_PAYLOAD_BYTES} bytes")
-        try:
-            order = SubmitOrder.from_dict(fields)
-        except InputError as exc:
-            return self._dead_letter(entry_id, fields, f"MALFORMED: {exc}")
-        if order.ticker not in self.tickers:
-            return self._dead_letter(entry_id, fields, f"UNKNOWN_TICKER: ticker={order.ticker}")
-        state = self._state(order.order_id)
-        if state and state["state"] in TERMINAL:
-            return Outcome(order.order_id, "DUPLICATE", state.get("filled", 0.0))
-        if state is None:
-            trail: list[tuple[str, str, dict[str, Any]]] = [("order", order.order_id, order.to_dict())]
-            position = float(self.client.hget(self.schema.key("positions"), order.ticker) or 0.0)
-            kill = bool(self.client.exists(self.schema.key("kill_switch")))
-            verdict = self.policy.evaluate(order, position, kill, self.esg.get(order.ticker))
-            trail.append(("verdict", order.order_id, verdict.as_dict()))
-            if not verdict.allowed:
-                self._set_state(order.order_id, {"state": "REJECTED", "filled": 0.0, "reasons": list(verdict.reasons)})
-                self.audit.append_many(trail)
-                self.on_event("decision", order.order_id)
-                self.metrics.decided(entry_id, picked_up, kill)
-                return Outcome(order.order_id, "REJECTED", reasons=verdict.reasons)
-            children = self.router.route(order.order_id, order.ticker, order.side, order.quantity, order.reference_price)
-            self.on_event("decision", order.order_id)
-            self.metrics.decided(entry_id, picked_up, kill)
-            state = {"state": "ROUTED", "filled": 0.0, "children": [c.__dict__ for c in children]}
-            # Stored before any child is sent, so a replay sends the same children; HSETNX makes a second
-            # worker racing on the same order adopt the first one's route instead of its own.
-            # Audited before the route is stored: a crash in between replays (and re-audits) the order;
-            # nothing the worker decided is ever missing from the trail.
-            trail.append(("route", order.order_id, {"children": state["children"]}))
-            self.audit.append_many(trail)
-            if not self.client.hsetnx(self.schema.key("order_state"), order.order_id, json.dumps(state)):
-                state = self._state(order.order_id)
-                if state["state"] in TERMINAL:
-                    return Outcome(order.order_id, "DUPLICATE", state.get("filled", 0.0))
-        filled = self._send(order, [Child(**c) for c in state["children"]])
-        final = "FILLED" if filled >= order.quantity - 1e-9 else "CANCELLED"
-        self._set_state(order.order_id, {"state": final, "filled": filled, "children": state["children"]})
-        self.on_event("filled", order.order_id)
-        return Outcome(order.order_id, final, filled)
+        """Handle one stream entry (not acknowledged: see :meth:`process_batch`)."""
+        return self.process_batch([(entry_id, raw)])[0]
 
-    def _send(self, order: SubmitOrder, children: list[Child]) -> float:
-        filled, trail = 0.0, []
-        signed = 1.0 if order.side == "BUY" else -1.0
-        for child in children:
-            fill = self.venues[child.venue].execute(child.child_id, order.order_id, order.ticker, order.side,
-                                                    child.quantity, order.reference_price, child.limit_price)
-            if fill is None:
+    def process_batch(self, entries: list[tuple[str, dict[Any, Any]]], ack: bool = False) -> list[Outcome | None]:
+        """Handle stream entries in order; with ``ack`` their acknowledgement lands with the final commit.
+        An entry whose handling raised (not a Redis error) gets None and stays pending for a retry."""
+        picked_up = time.perf_counter()
+        k = self._keys
+        outcomes: list[Outcome | None] = [None] * len(entries)
+        works: list[_Work] = []
+        dead: list[tuple[int, str, dict[str, str], str]] = []
+        for i, (entry_id, raw) in enumerate(entries):
+            fields = {text(a): text(b) for a, b in raw.items()}
+            if sum(len(a) + len(b) for a, b in fields.items()) > MAX_PAYLOAD_BYTES:
+                dead.append((i, entry_id, {"order_id": fields.get("order_id", "")},
+                             f"PAYLOAD_TOO_LARGE: max={MAX_PAYLOAD_BYTES} bytes"))
                 continue
-            fields = {k: str(v) for k, v in fill.__dict__.items()}
-            fields["ts"] = order.ts
-            args = [fill.fill_id, fill.ticker, str(signed * fill.quantity)]
-            for k, v in fields.items():
-                args += [k, v]
-            new = self._record_fill(keys=[self.schema.key("fills_seen"), self.schema.key("positions"),
-                                          self.schema.key("fills")], args=args)
-            if new:
-                self.router.learn(fill.venue, fill.ticker, fill.slippage_bps, fill.quantity)
-                self.metrics.fill(fill.venue, fill.quantity, fill.price, fill.fee, fill.slippage_bps)
-            # A replayed fill is audited again, marked, so a crash before the audit write loses nothing.
-            trail.append(("fill", order.order_id, {**fields, "replay": str(not new)}))
-            filled += fill.quantity
-        self.audit.append_many(trail)
-        return filled
+            try:
+                order = SubmitOrder.from_dict(fields)
+            except InputError as exc:
+                dead.append((i, entry_id, fields, f"MALFORMED: {exc}"))
+                continue
+            if order.ticker not in self.tickers:
+                dead.append((i, entry_id, fields, f"UNKNOWN_TICKER: ticker={order.ticker}"))
+                continue
+            works.append(_Work(i, entry_id, order, None))
+
+        # 1. read: states, positions, kill switch in one round trip (dead letters ride along).
+        trail: list[tuple[str, str, dict[str, Any]]] = []
+        pipe = self.client.pipeline(transaction=False)
+        for i, entry_id, fields, reason in dead:
+            pipe.xadd(k["dead_letter"], {"entry_id": entry_id, "reason": reason,
+                                         "fields": json.dumps(fields)[:MAX_PAYLOAD_BYTES]})
+            order_id = fields.get("order_id", entry_id)
+            trail.append(("dead_letter", order_id, {"reason": reason}))
+            outcomes[i] = Outcome(order_id, "DEAD_LETTER", reasons=(reason,))
+        tickers = sorted({w.order.ticker for w in works})
+        if works:
+            pipe.hmget(k["order_state"], [w.order.order_id for w in works])
+            pipe.hmget(k["positions"], tickers)
+            pipe.exists(k["kill_switch"])
+        reply = pipe.execute() if len(pipe) else []
+        kill = False
+        projected: dict[str, float] = {}
+        if works:
+            raw_states, raw_positions, kill = reply[-3], reply[-2], bool(reply[-1])
+            projected = {t: float(v or 0.0) for t, v in zip(tickers, raw_positions)}
+            for w, raw_state in zip(works, raw_states):
+                w.state = json.loads(raw_state) if raw_state else None
+
+        # 2. decide, then commit the decisions with their audit entries (HSETNX: first writer wins).
+        create: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        to_send: list[_Work] = []
+        for w in works:
+            order = w.order
+            if order.order_id in seen or (w.state and w.state["state"] in TERMINAL):
+                outcomes[w.index] = Outcome(order.order_id, "DUPLICATE", (w.state or {}).get("filled", 0.0))
+                continue
+            seen.add(order.order_id)
+            if w.state is not None:  # open: resume with the stored children
+                w.children = [Child(**c) for c in w.state["children"]]
+                to_send.append(w)
+                continue
+            try:
+                verdict = self.policy.evaluate(order, projected[order.ticker], kill, self.esg.get(order.ticker))
+                children = [] if not verdict.allowed else self.router.route(
+                    order.order_id, order.ticker, order.side, order.quantity, order.reference_price)
+            except Exception:  # noqa: BLE001 - one bad order must not stop the worker (left pending)
+                log.exception("order %s failed; left pending for a retry", w.entry_id)
+                continue
+            self.on_event("decision", order.order_id)
+            self.metrics.decided(w.entry_id, picked_up, kill)
+            trail += [("order", order.order_id, order.to_dict()), ("verdict", order.order_id, verdict.as_dict())]
+            if not verdict.allowed:
+                state = {"state": life.REJECTED, "filled": 0.0, "reasons": list(verdict.reasons),
+                         "history": life.advance([], life.REJECTED)}
+                outcomes[w.index] = Outcome(order.order_id, life.REJECTED, reasons=verdict.reasons)
+            else:
+                state = {"state": life.NEW, "filled": 0.0, "children": [c.__dict__ for c in children],
+                         "history": life.advance([], life.NEW)}
+                trail.append(("route", order.order_id, {"children": state["children"]}))
+                signed = order.quantity if order.side == "BUY" else -order.quantity
+                projected[order.ticker] += signed
+                w.children, w.state = children, state
+                to_send.append(w)
+            create.append((order.order_id, json.dumps(state)))
+        if trail or create:
+            _, created = self.audit.commit(trail, Effects(state_key=k["order_state"], create=tuple(create)))
+            lost = {oid for (oid, _), ok in zip(create, created) if not ok}
+            if lost:  # another worker decided first: adopt its decision
+                for w in [w for w in works if w.order.order_id in lost]:
+                    raw_state = self.client.hget(k["order_state"], w.order.order_id)
+                    w.state = json.loads(raw_state)
+                    outcomes[w.index] = None
+                    if w.state["state"] in TERMINAL:
+                        to_send = [x for x in to_send if x is not w]
+                        outcomes[w.index] = Outcome(w.order.order_id, "DUPLICATE", w.state.get("filled", 0.0))
+                    else:
+                        w.children = [Child(**c) for c in w.state["children"]]
+                        if w not in to_send:
+                            to_send.append(w)
+
+        # 3 + 4. send, record fills (one Lua each), then audit + final states + acks, one round trip.
+        pipe = self.client.pipeline(transaction=False)
+        fills: list[Fill] = []
+        trail, update = [], []
+        for w in to_send:
+            order, history = w.order, list(w.state.get("history", [life.NEW]))
+            signed, filled = (1.0 if order.side == "BUY" else -1.0), 0.0
+            for child in w.children:
+                fill = self.venues[child.venue].execute(child.child_id, order.order_id, order.ticker, order.side,
+                                                        child.quantity, order.reference_price, child.limit_price)
+                if fill is None:
+                    continue
+                filled += fill.quantity
+                if history[-1] not in TERMINAL:
+                    history = life.after_fill(history, filled, order.quantity)
+                running = {"state": history[-1], "filled": filled, "children": w.state["children"], "history": history}
+                fields = {a: str(b) for a, b in fill.__dict__.items()}
+                fields["ts"] = order.ts
+                args = [fill.fill_id, fill.ticker, str(signed * fill.quantity), order.order_id, json.dumps(running)]
+                for a, b in fields.items():
+                    args += [a, b]
+                self._record_fill(keys=[k["fills_seen"], k["positions"], k["fills"], k["order_state"]], args=args,
+                                  client=pipe)
+                fills.append(fill)
+                trail.append(("fill", order.order_id, fields))
+            if history[-1] not in TERMINAL:
+                history = life.advance(history, life.CANCELLED)
+            final = {"state": history[-1], "filled": filled, "children": w.state["children"], "history": history}
+            update.append((order.order_id, json.dumps(final)))
+            outcomes[w.index] = Outcome(order.order_id, final["state"], filled)
+        acks = tuple(entries[i][0] for i, o in enumerate(outcomes) if o is not None) if ack else ()
+        n_fills = len(fills)
+        if n_fills or update or acks:
+            # A fill is audited after its record; "replay" (filled before a crash) comes from the script's
+            # answer, so the audit entries are added once that answer is known: a second small commit.
+            reply = pipe.execute() if n_fills else []
+            for fill, new, entry in zip(fills, reply, trail):
+                entry[2]["replay"] = str(not new)
+                if new:
+                    self.router.learn(fill.venue, fill.ticker, fill.slippage_bps, fill.quantity)
+                    self.metrics.fill(fill.venue, fill.quantity, fill.price, fill.fee, fill.slippage_bps)
+            self.audit.commit(trail, Effects(state_key=k["order_state"], update=tuple(update),
+                                             stream=self.stream, group=ORDERS_GROUP, ack=acks))
+        for w in to_send:
+            self.on_event("filled", w.order.order_id)
+        for i, (entry_id, _raw) in enumerate(entries):
+            if outcomes[i] is not None:
+                self.metrics.outcome(outcomes[i].state)
+        return outcomes
 
     # --- the loop -------------------------------------------------------------------------------------
     def reclaim(self, min_idle_ms: int = 30_000) -> int:
@@ -175,11 +272,11 @@ class ExecutionWorker:
         while True:
             start, entries, *_ = self.client.xautoclaim(self.stream, ORDERS_GROUP, self.consumer, min_idle_ms,
                                                         start_id=start, count=100)
-            for entry_id, raw in entries:
-                if raw:
-                    self.metrics.outcome(self.process(text(entry_id), raw).state)
-                self.client.xack(self.stream, ORDERS_GROUP, entry_id)
-                done += 1
+            live = [(text(e), raw) for e, raw in entries if raw]
+            gone = [e for e, raw in entries if not raw]  # deleted from the stream meanwhile
+            if gone:
+                self.client.xack(self.stream, ORDERS_GROUP, *gone)
+            done += len(gone) + sum(o is not None for o in self.process_batch(live, ack=True))
             if text(start) == "0-0":
                 return done
 
@@ -190,8 +287,6 @@ class ExecutionWorker:
         Redis going away is survived: the loop backs off (0.2 s doubling to 5 s) and reclaims on return.
         """
         import redis
-
-        import time
 
         handled, backoff, reclaim_due, last_reclaim = 0, 0.2, True, 0.0
         while not stop.is_set() and (max_orders is None or handled < max_orders):
@@ -210,21 +305,10 @@ class ExecutionWorker:
                 backoff, reclaim_due = min(backoff * 2, 5.0), True
         return handled
 
-    def _read_once(self, block_ms: int, start: str = ">") -> int:
+    def _read_once(self, block_ms: int | None, start: str = ">") -> int:
         """Process one batch: new entries (``>``), or this consumer's own pending ones (``0``)."""
-        import redis
-
+        reply = self.client.xreadgroup(ORDERS_GROUP, self.consumer, {self.stream: start}, count=BATCH, block=block_ms)
         handled = 0
-        reply = self.client.xreadgroup(ORDERS_GROUP, self.consumer, {self.stream: start}, count=50, block=block_ms)
         for _stream, entries in reply or []:
-            for entry_id, raw in entries:
-                try:
-                    self.metrics.outcome(self.process(text(entry_id), raw).state)
-                except (redis.ConnectionError, redis.TimeoutError):
-                    raise
-                except Exception:  # noqa: BLE001 - one bad order must not stop the worker
-                    log.exception("order %s failed; left pending for a retry", entry_id)
-                    continue
-                self.client.xack(self.stream, ORDERS_GROUP, entry_id)
-                handled += 1
+            handled += sum(o is not None for o in self.process_batch([(text(e), raw) for e, raw in entries], ack=True))
         return handled

@@ -47,9 +47,10 @@ KEYS: tuple[RedisKey, ...] = (
              "prediction, contribution per feature."),
     RedisKey("audit_head", "audit:head", "string (hash of the last audit entry)", "every audit writer",
              "`qb audit verify`", "Head of the audit hash chain; appends are atomic with it (WATCH/MULTI)."),
-    RedisKey("order_state", "orders:state", "hash order_id -> JSON (state, filled, route)", "execution worker",
-             "execution worker, reconciliation, dashboard", "FIX-style state of every order: ROUTED, FILLED, "
-             "CANCELLED (remainder) or REJECTED; makes processing idempotent per order id."),
+    RedisKey("order_state", "orders:state", "hash order_id -> JSON (state, filled, history, children)",
+             "execution worker", "execution worker, reconciliation, dashboard", "FIX-style state of every order: "
+             "NEW, PARTIALLY_FILLED, FILLED, CANCELLED (unfilled rest) or REJECTED; makes processing idempotent "
+             "per order id."),
     RedisKey("fills_seen", "fills:seen", "set of fill ids", "execution worker (Lua, with the fill)",
              "execution worker", "Fill ids already counted: a replay never counts a fill twice."),
     RedisKey("heartbeat", "heartbeat:{component}", "string (ISO timestamp) with TTL",

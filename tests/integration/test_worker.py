@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from execution.audit import verify
+from execution.venues import VenueSpec
 from execution.worker import ExecutionWorker
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
@@ -49,8 +50,10 @@ def test_worker_when_orders_stream_then_filled_positions_equal_fills_and_audit_v
     assert positions(redis_client) == pytest.approx(fills_total(redis_client))
     assert redis_client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0
     assert verify(redis_client, SCHEMA)["ok"]
-    kinds = [f["kind"] for _, f in redis_client.xrange(SCHEMA.key("audit"))]
-    assert kinds[:4] == ["order", "verdict", "route", "fill"]
+    trail = [(f["ref"], f["kind"]) for _, f in redis_client.xrange(SCHEMA.key("audit"))]
+    assert [kind for ref, kind in trail if ref == "o1"] == ["order", "verdict", "route", "fill"]
+    assert [kind for ref, kind in trail if ref == "o2"][:3] == ["order", "verdict", "route"]
+    assert states["o1"]["history"] == ["NEW", "FILLED"]
 
 
 def test_worker_when_same_order_delivered_twice_then_filled_once(redis_client):
@@ -93,7 +96,8 @@ def test_worker_when_policy_denies_or_kill_switch_set_then_rejected_with_reasons
     submit(redis_client, "r3", quantity=10)
     w.run(threading.Event(), block_ms=50, max_orders=1)
     state = lambda oid: json.loads(redis_client.hget(SCHEMA.key("order_state"), oid))  # noqa: E731
-    assert state("r1") == {"state": "REJECTED", "filled": 0.0, "reasons": ["RESTRICTED_INSTRUMENT: ticker=RRC"]}
+    assert state("r1") == {"state": "REJECTED", "filled": 0.0, "reasons": ["RESTRICTED_INSTRUMENT: ticker=RRC"],
+                           "history": ["REJECTED"]}
     assert state("r2")["state"] == "FILLED"
     assert state("r3")["reasons"] == ["KILL_SWITCH_ACTIVE: position=0, position_after=10"]
 
@@ -105,7 +109,7 @@ def test_worker_when_crash_after_fills_but_before_ack_then_replay_counts_nothing
     entry_id, raw = reply[0][1][0]
     first.process(entry_id, raw)  # fills recorded... then the process dies before XACK
     redis_client.hset(SCHEMA.key("order_state"), "c1", json.dumps(
-        {**json.loads(redis_client.hget(SCHEMA.key("order_state"), "c1")), "state": "ROUTED"}))  # died mid-way
+        {**json.loads(redis_client.hget(SCHEMA.key("order_state"), "c1")), "state": "NEW"}))  # died mid-way
     before = positions(redis_client)
     second = worker(redis_client, "w2")
     assert second.reclaim(min_idle_ms=0) == 1  # XAUTOCLAIM takes the dead consumer's entry
@@ -145,3 +149,46 @@ def test_worker_when_another_consumer_dies_after_start_then_its_orders_are_recla
     loop.join(5)
     assert json.loads(redis_client.hget(SCHEMA.key("order_state"), "orphan"))["state"] == "FILLED"
     assert redis_client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0
+
+
+THIN = (VenueSpec("THIN", taker_fee_bps=1.0, maker_fee_bps=0.0, half_spread_bps=1.0, true_slippage_bps=1.0,
+                  noise_bps=0.1, depth=100, latency_ms=0.1, seed=5),)
+
+
+def test_worker_when_book_thinner_than_order_then_partially_filled_and_rest_cancelled(redis_client):
+    w = ExecutionWorker(redis_client, SCHEMA, "thin", TICKERS, venues=THIN)
+    submit(redis_client, "p1", quantity=300)
+    assert w.run(threading.Event(), block_ms=50, max_orders=1) == 1
+    state = json.loads(redis_client.hget(SCHEMA.key("order_state"), "p1"))
+    assert state["state"] == "CANCELLED" and state["filled"] == 100
+    assert state["history"] == ["NEW", "PARTIALLY_FILLED", "CANCELLED"]
+    assert positions(redis_client) == {"AAPL": 100}
+
+
+def test_worker_when_crash_after_fills_before_final_commit_then_state_shows_partial_fill_and_replay_finishes(
+        redis_client, monkeypatch):
+    first = ExecutionWorker(redis_client, SCHEMA, "crashing", TICKERS, venues=THIN)
+    submit(redis_client, "p2", quantity=300)
+    commits = []
+    real_commit = first.audit.commit
+
+    def commit_then_die(entries, effects):
+        commits.append(effects)
+        if len(commits) == 2:  # the final commit (fill audit, final state, ack): the process dies first
+            raise SystemExit("killed")
+        return real_commit(entries, effects)
+
+    monkeypatch.setattr(first.audit, "commit", commit_then_die)
+    with pytest.raises(SystemExit):
+        first.run(threading.Event(), block_ms=50, max_orders=1)
+    mid = json.loads(redis_client.hget(SCHEMA.key("order_state"), "p2"))
+    assert mid["state"] == "PARTIALLY_FILLED" and mid["filled"] == 100  # written with the fill, atomically
+    assert redis_client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 1
+    second = ExecutionWorker(redis_client, SCHEMA, "second", TICKERS, venues=THIN)
+    assert second.reclaim(min_idle_ms=0) == 1
+    final = json.loads(redis_client.hget(SCHEMA.key("order_state"), "p2"))
+    assert final["state"] == "CANCELLED" and final["filled"] == 100
+    assert positions(redis_client) == {"AAPL": 100} and redis_client.xlen(SCHEMA.key("fills")) == 1
+    fill_audits = [f for _, f in redis_client.xrange(SCHEMA.key("audit")) if f["kind"] == "fill"]
+    assert [json.loads(f["payload"])["replay"] for f in fill_audits] == ["True"]  # audited once, as a replay
+    assert verify(redis_client, SCHEMA)["ok"]

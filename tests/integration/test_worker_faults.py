@@ -91,7 +91,7 @@ def test_worker_when_killed_repeatedly_and_redis_restarts_then_every_order_accou
             kills += 1
             workers.append(_start_worker(env, kills))
         done = client.hlen(SCHEMA.key("order_state")) + client.xlen(SCHEMA.key("dead_letter"))
-        terminal = sum(1 for v in client.hvals(SCHEMA.key("order_state")) if json.loads(v)["state"] != "ROUTED")
+        terminal = sum(1 for v in client.hvals(SCHEMA.key("order_state")) if json.loads(v)["state"] not in ("NEW", "PARTIALLY_FILLED"))
         if kills >= 6 and done >= N_ORDERS and terminal == client.hlen(SCHEMA.key("order_state")) \
                 and client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0:
             break
