@@ -15,7 +15,9 @@ partition `stress/date=D/` and the Redis stream `qb:stress:ledger`, each row wit
 date replaces its rows. The `stress_ledger` Asset it emits schedules the retraining DAG (issue 6).
 Bond book, curve, FX and ESG tables are ILLUSTRATIVE (see README). Alongside, **reconcile_execution**
 compares the execution worker's positions and fills with the lake's marks and writes
-`reports/date=D/reconciliation.json` (breaks listed with their cause).
+`reports/date=D/reconciliation.json` (breaks listed with their cause). Last, **report** writes the nightly
+report `reports/date=D/report.html` with its pictures: VaR history against P&L with exceptions, the stress heat
+map, synthetic vs real distributions, execution cost by venue and data quality (`qb report --date D` too).
 """
 
 from __future__ import annotations
@@ -113,8 +115,23 @@ def nightly_stress() -> None:
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")
         return {"date": day.isoformat(), "breaks": len(report["breaks"]), "report": str(path)}
 
-    publish_ledger(run_scenarios())
-    reconcile_execution()
+    @task
+    def report() -> dict[str, Any]:
+        """The nightly report from the lake and Redis, after the ledger and the reconciliation are written."""
+        from quantbridge.lake import Lake
+        from quantbridge_airflow.config import airflow_settings
+        from quantbridge_airflow.redis_state import redis_client
+        from quantbridge_airflow.run_date import run_date
+        from reporting import build_nightly_report
+
+        settings = airflow_settings()
+        day = run_date(get_current_context())
+        path = build_nightly_report(Lake(settings.lake_root), day, redis_client(), prefix=settings.redis_prefix,
+                                    model=settings.var_model, confidence=settings.var_confidence,
+                                    window=settings.var_window)
+        return {"date": day.isoformat(), "report": str(path)}
+
+    [publish_ledger(run_scenarios()), reconcile_execution()] >> report()
 
 
 dag = nightly_stress()

@@ -642,6 +642,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=60)
     p.set_defaults(func=cmd_synth)
 
+    from quantbridge.cli.report import add_report_parser  # the nightly report: its own module
+
+    add_report_parser(sub, common)
+
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)
 

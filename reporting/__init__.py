@@ -1,0 +1,5 @@
+"""The nightly report: one HTML page with matplotlib pictures per date in the lake (``reports/date=D/``)."""
+
+from reporting.nightly import RedisSnapshot, build_nightly_report, read_redis_snapshot
+
+__all__ = ["RedisSnapshot", "build_nightly_report", "read_redis_snapshot"]
