@@ -11,7 +11,9 @@ is a dictionary lookup and a locked add (about a microsecond, against millisecon
 ``qb_worker_fill_quantity_total``      counter    shares filled, per venue
 ``qb_worker_fill_notional_total``      counter    notional filled (quantity x price), per venue
 ``qb_worker_fees_total{venue}``        counter    fees paid, per venue (portfolio currency)
-``qb_worker_slippage_bps{venue}``      histogram  slippage of each fill against the reference price, bps
+``qb_worker_slippage_bps{venue}``      summary    slippage of each fill against the reference price, bps
+                                                  (a summary: a favourable fill is negative, which a
+                                                  histogram's ``_sum`` may not be)
 ``qb_worker_decision_seconds``         histogram  worker pick-up of an order to its decision (route or reject)
 ``qb_worker_order_to_decision_seconds``  histogram  XADD of the order (stream entry id, ms) to its decision:
                                                   includes queueing in the stream
@@ -30,8 +32,6 @@ OUTCOMES = ("filled", "cancelled", "rejected", "dead_letter", "duplicate")
 #: Seconds; dense below a millisecond, where the worker's decision target lies.
 DECISION_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 7.5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0)
 #: Seconds; the entry id has millisecond resolution and includes the time an order waits in the stream.
-#: Basis points; a favourable draw is negative.
-SLIPPAGE_BUCKETS = (-5.0, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0)
 AGE_BUCKETS = (1e-3, 2e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -39,7 +39,7 @@ class WorkerMetrics:
     """The worker's Prometheus objects, in their own registry (several workers can share a test process)."""
 
     def __init__(self, venues: Iterable[str] = ()) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
         self.registry = r = CollectorRegistry()
         self.orders = Counter("qb_worker_orders_total", "Orders handled, by outcome", ["outcome"], registry=r)
@@ -47,8 +47,8 @@ class WorkerMetrics:
         self.quantity = Counter("qb_worker_fill_quantity_total", "Shares filled, by venue", ["venue"], registry=r)
         self.notional = Counter("qb_worker_fill_notional_total", "Notional filled, by venue", ["venue"], registry=r)
         self.fees = Counter("qb_worker_fees_total", "Fees paid, by venue (portfolio currency)", ["venue"], registry=r)
-        self.slippage = Histogram("qb_worker_slippage_bps", "Slippage of each fill vs the reference price, bps",
-                                  ["venue"], buckets=SLIPPAGE_BUCKETS, registry=r)
+        self.slippage = Summary("qb_worker_slippage_bps", "Slippage of each fill vs the reference price, bps",
+                                ["venue"], registry=r)
         self.decision = Histogram("qb_worker_decision_seconds", "Order pick-up to decision (route or reject)",
                                   buckets=DECISION_BUCKETS, registry=r)
         self.order_age = Histogram("qb_worker_order_to_decision_seconds",

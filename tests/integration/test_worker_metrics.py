@@ -68,6 +68,8 @@ def test_worker_metrics_when_orders_processed_then_http_endpoint_counts_outcomes
         assert samples[("qb_worker_fill_quantity_total", labels)] == pytest.approx(
             sum(float(f["quantity"]) for f in mine))
         assert samples[("qb_worker_slippage_bps_count", labels)] == len(mine)
+        assert samples[("qb_worker_slippage_bps_sum", labels)] == pytest.approx(
+            sum(float(f["slippage_bps"]) for f in mine))
     assert len({f["venue"] for f in fills}) >= 2  # the MSFT order was split
 
     # Four decisions (two routes, two rejections); duplicates and dead letters decide nothing.
