@@ -476,7 +476,7 @@ def _quality_section(lake: Lake, day: date, snap: RedisSnapshot, folder: Path) -
     else:
         right.text(0.5, 0.5, "no quarantined batch:\nevery batch passed its gates", ha="center", va="center")
         right.set_axis_off()
-    right.set_title("quarantine by rule (all history)")
+    right.set_title(f"quarantined dates by rule, up to {day.isoformat()}")
     _save(fig, folder / "quality.png")
     s.png = "quality.png"
     ingest = (_no_data(snap.error) if snap.error else

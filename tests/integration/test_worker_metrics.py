@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from execution.venues import DEFAULT_VENUES
 from execution.worker import ExecutionWorker
 from quantbridge.cli.main import main
 from quantbridge.messages import SubmitOrder
@@ -60,7 +61,7 @@ def test_worker_metrics_when_orders_processed_then_http_endpoint_counts_outcomes
     assert got == expected and got["filled"] + got["cancelled"] == 2
 
     fills = [f for _, f in redis_client.xrange(SCHEMA.key("fills"))]
-    for venue in ("ALPHA", "BETA", "GAMMA"):
+    for venue in (v.name for v in DEFAULT_VENUES):
         mine = [f for f in fills if f["venue"] == venue]
         labels = (("venue", venue),)
         assert samples[("qb_worker_fills_total", labels)] == len(mine)
