@@ -1,115 +1,169 @@
 """Execution worker benchmark on a real redis-server over loopback.
 
-Orders are pushed at a fixed rate (default 2,000/s) and flat out; latency is measured from the order's
-XADD returning to the routing decision and to the fill being recorded (one process, one monotonic clock).
-The floor, measured in the same run at the same rate, is a bare consumer: XADD -> XREADGROUP -> XACK with
-no work, i.e. Redis's own stream round trip.
+Orders are pushed by a producer process at a fixed rate (default 400/s and 2,000/s) and flat out, and
+consumed by ``--workers`` worker processes (one consumer group, as in production). Latency is measured
+from the order's XADD returning (producer) to the routing decision and to the fill being recorded
+(workers): separate processes, one clock (``time.perf_counter`` is CLOCK_MONOTONIC, system-wide on Linux).
+The floor, measured in the same run at the same rate with the same processes, is a bare consumer:
+XADD -> XREADGROUP -> XACK with no work, i.e. Redis's own stream round trip.
 
-    python -m bench.worker_bench [--orders 4000] [--rates 400 2000]
+    python -m bench.worker_bench [--orders 4000] [--rates 400 2000] [--workers 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+SCHEMA_PREFIX = "bench"
 
-def _producer(client, stream, orders, rate, sent):
+
+def _orders(n: int) -> list[dict[str, str]]:
     from quantbridge.messages import SubmitOrder
 
+    tickers = ["AAPL", "MSFT", "XOM", "JNJ", "KO"]
+    return [SubmitOrder(order_id=f"b{i}", ts="2026-01-05T14:30:00+00:00", strategy="bench",
+                        ticker=tickers[i % len(tickers)], side="BUY" if i % 2 else "SELL",
+                        quantity=float(5 + i % 7), reference_price=50.0).to_dict() for i in range(n)]
+
+
+def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    orders = _orders(n)
     interval = 1.0 / rate if rate else 0.0
+    sent: dict[str, float] = {}
+    go.wait()
     start = time.perf_counter()
-    for i in range(orders):
-        if interval:  # sleep (not spin) so the consumer thread gets the GIL
+    for i, order in enumerate(orders):
+        if interval:
             delay = start + i * interval - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-        order = SubmitOrder(order_id=f"b{i}", ts="2026-01-05T14:30:00+00:00", strategy="bench", ticker="AAPL",
-                            side="BUY" if i % 2 else "SELL", quantity=5.0, reference_price=50.0)
-        client.xadd(stream, order.to_dict())
-        sent[order.order_id] = time.perf_counter()
+        client.xadd(stream, order)
+        sent[order["order_id"]] = time.perf_counter()
+    out.put(sent)
 
 
-def _pct(values):
+def _work(url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any) -> None:
+    import threading
+
+    import redis
+
+    from execution.worker import ExecutionWorker
+    from quantbridge.redis_schema import RedisSchema
+
+    decided: dict[str, float] = {}
+    filled: dict[str, float] = {}
+
+    def on_event(kind: str, order_id: str) -> None:
+        (decided if kind == "decision" else filled)[order_id] = time.perf_counter()
+
+    worker = ExecutionWorker(redis.Redis.from_url(url), RedisSchema(SCHEMA_PREFIX), consumer,
+                             ["AAPL", "MSFT", "XOM", "JNJ", "KO"], {}, on_event=on_event)
+    halt = threading.Event()
+    loop = threading.Thread(target=worker.run, args=(halt,), kwargs={"block_ms": 5})
+    loop.start()
+    ready.set()
+    stop.wait()
+    halt.set()
+    loop.join()
+    out.put((decided, filled))
+
+
+def _floor(url: str, stream: str, ready: Any, stop: Any, out: Any) -> None:
+    import redis
+
+    reader = redis.Redis.from_url(url, decode_responses=True)
+    reader.xgroup_create(stream, "g", id="0", mkstream=True)
+    seen: dict[str, float] = {}
+    ready.set()
+    while not stop.is_set():
+        for _s, entries in reader.xreadgroup("g", "c", {stream: ">"}, count=50, block=5) or []:
+            now = time.perf_counter()
+            for entry_id, fields in entries:
+                seen[fields["order_id"]] = now
+            reader.xack(stream, "g", *[e for e, _ in entries])
+    out.put(seen)
+
+
+def _pct(values: list[float]) -> dict[str, float]:
     a = np.array(values) * 1000
     return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
             "p999_ms": round(float(np.percentile(a, 99.9)), 3)}
 
 
-def run_worker(settings, orders, rate):
-    from execution.worker import ExecutionWorker
+def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, Any]:
+    import redis
+
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
 
-    schema = RedisSchema("bench")
-    client = connect(settings)
-    client.flushdb()
-    sent, decided, filled = {}, {}, {}
-
-    def on_event(kind, order_id):
-        (decided if kind == "decision" else filled)[order_id] = time.perf_counter()
-
-    worker = ExecutionWorker(connect(settings), schema, "bench", ["AAPL"], {}, on_event=on_event)
-    stop = threading.Event()
-    loop = threading.Thread(target=worker.run, args=(stop,), kwargs={"block_ms": 5})
-    loop.start()
+    redis.Redis.from_url(url).flushdb()
+    ctx = mp.get_context("spawn")
+    go, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    stream = "floor:orders" if floor else RedisSchema(SCHEMA_PREFIX).key("orders")
+    readies, procs = [], []
+    for i in range(1 if floor else workers):
+        ready = ctx.Event()
+        target, args = (_floor, (url, stream, ready, stop, out)) if floor else (_work, (url, f"w{i}", n, ready, stop, out))
+        procs.append(ctx.Process(target=target, args=args))
+        readies.append(ready)
+        procs[-1].start()
+    for ready in readies:
+        ready.wait(120)
+    sender_out = ctx.Queue()
+    sender = ctx.Process(target=_produce, args=(url, stream, n, rate, go, sender_out))
+    sender.start()
     t0 = time.perf_counter()
-    _producer(client, schema.key("orders"), orders, rate, sent)
-    while len(filled) < orders and time.perf_counter() - t0 < 600:
+    go.set()
+    sent = sender_out.get(timeout=600)
+    sender.join()
+    client = redis.Redis.from_url(url)
+    key = None if floor else RedisSchema(SCHEMA_PREFIX).key("order_state")
+    deadline = time.perf_counter() + 600
+    while time.perf_counter() < deadline:
+        done = n - int(client.xpending(stream, "g" if floor else "workers")["pending"])
+        if floor and client.xinfo_groups(stream)[0]["entries-read"] == n and done == n:
+            break
+        if not floor and client.hlen(key) == n and done == n:
+            break
         time.sleep(0.01)
     elapsed = time.perf_counter() - t0
     stop.set()
-    loop.join()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    if floor:
+        seen = results[0]
+        return {"orders": len(seen), **_pct([seen[o] - sent[o] for o in sent if o in seen])}
+    decided = {k: v for d, _ in results for k, v in d.items()}
+    filled = {k: v for _, f in results for k, v in f.items()}
     common = [o for o in sent if o in decided and o in filled]
-    return {"orders": len(common), "orders_per_s": round(len(common) / elapsed, 1),
+    return {"orders": len(common), "workers": workers, "orders_per_s": round(len(common) / elapsed, 1),
             "to_decision": _pct([decided[o] - sent[o] for o in common]),
             "to_fill": _pct([filled[o] - sent[o] for o in common])}
 
 
-def run_floor(settings, orders, rate):
-    from quantbridge.state import connect
-
-    client, reader = connect(settings), connect(settings)
-    client.flushdb()
-    stream, sent, seen = "floor:orders", {}, {}
-    client.xgroup_create(stream, "g", id="0", mkstream=True)
-    stop = threading.Event()
-
-    def consume():
-        while not stop.is_set():
-            for _s, entries in reader.xreadgroup("g", "c", {stream: ">"}, count=50, block=5) or []:
-                for entry_id, fields in entries:
-                    seen[fields["order_id"]] = time.perf_counter()
-                    reader.xack(stream, "g", entry_id)
-
-    loop = threading.Thread(target=consume)
-    loop.start()
-    _producer(client, stream, orders, rate, sent)
-    deadline = time.perf_counter() + 60
-    while len(seen) < orders and time.perf_counter() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    loop.join()
-    return {"orders": len(seen), **_pct([seen[o] - sent[o] for o in sent if o in seen])}
-
-
 def main() -> None:
+    import socket
+
     from quantbridge.services import RedisService
     from quantbridge.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=4000)
     parser.add_argument("--rates", type=float, nargs="+", default=[400, 2000], help="fixed rates; flat out is added")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker processes to compare")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -118,17 +172,19 @@ def main() -> None:
     service = RedisService(settings)
     service.start()
     try:
-        out = {}
+        out: dict[str, Any] = {}
         for label, rate in [*((f"fixed {r:g}/s", r) for r in args.rates), ("flat out", 0)]:
-            floor = run_floor(settings, args.orders, rate)
-            result = run_worker(settings, args.orders, rate)
-            ratio = result["to_decision"]["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("nan")
-            out[label] = {"worker": result, "redis_floor": floor, "p50_ratio_to_floor": round(ratio, 1)}
-            print(f"{label:>14}: {result['orders_per_s']:8.1f} orders/s | order->decision p50 "
-                  f"{result['to_decision']['p50_ms']:.2f} ms p99 {result['to_decision']['p99_ms']:.2f} ms "
-                  f"p99.9 {result['to_decision']['p999_ms']:.2f} ms | ->fill p99 {result['to_fill']['p99_ms']:.2f} ms "
-                  f"| Redis floor p50 {floor['p50_ms']:.3f} ms p99 {floor['p99_ms']:.3f} ms | p50 ratio {ratio:.1f}",
-                  flush=True)
+            floor = _run(settings.redis_url, args.orders, rate, 1, floor=True)
+            for workers in args.workers:
+                result = _run(settings.redis_url, args.orders, rate, workers, floor=False)
+                ratio = result["to_decision"]["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("nan")
+                out[f"{label}, {workers} worker(s)"] = {"worker": result, "redis_floor": floor,
+                                                        "p50_ratio_to_floor": round(ratio, 1)}
+                print(f"{label:>14} x{workers}: {result['orders_per_s']:8.1f} orders/s | order->decision p50 "
+                      f"{result['to_decision']['p50_ms']:.2f} ms p99 {result['to_decision']['p99_ms']:.2f} ms "
+                      f"p99.9 {result['to_decision']['p999_ms']:.2f} ms | ->fill p99 {result['to_fill']['p99_ms']:.2f} "
+                      f"ms | Redis floor p50 {floor['p50_ms']:.3f} ms p99 {floor['p99_ms']:.3f} ms | p50 ratio "
+                      f"{ratio:.1f}", flush=True)
         if args.json:
             print(json.dumps(out, indent=2))
     finally:

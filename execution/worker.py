@@ -147,11 +147,16 @@ class ExecutionWorker:
             pipe.hmget(k["order_state"], [w.order.order_id for w in works])
             pipe.hmget(k["positions"], tickers)
             pipe.exists(k["kill_switch"])
+            # Child (and fill) ids are "<order id>#<i>", i < number of venues: which were filled already?
+            child_ids = [f"{w.order.order_id}#{i}" for w in works for i in range(len(self.venues))]
+            pipe.smismember(k["fills_seen"], child_ids)
         reply = pipe.execute() if len(pipe) else []
         kill = False
         projected: dict[str, float] = {}
+        filled_before: set[str] = set()
         if works:
-            raw_states, raw_positions, kill = reply[-3], reply[-2], bool(reply[-1])
+            raw_states, raw_positions, kill = reply[-4], reply[-3], bool(reply[-2])
+            filled_before = {c for c, seen in zip(child_ids, reply[-1]) if seen}
             projected = {t: float(v or 0.0) for t, v in zip(tickers, raw_positions)}
             for w, raw_state in zip(works, raw_states):
                 w.state = json.loads(raw_state) if raw_state else None
@@ -196,7 +201,9 @@ class ExecutionWorker:
         if trail or create:
             _, created = self.audit.commit(trail, Effects(state_key=k["order_state"], create=tuple(create)))
             lost = {oid for (oid, _), ok in zip(create, created) if not ok}
-            if lost:  # another worker decided first: adopt its decision
+            if lost:  # another worker decided first: adopt its decision (and see what it filled meanwhile)
+                ids = [f"{oid}#{i}" for oid in sorted(lost) for i in range(len(self.venues))]
+                filled_before |= {c for c, seen in zip(ids, self.client.smismember(k["fills_seen"], ids)) if seen}
                 for w in [w for w in works if w.order.order_id in lost]:
                     raw_state = self.client.hget(k["order_state"], w.order.order_id)
                     w.state = json.loads(raw_state)
@@ -233,25 +240,24 @@ class ExecutionWorker:
                 self._record_fill(keys=[k["fills_seen"], k["positions"], k["fills"], k["order_state"]], args=args,
                                   client=pipe)
                 fills.append(fill)
-                trail.append(("fill", order.order_id, fields))
+                # "replay": recorded before a crash (or by a racing worker); the Lua script counts it once.
+                trail.append(("fill", order.order_id, {**fields, "replay": str(fill.fill_id in filled_before)}))
             if history[-1] not in TERMINAL:
                 history = life.advance(history, life.CANCELLED)
             final = {"state": history[-1], "filled": filled, "children": w.state["children"], "history": history}
             update.append((order.order_id, json.dumps(final)))
             outcomes[w.index] = Outcome(order.order_id, final["state"], filled)
         acks = tuple(entries[i][0] for i, o in enumerate(outcomes) if o is not None) if ack else ()
-        n_fills = len(fills)
-        if n_fills or update or acks:
-            # A fill is audited after its record; "replay" (filled before a crash) comes from the script's
-            # answer, so the audit entries are added once that answer is known: a second small commit.
-            reply = pipe.execute() if n_fills else []
-            for fill, new, entry in zip(fills, reply, trail):
-                entry[2]["replay"] = str(not new)
+        pending = self.audit.queue(pipe, trail, Effects(state_key=k["order_state"], update=tuple(update),
+                                                        stream=self.stream, group=ORDERS_GROUP, ack=acks))
+        if len(pipe):
+            reply = pipe.execute()
+            for fill, new in zip(fills, reply):
                 if new:
                     self.router.learn(fill.venue, fill.ticker, fill.slippage_bps, fill.quantity)
                     self.metrics.fill(fill.venue, fill.quantity, fill.price, fill.fee, fill.slippage_bps)
-            self.audit.commit(trail, Effects(state_key=k["order_state"], update=tuple(update),
-                                             stream=self.stream, group=ORDERS_GROUP, ack=acks))
+            if pending is not None:
+                self.audit.settle(pending, reply[-1])
         for w in to_send:
             self.on_event("filled", w.order.order_id)
         for i, (entry_id, _raw) in enumerate(entries):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from execution.audit import verify
+from execution.audit import append, verify
 from execution.venues import VenueSpec
 from execution.worker import ExecutionWorker
 from quantbridge.messages import SubmitOrder
@@ -169,16 +169,23 @@ def test_worker_when_crash_after_fills_before_final_commit_then_state_shows_part
         redis_client, monkeypatch):
     first = ExecutionWorker(redis_client, SCHEMA, "crashing", TICKERS, venues=THIN)
     submit(redis_client, "p2", quantity=300)
-    commits = []
-    real_commit = first.audit.commit
+    real_queue = first.audit.queue
 
-    def commit_then_die(entries, effects):
-        commits.append(effects)
-        if len(commits) == 2:  # the final commit (fill audit, final state, ack): the process dies first
+    def queue_after_another_writer(pipe, entries, effects):
+        # Another audit writer appends first, so the queued final commit (fill audit, final state, ack) is
+        # refused by its head check while the fills in the same pipeline are recorded...
+        append(redis_client, SCHEMA, "explanation", "other", {"x": 1})
+        return real_queue(pipe, entries, effects)
+
+    real_settle = first.audit.settle
+
+    def die_when_refused(pending, reply):  # ...and the process dies before re-chaining it
+        if int(reply[0]) == 0:
             raise SystemExit("killed")
-        return real_commit(entries, effects)
+        return real_settle(pending, reply)
 
-    monkeypatch.setattr(first.audit, "commit", commit_then_die)
+    monkeypatch.setattr(first.audit, "queue", queue_after_another_writer)
+    monkeypatch.setattr(first.audit, "settle", die_when_refused)
     with pytest.raises(SystemExit):
         first.run(threading.Event(), block_ms=50, max_orders=1)
     mid = json.loads(redis_client.hget(SCHEMA.key("order_state"), "p2"))
