@@ -199,3 +199,23 @@ def test_worker_when_crash_after_fills_before_final_commit_then_state_shows_part
     fill_audits = [f for _, f in redis_client.xrange(SCHEMA.key("audit")) if f["kind"] == "fill"]
     assert [json.loads(f["payload"])["replay"] for f in fill_audits] == ["True"]  # audited once, as a replay
     assert verify(redis_client, SCHEMA)["ok"]
+
+
+def test_worker_when_one_order_of_a_batch_raises_then_it_stays_pending_and_the_rest_is_handled(redis_client):
+    from execution.policy import PolicyEngine
+
+    class BrokenFor(PolicyEngine):
+        def evaluate(self, order, position, kill_switch, esg_score):
+            if order.order_id == "bad":
+                raise RuntimeError("policy engine fault")
+            return super().evaluate(order, position, kill_switch, esg_score)
+
+    w = ExecutionWorker(redis_client, SCHEMA, "w1", TICKERS, policy=BrokenFor())
+    for oid in ("a", "bad", "b"):
+        submit(redis_client, oid, quantity=10)
+    entries = redis_client.xreadgroup(ORDERS_GROUP, "w1", {SCHEMA.key("orders"): ">"}, count=10)[0][1]
+    outcomes = w.process_batch(entries, ack=True)
+    assert [o and o.state for o in outcomes] == ["FILLED", None, "FILLED"]
+    pending = redis_client.xpending_range(SCHEMA.key("orders"), ORDERS_GROUP, "-", "+", 10)
+    assert [p["message_id"] for p in pending] == [entries[1][0]]
+    assert not redis_client.hexists(SCHEMA.key("order_state"), "bad")
