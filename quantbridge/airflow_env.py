@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from quantbridge.settings import PROJECT_ROOT, Settings
 
@@ -21,12 +21,20 @@ def airflow_home() -> Path:
 
 
 def redis_conn_uri(settings: Settings) -> str:
-    """``redis_default`` as a connection URI; the provider reads the database from ``?db=N``."""
+    """``redis_default`` as a connection URI; the provider reads the database from ``?db=N``.
+
+    For a ``rediss://`` URL the query also carries the hook's TLS extras (``ssl=True``, ``ssl_ca_certs``,
+    ``ssl_certfile``, ``ssl_keyfile`` from the ``QB_REDIS_TLS_*`` files). The password comes from the
+    settings (the environment), so the URI is a secret too: it is exported, never written to a file.
+    """
     parts = urlsplit(settings.redis_url)
     password = settings.redis_password or parts.password or ""
     auth = f":{quote(password, safe='')}@" if password else ""
-    query = f"db={settings.redis_db}" + ("&ssl=True" if parts.scheme == "rediss" else "")
-    return f"redis://{auth}{settings.redis_host}:{settings.redis_port}?{query}"
+    query: dict[str, str] = {"db": str(settings.redis_db)}
+    if parts.scheme == "rediss":
+        query["ssl"] = "True"
+        query.update(settings.redis_tls_options())
+    return f"redis://{auth}{settings.redis_host}:{settings.redis_port}?{urlencode(query, quote_via=quote)}"
 
 
 def _jwt_secret(home: Path) -> str:

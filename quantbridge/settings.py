@@ -35,6 +35,12 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6390/0"
     #: Password for Redis; kept out of the URL so it can come from a secret store.
     redis_password: str = field(default="", repr=False)
+    #: CA bundle (PEM) that signed the Redis server's certificate, for ``rediss://``; empty = the system's.
+    redis_tls_ca_cert: str = ""
+    #: Client certificate and its key (PEM) when the server verifies clients (``tls-auth-clients``);
+    #: both or neither. Paths, not contents: the key itself stays in the file, outside the repository.
+    redis_tls_cert: str = ""
+    redis_tls_key: str = ""
     #: Prefix of every Redis key (see :mod:`quantbridge.redis_schema`).
     redis_prefix: str = "qb"
     #: Folder where ``make services`` keeps the project's own redis-server (AOF, pid, log).
@@ -110,6 +116,14 @@ class Settings:
         scheme = urlsplit(self.redis_url).scheme
         if scheme not in {"redis", "rediss", "unix"}:
             raise ConfigError("redis_url", self.redis_url, "a redis://, rediss:// or unix:// URL")
+        tls_files = {"redis_tls_ca_cert": self.redis_tls_ca_cert, "redis_tls_cert": self.redis_tls_cert,
+                     "redis_tls_key": self.redis_tls_key}
+        if scheme != "rediss" and any(tls_files.values()):
+            named = ", ".join(f"{ENV_PREFIX}{k.upper()}" for k, v in tls_files.items() if v)
+            raise ConfigError("redis_url", self.redis_url, f"a rediss:// (TLS) URL, since {named} is set")
+        if bool(self.redis_tls_cert) != bool(self.redis_tls_key):
+            raise ConfigError("redis_tls_cert/redis_tls_key", (self.redis_tls_cert, self.redis_tls_key),
+                              "both set (a client certificate and its key) or both empty")
 
     @property
     def redis_host(self) -> str:
@@ -123,6 +137,22 @@ class Settings:
     def redis_db(self) -> int:
         path = urlsplit(self.redis_url).path.strip("/")
         return int(path) if path else 0
+
+    def redis_tls_options(self) -> dict[str, str]:
+        """redis-py's TLS keyword arguments (``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``) for the
+        files that are set; each must be a file on this machine. Empty for a plain ``redis://`` URL."""
+        options: dict[str, str] = {}
+        for name, kwarg in (("redis_tls_ca_cert", "ssl_ca_certs"), ("redis_tls_cert", "ssl_certfile"),
+                            ("redis_tls_key", "ssl_keyfile")):
+            value = getattr(self, name)
+            if not value:
+                continue
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}", value,
+                                  "a PEM file that exists on this machine (fix the path or copy the file here)")
+            options[kwarg] = str(path)
+        return options
 
     def redis_url_redacted(self) -> str:
         """The Redis URL with any embedded password replaced by ``***`` (safe to print)."""

@@ -9,21 +9,42 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from quantbridge.errors import ServiceError
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.settings import Settings
 
 
-def connect(settings: Settings) -> Any:
-    """A Redis client for ``settings.redis_url`` (password from settings, replies decoded as text)."""
+def connect(settings: Settings, *, verify: bool = False) -> Any:
+    """A Redis client for ``settings.redis_url``: password and TLS files from settings, replies decoded as text.
+
+    The client connects lazily. ``verify=True`` sends a PING now and turns a refused password or a failed
+    connection/TLS handshake into a :class:`~quantbridge.errors.ServiceError` naming the settings to fix.
+    """
     import redis
 
-    return redis.Redis.from_url(
+    client = redis.Redis.from_url(
         settings.redis_url,
         password=settings.redis_password or None,
         decode_responses=True,
         socket_connect_timeout=2,
         socket_timeout=5,
+        **settings.redis_tls_options(),
     )
+    if verify:
+        where = settings.redis_url_redacted()
+        try:
+            client.ping()
+        except redis.AuthenticationError as exc:
+            client.close()
+            raise ServiceError(f"Redis at {where} refused authentication ({exc}): set QB_REDIS_PASSWORD to the "
+                               "server's requirepass (from the environment or a secret store)") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            client.close()
+            tls = "rediss:// (TLS)" if settings.redis_url.startswith("rediss://") else "redis:// (no TLS)"
+            raise ServiceError(f"Redis at {where} did not answer PING over {tls}: {exc}. Check QB_REDIS_URL "
+                               "(rediss:// when the server listens with --tls-port), QB_REDIS_TLS_CA_CERT (the CA "
+                               "that signed the server's certificate) and that the server runs") from exc
+    return client
 
 
 def text(value: Any) -> str:
