@@ -142,15 +142,20 @@ def _num(value: Any, digits: int = 2) -> str:
     return "-" if value is None else f"{float(value):,.{digits}f}"
 
 
-def _table(headers: list[str], rows: list[list[str]], table_id: str, empty: str) -> str:
+def _table(headers: list[str], rows: list[list[str]], table_id: str, empty: str, text_columns: int = 1) -> str:
+    """An HTML table; the first ``text_columns`` columns are left-aligned text, the rest numbers."""
     if not rows:
         return f'<p class="empty" id="{table_id}-empty">{_e(empty)}</p>'
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+
+    def cls(i: int) -> str:
+        return "" if i < text_columns else ' class="n"'
+
+    head = "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows)
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _sparkline(history: list[dict[str, Any]], width: int = 560, height: int = 120) -> str:
+def _sparkline(history: list[dict[str, Any]], width: int = 900, height: int = 140) -> str:
     """VaR, CVaR and the limit over the history as an inline SVG (no script needed)."""
     points = [h for h in history if h.get("var") is not None]
     if len(points) < 2:
@@ -163,11 +168,12 @@ def _sparkline(history: list[dict[str, Any]], width: int = 560, height: int = 12
         return " ".join(f"{i * step:.1f},{height - (h[key] - low) / (high - low) * height:.1f}"
                         for i, h in enumerate(points) if h.get(key) is not None)
 
-    return (f'<svg id="history" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-            f'aria-label="VaR history, {len(points)} refreshes">'
-            f'<polyline fill="none" stroke="#c0392b" stroke-dasharray="4 3" points="{line("limit")}"/>'
-            f'<polyline fill="none" stroke="#8e44ad" points="{line("cvar")}"/>'
-            f'<polyline fill="none" stroke="#2471a3" stroke-width="2" points="{line("var")}"/></svg>'
+    stroke = 'fill="none" vector-effect="non-scaling-stroke"'
+    return (f'<svg id="history" viewBox="0 0 {width} {height}" width="100%" height="{height}" '
+            f'preserveAspectRatio="none" role="img" aria-label="VaR history, {len(points)} refreshes">'
+            f'<polyline {stroke} stroke="#c0392b" stroke-dasharray="4 3" points="{line("limit")}"/>'
+            f'<polyline {stroke} stroke="#8e44ad" points="{line("cvar")}"/>'
+            f'<polyline {stroke} stroke="#2471a3" stroke-width="2" points="{line("var")}"/></svg>'
             f'<p class="legend"><span style="color:#2471a3">VaR</span> · <span style="color:#8e44ad">CVaR</span> · '
             f'<span style="color:#c0392b">limit</span> · {len(points)} refreshes, {_e(points[0]["at"])} to '
             f'{_e(points[-1]["at"])}</p>')
@@ -182,7 +188,7 @@ def render_panel(snap: dict[str, Any]) -> str:
     if kill["active"]:
         reason = kill["reason"]
         detail = reason.get("reason", "") if isinstance(reason, dict) else str(reason)
-        switch = f'<span id="kill-switch" class="badge on">ACTIVE</span> <span id="kill-reason">{_e(detail)}</span>'
+        switch = f'<span id="kill-switch" class="badge on">ACTIVE</span> <small id="kill-reason">{_e(detail)}</small>'
     else:
         switch = '<span id="kill-switch" class="badge off">OFF</span>'
     beats = " · ".join(f'{_e(c)}: <span id="heartbeat-{_e(c)}">{_e(t or "no heartbeat")}</span>'
@@ -195,17 +201,17 @@ def render_panel(snap: dict[str, Any]) -> str:
         f'<div class="card"><h3>Limit</h3><div class="big" id="limit">{_money(limit)}</div></div>'
         f'<div class="card"><h3>Kill switch</h3><div class="big">{switch}</div></div>'
         f'</section><p class="meta">model <b>{_e(risk.get("model", "-"))}</b>, backend {_e(risk.get("backend", "-"))}, '
-        f'confidence {_e(risk.get("confidence", "-"))}, horizon {_e(risk.get("horizon_days", "-"))} d, '
-        f'{_e(risk.get("positions", 0))} positions, prices as of {_e(risk.get("as_of") or "-")}, '
+        f'confidence {_e(risk.get("confidence", "-"))}, horizon {_count(risk.get("horizon_days"))} d, '
+        f'{_count(risk.get("positions"))} positions, prices as of <span id="as-of">{_e(risk.get("as_of") or "-")}</span>, '
         f'updated <span id="updated">{_e(risk.get("updated_at", "never"))}</span><br>{beats}</p>'
     )
     stress = snap["stress"]
     stress_rows = [[_e(s["family"]), _e(s["scenario"]), _money(s["base_value"]), _money(s["shocked_value"]),
                     f'<span class="{"neg" if s["change"] < 0 else "pos"}">{_money(s["change"])}</span>']
                    for s in stress["scenarios"]]
-    fills = [[_e(f.get("ts", "")), _e(f.get("ticker")), _e(f.get("side")), _num(f.get("quantity"), 0),
-              _money(f.get("price")), f'<span class="venue">{_e(f.get("venue"))}</span>', _money(f.get("fee")),
-              _num(f.get("slippage_bps"))] for f in snap["fills"]]
+    fills = [[_e(f.get("ts", "")), _e(f.get("ticker")), _e(f.get("side")), f'<span class="venue">{_e(f.get("venue"))}</span>',
+              _num(f.get("quantity"), 0), _money(f.get("price")), _money(f.get("fee")), _num(f.get("slippage_bps"))]
+             for f in snap["fills"]]
     costs = [[f'<span class="venue">{_e(c["venue"])}</span>', str(c["fills"]), _num(c["quantity"], 0),
               _money(c["notional"]), _money(c["fees"]), _num(c["fee_bps"]), _num(c["slippage_bps"]),
               f'<b>{_num(c["cost_bps"])}</b>'] for c in snap["venue_costs"]]
@@ -219,18 +225,22 @@ def render_panel(snap: dict[str, Any]) -> str:
         figures
         + f'<section><h2>VaR history</h2>{_sparkline(snap["history"])}</section>'
         + f'<section><h2>{stress_title}</h2>'
-        + _table(["family", "scenario", "base", "shocked", "change"], stress_rows, "stress", "no stress run yet")
+        + _table(["family", "scenario", "base", "shocked", "change"], stress_rows, "stress", "no stress run yet", 2)
         + '</section><section class="two"><div><h2>Execution cost by venue <small>(bps of notional)</small></h2>'
         + _table(["venue", "fills", "shares", "notional", "fees", "fee bps", "slippage bps", "cost bps"], costs,
                  "venue-costs", "no fills yet")
         + '</div><div><h2>Positions</h2>'
         + _table(["ticker", "shares"], positions, "positions", "no positions")
         + '</div></section><section><h2>Recent fills</h2>'
-        + _table(["time", "ticker", "side", "shares", "price", "venue", "fee", "slippage bps"], fills, "fills",
-                 "no fills yet")
+        + _table(["time", "ticker", "side", "venue", "shares", "price", "fee", "slippage bps"], fills, "fills",
+                 "no fills yet", 4)
         + f'</section><p class="meta">{report_link} · generated {_e(snap["generated_at"])} · '
         + '<a href="api/snapshot">JSON</a></p>'
     )
+
+
+def _count(value: Any) -> str:
+    return "-" if value is None else f"{float(value):g}"
 
 
 def _raw(value: Any) -> str:
@@ -246,7 +256,7 @@ box-shadow:0 1px 3px #0002}.card h3{margin:0;font-size:13px;color:#5b6b7c;font-w
 .badge{padding:2px 10px;border-radius:12px;font-size:18px}.on{background:#c0392b;color:#fff}.off{background:#27ae60;color:#fff}
 section{background:#fff;border-radius:8px;padding:8px 16px;margin:12px 0;box-shadow:0 1px 3px #0002}
 section.two{display:flex;gap:32px;flex-wrap:wrap}h2{font-size:16px;margin:6px 0}table{border-collapse:collapse;font-size:13px}
-th,td{padding:3px 10px;text-align:right;border-bottom:1px solid #e3e8ee}th:first-child,td:first-child{text-align:left}
+th,td{padding:3px 10px;text-align:left;border-bottom:1px solid #e3e8ee}th.n,td.n{text-align:right}
 .neg{color:#c0392b}.pos{color:#1e8449}.meta{font-size:13px;color:#5b6b7c}.empty{color:#8a96a3;font-style:italic}
 .legend{font-size:12px;color:#5b6b7c;margin:2px 0}
 """
