@@ -29,10 +29,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-# redis-server and a Java runtime for Spark, from Debian's packages, only when missing.
+# redis-server, a Java runtime for Spark and (best effort) Chromium, from Debian's packages, only when missing.
 system:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
+	@# Best effort: headless Chromium for the dashboard's end-to-end test, which skips (saying why) without it.
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/chromedriver; } || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; } \
+		|| echo "make system: chromium/chromium-driver not installed; the dashboard end-to-end test will be skipped"
 
 services: venv system
 	$(QB) services start

@@ -249,7 +249,7 @@ def test_dashboard_e2e_when_logged_in_through_airflow_then_live_risk_stress_and_
 
         shot = tmp_path / "dashboard.png"
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1400, min(int(height) + 200, 3000))  # the window includes the browser's frame
+        driver.set_window_size(1400, min(int(height) + 120, 3000))  # the window includes the browser's frame
         assert driver.save_screenshot(str(shot))
         if os.environ.get("DASHBOARD_SCREENSHOT"):
             target = Path(os.environ["DASHBOARD_SCREENSHOT"])
