@@ -105,10 +105,10 @@ def _ingest_quarter(settings, spark) -> None:
     load_reference_tables(lake)
 
 
-def _trade_and_measure(settings, redis_client) -> dict:
+def _trade_and_measure(settings, redis_client) -> list[dict]:
     """The book bought order by order through the execution worker at the previous close, a VaR-sensor
     refresh (configured limit) after each fill, then the stress ledger of DAY written by the functions the
-    nightly_stress tasks call (partition + stream). Returns the last refresh's figures."""
+    nightly_stress tasks call (partition + stream). Returns each refresh's figures."""
     from execution.worker import ExecutionWorker
     from quantbridge.state import read_positions
     from risk.ledger import publish_stream, write_partition
@@ -119,17 +119,17 @@ def _trade_and_measure(settings, redis_client) -> dict:
     last = lake.read_close_matrix(end=LAKE_END).ffill().iloc[-1]
     worker = ExecutionWorker(redis_client, SCHEMA, "e2e-worker", list(last.index))
     sensor = VarSensor(SensorConfig.from_settings(settings, window=60), lake, SCHEMA, lambda: redis_client)
-    figures: dict = {}
+    refreshes: list[dict] = []
     for i, (ticker, shares) in enumerate(BOOK.items()):
         order = SubmitOrder(order_id=f"e2e-{i}", ts=f"{DAY.isoformat()}T14:3{i}:00+00:00", strategy="e2e",
                             ticker=ticker, side="BUY", quantity=float(shares), reference_price=float(last[ticker]))
         redis_client.xadd(SCHEMA.key("orders"), order.to_dict())
         assert worker.run(threading.Event(), block_ms=50, max_orders=1) == 1
-        figures = sensor.refresh(redis_client)
+        refreshes.append(sensor.refresh(redis_client))
     frame = run_stress(load_inputs(lake, DAY, read_positions(redis_client, SCHEMA)), paths=2000, seed=settings.seed)
     write_partition(lake, DAY, frame)
     publish_stream(redis_client, SCHEMA, DAY, frame)
-    return figures
+    return refreshes
 
 
 def _wait_for_dag(base: str, token: str, dag_id: str) -> None:
@@ -204,7 +204,8 @@ def test_dashboard_e2e_when_logged_in_through_airflow_then_live_risk_stress_and_
     _wait_for_run(run_url, token["access_token"])
     lap("DAG parsed, triggered, run to success")
     assert Lake(settings.lake_root).price_dates()[-1] == DAY  # the DAG's partition
-    figures = _trade_and_measure(settings, redis_client)
+    refreshes = _trade_and_measure(settings, redis_client)
+    figures = refreshes[-1]
     assert figures["as_of"] == DAY.isoformat()
     lap("orders, VaR refreshes, stress")
     snap = risk_snapshot(settings, redis_client)
@@ -212,6 +213,13 @@ def test_dashboard_e2e_when_logged_in_through_airflow_then_live_risk_stress_and_
     var_in_redis = float(redis_client.hget(SCHEMA.key("risk_current"), "var"))
     assert var_in_redis == pytest.approx(figures["var"])
     switch_on = bool(redis_client.exists(SCHEMA.key("kill_switch")))
+    states = [json.loads(redis_client.hget(SCHEMA.key("order_state"), f"e2e-{i}")) for i in range(len(BOOK))]
+    # Once a refresh sets the switch, the worker's policy blocks every further (risk-increasing) buy.
+    for i, state in enumerate(states):
+        blocked = i > 0 and refreshes[i - 1]["kill_switch"]
+        assert (state["state"] == "REJECTED") == blocked, (i, state)
+        assert not blocked or any(r.startswith("KILL_SWITCH_ACTIVE") for r in state["reasons"])
+    assert switch_on == refreshes[-1]["kill_switch"]
     venues = {f["venue"] for _, f in redis_client.xrange(SCHEMA.key("fills"))}
 
     driver = _chrome()
