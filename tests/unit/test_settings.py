@@ -66,3 +66,26 @@ def test_load_settings_when_worker_metrics_port_set_then_int_and_default_9109():
     assert load_settings(environ={"QB_WORKER_METRICS_PORT": "0"}).worker_metrics_port == 0
     with pytest.raises(ConfigError, match="QB_WORKER_METRICS_PORT"):
         load_settings(environ={"QB_WORKER_METRICS_PORT": "nine"})
+
+
+def test_load_settings_when_redis_tls_variables_set_then_fields_and_redis_tls_options(tmp_path):
+    assert (load_settings(environ={}).redis_tls_ca_cert, load_settings(environ={}).redis_tls_options()) == ("", {})
+    ca, cert, key = (tmp_path / n for n in ("ca.crt", "client.crt", "client.key"))
+    for path in (ca, cert, key):
+        path.write_text("pem\n")
+    s = load_settings(environ={"QB_REDIS_URL": "rediss://h:6380/0", "QB_REDIS_PASSWORD": "s3cret",
+                               "QB_REDIS_TLS_CA_CERT": str(ca), "QB_REDIS_TLS_CERT": str(cert),
+                               "QB_REDIS_TLS_KEY": str(key)})
+    assert s.redis_tls_options() == {"ssl_ca_certs": str(ca), "ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    public = s.as_public_dict()
+    assert public["redis_tls_ca_cert"] == str(ca) and public["redis_password"] == "***"  # paths, not secrets
+    assert "s3cret" not in repr(s) and "s3cret" not in str(public)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"redis_tls_ca_cert": "/ca.crt"}, "redis_url"),  # TLS files on a plain redis:// URL
+    ({"redis_url": "rediss://h:1/0", "redis_tls_key": "/k.pem"}, "redis_tls_cert/redis_tls_key"),
+])
+def test_settings_when_redis_tls_fields_inconsistent_then_config_error_names_field(changes, field):
+    with pytest.raises(ConfigError, match=field):
+        Settings().replace(**changes)
