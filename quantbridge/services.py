@@ -150,6 +150,9 @@ class RedisService:
 
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Started too when ``AIRFLOW__CORE__EXECUTOR`` is the CeleryExecutor: ``airflow celery worker`` (broker, result
+#: backend and concurrency from ``AIRFLOW__CELERY__*``). Other hosts run more workers the same way.
+CELERY_WORKER = "celery-worker"
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,14 @@ class AirflowStack:
 
         return airflow_environment(self.settings)
 
+    def components(self) -> tuple[str, ...]:
+        """The processes this configuration needs: the four components, plus a Celery worker under Celery."""
+        executor = self._env().get("AIRFLOW__CORE__EXECUTOR", "")
+        return AIRFLOW_COMPONENTS + ((CELERY_WORKER,) if "CeleryExecutor" in executor else ())
+
+    def _command(self, component: str) -> list[str]:
+        return [str(self.airflow_bin), *(("celery", "worker") if component == CELERY_WORKER else (component,))]
+
     def base_url(self) -> str:
         return "http://127.0.0.1:" + self._env().get("AIRFLOW__API__PORT", "8080")
 
@@ -200,11 +211,11 @@ class AirflowStack:
         (self.home / "pids").mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         started = []
-        for component in AIRFLOW_COMPONENTS:
+        for component in self.components():
             if read_pid(self.pidfile(component)) is not None:
                 continue
             with self.logfile(component).open("ab") as log:
-                proc = subprocess.Popen([str(self.airflow_bin), component], env=env, stdin=subprocess.DEVNULL,
+                proc = subprocess.Popen(self._command(component), env=env, stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             self.pidfile(component).write_text(str(proc.pid))
             started.append(component)
@@ -223,9 +234,10 @@ class AirflowStack:
             return None
 
     def stop(self) -> dict[str, object]:
-        stopped = [c for c in reversed(AIRFLOW_COMPONENTS) if stop_pid(self.pidfile(c), grace_s=30)]
+        # Whatever runs is stopped, even a Celery worker started under a configuration no longer in force.
+        stopped = [c for c in (CELERY_WORKER, *reversed(AIRFLOW_COMPONENTS)) if stop_pid(self.pidfile(c), grace_s=30)]
         return {"service": "airflow", "stopped": stopped}
 
     def status(self) -> dict[str, object]:
         return {"service": "airflow", "url": self.base_url(), "healthy": self.healthy(),
-                "components": {c: read_pid(self.pidfile(c)) for c in AIRFLOW_COMPONENTS}}
+                "components": {c: read_pid(self.pidfile(c)) for c in self.components()}}
