@@ -2,8 +2,8 @@
 ### retraining
 
 Retrains the strategy model whenever new data lands: scheduled on the Assets `lake_prices` (emitted by
-`market_data_ingest`) or `stress_ledger` (emitted by `nightly_stress`); synthetic samples join when
-issue 5 exists.
+`market_data_ingest`), `stress_ledger` (emitted by `nightly_stress`) or `lake_synthetic` (emitted weekly by
+`synthetic_generation`: synthetic return windows under `synthetic/run=R/`).
 
 1. **train**: leakage-free features on Dask over the last `window_days` trading days, purged walk-forward
    evaluation (out-of-sample IC, hit rate), fit on the whole window, register a new version under
@@ -21,12 +21,12 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from quantbridge_airflow.assets import PRICES, STRESS_LEDGER
+from quantbridge_airflow.assets import PRICES, STRESS_LEDGER, SYNTHETIC
 
 
 @dag(
     dag_id="retraining",
-    schedule=(PRICES | STRESS_LEDGER),
+    schedule=(PRICES | STRESS_LEDGER | SYNTHETIC),
     start_date=pendulum.datetime(1990, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -406,27 +406,6 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
     return out, (0 if out["ok"] else 1)
 
 
-def cmd_synth(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """The beta sweep of the conditional GAN on the lake's real prices (fidelity and mean ESG per beta)."""
-    from marketdata.reference import esg_scores
-    from quantbridge.lake import Lake
-    from synthetic.report import beta_sweep, windows_from_closes
-
-    lake = Lake(settings.lake_root)
-    closes = lake.read_close_matrix(args.start, args.end)
-    scores = esg_scores(lake)
-    if closes.empty or scores is None:
-        raise InputError("lake", str(settings.lake_root), "prices and the ESG table: run `qb ingest` first")
-    missing = sorted(set(closes.columns) - set(scores.index))
-    if missing:
-        raise InputError("esg table", ",".join(missing), "an ESG score for every ticker in the lake")
-    windows = windows_from_closes(closes, seed=settings.seed)
-    rows = beta_sweep(windows, scores.loc[closes.columns].to_numpy(), args.betas, args.epochs, settings.seed,
-                      progress=lambda m: _echo(args, m))
-    return {"windows": len(windows), "start": str(closes.index[0]), "end": str(closes.index[-1]),
-            "epochs": args.epochs, "rows": rows}, 0
-
-
 def _print_backtest(out: dict[str, Any]) -> None:
     print(f"one-day {out['confidence']:.0%} VaR backtest, {out['start']}..{out['end']}, window {out['window']}")
     print(f"{'model':<20}{'obs':>6}{'exc':>6}{'expected':>10}{'Kupiec p':>10}{'Christ. p':>10}{'last zone':>10}"
@@ -634,17 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date("--date"), required=True)
     p.set_defaults(func=cmd_reconcile)
 
-    p = sub.add_parser("synth", parents=[common], help="synthetic data: the conditional GAN's beta sweep report")
-    p.add_argument("action", choices=["report"])
-    p.add_argument("--start", type=_date("--start"), default=None)
-    p.add_argument("--end", type=_date("--end"), default=None)
-    p.add_argument("--betas", type=float, nargs="+", default=[0.0, 0.5, 2.0])
-    p.add_argument("--epochs", type=int, default=60)
-    p.set_defaults(func=cmd_synth)
+    from quantbridge.cli.synth import add_parser as add_synth_parser
 
-    from quantbridge.cli.report import add_report_parser  # the nightly report: its own module
-
-    add_report_parser(sub, common)
+    add_synth_parser(sub, common, _date)
 
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)

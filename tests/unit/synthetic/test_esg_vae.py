@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from synthetic.esg import esg_constrained_loss, esg_score
-from synthetic.vae import VAEConfig, mean_esg, sample, train
+from synthetic.vae import VAEConfig, WindowVAE, mean_esg
 
 
 def test_esg_loss_when_evaluated_then_recon_plus_beta_times_one_minus_score_and_its_gradient():
@@ -45,14 +45,38 @@ def test_vae_when_beta_grows_then_mean_esg_of_samples_rises_and_samples_are_soun
     data, esg = real_cross_sections
     scores = []
     for beta in (0.0, 1.0, 4.0):
-        model, history = train(data, esg, VAEConfig(epochs=15, beta=beta, seed=3))
-        samples = sample(model, 500, seed=4)
-        assert samples.shape == (500, data.shape[1]) and np.isfinite(samples).all()
-        assert history[-1] < history[0]
+        model = WindowVAE(VAEConfig(epochs=15, beta=beta, seed=3)).fit(data, esg)
+        samples, labels = model.sample(500, seed=4)
+        assert samples.shape == (500, data.shape[1]) and np.isfinite(samples).all() and labels.shape == (500,)
+        assert model.history_[-1]["loss"] < model.history_[0]["loss"]
         scores.append(mean_esg(samples, esg))
     assert scores[0] < scores[1] < scores[2]
 
 
+def test_vae_when_windows_and_checkpoint_then_window_samples_and_exact_resume(real_cross_sections, tmp_path):
+    data, esg = real_cross_sections
+    windows = np.stack([data[i:i + 5] for i in range(0, len(data) - 5, 5)])
+    whole = WindowVAE(VAEConfig(epochs=4, seed=5)).fit(windows, esg)
+    WindowVAE(VAEConfig(epochs=2, seed=5)).fit(windows, esg, checkpoint=tmp_path / "vae.pt")
+    resumed = WindowVAE(VAEConfig(epochs=4, seed=5)).fit(windows, esg, checkpoint=tmp_path / "vae.pt")
+    assert resumed.resumed_from_ == 2
+    assert np.array_equal(resumed.sample(20, seed=1)[0], whole.sample(20, seed=1)[0])
+    loaded = WindowVAE.load(tmp_path / "vae.pt")
+    samples, labels = loaded.sample(20, seed=1)
+    assert samples.shape == (20, 5, 20) and set(labels) <= {0, 1, 2, 3}
+    assert loaded.version() == whole.version() and loaded.version().startswith("vae-2-")
+    with pytest.raises(ValueError, match="unconditional"):
+        loaded.sample(1, regime=0)
+    with pytest.raises(ValueError, match="n=0"):
+        loaded.sample(0)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        WindowVAE().sample(1)
+    with pytest.raises(FileNotFoundError, match="train first"):
+        WindowVAE.load(tmp_path / "missing.pt")
+
+
 def test_vae_when_data_malformed_then_error_names_shape():
     with pytest.raises(ValueError, match="shape"):
-        train(np.full((10, 3), np.nan), np.ones(3) / 2, VAEConfig(epochs=1))
+        WindowVAE(VAEConfig(epochs=1)).fit(np.full((10, 3), np.nan), np.ones(3) / 2)
+    with pytest.raises(ValueError, match="beta"):
+        WindowVAE(VAEConfig(epochs=1, beta=-1)).fit(np.zeros((10, 3)), np.ones(3) / 2)
