@@ -58,6 +58,9 @@ def nightly_stress() -> None:
     @task
     def run_scenarios() -> dict[str, Any]:
 
+        from airflow.exceptions import AirflowSkipException
+
+        from quantbridge.errors import NoDataError
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
@@ -72,7 +75,11 @@ def nightly_stress() -> None:
         day = run_date(context)
         lake = Lake(settings.lake_root)
         positions = read_positions(redis_client(), RedisSchema(settings.redis_prefix))
-        frame = run_stress(load_inputs(lake, day, positions), params["families"], shock_scale=params["shock_scale"],
+        try:
+            inputs = load_inputs(lake, day, positions)
+        except NoDataError as exc:  # the night's prices never arrived: skip, do not retry for hours
+            raise AirflowSkipException(str(exc)) from None
+        frame = run_stress(inputs, params["families"], shock_scale=params["shock_scale"],
                            confidence=params["confidence"], paths=params["paths"], seed=settings.seed,
                            dask_scheduler=settings.dask_scheduler)
         path = write_partition(lake, day, frame)

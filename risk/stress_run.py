@@ -17,8 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from quantbridge.errors import InputError
+from quantbridge.errors import InputError, NoDataError
 
+#: Calendar days a stress night may lie after the lake's last prices (a long weekend plus holidays).
+MAX_PRICE_AGE_DAYS = 7
 FAMILIES = ("rates", "fx", "esg", "historical")
 LEDGER_COLUMNS = ("id", "date", "family", "scenario", "position", "base_value", "shocked_value", "change")
 
@@ -46,6 +48,12 @@ def load_inputs(lake: Any, day: date, positions: dict[str, float], book_path: st
     closes = lake.read_close_matrix(end=day)
     if closes.empty:
         raise InputError("lake prices", f"none on or before {day.isoformat()}", "published prices: run `qb ingest`")
+    last_day = pd.Timestamp(closes.index[-1]).date()
+    if (day - last_day).days > MAX_PRICE_AGE_DAYS:
+        # A night whose prices never arrived (a scheduled run on a lake not ingested up to it): nothing to
+        # stress honestly, so say so instead of revaluing a stale book on today's calendar.
+        raise NoDataError(f"the lake's last prices are of {last_day.isoformat()}, {(day - last_day).days} days "
+                          f"before {day.isoformat()} (at most {MAX_PRICE_AGE_DAYS}): ingest up to the date first")
     last = closes.ffill().iloc[-1]
     holdings = exposures(positions or equal_weight_book(last), last)
     book = read_reference_csv("bond_book", book_path) if book_path else read_reference(lake, "bond_book")

@@ -462,63 +462,6 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     return out, 0
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """Bulk-ingest a quarter of real prices, then run the daily DAG for the next trading days."""
-    from quantbridge.cli.backfill import backfill
-
-    _echo(args, f"[1/3] bulk ingest {args.start}..{args.end} through Spark + GX into {settings.lake_root}")
-    ingest_args = argparse.Namespace(**{**vars(args), "source": None})
-    bulk, code = cmd_ingest(ingest_args, settings)
-    _echo(args, f"      {bulk['published']} partitions, {bulk['rows']} rows, {len(bulk['tickers'])} tickers, "
-                f"{len(bulk['quarantined'])} quarantined, {bulk['seconds']} s")
-    _echo(args, f"[2/3] DAG market_data_ingest via dag.test() for {args.dag_start}..{args.dag_end}")
-    with contextlib.redirect_stdout(sys.stderr):
-        runs = backfill(settings, "market_data_ingest", args.dag_start, args.dag_end)
-    for run in runs["runs"]:
-        _echo(args, f"      {run['date']}: {run['state']} ({run['seconds']} s)")
-    risk = _demo_var_sensor(args, settings)
-    status, _ = cmd_status(args, settings)
-    ok = code == 0 and runs["failed"] == 0 and all(r["state"] == "success" for r in runs["runs"])
-    return {"bulk_ingest": {k: bulk[k] for k in ("first_date", "last_date", "published", "rows", "tickers",
-                                                  "quarantined", "reference", "seconds")},
-            "dag_runs": runs, "var_sensor": risk, "lake": status["lake"], "last_ingest": status["last_ingest"]}, \
-        (0 if ok else 1)
-
-
-def _demo_var_sensor(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    """A short live period: the VaR sensor refreshes a few times on the positions in Redis.
-
-    Until the execution worker fills orders, an empty book is seeded with the demo equal-weight book.
-    """
-    import threading
-
-    from quantbridge.lake import Lake
-    from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
-    from risk.portfolio import equal_weight_book
-    from risk.sensor import SensorConfig, VarSensor
-
-    schema, lake = RedisSchema(settings.redis_prefix), Lake(settings.lake_root)
-    client = connect(settings)
-    try:
-        seeded = not client.exists(schema.key("positions"))
-        if seeded:
-            book = equal_weight_book(lake.read_close_matrix().ffill().iloc[-1])
-            client.hset(schema.key("positions"), mapping=book)
-        config = SensorConfig.from_settings(settings, interval_s=args.sensor_interval)
-        _echo(args, f"[3/3] VaR sensor: {args.sensor_refreshes} refreshes every {config.interval_s} s, "
-                    f"limit {config.limit:,.0f}" + (" (demo book seeded in Redis)" if seeded else ""))
-        sensor = VarSensor(config, lake, schema, lambda: client)
-        refreshes = sensor.run(threading.Event(), max_refreshes=args.sensor_refreshes)
-        current = client.hgetall(schema.key("risk_current"))
-        _echo(args, f"      VaR {float(current['var']):,.0f}  CVaR {float(current['cvar']):,.0f}  ({current['model']}, "
-                    f"as of {current['as_of']}), kill switch {'SET' if client.exists(schema.key('kill_switch')) else 'off'}")
-        return {"refreshes": refreshes, "seeded_demo_book": seeded, "current": current,
-                "kill_switch": bool(client.exists(schema.key("kill_switch")))}
-    finally:
-        client.close()
-
-
 # --- parser -----------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -624,14 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.set_defaults(func=cmd_settings)
 
-    p = sub.add_parser("demo", parents=[common], help="bulk ingest + daily DAG runs on real data, then a summary")
-    p.add_argument("--start", type=_date("--start"), default=date(2020, 1, 2))
-    p.add_argument("--end", type=_date("--end"), default=date(2020, 3, 31))
-    p.add_argument("--dag-start", type=_date("--dag-start"), default=date(2020, 4, 1))
-    p.add_argument("--dag-end", type=_date("--dag-end"), default=date(2020, 4, 3))
-    p.add_argument("--sensor-refreshes", type=int, default=3)
-    p.add_argument("--sensor-interval", type=float, default=1.0)
-    p.set_defaults(func=cmd_demo)
+    from quantbridge.cli.demo import add_demo_parser
+
+    add_demo_parser(sub, common, _date)
     return parser
 
 

@@ -106,17 +106,28 @@ def test_qb_human_output_when_no_json_then_readable_lines(capsys, settings):
     assert "lake:" in out and "price_partitions: 0" in out
 
 
-def test_qb_demo_when_small_ranges_then_bulk_and_dag_runs_summarised(capsys, settings, spark, redis_client, airflow_db):
-    code, out = run_json(capsys, "demo", "--start", "2019-10-01", "--end", "2020-01-03",
-                         "--dag-start", "2020-01-06", "--dag-end", "2020-01-06", "--sensor-interval", "0.1")
+@pytest.mark.slow
+def test_qb_demo_when_run_then_whole_chain_succeeds_worker_trades_the_orders_and_books_reconcile(
+        capsys, settings, spark, redis_client, airflow_db):
+    from pathlib import Path
+
+    code, out = run_json(capsys, "demo", "--start", "2019-06-03", "--end", "2020-03-31", "--date", "2020-04-01",
+                         "--sensor-interval", "0.1")
     assert code == 0, out
-    assert out["bulk_ingest"]["published"] == 66 and len(out["bulk_ingest"]["tickers"]) == 20
-    assert out["dag_runs"]["succeeded"] == 1
-    assert out["lake"]["price_partitions"] == 67 and out["last_ingest"]["last_date"] == "2020-01-06"
-    sensor = out["var_sensor"]
-    assert sensor["refreshes"] == 3 and sensor["seeded_demo_book"] is True
-    assert 0 < float(sensor["current"]["var"]) <= float(sensor["current"]["cvar"])
-    assert sensor["current"]["as_of"] == "2020-01-06" and sensor["current"]["positions"] == "20"
+    assert out["bulk_ingest"]["published"] == 210 and len(out["bulk_ingest"]["tickers"]) == 20
+    dags = {r["dag_id"]: r for r in out["dag_runs"]}
+    assert list(dags)[:2] == ["market_data_ingest", "nightly_stress"] and list(dags)[-2:] == ["retraining",
+                                                                                           "daily_rebalance"]
+    assert all(r["state"] == "success" and set(r["tasks"].values()) == {"success"} for r in dags.values()), dags
+    live = out["live"]
+    assert live["orders_waiting"] > 0 and live["orders_handled"] == live["orders_waiting"]
+    assert sum(live["order_states"].values()) == live["orders_waiting"]
+    assert set(live["order_states"]) <= {"FILLED", "CANCELLED", "REJECTED"} and live["dead_letters"] == 0
+    assert live["seeded_demo_book"] is False and live["positions"]  # the book is what the worker bought
+    assert live["var_refreshes"] == 3 and 0 < live["var"] <= live["cvar"]
+    assert out["reconcile"]["ok"] and out["reconcile"]["breaks"] == []
+    assert Path(out["report"]).name == "report.html" and "2020-04-01" in Path(out["report"]).read_text()
+    assert out["lake"]["price_partitions"] == 211
 
 
 def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, settings, spark, redis_client, tmp_path):

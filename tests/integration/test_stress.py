@@ -103,3 +103,11 @@ def test_qb_stress_when_user_book_then_per_scenario_base_shocked_change(stress_l
     assert "coupon_frequency" in capsys.readouterr().err
     assert main(["stress", "--date", "2020-12-31", "--scenarios", "esg", "-q"]) == 0
     assert "esg_worst_scandal" in capsys.readouterr().out
+
+
+def test_load_inputs_when_night_lies_weeks_after_the_lakes_last_prices_then_no_data_error(stress_lake):
+    from quantbridge.errors import NoDataError
+
+    load_inputs(Lake(stress_lake), date(2021, 1, 7), {})  # a week after the last close: still stressed
+    with pytest.raises(NoDataError, match="last prices are of 2020-12-31, 24 days before 2021-01-24"):
+        load_inputs(Lake(stress_lake), date(2021, 1, 24), {})
