@@ -31,7 +31,7 @@ from quantbridge.lake import Lake
 from synthetic.cgan import ConditionalGAN, GANConfig
 from synthetic.data import WindowSplit, split_windows
 from synthetic.fidelity import fidelity
-from synthetic.vae import VAEConfig, WindowVAE, mean_esg
+from synthetic.vae import VAEConfig, WindowVAE
 
 MODEL_KINDS = ("cgan", "vae")
 MAX_EPOCHS = 2000
@@ -136,7 +136,7 @@ def generate_run(lake: Lake, run: str, spec: RunSpec) -> dict[str, Any]:
     path = run_folder(lake, run) / "samples.parquet"
     samples_frame(windows, labels, split.tickers, split.scale).to_parquet(path, index=False)
     return {"run": run, "samples": str(path), "windows": len(windows), "shape": list(windows.shape),
-            "mean_esg": mean_esg(windows.mean(axis=1), esg)}
+            "mean_esg": model.esg_score(windows, esg)}
 
 
 def evaluate_run(lake: Lake, run: str, spec: RunSpec, trained: dict[str, Any]) -> dict[str, Any]:
@@ -146,8 +146,8 @@ def evaluate_run(lake: Lake, run: str, spec: RunSpec, trained: dict[str, Any]) -
     model = load_model(lake, run, spec.model_kind)
     synthetic = _as_windows(model.sample(len(split.test), seed=spec.seed + 2)[0])
     metrics = fidelity(split.test, synthetic, spec.seed)
-    metrics["mean_esg"] = mean_esg(synthetic.mean(axis=1), esg)
-    metrics["mean_esg_real"] = mean_esg(split.test.mean(axis=1), esg)
+    metrics["mean_esg"] = model.esg_score(synthetic, esg)
+    metrics["mean_esg_real"] = model.esg_score(split.test, esg)
     folder = run_folder(lake, run)
     from synthetic.html_report import write_report
 

@@ -142,6 +142,10 @@ class WindowVAE:
         out.resumed_from_ = saved["epoch"]
         return out
 
+    def esg_score(self, samples: np.ndarray, esg: np.ndarray) -> float:
+        """Mean ESG score of samples as the loss defines it (each sample's mean row, temperature 1)."""
+        return mean_esg(samples if samples.ndim == 2 else samples.mean(axis=1), esg)
+
     def version(self) -> str:
         if not hasattr(self, "model_"):
             raise RuntimeError("WindowVAE is not fitted: call fit() or load() first")
