@@ -165,6 +165,7 @@ class ExecutionWorker:
         create: list[tuple[str, str]] = []
         seen: set[str] = set()
         to_send: list[_Work] = []
+        fresh: list[_Work] = []
         for w in works:
             order = w.order
             if order.order_id in seen or (w.state and w.state["state"] in TERMINAL):
@@ -175,8 +176,13 @@ class ExecutionWorker:
                 w.children = [Child(**c) for c in w.state["children"]]
                 to_send.append(w)
                 continue
+            fresh.append(w)
+        verdicts = self._verdicts(fresh, projected, kill)
+        for w in fresh:
+            order, verdict = w.order, verdicts.get(w.order.order_id)
+            if verdict is None:
+                continue  # its evaluation failed: left pending for a retry
             try:
-                verdict = self.policy.evaluate(order, projected[order.ticker], kill, self.esg.get(order.ticker))
                 children = [] if not verdict.allowed else self.router.route(
                     order.order_id, order.ticker, order.side, order.quantity, order.reference_price)
             except Exception:  # noqa: BLE001 - one bad order must not stop the worker (left pending)
@@ -193,8 +199,6 @@ class ExecutionWorker:
                 state = {"state": life.NEW, "filled": 0.0, "children": [c.__dict__ for c in children],
                          "history": life.advance([], life.NEW)}
                 trail.append(("route", order.order_id, {"children": state["children"]}))
-                signed = order.quantity if order.side == "BUY" else -order.quantity
-                projected[order.ticker] += signed
                 w.children, w.state = children, state
                 to_send.append(w)
             create.append((order.order_id, json.dumps(state)))
@@ -264,6 +268,39 @@ class ExecutionWorker:
             if outcomes[i] is not None:
                 self.metrics.outcome(outcomes[i].state)
         return outcomes
+
+    def _verdicts(self, fresh: list[_Work], projected: dict[str, float], kill: bool) -> dict[str, Any]:
+        """Policy verdict per order id, as if the batch's orders were checked one after another.
+
+        One Rego query for the batch assumes every earlier order of the batch is allowed (and fully filled);
+        an order whose ticker saw an earlier denial in the batch is checked again on its own with the right
+        projected position. ``projected`` (ticker -> position) ends including every allowed order."""
+        def signed(order: SubmitOrder) -> float:
+            return order.quantity if order.side == "BUY" else -order.quantity
+
+        assumed, position = [], dict(projected)
+        for w in fresh:
+            assumed.append(position[w.order.ticker])
+            position[w.order.ticker] += signed(w.order)
+        try:
+            batch = self.policy.evaluate_many(
+                [(w.order, p, kill, self.esg.get(w.order.ticker)) for w, p in zip(fresh, assumed)])
+        except Exception:  # noqa: BLE001 - one order's failure must not fail its batch: check one by one
+            log.exception("batch policy evaluation failed; evaluating the %d orders one by one", len(fresh))
+            batch = [None] * len(fresh)
+        out: dict[str, Any] = {}
+        for w, p, verdict in zip(fresh, assumed, batch):
+            t = w.order.ticker
+            if verdict is None or projected[t] != p:
+                try:
+                    verdict = self.policy.evaluate(w.order, projected[t], kill, self.esg.get(t))
+                except Exception:  # noqa: BLE001 - left pending for a retry
+                    log.exception("order %s failed; left pending for a retry", w.entry_id)
+                    continue
+            out[w.order.order_id] = verdict
+            if verdict.allowed:
+                projected[t] += signed(w.order)
+        return out
 
     # --- the loop -------------------------------------------------------------------------------------
     def reclaim(self, min_idle_ms: int = 30_000) -> int:

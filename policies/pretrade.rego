@@ -1,49 +1,57 @@
 # Pre-trade policies of the execution worker. Limits are data (policies/data.json): changing a limit
-# needs no code change. Input: {"order": SubmitOrder fields, "position": current shares of the ticker,
-# "kill_switch": bool, "esg_score": score of the ticker or null}.
+# needs no code change. One item: {"order": SubmitOrder fields, "position": current shares of the ticker,
+# "kill_switch": bool, "esg_score": score of the ticker or null}. The input is one item (rules `allow`,
+# `deny`) or a batch {"items": [item, ...]} (rule `verdicts`, one {"allow", "deny"} per item, in order):
+# one query for a whole batch costs less than one query per order.
 package pretrade
 
 import rego.v1
 
-default allow := false
+notional(it) := it.order.quantity * it.order.reference_price
 
-notional := input.order.quantity * input.order.reference_price
+signed_quantity(it) := it.order.quantity if it.order.side == "BUY"
 
-signed_quantity := input.order.quantity if input.order.side == "BUY"
+signed_quantity(it) := 0 - it.order.quantity if it.order.side == "SELL"
 
-signed_quantity := 0 - input.order.quantity if input.order.side == "SELL"
-
-new_position := input.position + signed_quantity
+new_position(it) := it.position + signed_quantity(it)
 
 # An order increases risk when it moves the position further from zero.
-risk_increasing if abs(new_position) > abs(input.position)
+risk_increasing(it) if abs(new_position(it)) > abs(it.position)
 
-deny contains msg if {
-	input.order.ticker in data.limits.restricted
-	msg := sprintf("RESTRICTED_INSTRUMENT: ticker=%v", [input.order.ticker])
+restricted(it) := {msg |
+	it.order.ticker in data.limits.restricted
+	msg := sprintf("RESTRICTED_INSTRUMENT: ticker=%v", [it.order.ticker])
 }
 
-deny contains msg if {
-	notional > data.limits.max_order_notional
-	msg := sprintf("NOTIONAL_EXCEEDS_MAX: max=%v, notional=%v", [data.limits.max_order_notional, notional])
+oversized(it) := {msg |
+	notional(it) > data.limits.max_order_notional
+	msg := sprintf("NOTIONAL_EXCEEDS_MAX: max=%v, notional=%v", [data.limits.max_order_notional, notional(it)])
 }
 
-deny contains msg if {
-	abs(new_position) > data.limits.max_position_shares
-	msg := sprintf("POSITION_EXCEEDS_MAX: max=%v, position_after=%v", [data.limits.max_position_shares, new_position])
+over_position_limit(it) := {msg |
+	abs(new_position(it)) > data.limits.max_position_shares
+	msg := sprintf("POSITION_EXCEEDS_MAX: max=%v, position_after=%v", [data.limits.max_position_shares, new_position(it)])
 }
 
-deny contains msg if {
-	input.order.side == "BUY"
-	input.esg_score != null
-	input.esg_score < data.limits.min_esg_score
-	msg := sprintf("ESG_EXCLUDED: min=%v, score=%v", [data.limits.min_esg_score, input.esg_score])
+esg_excluded(it) := {msg |
+	it.order.side == "BUY"
+	it.esg_score != null
+	it.esg_score < data.limits.min_esg_score
+	msg := sprintf("ESG_EXCLUDED: min=%v, score=%v", [data.limits.min_esg_score, it.esg_score])
 }
 
-deny contains msg if {
-	input.kill_switch
-	risk_increasing
-	msg := sprintf("KILL_SWITCH_ACTIVE: position=%v, position_after=%v", [input.position, new_position])
+kill_switch_blocks(it) := {msg |
+	it.kill_switch
+	risk_increasing(it)
+	msg := sprintf("KILL_SWITCH_ACTIVE: position=%v, position_after=%v", [it.position, new_position(it)])
 }
+
+reasons(it) := (((restricted(it) | oversized(it)) | over_position_limit(it)) | esg_excluded(it)) | kill_switch_blocks(it)
+
+deny := reasons(input)
+
+default allow := false
 
 allow if count(deny) == 0
+
+verdicts := [{"allow": count(r) == 0, "deny": r} | some it in input.items; r := reasons(it)]

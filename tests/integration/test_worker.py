@@ -205,6 +205,11 @@ def test_worker_when_one_order_of_a_batch_raises_then_it_stays_pending_and_the_r
     from execution.policy import PolicyEngine
 
     class BrokenFor(PolicyEngine):
+        def evaluate_many(self, items):
+            if any(order.order_id == "bad" for order, *_ in items):
+                raise RuntimeError("policy engine fault")
+            return super().evaluate_many(items)
+
         def evaluate(self, order, position, kill_switch, esg_score):
             if order.order_id == "bad":
                 raise RuntimeError("policy engine fault")
@@ -219,3 +224,17 @@ def test_worker_when_one_order_of_a_batch_raises_then_it_stays_pending_and_the_r
     pending = redis_client.xpending_range(SCHEMA.key("orders"), ORDERS_GROUP, "-", "+", 10)
     assert [p["message_id"] for p in pending] == [entries[1][0]]
     assert not redis_client.hexists(SCHEMA.key("order_state"), "bad")
+
+
+def test_worker_when_batch_holds_a_denied_order_then_later_orders_see_the_true_position(redis_client):
+    # Position limit 20,000 shares: the first buy is denied (notional), so the second, which fits only
+    # if the first did not fill, must be allowed, exactly as if they had been checked one by one.
+    w = worker(redis_client)
+    redis_client.hset(SCHEMA.key("positions"), "AAPL", 19_000)
+    submit(redis_client, "big", quantity=3000, price=100.0)  # notional 300,000 > 250,000: denied
+    submit(redis_client, "fits", quantity=900, price=10.0)  # 19,900 <= 20,000 once "big" is denied
+    submit(redis_client, "over", quantity=200, price=10.0)  # 20,100 > 20,000 after "fits"
+    entries = redis_client.xreadgroup(ORDERS_GROUP, "w1", {SCHEMA.key("orders"): ">"}, count=10)[0][1]
+    assert [o.state for o in w.process_batch(entries, ack=True)] == ["REJECTED", "FILLED", "REJECTED"]
+    over = json.loads(redis_client.hget(SCHEMA.key("order_state"), "over"))
+    assert over["reasons"] == ["POSITION_EXCEEDS_MAX: max=20000, position_after=20100"]

@@ -51,3 +51,13 @@ def test_policy_when_limit_changed_in_data_then_no_code_change_needed():
 def test_policy_when_folder_has_no_rego_then_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="rego"):
         PolicyEngine(tmp_path)
+
+
+def test_evaluate_many_when_batch_of_varied_orders_then_each_verdict_equals_the_single_evaluation(engine):
+    cases = [(order(), 0.0, False, 0.7), (order(ticker="RRC"), 0.0, False, 0.5),
+             (order(quantity=3000.0), 0.0, True, 0.5), (order(side="SELL", quantity=50.0), 100.0, True, None),
+             (order(side="BUY", quantity=100.0, price=10.0), 19950.0, True, 0.1), (order(ticker="XOM"), -5.0, False, 0.3)]
+    batch = engine.evaluate_many(cases)
+    assert batch == [engine.evaluate(*case) for case in cases]
+    assert [v.allowed for v in batch] == [True, False, False, True, False, True]
+    assert len(batch[4].reasons) == 3 and engine.evaluate_many([]) == []
