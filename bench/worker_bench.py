@@ -2,7 +2,7 @@
 
 Orders are pushed by a producer process at a fixed rate (default 400/s and 2,000/s) and flat out, and
 consumed by ``--workers`` worker processes (one consumer group, as in production). Latency is measured
-from the order's XADD returning (producer) to the routing decision and to the fill being recorded
+from the producer issuing the order's XADD to the routing decision and to the fill being recorded
 (workers): separate processes, one clock (``time.perf_counter`` is CLOCK_MONOTONIC, system-wide on Linux).
 The floor, measured in the same run at the same rate with the same processes, is a bare consumer:
 XADD -> XREADGROUP -> XACK with no work, i.e. Redis's own stream round trip.
@@ -48,8 +48,8 @@ def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any) -> N
             delay = start + i * interval - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+        sent[order["order_id"]] = time.perf_counter()  # before the XADD: the order is submitted
         client.xadd(stream, order)
-        sent[order["order_id"]] = time.perf_counter()
     out.put(sent)
 
 
