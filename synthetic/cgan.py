@@ -6,7 +6,8 @@ the generator::
     loss_G = adversarial_loss + beta * (1 - esg_score(window's cumulative return per asset, temperature 0.05))
 
 with ``adversarial_loss = -mean(critic(fake))`` (WGAN). The generator is factor-structured (see
-``Generator``); the critic sees windows in ``asinh`` space, which tames the fat tails without hiding them. Seeded; CPU here, CUDA when present (same code). Checkpoints make a fit resumable.
+``Generator``); the critic sees windows in ``asinh`` space, which tames the fat tails without hiding
+them. Seeded; CPU here, CUDA when present (same code). Checkpoints make a fit resumable.
 
 Windows are in units of each asset's daily volatility (see :mod:`synthetic.data`).
 """
