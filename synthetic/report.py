@@ -45,12 +45,13 @@ def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BET
 
 
 def sweep_report(split: WindowSplit, esg: np.ndarray, rows: list[dict[str, Any]], samples: dict[float, np.ndarray],
-                 folder: Path, command: str) -> Path:
-    """HTML report of a sweep: the table, the sweep plot, and the figures of the first beta's model."""
+                 folder: Path, command: str, seed: int = 20260101) -> Path:
+    """HTML report of a sweep: the table, the sweep plot, and the figures of the first beta's model (its
+    metrics computed with the sweep's ``seed``, so they equal the first row of the table)."""
     from synthetic.html_report import write_report
 
     first = rows[0]
-    metrics = fidelity(split.test, samples[first["beta"]])
+    metrics = fidelity(split.test, samples[first["beta"]], seed)
     metrics["mean_esg_real"] = ConditionalGAN(GANConfig()).esg_score(split.test, esg)
     context = {"command": command, "data": f"{split.start}..{split.end}", "train windows (overlapping)": len(split.train),
                "held-out windows": len(split.test), "figures for beta": first["beta"]}

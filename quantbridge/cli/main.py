@@ -560,6 +560,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_synth_parser(sub, common, _date)
 
+    from quantbridge.cli.report import add_report_parser  # the nightly report: its own module
+
+    add_report_parser(sub, common)
+
     p = sub.add_parser("schema", parents=[common], help="the Redis state schema (Markdown, or --json)")
     p.set_defaults(func=cmd_schema)
 

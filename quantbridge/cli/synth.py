@@ -100,7 +100,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     if args.out:
         command = (f"qb synth report --betas {' '.join(f'{b:g}' for b in args.betas)} --epochs {args.epochs}"
                    + (f" --end {args.end.isoformat()}" if args.end else "") + f" --out {shlex.quote(args.out)}")
-        out["report"] = str(sweep_report(split, esg, rows, samples, Path(args.out), command))
+        out["report"] = str(sweep_report(split, esg, rows, samples, Path(args.out), command,
+                                                 settings.seed))
     return out, 0
 
 

@@ -66,6 +66,8 @@ def test_qb_synth_report_when_lake_has_prices_then_mean_esg_rises_with_beta_and_
         assert row["discriminative_score"] == max(row["discriminative_flat"], row["discriminative_features"])
     page = Path(out["report"]).read_text()
     assert "qb synth report --betas 0 20 --epochs 3" in page and (tmp_path / "rep" / "sweep.png").is_file()
+    # the fidelity table of the first beta shows the same discriminative score as the sweep's first row
+    assert f"<td>discriminative_score</td><td>{rows[0]['discriminative_score']:.4f}</td>" in page
 
 
 def test_qb_synth_when_lake_empty_or_input_bad_then_exit_codes_and_messages_name_the_field(settings, capsys):
