@@ -1,5 +1,6 @@
-"""The beta sweep: train the conditional GAN at several ESG weights on the training windows, and measure
-each against the held-out real windows (fidelity metrics and the mean ESG score of the samples)."""
+"""The beta sweep: train a generator (the conditional GAN by default, or the VAE) at several ESG weights on
+the training windows, and measure each against the held-out real windows (fidelity metrics and the mean
+ESG score of the samples, as that model's loss defines it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.cgan import ConditionalGAN, GANConfig
+from synthetic.cgan import GANConfig
 from synthetic.data import WindowSplit
 from synthetic.fidelity import fidelity
 
@@ -18,10 +19,16 @@ BETAS = (0.0, 0.1, 0.5, 1.0, 2.0)
 ESG_SAMPLES = 20_000  # windows drawn per beta for the mean ESG score (its sampling error is then ~1e-4)
 
 
+def _model(model_kind: str, beta: float, epochs: int, seed: int) -> Any:
+    from synthetic.pipeline import RunSpec  # the one place that maps a model kind to its estimator
+
+    return RunSpec(model_kind=model_kind, beta=beta, epochs=epochs, seed=seed).model()
+
+
 def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BETAS, epochs: int = GANConfig.epochs,
                seed: int = 20260101, progress: Callable[[str], None] = lambda _m: None,
                epoch_progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
-               ) -> tuple[list[dict[str, Any]], dict[float, np.ndarray]]:
+               model_kind: str = "cgan") -> tuple[list[dict[str, Any]], dict[float, np.ndarray]]:
     """One row per beta (training seconds, mean ESG score of ``ESG_SAMPLES`` sampled windows, fidelity
     metrics of held-out-sized samples against the held-out windows) and the synthetic windows of each beta."""
     if any(b < 0 for b in betas) or not betas:
@@ -29,8 +36,7 @@ def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BET
     rows, samples = [], {}
     for beta in betas:
         t0 = time.perf_counter()
-        model = ConditionalGAN(GANConfig(epochs=epochs, beta=beta, seed=seed)).fit(split.train, esg,
-                                                                                    progress=epoch_progress)
+        model = _model(model_kind, beta, epochs, seed).fit(split.train, esg, progress=epoch_progress)
         seconds = time.perf_counter() - t0
         synthetic, _ = model.sample(len(split.test), seed=seed + 2)
         metrics = fidelity(split.test, synthetic, seed)
@@ -45,14 +51,14 @@ def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BET
 
 
 def sweep_report(split: WindowSplit, esg: np.ndarray, rows: list[dict[str, Any]], samples: dict[float, np.ndarray],
-                 folder: Path, command: str, seed: int = 20260101) -> Path:
+                 folder: Path, command: str, seed: int = 20260101, model_kind: str = "cgan") -> Path:
     """HTML report of a sweep: the table, the sweep plot, and the figures of the first beta's model (its
     metrics computed with the sweep's ``seed``, so they equal the first row of the table)."""
     from synthetic.html_report import write_report
 
     first = rows[0]
     metrics = fidelity(split.test, samples[first["beta"]], seed)
-    metrics["mean_esg_real"] = ConditionalGAN(GANConfig()).esg_score(split.test, esg)
+    metrics["mean_esg_real"] = _model(model_kind, 0.0, 1, seed).esg_score(split.test, esg)
     context = {"command": command, "data": f"{split.start}..{split.end}", "train windows (overlapping)": len(split.train),
                "held-out windows": len(split.test), "figures for beta": first["beta"]}
     return write_report(folder, split.test, samples[first["beta"]], split.tickers, metrics,

@@ -2,8 +2,11 @@
 them (n, length, n_assets), flattened, trained with the ESG constraint loss. CPU here, CUDA when present
 (same code); seeded; checkpoints make a fit resumable.
 
-Loss per batch: reconstruction MSE + KL(q(z|x) || N(0, I)) * latent / features
-+ beta * (1 - esg_score(decoded exposure)), the exposure of a window being its mean row.
+Loss per batch: reconstruction loss + KL(q(z|x) || N(0, I)) / features + beta * (1 - esg_score(decoded
+exposure)), the exposure of a window being its mean row. The reconstruction loss is the Gaussian negative
+log-likelihood with a noise scale per feature that the decoder gives with the mean (so a latent can
+carry a volatility regime), and sampling draws that noise too: a decoder's mean
+alone is far smoother than returns (its samples were told apart from real windows every time).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from synthetic import checkpoint as ckpt
 from synthetic.cgan import regime_edges, regimes, threads
 from synthetic.esg import esg_constrained_loss, esg_score
 
-VERSION = "vae-2"
+VERSION = "vae-3"
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,18 @@ def build(features: int, cfg: VAEConfig) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.encoder = nn.Sequential(nn.Linear(features, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * cfg.latent))
-            self.decoder = nn.Sequential(nn.Linear(cfg.latent, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, features))
+            self.decoder = nn.Sequential(nn.Linear(cfg.latent, cfg.hidden), nn.ReLU(),
+                                         nn.Linear(cfg.hidden, 2 * features))
+
+        def decode(self, z: Any) -> tuple[Any, Any]:
+            """Mean and log noise scale of each feature given z (the scale depends on z: volatility regimes)."""
+            mean, log_noise = self.decoder(z).chunk(2, dim=-1)
+            return mean, log_noise.clamp(-6, 3)
 
         def forward(self, x: Any) -> tuple[Any, Any, Any]:
             mu, logvar = self.encoder(x).chunk(2, dim=-1)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-            return self.decoder(z), mu, logvar
+            return (*self.decode(z), mu, logvar)
 
     torch.manual_seed(cfg.seed)
     return VAE().to(_device())
@@ -109,8 +118,8 @@ class WindowVAE:
             total = 0.0
             for first in range(0, len(order), cfg.batch_size):
                 x = x_all[order[first:first + cfg.batch_size]]
-                recon, mu, logvar = model(x)
-                recon_loss = torch.mean((recon - x) ** 2)
+                recon, log_noise, mu, logvar = model(x)
+                recon_loss = torch.mean(0.5 * ((recon - x) * torch.exp(-log_noise)) ** 2 + log_noise)
                 kl = -0.5 * torch.mean(1 + logvar - mu ** 2 - logvar.exp()) * cfg.latent / x.shape[1]
                 exposure = torch.sinh(recon).view(len(x), steps, -1).mean(dim=1)
                 loss = esg_constrained_loss(recon_loss + kl, exposure, esg_t, cfg.beta)
@@ -165,7 +174,9 @@ class WindowVAE:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         with torch.no_grad():
             z = torch.randn(n, self.config.latent, generator=gen).to(_device())
-            out = torch.sinh(self.model_.decoder(z)).cpu().numpy().astype(np.float64).reshape(n, *self.shape_)
+            mean, log_noise = self.model_.decode(z)
+            noise = torch.randn(mean.shape, generator=gen).to(_device()) * torch.exp(log_noise)
+            out = torch.sinh(mean + noise).cpu().numpy().astype(np.float64).reshape(n, *self.shape_)
         windows = out if out.ndim == 3 else out[:, None, :]
         return out, regimes(windows, self.edges_)
 

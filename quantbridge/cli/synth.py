@@ -2,7 +2,7 @@
 
 * ``train``: fit the conditional GAN (or the VAE) into ``synthetic/run=NAME/checkpoint.pt`` (resumes);
 * ``sample``: draw windows from a trained run into ``samples.parquet`` (or ``--out``);
-* ``report``: the beta sweep with the HTML fidelity report (``--out`` folder).
+* ``report``: the beta sweep of ``--model`` with the HTML fidelity report (``--out`` folder).
 
 Progress goes to stderr (a tqdm bar while training), the result to stdout (``--json``).
 """
@@ -94,14 +94,15 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
             print(text, file=sys.stderr, flush=True)
 
     rows, samples = beta_sweep(split, esg, args.betas, args.epochs, settings.seed, progress=message,
-                               epoch_progress=update)
-    out: dict[str, Any] = {"train_windows": len(split.train), "test_windows": len(split.test), "start": split.start,
+                               epoch_progress=update, model_kind=args.model)
+    out: dict[str, Any] = {"model": args.model, "train_windows": len(split.train), "test_windows": len(split.test), "start": split.start,
                            "end": split.end, "epochs": args.epochs, "rows": rows}
     if args.out:
-        command = (f"qb synth report --betas {' '.join(f'{b:g}' for b in args.betas)} --epochs {args.epochs}"
+        model = " --model vae" if args.model == "vae" else ""
+        command = (f"qb synth report{model} --betas {' '.join(f'{b:g}' for b in args.betas)} --epochs {args.epochs}"
                    + (f" --end {args.end.isoformat()}" if args.end else "") + f" --out {shlex.quote(args.out)}")
         out["report"] = str(sweep_report(split, esg, rows, samples, Path(args.out), command,
-                                                 settings.seed))
+                                                 settings.seed, args.model))
     return out, 0
 
 
@@ -117,7 +118,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, date_type: Callable[[s
     p = sub.add_parser("synth", parents=[common], help="synthetic markets: train, sample, beta-sweep report")
     p.add_argument("action", choices=["train", "sample", "report"])
     p.add_argument("--run", default="cli", help="run name: lake folder synthetic/run=NAME/ (train, sample)")
-    p.add_argument("--model", default="cgan", choices=["cgan", "vae"], help="generator (train, sample)")
+    p.add_argument("--model", default="cgan", choices=["cgan", "vae"], help="generator (train, sample, report)")
     p.add_argument("--beta", type=float, default=0.0, help="ESG weight in the loss (train)")
     p.add_argument("--betas", type=float, nargs="+", default=list(BETAS), help="ESG weights (report)")
     p.add_argument("--epochs", type=int, default=GANConfig.epochs)

@@ -76,7 +76,7 @@ def test_dag_when_vae_chosen_then_its_own_run_folder_with_vae_samples(airflow_db
     assert state == "success", tasks
     folder = _folder(lake, conf)
     assert folder != _folder(lake, CONF) and "-vae-" in folder.name
-    assert json.loads((folder / "metadata.json").read_text())["model_version"].startswith("vae-2-")
+    assert json.loads((folder / "metadata.json").read_text())["model_version"].startswith("vae-3-")
     assert len(pd.read_parquet(folder / "samples.parquet")) == 50
 
 

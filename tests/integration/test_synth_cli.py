@@ -70,6 +70,15 @@ def test_qb_synth_report_when_lake_has_prices_then_mean_esg_rises_with_beta_and_
     assert f"<td>discriminative_score</td><td>{rows[0]['discriminative_score']:.4f}</td>" in page
 
 
+def test_qb_synth_report_when_model_vae_then_the_vae_is_swept_and_named_in_the_command(settings, capsys, tmp_path):
+    write_prices(settings.lake_root, date(2018, 1, 2), date(2019, 12, 31))
+    code, out, _ = _qb(capsys, "report", "--model", "vae", "--betas", "0", "4", "--epochs", "5",
+                       "--out", str(tmp_path / "vae"), "--json", "-q")
+    rows = out["rows"]
+    assert code == 0 and out["model"] == "vae" and rows[1]["mean_esg"] > rows[0]["mean_esg"]
+    assert "qb synth report --model vae --betas 0 4 --epochs 5" in Path(out["report"]).read_text()
+
+
 def test_qb_synth_when_lake_empty_or_input_bad_then_exit_codes_and_messages_name_the_field(settings, capsys):
     code, _, err = _qb(capsys, "report", "-q")
     assert code == 1 and "qb ingest" in err
