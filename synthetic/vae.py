@@ -3,7 +3,8 @@ them (n, length, n_assets), flattened, trained with the ESG constraint loss. CPU
 (same code); seeded; checkpoints make a fit resumable.
 
 Loss per batch: reconstruction loss + KL(q(z|x) || N(0, I)) / features + beta * (1 - esg_score(decoded
-exposure)), the exposure of a window being its mean row. The reconstruction loss is the Gaussian negative
+exposure)), the exposure of a window being its decoded mean row in the asinh space the VAE models (in
+return space sinh grows so fast that a tilt ran away from realism at beta 1). The reconstruction loss is the Gaussian negative
 log-likelihood with a noise scale per feature that the decoder gives with the mean (so a latent can
 carry a volatility regime), and sampling draws that noise too: a decoder's mean
 alone is far smoother than returns (its samples were told apart from real windows every time).
@@ -60,7 +61,7 @@ def build(features: int, cfg: VAEConfig) -> Any:
         def decode(self, z: Any) -> tuple[Any, Any]:
             """Mean and log noise scale of each feature given z (the scale depends on z: volatility regimes)."""
             mean, log_noise = self.decoder(z).chunk(2, dim=-1)
-            return mean, log_noise.clamp(-6, 3)
+            return mean, log_noise.clamp(-6, 1)
 
         def forward(self, x: Any) -> tuple[Any, Any, Any]:
             mu, logvar = self.encoder(x).chunk(2, dim=-1)
@@ -121,7 +122,7 @@ class WindowVAE:
                 recon, log_noise, mu, logvar = model(x)
                 recon_loss = torch.mean(0.5 * ((recon - x) * torch.exp(-log_noise)) ** 2 + log_noise)
                 kl = -0.5 * torch.mean(1 + logvar - mu ** 2 - logvar.exp()) * cfg.latent / x.shape[1]
-                exposure = torch.sinh(recon).view(len(x), steps, -1).mean(dim=1)
+                exposure = recon.view(len(x), steps, -1).mean(dim=1)  # asinh space: a tilt costs realism smoothly
                 loss = esg_constrained_loss(recon_loss + kl, exposure, esg_t, cfg.beta)
                 opt.zero_grad()
                 loss.backward()
@@ -152,8 +153,10 @@ class WindowVAE:
         return out
 
     def esg_score(self, samples: np.ndarray, esg: np.ndarray) -> float:
-        """Mean ESG score of samples as the loss defines it (each sample's mean row, temperature 1)."""
-        return mean_esg(samples if samples.ndim == 2 else samples.mean(axis=1), esg)
+        """Mean ESG score of samples as the loss defines it (each sample's mean row in asinh space, the
+        space the VAE models, temperature 1)."""
+        squashed = np.arcsinh(samples)
+        return mean_esg(squashed if squashed.ndim == 2 else squashed.mean(axis=1), esg)
 
     def version(self) -> str:
         if not hasattr(self, "model_"):
