@@ -46,7 +46,8 @@ KEYS: tuple[RedisKey, ...] = (
              "`qb explain`, audit, dashboard", "SHAP explanation of every order: model version, base value, "
              "prediction, contribution per feature."),
     RedisKey("audit_head", "audit:head", "string (hash of the last audit entry)", "every audit writer",
-             "`qb audit verify`", "Head of the audit hash chain; appends check and move it in one Lua script (a stale head is refused)."),
+             "`qb audit verify`", "Head of the audit hash chain; appends check and move it in one Lua script "
+             "(a stale head is refused)."),
     RedisKey("order_state", "orders:state", "hash order_id -> JSON (state, filled, history, children)",
              "execution worker", "execution worker, reconciliation, dashboard", "FIX-style state of every order: "
              "NEW, PARTIALLY_FILLED, FILLED, CANCELLED (unfilled rest) or REJECTED; makes processing idempotent "

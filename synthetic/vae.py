@@ -4,10 +4,11 @@ them (n, length, n_assets), flattened, trained with the ESG constraint loss. CPU
 
 Loss per batch: reconstruction loss + KL(q(z|x) || N(0, I)) / features + beta * (1 - esg_score(decoded
 exposure)), the exposure of a window being its decoded mean row in the asinh space the VAE models (in
-return space sinh grows so fast that a tilt ran away from realism at beta 1). The reconstruction loss is the Gaussian negative
-log-likelihood with a noise scale per feature that the decoder gives with the mean (so a latent can
-carry a volatility regime), and sampling draws that noise too: a decoder's mean
-alone is far smoother than returns (its samples were told apart from real windows every time).
+return space sinh grows so fast that a tilt ran away from realism at beta 1).
+
+The reconstruction loss is the Gaussian negative log-likelihood with a noise scale per feature that the
+decoder gives with the mean (so a latent can carry a volatility regime), and sampling draws that noise
+too: a decoder's mean alone is far smoother than returns (its samples were told apart every time).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def build(features: int, cfg: VAEConfig) -> Any:
             mean, log_noise = self.decoder(z).chunk(2, dim=-1)
             return mean, log_noise.clamp(-6, 1)
 
-        def forward(self, x: Any) -> tuple[Any, Any, Any]:
+        def forward(self, x: Any) -> tuple[Any, Any, Any, Any]:
+            """Decoded mean, decoded log noise scale, and the posterior's mean and log variance."""
             mu, logvar = self.encoder(x).chunk(2, dim=-1)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
             return (*self.decode(z), mu, logvar)

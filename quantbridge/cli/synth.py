@@ -95,14 +95,14 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
     rows, samples = beta_sweep(split, esg, args.betas, args.epochs, settings.seed, progress=message,
                                epoch_progress=update, model_kind=args.model)
-    out: dict[str, Any] = {"model": args.model, "train_windows": len(split.train), "test_windows": len(split.test), "start": split.start,
-                           "end": split.end, "epochs": args.epochs, "rows": rows}
+    out: dict[str, Any] = {"model": args.model, "train_windows": len(split.train), "test_windows": len(split.test),
+                           "start": split.start, "end": split.end, "epochs": args.epochs, "rows": rows}
     if args.out:
         model = " --model vae" if args.model == "vae" else ""
         command = (f"qb synth report{model} --betas {' '.join(f'{b:g}' for b in args.betas)} --epochs {args.epochs}"
                    + (f" --end {args.end.isoformat()}" if args.end else "") + f" --out {shlex.quote(args.out)}")
-        out["report"] = str(sweep_report(split, esg, rows, samples, Path(args.out), command,
-                                                 settings.seed, args.model))
+        out["report"] = str(sweep_report(split, esg, rows, samples, Path(args.out), command, settings.seed,
+                                         args.model))
     return out, 0
 
 
