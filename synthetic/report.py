@@ -29,8 +29,8 @@ def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BET
                seed: int = 20260101, progress: Callable[[str], None] = lambda _m: None,
                epoch_progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
                model_kind: str = "cgan") -> tuple[list[dict[str, Any]], dict[float, np.ndarray]]:
-    """One row per beta (training seconds, mean ESG score of ``ESG_SAMPLES`` sampled windows, fidelity
-    metrics of held-out-sized samples against the held-out windows) and the synthetic windows of each beta."""
+    """One row per beta (training seconds, mean ESG score of ``ESG_SAMPLES`` sampled windows, every fidelity
+    metric of held-out-sized samples against the held-out windows) and the synthetic windows of each beta."""
     if any(b < 0 for b in betas) or not betas:
         raise ValueError(f"betas={list(betas)!r} are invalid: expected one or more numbers >= 0")
     rows, samples = [], {}
@@ -41,8 +41,7 @@ def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BET
         synthetic, _ = model.sample(len(split.test), seed=seed + 2)
         metrics = fidelity(split.test, synthetic, seed)
         many, _ = model.sample(ESG_SAMPLES, seed=seed + 3)
-        row = {"beta": beta, "train_seconds": round(seconds, 2), "mean_esg": model.esg_score(many, esg),
-               **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
+        row = {"beta": beta, "train_seconds": round(seconds, 2), "mean_esg": model.esg_score(many, esg), **metrics}
         rows.append(row)
         samples[beta] = synthetic
         progress(f"beta={beta}: mean ESG {row['mean_esg']:.4f}, discriminative {row['discriminative_score']:.3f}, "
@@ -52,12 +51,12 @@ def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BET
 
 def sweep_report(split: WindowSplit, esg: np.ndarray, rows: list[dict[str, Any]], samples: dict[float, np.ndarray],
                  folder: Path, command: str, seed: int = 20260101, model_kind: str = "cgan") -> Path:
-    """HTML report of a sweep: the table, the sweep plot, and the figures of the first beta's model (its
-    metrics computed with the sweep's ``seed``, so they equal the first row of the table)."""
+    """HTML report of a sweep: the table, the sweep plot, and the figures and metrics of the first beta's
+    model (its row of the sweep)."""
     from synthetic.html_report import write_report
 
     first = rows[0]
-    metrics = fidelity(split.test, samples[first["beta"]], seed)
+    metrics = {k: v for k, v in first.items() if k not in ("beta", "train_seconds", "mean_esg")}
     metrics["mean_esg_real"] = _model(model_kind, 0.0, 1, seed).esg_score(split.test, esg)
     context = {"command": command, "data": f"{split.start}..{split.end}", "train windows (overlapping)": len(split.train),
                "held-out windows": len(split.test), "figures for beta": first["beta"]}
