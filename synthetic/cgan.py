@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from synthetic import checkpoint as ckpt
-from synthetic.esg import esg_constrained_loss
+from synthetic.esg import esg_constrained_loss, mean_esg_score
 
 VERSION = "cgan-wgangp-2"
 
@@ -297,7 +297,7 @@ class ConditionalGAN:
     def esg_score(self, windows: np.ndarray, esg: np.ndarray) -> float:
         """Mean ESG score of windows (n, length, n_assets) as the loss defines it: softmax of each window's
         cumulative return per asset at ``esg_temperature``, dotted with the ESG scores."""
-        return _mean_score(windows.sum(axis=1), esg, self.config.esg_temperature)
+        return mean_esg_score(windows.sum(axis=1), esg, self.config.esg_temperature)
 
     def version(self) -> str:
         """Architecture version plus a digest of the generator's weights."""
@@ -325,15 +325,6 @@ class ConditionalGAN:
             c = F.one_hot(torch.tensor(labels), k).float().to(_device())
             out = self.generator_(torch.cat([z, c], 1), eps).view(n, *self.shape_)
         return out.cpu().numpy().astype(np.float64), labels
-
-
-def _mean_score(exposure: np.ndarray, esg: np.ndarray, temperature: float) -> float:
-    import torch
-
-    from synthetic.esg import esg_score
-
-    return float(esg_score(torch.tensor(exposure, dtype=torch.float32), torch.tensor(esg, dtype=torch.float32),
-                           temperature).mean())
 
 
 def _resumable(cfg: GANConfig) -> dict[str, Any]:

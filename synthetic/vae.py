@@ -23,7 +23,7 @@ import numpy as np
 
 from synthetic import checkpoint as ckpt
 from synthetic.cgan import regime_edges, regimes, threads
-from synthetic.esg import esg_constrained_loss, esg_score
+from synthetic.esg import esg_constrained_loss, mean_esg_score
 
 VERSION = "vae-3"
 
@@ -158,7 +158,7 @@ class WindowVAE:
         """Mean ESG score of samples as the loss defines it (each sample's mean row in asinh space, the
         space the VAE models, temperature 1)."""
         squashed = np.arcsinh(samples)
-        return mean_esg(squashed if squashed.ndim == 2 else squashed.mean(axis=1), esg)
+        return mean_esg_score(squashed if squashed.ndim == 2 else squashed.mean(axis=1), esg)
 
     def version(self) -> str:
         if not hasattr(self, "model_"):
@@ -185,9 +185,3 @@ class WindowVAE:
         windows = out if out.ndim == 3 else out[:, None, :]
         return out, regimes(windows, self.edges_)
 
-
-def mean_esg(samples: np.ndarray, esg: np.ndarray) -> float:
-    """Mean esg_score of exposure rows (n, n_assets); pass windows' mean over days."""
-    import torch
-
-    return float(esg_score(torch.tensor(samples, dtype=torch.float32), torch.tensor(esg, dtype=torch.float32)).mean())
