@@ -56,6 +56,14 @@ KEYS: tuple[RedisKey, ...] = (
              "execution worker", "Fill ids already counted: a replay never counts a fill twice."),
     RedisKey("heartbeat", "heartbeat:{component}", "string (ISO timestamp) with TTL",
              "VaR sensor, execution worker", "`qb status`, dashboard", "Liveness of a long-running process."),
+    RedisKey("inflight", "orders:inflight", "hash `<ticker>:BUY`/`<ticker>:SELL` -> shares",
+             "execution worker (Lua, with the order's state)", "execution worker",
+             "Shares of open orders not yet filled, reserved when an order is accepted and released on its "
+             "fill, cancel or reject: limits and the kill switch count them, so racing workers cannot "
+             "together breach a limit."),
+    RedisKey("marks", "marks", "hash ticker -> price", "price feeds, simulated venues (mid)",
+             "execution worker", "Trusted marks fresher than the lake's last close; limits and venues price "
+             "orders at the mark, never only at the order's own reference price."),
     RedisKey("ingest_last", "ingest:last", "hash", "market_data_ingest DAG, `qb ingest`", "`qb status`, dashboard",
              "Last ingested date, rows, tickers, run id and time."),
 )

@@ -84,6 +84,13 @@ class Settings:
     worker_metrics_port: int = 9109
     #: Extra sample weight of training rows inside the stress ledger's historical windows (0 = off).
     train_stress_weight: float = 0.0
+    #: Risk figures older than this (seconds), or a missing sensor heartbeat, count as missing: the worker
+    #: rejects risk-increasing orders (RISK_STALE). 0 = three sensor intervals.
+    risk_stale_s: float = 0.0
+    #: A stream entry delivered more than this many times goes to the dead-letter stream (poison order).
+    max_deliveries: int = 5
+    #: Ed25519 private key (PEM, mode 0600, outside Redis) that signs audit checkpoints; created on first use.
+    audit_key_path: Path = PROJECT_ROOT / ".services" / "audit" / "checkpoint_ed25519.pem"
 
     def __post_init__(self) -> None:
         if self.max_stale_days < 1:
@@ -98,6 +105,10 @@ class Settings:
             raise ConfigError("max_cross_sectional_skew", self.max_cross_sectional_skew, "a positive number")
         if self.history_days < self.max_stale_days + 1:
             raise ConfigError("history_days", self.history_days, f"at least max_stale_days + 1 = {self.max_stale_days + 1}")
+        if self.risk_stale_s < 0:
+            raise ConfigError("risk_stale_s", self.risk_stale_s, "seconds >= 0 (0 = three VaR sensor intervals)")
+        if self.max_deliveries < 1:
+            raise ConfigError("max_deliveries", self.max_deliveries, "an integer >= 1")
         if self.array_backend not in {"auto", "gpu", "cpu"}:
             raise ConfigError("array_backend", self.array_backend, "one of auto, gpu, cpu")
         if self.var_model not in {"normal", "student_t", "ewma", "historical", "filtered_historical"}:
@@ -177,6 +188,11 @@ class Settings:
                 value = list(value)
             out[f.name] = value
         return out
+
+    @property
+    def risk_stale_after_s(self) -> float:
+        """Age (seconds) beyond which the worker treats the risk figures as missing."""
+        return self.risk_stale_s or 3 * self.var_interval_s
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (values are coerced and validated like the environment's)."""
