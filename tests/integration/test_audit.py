@@ -7,10 +7,11 @@ import threading
 
 import pytest
 
-from execution.audit import append, checkpoint, verify
+from quantbridge.audit import append, checkpoint, verify
 from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
+from quantbridge.state import connect
 
 SCHEMA = RedisSchema("qb")
 STREAM = SCHEMA.key("audit")
@@ -77,11 +78,9 @@ def test_verify_when_whole_history_rewritten_consistently_then_the_lake_checkpoi
     assert not verify(chain, SCHEMA, lake)["ok"]  # ...the exported head does not match
 
 
-def test_append_when_writers_race_then_the_chain_stays_linear(redis_client):
+def test_append_when_writers_race_then_the_chain_stays_linear(redis_client, settings):
     def writer(n: int) -> None:
-        import redis
-
-        client = redis.Redis(port=redis_client.connection_pool.connection_kwargs["port"], decode_responses=True)
+        client = connect(settings)
         for i in range(50):
             append(client, SCHEMA, "fill", f"w{n}-{i}", {"i": i})
         client.close()

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from execution.audit import append, verify
+from quantbridge.audit import append, verify
 from execution.venues import VenueSpec
 from execution.worker import ExecutionWorker
 from quantbridge.messages import SubmitOrder
