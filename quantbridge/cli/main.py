@@ -330,7 +330,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Verify the audit hash chain (exit 1 when broken) or export a checkpoint of its head to the lake."""
-    from execution.audit import checkpoint, verify
+    from quantbridge.audit import checkpoint, verify
     from quantbridge.lake import Lake
     from quantbridge.redis_schema import RedisSchema
     from quantbridge.state import connect
