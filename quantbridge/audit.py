@@ -2,8 +2,9 @@
 changes state (the execution worker, the VaR sensor, operators).
 
 Each entry carries ``kind`` (order, verdict, route, fill, kill_switch_set...), ``ref`` (e.g. the order id),
-``payload`` (canonical JSON), ``ts``, ``prev`` (hash of the previous entry) and ``hash`` =
-SHA-256(prev | kind | ref | ts | payload). Appends read the head and write the entries plus the new head in
+``payload`` (canonical JSON), ``ts``, ``prev`` (hash of the previous entry) and ``hash`` = SHA-256 of the
+length-prefixed encoding of (prev, kind, ref, ts, payload) (:func:`canonical`: an id containing any
+character, ``|`` included, cannot make two different entries hash alike). Appends read the head and write the entries plus the new head in
 one Lua call that first checks the head, so concurrent writers cannot fork the chain; the state changes the
 entries describe ride in the same call (:class:`Effects`: guards, hash fields, keys, stream acks and
 additions), so no change lands without its record. Checkpoints of the head (entry id, hash, count) are
@@ -30,8 +31,20 @@ GENESIS = "0" * 64
 ZERO = 1e-9
 
 
+def canonical(*fields: str) -> bytes:
+    """Length-prefixed encoding: per field its UTF-8 byte length in decimal, ``:``, then the bytes. Unlike a
+    separator join it is injective: ``("a|b", "c")`` and ``("a", "b|c")`` encode differently."""
+    out = bytearray()
+    for field in fields:
+        raw = field.encode()
+        out += b"%d:" % len(raw)
+        out += raw
+    return bytes(out)
+
+
 def entry_hash(prev: str, kind: str, ref: str, ts: str, payload: str) -> str:
-    return hashlib.sha256("|".join((prev, kind, ref, ts, payload)).encode()).hexdigest()
+    """SHA-256 (hex) of :func:`canonical` (prev, kind, ref, ts, payload)."""
+    return hashlib.sha256(canonical(prev, kind, ref, ts, payload)).hexdigest()
 
 
 def append(client: Any, schema: RedisSchema, kind: str, ref: str, payload: dict[str, Any]) -> tuple[str, str]:

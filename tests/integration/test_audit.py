@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from quantbridge.audit import append, checkpoint, verify
+from quantbridge.audit import append, canonical, checkpoint, entry_hash, verify
 from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
@@ -43,6 +43,25 @@ def test_verify_when_one_byte_of_a_payload_edited_then_that_entry_is_named(chain
     _rewrite(chain, entries)
     result = verify(chain, SCHEMA)
     assert not result["ok"] and result["first_bad"] == target_id and "edited" in result["reason"]
+
+
+def test_entry_hash_when_a_separator_moves_between_fields_then_the_hashes_differ():
+    one, other = ("0" * 64, "order", "a|b", "t", "{}"), ("0" * 64, "order|a", "b", "t", "{}")
+    assert "|".join(one) == "|".join(other)  # the old separator join could not tell them apart
+
+    assert entry_hash(*one) != entry_hash(*other)
+    assert canonical("a|b", "c") == b"3:a|b1:c" and canonical("é") == b"2:\xc3\xa9"
+
+
+def test_verify_when_a_pipe_shifted_from_ref_into_kind_then_the_edit_is_caught(redis_client):
+    append(redis_client, SCHEMA, "order", "x|y", {"q": 1})
+    entries = redis_client.xrange(STREAM)
+    entries[0][1].update(kind="order|x", ref="y")
+    _rewrite(redis_client, entries)
+
+    result = verify(redis_client, SCHEMA)
+
+    assert not result["ok"] and result["first_bad"] == entries[0][0] and "edited" in result["reason"]
 
 
 def test_verify_when_entry_deleted_then_the_next_one_is_named(chain):
