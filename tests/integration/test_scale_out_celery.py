@@ -15,13 +15,14 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
 from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.services import AIRFLOW_COMPONENTS, CELERY_WORKER, read_pid
-from tests.conftest import _free_port
+from tests.conftest import REDIS_PASSWORD, _free_port
 from tests.integration.test_airflow_stack import PG_DSN, _request
 
 pytestmark = pytest.mark.slow
@@ -54,7 +55,7 @@ def postgres_db() -> Iterator[str]:
 def celery_stack(tmp_path, monkeypatch, settings, redis_client, redis_server, capsys, postgres_db):
     import redis
 
-    broker = redis.Redis(port=redis_server, db=BROKER_DB)
+    broker = redis.Redis(port=redis_server, db=BROKER_DB, password=REDIS_PASSWORD)
     broker.flushdb()
     port = _free_port()
     env = {
@@ -63,7 +64,8 @@ def celery_stack(tmp_path, monkeypatch, settings, redis_client, redis_server, ca
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_db,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_server}/{BROKER_DB}",
+        "AIRFLOW__CELERY__BROKER_URL":  # the test's redis-server requires its password, as the project's does
+            f"redis://:{quote(REDIS_PASSWORD, safe='')}@127.0.0.1:{redis_server}/{BROKER_DB}",
         # The driver named: SQLAlchemy's default PostgreSQL driver is psycopg 3, which is not installed.
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres_db,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",  # the default forks 16 processes
