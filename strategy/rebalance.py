@@ -16,6 +16,7 @@ import pandas as pd
 from quantbridge.errors import InputError, NoDataError
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
+from quantbridge.returns import daily_returns
 from quantbridge.state import read_positions
 from quantbridge.redis_schema import RedisSchema
 from strategy.explain import explain, top_contributions
@@ -47,7 +48,7 @@ def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfol
     mu = model.predict(today.loc[:, list(FEATURES)])
     tickers = list(today.index)
     prices = closes.ffill().iloc[-1].loc[tickers]
-    returns = closes.loc[:, tickers].pct_change(fill_method=None).dropna().iloc[-cov_days:]
+    returns = daily_returns(closes.loc[:, tickers], lake.quarantined_dates()).iloc[-cov_days:]
     cov = covariance(returns, "ledoit_wolf") * HORIZON
     held = read_positions(client, schema)
     unknown = sorted(set(held) - set(tickers))
