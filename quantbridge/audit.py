@@ -3,28 +3,38 @@ changes state (the execution worker, the VaR sensor, operators).
 
 Each entry carries ``kind`` (order, verdict, route, fill, kill_switch_set...), ``ref`` (e.g. the order id),
 ``payload`` (canonical JSON), ``ts``, ``prev`` (hash of the previous entry) and ``hash`` = SHA-256 of the
-length-prefixed encoding of (prev, kind, ref, ts, payload) (:func:`canonical`: an id containing any
-character, ``|`` included, cannot make two different entries hash alike). Appends read the head and write the entries plus the new head in
-one Lua call that first checks the head, so concurrent writers cannot fork the chain; the state changes the
-entries describe ride in the same call (:class:`Effects`: guards, hash fields, keys, stream acks and
-additions), so no change lands without its record. Checkpoints of the head (entry id, hash, count) are
-exported to the lake (``audit/checkpoints.jsonl``); :func:`verify` walks the chain, checks the head and
-every checkpoint, and names the first bad entry.
+length-prefixed encoding of (prev, kind, ref, ts, payload) (:func:`canonical`), so no choice of ids can make
+two different entries hash alike. Appends write the entries and move the head in one Lua call that first
+checks the head, so concurrent writers cannot fork the chain; the state changes the entries describe ride
+in the same call (:class:`Effects`: guards checked first, then hash fields, keys, acks and stream
+additions), so no change lands without its record. :func:`checkpoint` signs (entry count, head hash, head
+entry id, time) with an Ed25519 key kept in a 0600 file outside Redis and appends it to the lake
+(``audit/checkpoints.jsonl``); :func:`verify` walks the chain, checks the head and the chain against every
+checkpoint whose signature verifies, and names the first break, so deleting or rewriting the tail together
+with the head is caught.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from quantbridge.errors import ConfigError, QuantbridgeError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.state import text
+
+if TYPE_CHECKING:  # cryptography is imported where keys are used: appends on the hot path do not need it
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 GENESIS = "0" * 64
 #: |value| below which an HINCRBYFLOAT result counts as zero and its field is deleted (float residue).
@@ -52,7 +62,7 @@ def append(client: Any, schema: RedisSchema, kind: str, ref: str, payload: dict[
     return AuditWriter(client, schema).append_many([(kind, ref, payload)])[-1]
 
 
-class GuardFailed(Exception):
+class GuardFailed(QuantbridgeError):
     """A guard of :class:`Effects` did not hold when the Lua call ran: nothing was written.
 
     ``field`` is None for a plain string key; ``expected``/``actual`` None mean "absent".
@@ -61,8 +71,13 @@ class GuardFailed(Exception):
     def __init__(self, key: str, field: str | None, expected: str | None, actual: str | None) -> None:
         self.key, self.field, self.expected, self.actual = key, field, expected, actual
         where = key if field is None else f"{key} field {field}"
-        super().__init__(f"guard on {where} failed: expected {'absent' if expected is None else repr(expected)}, "
-                         f"found {'absent' if actual is None else repr(actual)}; nothing was written")
+        want = "absent" if expected is None else repr(expected)
+        found = "absent" if actual is None else repr(actual)
+        super().__init__(f"guard on {where} failed: expected {want}, found {found}; nothing was written")
+
+
+class ChainBroken(QuantbridgeError):
+    """The chain is already broken where a step needs it whole (a checkpoint is never signed over a break)."""
 
 
 # KEYS: 1 head, 2 audit stream, 3 effects.state_key, 4 effects.stream, then one per guard, set_keys,
@@ -163,8 +178,8 @@ class Effects:
     xadd: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def __bool__(self) -> bool:
-        return any((self.create, self.update, self.ack, self.guards, self.set_keys, self.delete_keys, self.hset,
-                    self.hdel, self.hincr, self.xadd))
+        return any((self.create, self.update, self.ack, self.guards, self.set_keys, self.delete_keys,
+                    self.hset, self.hdel, self.hincr, self.xadd))
 
     def encode(self) -> tuple[list[str], list[Any], list[Any]]:
         """(keys after the 4 fixed ones, ARGV for the guards, ARGV for the effects) in the script's order."""
@@ -205,7 +220,8 @@ class Effects:
         tail.append(len(self.hincr))
         for key, field, amount in self.hincr:
             if not math.isfinite(float(amount)):
-                raise ValueError(f"Effects.hincr amount for {key} field {field} is {amount!r}: must be finite")
+                raise ValueError(f"Effects.hincr amount for {key} field {field} is {amount!r}: "
+                                 "must be finite")
             keys.append(key)
             tail += [field, repr(float(amount))]
         tail.append(len(self.xadd))
@@ -281,7 +297,9 @@ class AuditWriter:
                 *extra_keys]
         expected = GENESIS
         if entries:
-            expected = self._head if self._head is not None else text(self.client.get(self.head_key) or GENESIS)
+            expected = self._head
+            if expected is None:
+                expected = text(self.client.get(self.head_key) or GENESIS)
         prev, args, hashes = expected, [], []
         for kind, ref, payload in entries:
             body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -293,59 +311,263 @@ class AuditWriter:
         return keys, [GENESIS, expected, len(entries), *args, *guards, *tail], hashes, entries, effects
 
 
-def _checkpoints_path(lake: Lake) -> Path:
+# ---------------------------------------------------------------------------------------------------------
+# Signed checkpoints and verification
+
+#: Domain tag signed in front of every checkpoint (a signature over anything else cannot pass as one).
+CHECKPOINT_TAG = "quantbridge-audit-checkpoint-v1"
+_FIELDS = ("kind", "ref", "ts", "payload", "prev", "hash")
+_HASHED = ("prev", "kind", "ref", "ts", "payload")  # entry_hash's argument order
+
+
+def checkpoints_path(lake: Lake) -> Path:
+    """``<lake>/audit/checkpoints.jsonl``: one signed checkpoint per line, oldest first."""
     return lake.root / "audit" / "checkpoints.jsonl"
 
 
-def checkpoint(client: Any, schema: RedisSchema, lake: Lake) -> dict[str, Any]:
-    """Export the current head (last entry id, its hash, entry count) to the lake."""
-    last = client.xrevrange(schema.key("audit"), count=1)
+def public_key_path(key_path: Path) -> Path:
+    """Where the public half of ``key_path`` is written for verifiers (``.pub`` beside the private key)."""
+    return key_path.with_suffix(".pub")
+
+
+def load_signing_key(key_path: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The Ed25519 checkpoint key from ``key_path`` (PEM, PKCS8), created on first use when ``create``: the
+    folder with mode 0700, the key with 0600 and its public half (:func:`public_key_path`) beside it. A key
+    file that group or others can read is refused: a leaked key lets anyone sign a forged checkpoint."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not key_path.exists():
+        if not create:
+            raise ConfigError("audit_key_path", str(key_path), "an existing Ed25519 key file (PEM)")
+        if not key_path.parent.exists():
+            key_path.parent.mkdir(parents=True)
+            os.chmod(key_path.parent, 0o700)  # whatever the umask; a folder that existed is left as it is
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        # Created 0600 (never readable by others, not even briefly); O_EXCL: never overwrite a key.
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+        public_key_path(key_path).write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        return key
+    mode = stat.S_IMODE(key_path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError("audit_key_path", str(key_path),
+                          f"a key file only its owner can read (mode 0600), found mode {mode:04o}: "
+                          f"run `chmod 600 {key_path}`")
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError("audit_key_path", str(key_path),
+                          f"an Ed25519 private key, found {type(key).__name__}")
+    return key
+
+
+def load_public_key(key_path: Path) -> Ed25519PublicKey | None:
+    """The checkpoints' public key: the ``.pub`` beside ``key_path``, else derived from the private key;
+    None when neither exists (then no checkpoint can be trusted)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    pub = public_key_path(key_path)
+    if pub.exists():
+        key = serialization.load_pem_public_key(pub.read_bytes())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ConfigError("audit_key_path", str(pub),
+                              f"an Ed25519 public key, found {type(key).__name__}")
+        return key
+    if key_path.exists():
+        return load_signing_key(key_path, create=False).public_key()
+    return None
+
+
+def fingerprint(public_key: Ed25519PublicKey) -> str:
+    """``sha256:<hex>`` of the raw 32-byte public key."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _signed_bytes(record: dict[str, Any]) -> bytes:
+    return canonical(CHECKPOINT_TAG, str(record["entries"]), record["hash"], record["entry_id"], record["at"])
+
+
+def checkpoint(client: Any, schema: RedisSchema, lake: Lake, signing_key: Ed25519PrivateKey,
+               now: datetime | None = None) -> dict[str, Any]:
+    """Sign (entry count, head hash, head entry id, time) and append it to :func:`checkpoints_path`.
+
+    The count, the last entry and the head are read in one MULTI, so they describe one state of the chain;
+    a head that is not the last entry's hash is refused (the chain is already broken: run verify). Returns
+    the record written (``{"entries": 0}`` and nothing written for an empty chain).
+    """
+    stream = schema.key("audit")
+    pipe = client.pipeline(transaction=True)
+    pipe.xlen(stream)
+    pipe.xrevrange(stream, count=1)
+    pipe.get(schema.key("audit_head"))
+    count, last, head = pipe.execute()
     if not last:
         return {"entries": 0}
     entry_id, raw = last[0]
-    fields = {text(k): text(v) for k, v in raw.items()}
-    record = {"entry_id": text(entry_id), "hash": fields["hash"],
-              "entries": client.xlen(schema.key("audit")),
-              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    path = _checkpoints_path(lake)
+    last_hash = {text(k): text(v) for k, v in raw.items()}.get("hash")
+    head = text(head) if head is not None else None
+    if head != last_hash:
+        raise ChainBroken(f"audit head {head!r} is not the last entry's hash {last_hash!r} (entry "
+                          f"{text(entry_id)}): the chain is broken, run `qb audit verify` instead of "
+                          "signing it")
+    at = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    record: dict[str, Any] = {"entries": int(count), "hash": head, "entry_id": text(entry_id), "at": at}
+    record["key"] = fingerprint(signing_key.public_key())
+    record["signature"] = base64.b64encode(signing_key.sign(_signed_bytes(record))).decode()
+    path = checkpoints_path(lake)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         out.write(json.dumps(record, sort_keys=True) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
     return record
 
 
-def verify(client: Any, schema: RedisSchema, lake: Lake | None = None, batch: int = 1000) -> dict[str, Any]:
-    """Walk the chain; ``ok`` False names the first bad entry and why (edited, deleted, reordered, truncated)."""
+def _read_checkpoints(lake: Lake, public_key: Ed25519PublicKey | None
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(trusted checkpoints, rejected ones with line and reason), each in file order."""
+    from cryptography.exceptions import InvalidSignature
+
+    path = checkpoints_path(lake)
+    trusted: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    if not path.is_file():
+        return trusted, rejected
+    expected_key = None if public_key is None else fingerprint(public_key)
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            cp = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rejected.append({"line": number, "reason": f"not JSON ({exc.msg})"})
+            continue
+        bad = _checkpoint_shape(cp)
+        if bad:
+            rejected.append({"line": number, "reason": bad})
+            continue
+        cp["line"] = number
+        if public_key is None or expected_key is None:
+            rejected.append({"line": number, "reason": "no public key to check its signature"})
+            continue
+        if cp["key"] != expected_key:
+            rejected.append({"line": number,
+                             "reason": f"signed by key {cp['key']}, not the trusted {expected_key}"})
+            continue
+        try:
+            public_key.verify(base64.b64decode(cp["signature"], validate=True), _signed_bytes(cp))
+        except (InvalidSignature, binascii.Error, ValueError):
+            rejected.append({"line": number, "reason": "bad signature"})
+            continue
+        trusted.append(cp)
+    return trusted, rejected
+
+
+def _checkpoint_shape(cp: Any) -> str:
+    """Why a parsed checkpoint line is malformed ('' when it is well formed)."""
+    if not isinstance(cp, dict):
+        return "not a JSON object"
+    for name, kind in (("entries", int), ("hash", str), ("entry_id", str), ("at", str), ("key", str),
+                       ("signature", str)):
+        if not isinstance(cp.get(name), kind) or isinstance(cp.get(name), bool):
+            return f"field {name} missing or not {kind.__name__}: {cp.get(name)!r}"
+    return ""
+
+
+def _decode(raw: Any) -> str:
+    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+
+
+def _entry_problem(fields: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, why) of the first malformed field of an entry, or None."""
+    for name in _FIELDS:
+        if name not in fields:
+            return name, f"field {name} is missing"
+        try:
+            fields[name] = _decode(fields[name])
+        except UnicodeDecodeError:
+            return name, f"field {name} is not UTF-8 text"
+    for name in ("prev", "hash"):
+        value = fields[name]
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            return name, f"field {name} is not a SHA-256 hex digest: {value[:80]!r}"
+    try:
+        json.loads(fields["payload"])
+    except json.JSONDecodeError as exc:
+        return "payload", f"field payload is not JSON ({exc.msg})"
+    return None
+
+
+def _break(count: int, entry_id: str | None, reason: str, **extra: Any) -> dict[str, Any]:
+    return {"ok": False, "entries_checked": count, "first_bad": entry_id, "reason": reason, **extra}
+
+
+def verify(client: Any, schema: RedisSchema, lake: Lake | None = None,
+           public_key: Ed25519PublicKey | None = None, batch: int = 1000) -> dict[str, Any]:
+    """Walk the chain and check it against the signed checkpoints in ``lake``.
+
+    ``ok`` False names the first break: ``first_bad`` (entry id) and ``reason`` (edited, deleted, reordered,
+    a missing or malformed field, with ``field``), a head that is not the last entry's hash, or a trusted
+    checkpoint the chain no longer holds (``checkpoint``: fewer entries than it counted, or its entry number
+    ``entries`` has another id or hash, as after deleting or rewriting the tail together with the head).
+    Checkpoints are trusted only when their signature verifies with ``public_key``; every valid one is
+    checked, the newest first. Lines that are not trusted (bad signature, another key, malformed, no key
+    given) are listed in ``checkpoints_rejected`` and also make ``ok`` False: tampering with the lake is
+    evidence too. Entries are read undecoded, so a non-UTF-8 field is a reported break, never a crash.
+    """
+    from redis.client import NEVER_DECODE
+
+    trusted, rejected = _read_checkpoints(lake, public_key) if lake is not None else ([], [])
+    wanted = {cp["entries"]: cp for cp in trusted}  # entry number -> newest trusted checkpoint there
+    seen: dict[int, tuple[str, str]] = {}
     stream = schema.key("audit")
-    prev, count, last_id = GENESIS, 0, "-"
-    hashes: dict[str, str] = {}
-    start = "-"
+    prev, count, last_id, start = GENESIS, 0, None, "-"
     while True:
-        chunk = client.xrange(stream, min=start, max="+", count=batch)
-        if start != "-":
-            chunk = chunk[1:]  # the range is inclusive of the last id already seen
+        chunk = client.execute_command("XRANGE", stream, start, "+", "COUNT", batch, **{NEVER_DECODE: True})
         if not chunk:
             break
-        for entry_id, raw in chunk:
-            f = {text(k): text(v) for k, v in raw.items()}
-            eid = text(entry_id)
-            if f.get("prev") != prev:
-                return {"ok": False, "entries_checked": count, "first_bad": eid,
-                        "reason": "prev-hash mismatch: an entry before it was deleted, inserted or reordered"}
-            if entry_hash(f["prev"], f["kind"], f["ref"], f["ts"], f["payload"]) != f.get("hash"):
-                return {"ok": False, "entries_checked": count, "first_bad": eid,
-                        "reason": "content does not match its hash: the entry was edited"}
-            prev, count, last_id = f["hash"], count + 1, eid
-            hashes[eid] = prev
-        start = last_id
+        for raw_id, raw in chunk:
+            eid = _decode(raw_id)
+            fields = {_decode(k): v for k, v in (raw or {}).items()}
+            problem = _entry_problem(fields)
+            if problem is not None:
+                return _break(count, eid, f"malformed entry: {problem[1]}", field=problem[0])
+            if fields["prev"] != prev:
+                return _break(count, eid, "prev-hash mismatch: an entry before it was deleted, inserted or "
+                                          "reordered")
+            if entry_hash(*(fields[name] for name in _HASHED)) != fields["hash"]:
+                return _break(count, eid, "content does not match its hash: the entry was edited")
+            prev, count, last_id = fields["hash"], count + 1, eid
+            if count in wanted:
+                seen[count] = (eid, prev)
+        start = "(" + str(last_id)
     head = text(client.get(schema.key("audit_head")) or GENESIS)
     if head != prev:
-        return {"ok": False, "entries_checked": count, "first_bad": last_id,
-                "reason": "the head hash is not the last entry's: entries after it were removed"}
-    if lake is not None and _checkpoints_path(lake).is_file():
-        for line in _checkpoints_path(lake).read_text().splitlines():
-            cp = json.loads(line)
-            if hashes.get(cp["entry_id"]) != cp["hash"]:
-                return {"ok": False, "entries_checked": count, "first_bad": cp["entry_id"],
-                        "reason": "a lake checkpoint does not match the chain: history before it was rewritten"}
-    return {"ok": True, "entries_checked": count, "head": head, "first_bad": None, "reason": None}
+        return _break(count, last_id, "the head hash is not the last entry's: entries after it were removed")
+    for cp in sorted(trusted, key=lambda c: c["line"], reverse=True):
+        where = (f"signed checkpoint at line {cp['line']} ({cp['at']}: {cp['entries']} entries, "
+                 f"last {cp['entry_id']})")
+        if cp["entries"] > count:
+            return _break(count, cp["entry_id"], f"the chain holds {count} entries, fewer than the {where}: "
+                          "entries were deleted together with the head", checkpoint=cp,
+                          checkpoints_rejected=rejected)
+        if seen.get(cp["entries"]) != (cp["entry_id"], cp["hash"]):
+            got = seen.get(cp["entries"], ("?", "?"))
+            return _break(count, got[0], f"entry number {cp['entries']} is {got[0]} with hash {got[1]}, not "
+                          f"the {where} with hash {cp['hash']}: history up to it was rewritten",
+                          checkpoint=cp, checkpoints_rejected=rejected)
+    newest = trusted[-1] if trusted else None
+    if rejected and lake is not None:
+        return _break(count, None, f"{len(rejected)} checkpoint line(s) of {checkpoints_path(lake)} are not "
+                      f"trusted (first: line {rejected[0]['line']}, {rejected[0]['reason']})",
+                      checkpoint=newest, checkpoints_rejected=rejected, head=head)
+    return {"ok": True, "entries_checked": count, "head": head, "first_bad": None, "reason": None,
+            "checkpoint": newest, "checkpoints_rejected": []}

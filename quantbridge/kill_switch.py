@@ -56,7 +56,8 @@ def engage(client: Any, schema: RedisSchema, *, by: str, reason: str,
     the switch changes between the read and the write, the decision is made again on the new value.
     """
     if not by or not reason:
-        raise ValueError(f"kill switch engage needs a non-empty by and reason, got by={by!r}, reason={reason!r}")
+        raise ValueError(f"kill switch engage needs a non-empty by and reason, got by={by!r}, "
+                         f"reason={reason!r}")
     key = schema.key("kill_switch")
     writer = AuditWriter(client, schema)
     for _ in range(_ATTEMPTS):

@@ -329,8 +329,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """Verify the audit hash chain (exit 1 when broken) or export a checkpoint of its head to the lake."""
-    from quantbridge.audit import checkpoint, verify
+    """Verify the audit hash chain against the signed lake checkpoints (exit 1 on a break), or sign a
+    checkpoint of its head (count, hash, entry id, time) with ``settings.audit_key_path`` and append it."""
+    from quantbridge.audit import checkpoint, load_public_key, load_signing_key, verify
     from quantbridge.lake import Lake
     from quantbridge.redis_schema import RedisSchema
     from quantbridge.state import connect
@@ -338,8 +339,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
     client, schema, lake = connect(settings), RedisSchema(settings.redis_prefix), Lake(settings.lake_root)
     try:
         if args.action == "checkpoint":
-            return checkpoint(client, schema, lake), 0
-        out = verify(client, schema, lake)
+            return checkpoint(client, schema, lake, load_signing_key(settings.audit_key_path)), 0
+        out = verify(client, schema, lake, public_key=load_public_key(settings.audit_key_path))
         return out, (0 if out["ok"] else 1)
     finally:
         client.close()
@@ -539,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-bps", type=float, default=10.0)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("audit", parents=[common], help="verify the tamper-evident audit chain, or checkpoint it")
+    p = sub.add_parser("audit", parents=[common],
+                       help="verify the audit chain against the signed checkpoints, or sign a checkpoint")
     p.add_argument("action", choices=["verify", "checkpoint"])
     p.set_defaults(func=cmd_audit)
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from quantbridge.audit import append, canonical, checkpoint, entry_hash, verify
+from quantbridge.audit import append, canonical, checkpoint, entry_hash, load_signing_key, verify
 from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
@@ -87,14 +87,18 @@ def test_verify_when_tail_truncated_then_head_mismatch(chain):
     assert not result["ok"] and "removed" in result["reason"]
 
 
-def test_verify_when_whole_history_rewritten_consistently_then_the_lake_checkpoint_catches_it(chain, tmp_path):
-    lake = Lake(tmp_path)
-    assert checkpoint(chain, SCHEMA, lake)["entries"] == 20
+def test_verify_when_whole_history_rewritten_consistently_then_the_lake_checkpoint_catches_it(chain,
+                                                                                              tmp_path):
+    lake, key = Lake(tmp_path / "lake"), load_signing_key(tmp_path / "keys" / "audit.pem")
+    assert checkpoint(chain, SCHEMA, lake, key)["entries"] == 20
     chain.delete(STREAM, SCHEMA.key("audit_head"))
     for i in range(20):  # a forged but internally consistent chain
         append(chain, SCHEMA, "order", f"o{i}", {"ticker": "AAPL", "quantity": 99})
+
     assert verify(chain, SCHEMA)["ok"]  # the chain alone looks fine...
-    assert not verify(chain, SCHEMA, lake)["ok"]  # ...the exported head does not match
+    result = verify(chain, SCHEMA, lake, public_key=key.public_key())  # ...the signed checkpoint does not
+
+    assert not result["ok"] and "rewritten" in result["reason"] and result["checkpoint"]["line"] == 1
 
 
 def test_append_when_writers_race_then_the_chain_stays_linear(redis_client, settings):
@@ -113,9 +117,12 @@ def test_append_when_writers_race_then_the_chain_stays_linear(redis_client, sett
     assert result["ok"] and result["entries_checked"] == 200
 
 
-def test_qb_audit_when_verified_then_exit_code_tells(chain, capsys, settings):
+def test_qb_audit_when_verified_then_exit_code_tells(chain, capsys, settings, tmp_path, monkeypatch):
+    key_path = tmp_path / "keys" / "audit.pem"
+    monkeypatch.setenv("QB_AUDIT_KEY_PATH", str(key_path))
     assert main(["audit", "checkpoint", "--json", "-q"]) == 0
-    assert json.loads(capsys.readouterr().out)["entries"] == 20
+    record = json.loads(capsys.readouterr().out)
+    assert record["entries"] == 20 and record["signature"] and key_path.exists()
     assert main(["audit", "verify", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
     entries = chain.xrange(STREAM)

@@ -61,8 +61,10 @@ def test_commit_when_hincr_brings_a_field_to_zero_then_the_field_is_deleted(redi
     assert redis_client.hgetall("qb:t:inflight") == {"MSFT": "5"}  # 0.3 - 3 x 0.1 is ~5.5e-17, not kept
 
 
-@pytest.mark.parametrize("guard", [("qb:t:k", None, "other"), ("qb:t:k", None, None), ("qb:t:h", "f", None),
-                                   ("qb:t:h", "f", "2"), ("qb:t:missing", None, "1"), ("qb:t:h", "nope", "1")])
+@pytest.mark.parametrize("guard", [
+    ("qb:t:k", None, "other"), ("qb:t:k", None, None), ("qb:t:h", "f", None), ("qb:t:h", "f", "2"),
+    ("qb:t:missing", None, "1"), ("qb:t:h", "nope", "1"),
+])
 def test_commit_when_a_guard_fails_then_nothing_is_written_and_guard_failed_names_it(redis_client, guard):
     append(redis_client, SCHEMA, "order", "o0", {})
     redis_client.set("qb:t:k", "v")
