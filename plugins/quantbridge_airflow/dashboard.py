@@ -10,12 +10,32 @@ login is redirected to the login page, a data request gets 401 (no token) or 403
 ``GET /panel``            the page's body as an HTML fragment
 ``GET /api/snapshot``     the same data as JSON
 ``GET /reports/{path}``   a file under the lake's ``reports/`` (the nightly report), no path out of it
+``GET /api/csrf``         the CSRF token of the caller's cookie session (read by the page's own script)
+``POST /api/kill-switch`` set or clear the kill switch: JSON ``{"action": "on"|"off", "reason": "..."}``
+
+**Who may set or clear the switch**: users the auth manager allows to edit Variables
+(``is_authorized_variable(method="PUT")``), the same right as Connections, Pools and Variables. With
+SimpleAuthManager that is the Op and Admin roles (roles are ordered viewer < user < op < admin); with the
+FAB auth manager's default roles it is Op and Admin too (User and Viewer cannot edit Variables). Asking the
+auth manager, not reading a role name, keeps custom roles and other auth managers working. Anyone else
+gets 403 and the page shows them the switch without the controls. The change is written by
+:mod:`quantbridge.kill_switch` as ``operator:<Airflow user name>``, with its audit entry in the same Lua call.
+
+**CSRF**: a state change must carry the bearer token in the ``Authorization`` header (a header another
+site cannot make a browser send), or, with the UI's ``_token`` cookie, pass both a same-origin check (the
+``Origin`` header, else ``Referer``, must be this server's origin) and an ``X-CSRF-Token`` header equal to
+:func:`csrf_token` of that cookie (a keyed digest another site cannot compute: the cookie is HttpOnly and
+the ``/api/csrf`` reply cannot be read across origins). A cross-site form POST riding on the cookie alone
+gets 403. Every error body names Redis by its redacted URL (never a password).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +48,9 @@ log = logging.getLogger(__name__)
 
 URL_PREFIX = "/quantbridge"
 REFRESH_MS = 5_000
+CSRF_HEADER = "X-CSRF-Token"
+MAX_REASON_CHARS = 1_000
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://\S+")
 
 
 def dashboard_settings() -> Settings:
@@ -68,6 +91,67 @@ async def optional_user(request: Request) -> Any:
         return None
 
 
+def may_operate(user: Any) -> bool:
+    """Whether ``user`` may set or clear the kill switch: Op or above (see the module docstring)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return bool(get_auth_manager().is_authorized_variable(method="PUT", user=user))
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token bound to one cookie session: an HMAC of the session's JWT, which only a page of
+    this origin can obtain (from ``GET /api/csrf``); it changes whenever the session token does."""
+    return hmac.new(b"quantbridge-dashboard-csrf", session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return (credentials.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def _origins(request: Request) -> set[str]:
+    """This server's origins: the one the request was addressed to and Airflow's ``[api] base_url``."""
+    from urllib.parse import urlsplit
+
+    from airflow.configuration import conf
+
+    own = {f"{request.url.scheme}://{request.url.netloc}"}
+    base = urlsplit(conf.get("api", "base_url", fallback="") or "")
+    if base.scheme and base.netloc:
+        own.add(f"{base.scheme}://{base.netloc}")
+    return own
+
+
+def check_csrf(request: Request) -> None:
+    """Refuse (403) a state change that rides on the cookie alone: see the module docstring."""
+    from urllib.parse import urlsplit
+
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    if _bearer(request):
+        return  # browsers never add this header across sites (a CORS preflight would be needed)
+    origin = request.headers.get("origin")
+    if not origin and request.headers.get("referer"):
+        referer = urlsplit(request.headers["referer"])
+        origin = f"{referer.scheme}://{referer.netloc}"
+    if not origin or origin not in _origins(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"cross-site request refused: Origin {origin or 'absent'} is not this server; send "
+                            "the Authorization: Bearer header or use the dashboard page")
+    session = request.cookies.get(COOKIE_NAME_JWT_TOKEN) or ""
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not session or not hmac.compare_digest(sent, csrf_token(session)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"missing or wrong {CSRF_HEADER} header: reload the "
+                            "dashboard page (it fetches the token from api/csrf)")
+
+
+def _scrub(message: str) -> str:
+    """``message`` with the password of every URL in it replaced by ``***``."""
+    from quantbridge.settings import redact_url
+
+    return _URL.sub(lambda m: redact_url(m.group(0)), message)
+
+
 def _login_redirect(request: Request) -> RedirectResponse:
     from airflow.api_fastapi.app import get_auth_manager
 
@@ -86,24 +170,32 @@ def create_app(
     def read() -> dict[str, Any]:
         import redis
 
-        from quantbridge.errors import QuantbridgeError
         from quantbridge.snapshot import risk_snapshot
 
-        try:
-            settings = settings_provider()
-        except QuantbridgeError as exc:
-            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"quantbridge settings: {exc}") from exc
+        settings = load()
         try:
             return (snapshot or risk_snapshot)(settings)
         except redis.RedisError as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                                f"Redis at {settings.redis_url} is unavailable: {exc}") from exc
+            raise unavailable(settings, exc) from exc
+
+    def load() -> Settings:
+        from quantbridge.errors import QuantbridgeError
+
+        try:
+            return settings_provider()
+        except QuantbridgeError as exc:
+            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
+                                _scrub(f"quantbridge settings: {exc}")) from exc
+
+    def unavailable(settings: Settings, exc: Exception) -> HTTPException:
+        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                             _scrub(f"Redis at {settings.redis_url_redacted()} is unavailable: {exc}"))
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request, user: Any = Depends(optional_user)) -> Response:
         if user is None:
             return _login_redirect(request)
-        return HTMLResponse(render_page(read(), user.get_name()))
+        return HTMLResponse(render_page(read(), user.get_name(), may_operate(user)))
 
     @app.get("/panel", response_class=HTMLResponse)
     def panel(user: Any = Depends(authenticated_user)) -> HTMLResponse:
@@ -112,6 +204,44 @@ def create_app(
     @app.get("/api/snapshot")
     def snapshot_json(user: Any = Depends(authenticated_user)) -> JSONResponse:
         return JSONResponse(read())
+
+    @app.get("/api/csrf")
+    def csrf(request: Request, user: Any = Depends(authenticated_user)) -> JSONResponse:
+        from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+        session = request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+        return JSONResponse({"header": CSRF_HEADER, "token": csrf_token(session) if session else None},
+                            headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/kill-switch")
+    async def kill_switch(request: Request, user: Any = Depends(authenticated_user)) -> JSONResponse:
+        check_csrf(request)
+        if not may_operate(user):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.get_name()!r} may not set or clear "
+                                "the kill switch: that needs Airflow's Op or Admin role")
+        action, reason = parse_switch_request(await request.body())
+        return JSONResponse(change_switch(load(), action, reason, user.get_name()))
+
+    def change_switch(settings: Settings, action: str, reason: str, name: str) -> dict[str, Any]:
+        import redis
+
+        from quantbridge import kill_switch as switch
+        from quantbridge.redis_schema import RedisSchema
+        from quantbridge.state import connect
+
+        by, schema = f"operator:{name}", RedisSchema(settings.redis_prefix)
+        client = connect(settings)
+        try:
+            change = switch.engage if action == "on" else switch.release
+            changed = change(client, schema, by=by, reason=reason)
+            record = switch.read(client, schema)
+        except redis.RedisError as exc:
+            raise unavailable(settings, exc) from exc
+        finally:
+            client.close()
+        log.warning("kill switch %s by %s (changed=%s): %s", action, by, changed, reason)
+        return {"action": action, "changed": changed, "by": by, "reason": reason,
+                "active": record is not None, "switch": record}
 
     @app.get("/reports/{path:path}")
     def report(path: str, request: Request, user: Any = Depends(optional_user)) -> Response:
@@ -127,6 +257,31 @@ def create_app(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {path!r}") from None
 
     return app
+
+
+def parse_switch_request(body: bytes) -> tuple[str, str]:
+    """``(action, reason)`` from a JSON body ``{"action": "on"|"off", "reason": "..."}``; else 400 naming
+    the field."""
+    import json
+
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            'body: expected a JSON object {"action": "on" or "off", "reason": "..."}')
+    action, reason = data.get("action"), data.get("reason")
+    if action not in ("on", "off"):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            f"action={action!r} is invalid: expected 'on' or 'off'")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS \
+            or any(ord(c) < 32 and c != "\t" for c in reason):
+        shown = reason[:80] if isinstance(reason, str) else reason
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            f"reason={shown!r} is invalid: expected one line of 1 to {MAX_REASON_CHARS} "
+                            "characters (the audit trail records who and why)")
+    return action, reason.strip()
 
 
 # --- rendering (server side; every value escaped) ---------------------------------------------------------
@@ -187,8 +342,11 @@ def render_panel(snap: dict[str, Any]) -> str:
     usage = f"{var / limit:.0%} of limit" if var is not None and limit else ""
     if kill["active"]:
         reason = kill["reason"]
-        detail = reason.get("reason", "") if isinstance(reason, dict) else str(reason)
-        switch = f'<span id="kill-switch" class="badge on">ACTIVE</span> <small id="kill-reason">{_e(detail)}</small>'
+        record = reason if isinstance(reason, dict) else {"reason": str(reason)}
+        switch = (f'<span id="kill-switch" class="badge on">ACTIVE</span> <small id="kill-reason">'
+                  f'{_e(record.get("reason", ""))}</small><br><small>set by <span id="kill-by">'
+                  f'{_e(record.get("by") or "unknown")}</span> at <span id="kill-at">'
+                  f'{_e(record.get("at") or "-")}</span></small>')
     else:
         switch = '<span id="kill-switch" class="badge off">OFF</span>'
     beats = " · ".join(f'{_e(c)}: <span id="heartbeat-{_e(c)}">{_e(t or "no heartbeat")}</span>'
@@ -274,12 +432,51 @@ const timer = setInterval(async () => {
 """
 
 
-def render_page(snap: dict[str, Any], user: str) -> str:
-    """The whole page: header, the panel, and the refresh script (relative URLs, so any mount works)."""
+_CONTROL_SCRIPT = """
+const form = document.getElementById('kill-form');
+if (form) form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const result = document.getElementById('kill-result');
+  const action = event.submitter ? event.submitter.value : 'on';
+  const reason = document.getElementById('kill-reason-input').value;
+  try {
+    const csrf = await (await fetch('api/csrf', {credentials: 'same-origin'})).json();
+    const reply = await fetch('api/kill-switch', {method: 'POST', credentials: 'same-origin',
+      headers: {'Content-Type': 'application/json', [csrf.header]: csrf.token || ''},
+      body: JSON.stringify({action: action, reason: reason})});
+    const body = await reply.json();
+    result.textContent = reply.ok ? (body.changed ? 'done: switch ' + (body.active ? 'ACTIVE' : 'OFF')
+      : 'nothing changed: switch ' + (body.active ? 'ACTIVE' : 'OFF')) : 'refused: ' + body.detail;
+    if (reply.ok) { const p = await fetch('panel', {credentials: 'same-origin'});
+      if (p.ok) document.getElementById('panel').innerHTML = await p.text(); }
+  } catch (err) { result.textContent = 'failed: ' + err; }
+});
+"""
+
+
+def render_controls(may_set: bool) -> str:
+    """The kill switch's controls (outside the refreshed panel, so typing survives a refresh), or for users
+    without the right a line saying who has it."""
+    if not may_set:
+        return ('<section id="kill-controls"><h2>Kill switch control</h2>'
+                '<p class="empty" id="kill-not-allowed">Setting or clearing the kill switch needs Airflow\'s Op '
+                'or Admin role.</p></section>')
+    return ('<section id="kill-controls"><h2>Kill switch control</h2><form id="kill-form">'
+            f'<input id="kill-reason-input" name="reason" required maxlength="{MAX_REASON_CHARS}" size="60" '
+            'placeholder="reason (kept in the audit trail with your name)"> '
+            '<button type="submit" id="kill-on" name="action" value="on">Set (halt risk-increasing orders)'
+            '</button> '
+            '<button type="submit" id="kill-off" name="action" value="off">Clear</button> '
+            '<span id="kill-result" class="meta"></span></form></section>')
+
+
+def render_page(snap: dict[str, Any], user: str, may_set: bool = False) -> str:
+    """The whole page: header, the panel, the switch's controls for operators and the scripts (relative
+    URLs, so any mount works)."""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>quantbridge risk dashboard</title>'
         f'<style>{_STYLE}</style></head><body><header><b>quantbridge · live risk</b><span>'
         f'<span id="status">live</span> · signed in as <span id="user">{_e(user)}</span> · <a href="../">Airflow</a>'
-        f'</span></header><main id="panel">{render_panel(snap)}</main>'
-        f'<script>{_SCRIPT % REFRESH_MS}</script></body></html>'
+        f'</span></header><main id="panel">{render_panel(snap)}</main><main>{render_controls(may_set)}</main>'
+        f'<script>{_SCRIPT % REFRESH_MS}{_CONTROL_SCRIPT}</script></body></html>'
     )

@@ -1,5 +1,7 @@
 """The dashboard app over HTTP without the stack: mounted as the api-server mounts plugin apps, tokens
-validated by Airflow's real SimpleAuthManager, data from a real redis-server (fills by the real worker)."""
+validated by Airflow's real SimpleAuthManager, data from a real redis-server (fills by the real worker).
+The kill switch's controls: Op and Admin may set and clear it (audited under their name), User and Viewer
+may not, and a cross-site POST riding on the session cookie is refused."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import threading
 import pytest
 
 from execution.worker import ExecutionWorker
+from quantbridge import kill_switch
+from quantbridge.audit import verify
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import RedisSchema
 
 SCHEMA = RedisSchema("qb")
+ORIGIN = "http://127.0.0.1:8080"  # the TestClient's base URL: the dashboard's own origin
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +36,14 @@ def tokens(auth_manager):
 
     admin = SimpleAuthManagerUser(username="admin", role="admin")
     forged = JWTGenerator(secret_key="not-the-servers-secret", valid_for=600, audience=auth_manager._get_jwt_audience())
+    def token(name: str, role: str) -> str:
+        return auth_manager.generate_jwt(SimpleAuthManagerUser(username=name, role=role))
+
     return {
         "admin": auth_manager.generate_jwt(admin),
+        "op": token("olga", "op"),
+        "user": token("ulrich", "user"),
+        "viewer": token("vera", "viewer"),
         "no_role": auth_manager.generate_jwt(SimpleAuthManagerUser(username="nobody", role=None)),
         "expired": auth_manager.generate_jwt(admin, expiration_time_in_seconds=-60),
         "forged": forged.generate(auth_manager.serialize_user(admin)),
@@ -136,8 +147,180 @@ def test_dashboard_when_redis_down_then_503_naming_redis(settings, tokens, monke
     from quantbridge.settings import load_settings
     from quantbridge_airflow.dashboard import create_app
 
-    down = load_settings({"lake_root": settings.lake_root, "redis_url": "redis://127.0.0.1:1/0"})
+    down = load_settings({"lake_root": settings.lake_root, "redis_url": "redis://:s3cret@127.0.0.1:1/0"})
     root = FastAPI()
     root.mount("/quantbridge", create_app(settings_provider=lambda: down))
+    bearer = {"Authorization": f"Bearer {tokens['admin']}"}
+    snapshot = TestClient(root).get("/quantbridge/api/snapshot", headers=bearer)
+    switch = TestClient(root).post("/quantbridge/api/kill-switch", headers=bearer,
+                                   json={"action": "on", "reason": "redis is down"})
+    for reply in (snapshot, switch):
+        assert reply.status_code == 503
+        assert "redis://:***@127.0.0.1:1/0" in reply.json()["detail"] and "s3cret" not in reply.text
+
+
+def test_dashboard_when_settings_invalid_then_500_with_every_url_password_redacted(tokens):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from quantbridge.errors import ConfigError
+    from quantbridge_airflow.dashboard import create_app
+
+    def broken():
+        raise ConfigError("redis_url", "redis://:s3cret@127.0.0.1:bad/0", "a port number")
+
+    root = FastAPI()
+    root.mount("/quantbridge", create_app(settings_provider=broken))
     reply = TestClient(root).get("/quantbridge/api/snapshot", headers={"Authorization": f"Bearer {tokens['admin']}"})
-    assert reply.status_code == 503 and "redis://127.0.0.1:1/0" in reply.json()["detail"]
+    assert reply.status_code == 500
+    assert "redis://:***@127.0.0.1:bad/0" in reply.json()["detail"] and "s3cret" not in reply.text
+
+
+# --- the kill switch's controls ------------------------------------------------------------------------------
+
+def _switch(client, body, token=None, cookie=None, headers=None):
+    """POST api/kill-switch with a bearer token, or with a cookie session and the given headers."""
+    sent = dict(headers or {})
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    if cookie:
+        client.cookies.set("_token", cookie)
+    return client.post("/quantbridge/api/kill-switch", headers=sent, json=body)
+
+
+def _audit(redis_client):
+    return [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in redis_client.xrange(SCHEMA.key("audit"))]
+
+
+@pytest.mark.parametrize("role, name", [("admin", "admin"), ("op", "olga")])
+def test_dashboard_kill_switch_when_op_or_admin_bearer_then_set_and_cleared_with_audit_naming_user(
+    client, redis_client, tokens, role, name
+):
+    on = _switch(client, {"action": "on", "reason": "venue outage"}, token=tokens[role])
+    record = kill_switch.read(redis_client, SCHEMA)
+    off = _switch(client, {"action": "off", "reason": "venue back"}, token=tokens[role])
+
+    assert on.status_code == 200 and on.json()["changed"] is True and on.json()["active"] is True
+    assert record["by"] == f"operator:{name}" and record["reason"] == "venue outage" and record["at"]
+    assert off.status_code == 200 and off.json() == {**off.json(), "changed": True, "active": False}
+    assert kill_switch.read(redis_client, SCHEMA) is None
+    (set_kind, set_ref, set_entry), (clear_kind, clear_ref, clear_entry) = _audit(redis_client)
+    assert (set_kind, set_ref, set_entry["by"], set_entry["reason"]) == (
+        "kill_switch_set", f"operator:{name}", f"operator:{name}", "venue outage")
+    assert (clear_kind, clear_ref, clear_entry["reason"]) == ("kill_switch_cleared", f"operator:{name}", "venue back")
+    assert verify(redis_client, SCHEMA)["ok"] is True
+
+
+@pytest.mark.parametrize("role", ["viewer", "user"])
+def test_dashboard_kill_switch_when_viewer_or_user_then_403_and_switch_unchanged(client, redis_client, tokens, role):
+    kill_switch.engage(redis_client, SCHEMA, by="operator:olga", reason="halt")
+    before = redis_client.get(SCHEMA.key("kill_switch"))
+    entries = redis_client.xlen(SCHEMA.key("audit"))
+
+    off = _switch(client, {"action": "off", "reason": "let me trade"}, token=tokens[role])
+    on = _switch(client, {"action": "on", "reason": "mine now"}, token=tokens[role])
+
+    assert off.status_code == on.status_code == 403 and "Op or Admin" in off.json()["detail"]
+    assert redis_client.get(SCHEMA.key("kill_switch")) == before
+    assert redis_client.xlen(SCHEMA.key("audit")) == entries
+
+
+def test_dashboard_kill_switch_when_cross_site_form_post_with_cookie_only_then_403_and_nothing_written(
+    client, redis_client, tokens
+):
+    client.cookies.set("_token", tokens["admin"])
+    forged = {"Origin": "https://evil.example", "Content-Type": "application/x-www-form-urlencoded"}
+
+    form = client.post("/quantbridge/api/kill-switch", headers=forged, content=b"action=on&reason=pwned")
+    no_origin = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "pwned"})
+    evil_referer = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "pwned"},
+                               headers={"Referer": "https://evil.example/page"})
+
+    for reply in (form, no_origin, evil_referer):
+        assert reply.status_code == 403 and "cross-site request refused" in reply.json()["detail"]
+    assert redis_client.get(SCHEMA.key("kill_switch")) is None
+    assert redis_client.xlen(SCHEMA.key("audit")) == 0
+
+
+def test_dashboard_kill_switch_when_same_origin_cookie_without_right_csrf_token_then_403(client, redis_client, tokens):
+    viewer_csrf = client.get("/quantbridge/api/csrf", cookies={"_token": tokens["viewer"]}).json()["token"]
+    client.cookies.clear()
+    body = {"action": "on", "reason": "pwned"}
+
+    missing = _switch(client, body, cookie=tokens["admin"], headers={"Origin": ORIGIN})
+    other_session = _switch(client, body, cookie=tokens["admin"], headers={"Origin": ORIGIN,
+                                                                           "X-CSRF-Token": viewer_csrf})
+
+    for reply in (missing, other_session):
+        assert reply.status_code == 403 and "X-CSRF-Token" in reply.json()["detail"]
+    assert redis_client.get(SCHEMA.key("kill_switch")) is None
+
+
+def test_dashboard_kill_switch_when_page_session_same_origin_with_csrf_token_then_set_by_the_user(
+    client, redis_client, tokens
+):
+    client.cookies.set("_token", tokens["op"])
+    csrf = client.get("/quantbridge/api/csrf")
+    token = csrf.json()["token"]
+
+    on = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "from the page"},
+                     headers={"Origin": ORIGIN, "X-CSRF-Token": token})
+    again = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "twice"},
+                        headers={"Referer": f"{ORIGIN}/quantbridge/", "X-CSRF-Token": token})
+
+    assert csrf.status_code == 200 and csrf.headers["cache-control"] == "no-store" and len(token) == 64
+    assert on.status_code == 200 and on.json()["changed"] is True
+    assert again.status_code == 200 and again.json()["changed"] is False  # already set by olga: not rewritten
+    assert kill_switch.read(redis_client, SCHEMA)["by"] == "operator:olga"
+    assert [kind for kind, _, _ in _audit(redis_client)] == ["kill_switch_set"]
+
+
+def test_dashboard_kill_switch_when_operator_takes_over_sensor_switch_then_owned_and_previous_audited(
+    client, redis_client, tokens
+):
+    kill_switch.engage(redis_client, SCHEMA, by="var_sensor", reason="VAR_LIMIT_BREACHED")
+
+    reply = _switch(client, {"action": "on", "reason": "hold until the review"}, token=tokens["op"])
+
+    assert reply.status_code == 200 and reply.json()["switch"]["by"] == "operator:olga"
+    kind, _, entry = _audit(redis_client)[-1]
+    assert kind == "kill_switch_set" and entry["previous"]["by"] == "var_sensor"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"action": "maybe", "reason": "x"}, "action='maybe'"),
+    ({"action": "on"}, "reason=None"),
+    ({"action": "on", "reason": "   "}, "reason='   '"),
+    ({"action": "on", "reason": "two\nlines"}, "reason='two\\nlines'"),
+    ({"action": "on", "reason": "x" * 1001}, "reason='xxxx"),
+    (["on", "why"], "body"),
+])
+def test_dashboard_kill_switch_when_body_invalid_then_400_naming_the_field(client, redis_client, tokens, body, field):
+    reply = _switch(client, body, token=tokens["admin"])
+
+    assert reply.status_code == 400 and reply.json()["detail"].startswith(field)
+    assert redis_client.get(SCHEMA.key("kill_switch")) is None
+
+
+def test_dashboard_kill_switch_when_anonymous_or_bad_token_then_refused(client, redis_client, tokens):
+    anonymous = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "x"})
+    forged = _switch(client, {"action": "on", "reason": "x"}, token=tokens["forged"])
+
+    assert anonymous.status_code == 401 and forged.status_code == 403
+    assert redis_client.get(SCHEMA.key("kill_switch")) is None
+
+
+@pytest.mark.parametrize("role, controls", [("admin", True), ("op", True), ("user", False), ("viewer", False)])
+def test_dashboard_page_when_switch_set_then_who_why_when_shown_and_controls_only_for_op_or_admin(
+    client, redis_client, tokens, role, controls
+):
+    kill_switch.engage(redis_client, SCHEMA, by="operator:olga", reason="earnings <halt>")
+    record = kill_switch.read(redis_client, SCHEMA)
+    client.cookies.set("_token", tokens[role])
+
+    body = client.get("/quantbridge/").text
+
+    assert '<span id="kill-switch" class="badge on">ACTIVE</span>' in body
+    assert '<small id="kill-reason">earnings &lt;halt&gt;</small>' in body
+    assert f'<span id="kill-by">operator:olga</span> at <span id="kill-at">{record["at"]}</span>' in body
+    assert ('id="kill-form"' in body) is controls and ('id="kill-not-allowed"' in body) is (not controls)
