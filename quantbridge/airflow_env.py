@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from quantbridge.settings import PROJECT_ROOT, Settings
 
@@ -24,12 +24,16 @@ def redis_conn_uri(settings: Settings) -> str:
     """``redis_default`` as a connection URI; the provider reads the database from ``?db=N``.
 
     For a ``rediss://`` URL the query also carries the hook's TLS extras (``ssl=True``, ``ssl_ca_certs``,
-    ``ssl_certfile``, ``ssl_keyfile`` from the ``QB_REDIS_TLS_*`` files). The password comes from the
-    settings (the environment), so the URI is a secret too: it is exported, never written to a file.
+    ``ssl_certfile``, ``ssl_keyfile`` from the ``QB_REDIS_TLS_*`` files). The password (URL-encoded) comes from
+    the settings (the environment, else the password file of ``make services``), so the URI is a secret too:
+    it is exported, never written to a file or printed.
     """
     parts = urlsplit(settings.redis_url)
-    password = settings.redis_password or parts.password or ""
-    auth = f":{quote(password, safe='')}@" if password else ""
+    # As redis-py reads the URL: its user part is percent-encoded, and QB_REDIS_PASSWORD (or the password
+    # file of `make services`, which load_settings reads) fills in a password the URL does not carry.
+    password = unquote(parts.password or "") or settings.redis_password
+    user = quote(unquote(parts.username or ""), safe="")
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
     query: dict[str, str] = {"db": str(settings.redis_db)}
     if parts.scheme == "rediss":
         query["ssl"] = "True"

@@ -3,11 +3,17 @@
 Processes are started in their own session with their pid recorded under a project-local folder, and
 stopped by that pid (SIGTERM, then SIGKILL after a grace period), so nothing else on the machine is
 touched. Starting what already runs is a no-op (idempotent ``make services`` / ``make airflow``).
+
+The redis-server always requires a password: ``QB_REDIS_PASSWORD`` when set, else one generated once into
+``<services_dir>/redis/password`` (0600, folder 0700), which :func:`quantbridge.settings.load_settings`
+then gives every component. It reaches redis-server through a 0600 config file, never its command line
+(which ``ps`` shows to every user).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -18,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantbridge.errors import ServiceError
-from quantbridge.settings import Settings
+from quantbridge.errors import QuantbridgeError, ServiceError
+from quantbridge.settings import LOCAL_HOSTS, Settings, read_password_file
 
 
 def _alive(pid: int) -> bool:
@@ -83,9 +89,43 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path
     raise ServiceError(f"{what} did not become ready within {timeout_s:.0f} s{tail}")
 
 
+def write_private(path: Path, content: str) -> None:
+    """Write ``content`` to ``path`` readable by its owner only (0600, whatever the umask or an older mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # before the secret is written: the file may exist with a wider mode
+        os.write(fd, content.encode())
+    finally:
+        os.close(fd)
+
+
+def redis_conf_quote(value: str) -> str:
+    """``value`` as one double-quoted argument of a redis.conf line (spaces, quotes, ``#`` kept literally)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def _answer(settings: Settings) -> tuple[bool, str]:
+    """Whether the server answers PING with these credentials; if not, why ("" when nothing answers)."""
+    import redis
+
+    from quantbridge.state import connect
+
+    client = connect(settings)
+    try:
+        return bool(client.ping()), ""
+    except redis.AuthenticationError as exc:  # NOAUTH, WRONGPASS, or a password sent to a server without one
+        return False, f"refused authentication: {exc}"
+    except Exception:  # noqa: BLE001 - any other failure to answer means "not up"
+        return False, ""
+    finally:
+        client.close()
+
+
 @dataclass(frozen=True)
 class RedisService:
-    """A redis-server bound to the settings' host and port, AOF on, data under ``services_dir/redis``."""
+    """A redis-server bound to the settings' host and port, AOF on, password required, data under
+    ``services_dir/redis`` (folder 0700)."""
 
     settings: Settings
 
@@ -101,52 +141,93 @@ class RedisService:
     def logfile(self) -> Path:
         return self.folder / "redis.log"
 
-    def ping(self) -> bool:
-        from quantbridge.state import connect
+    @property
+    def conffile(self) -> Path:
+        return self.folder / "redis.conf"
 
+    def _client_settings(self, password: str | None = None) -> Settings:
+        """The settings with the server's password filled in (from the password file when they have none)."""
+        password = password or self.settings.redis_password or read_password_file(self.settings.redis_password_file)
+        return self.settings if password == self.settings.redis_password else self.settings.replace(
+            redis_password=password)
+
+    def password(self) -> tuple[str, str]:
+        """The password the server requires and where it comes from: ``QB_REDIS_PASSWORD`` (the settings), else
+        the password file, generated on first use (``secrets.token_urlsafe(32)``, 0600, folder 0700)."""
+        path = self.settings.redis_password_file
+        if self.settings.redis_password:  # load_settings may have read it from the file
+            from_file = path.exists() and read_password_file(path) == self.settings.redis_password
+            return self.settings.redis_password, (str(path) if from_file else "QB_REDIS_PASSWORD")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        try:  # O_EXCL: two concurrent starts agree on one password (the loser reads the winner's)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return read_password_file(path), str(path)
         try:
-            client = connect(self.settings)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
-        except Exception:  # noqa: BLE001 - any failure to answer means "not up"
+            os.write(fd, (secrets.token_urlsafe(32) + "\n").encode())
+        finally:
+            os.close(fd)
+        return read_password_file(path), str(path)
+
+    def ping(self) -> bool:
+        """True when the server answers PING with the settings' password (or the password file's)."""
+        try:
+            return _answer(self._client_settings())[0]
+        except QuantbridgeError:  # settings that cannot make a client (a missing TLS file): not up
             return False
 
     def start(self, timeout_s: float = 15.0) -> dict[str, object]:
-        """Start redis-server unless it already answers; returns what was done."""
+        """Start redis-server unless it already answers; returns what was done (never the password)."""
         s = self.settings
-        if s.redis_host not in {"127.0.0.1", "localhost", "::1"}:
+        if s.redis_host not in LOCAL_HOSTS:
             raise ServiceError(f"QB_REDIS_URL points at {s.redis_host}: `qb services` only runs a local "
                                "redis-server; a remote Redis is managed where it runs")
-        if self.ping():
+        password, source = self.password()
+        live = self._client_settings(password)
+        up, why = _answer(live)
+        if up:
             return {"service": "redis", "state": "running", "pid": read_pid(self.pidfile), "port": s.redis_port,
-                    "started": False}
+                    "started": False, "password_from": source}
+        if why:  # something listens on the port but does not take this password
+            raise ServiceError(
+                f"a Redis server on port {s.redis_port} {why}. If it is this project's own, started before it "
+                f"required a password, restart it: `qb services stop` then `make services` (data is kept in the "
+                f"AOF); otherwise set QB_REDIS_PASSWORD to its password, or pick a free port in QB_REDIS_URL")
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServiceError("redis-server is not installed: run `make services` (it installs it with "
                                "apt-get) or `apt-get install -y redis-server`")
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o700)  # AOF data, the config file and the password file
+        write_private(self.conffile, "# Written by `qb services start` on every start (mode 0600): the password "
+                                     "stays off redis-server's command line.\n"
+                                     f"requirepass {redis_conf_quote(password)}\n")
         args = [
-            binary, "--bind", "127.0.0.1", "--port", str(s.redis_port), "--dir", str(self.folder),
+            binary, str(self.conffile), "--bind", "127.0.0.1", "--port", str(s.redis_port), "--dir", str(self.folder),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--daemonize", "no", "--logfile", str(self.logfile), "--protected-mode", "yes",
         ]
-        if s.redis_password:
-            args += ["--requirepass", s.redis_password]
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         self.pidfile.write_text(str(proc.pid))
-        wait_until(self.ping, timeout_s, f"redis-server on port {s.redis_port}", self.logfile)
+        wait_until(lambda: _answer(live)[0], timeout_s, f"redis-server on port {s.redis_port}", self.logfile)
         return {"service": "redis", "state": "running", "pid": proc.pid, "port": s.redis_port, "started": True,
-                "aof_dir": str(self.folder)}
+                "aof_dir": str(self.folder), "password_from": source}
 
     def stop(self) -> dict[str, object]:
         return {"service": "redis", "stopped": stop_pid(self.pidfile)}
 
     def status(self) -> dict[str, object]:
-        return {"service": "redis", "url": self.settings.redis_url_redacted(), "up": self.ping(),
-                "pid": read_pid(self.pidfile)}
+        try:
+            up, why = _answer(self._client_settings())
+        except QuantbridgeError as exc:
+            up, why = False, str(exc)
+        out: dict[str, object] = {"service": "redis", "url": self.settings.redis_url_redacted(), "up": up,
+                                  "pid": read_pid(self.pidfile)}
+        if why:
+            out["error"] = why
+        return out
 
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")

@@ -5,17 +5,22 @@ Every field can be set from the environment as ``QB_<FIELD NAME IN UPPER CASE>``
 the Airflow Variable ``quantbridge_settings``). Precedence: defaults < environment < overrides.
 Defaults run on one machine; the same code scales out by configuration alone (Spark master URL, Dask
 scheduler address, Redis URL with password/TLS).
+
+The Redis password, when ``QB_REDIS_PASSWORD`` is not given, is the one ``make services`` generated for
+the project's own redis-server (``<services_dir>/redis/password``, mode 0600), so every local component
+authenticates with no secret in the environment. It never appears in ``repr``, ``qb settings`` or errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from quantbridge.errors import ConfigError
 
@@ -23,6 +28,56 @@ from quantbridge.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_PREFIX = "QB_"
+
+#: Hosts on which ``qb services`` runs the project's own redis-server (the only one its password file is for).
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: URL query parameters that carry a secret (redis-py reads ``?password=``).
+_SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "token", "secret"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (in the user part or a ``?password=`` query) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        netloc, query = parts.netloc, parts.query
+        if parts.password is not None:
+            userinfo, _, hostport = netloc.rpartition("@")
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*")
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:  # not parseable as a URL: show none of it, it may hold a secret
+        return "<unparseable URL, not shown>"
+
+
+def redis_password_path(services_dir: Path) -> Path:
+    """The password file of the project's own redis-server, written by ``qb services start`` (``make services``)."""
+    return Path(services_dir) / "redis" / "password"
+
+
+def read_password_file(path: Path) -> str:
+    """The password stored in ``path`` (surrounding whitespace stripped); "" when the file does not exist.
+
+    A file that group or others may read or write is refused (the password would not be a secret), as is
+    an empty or unreadable one; the error names the path, its mode and the fix.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return ""
+    if mode & 0o077:
+        raise ConfigError("redis password file", str(path),
+                          f"a file only its owner can read or write (mode 0600), not mode {mode:04o}: "
+                          f"run `chmod 600 {path}`")
+    try:
+        password = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError("redis password file", str(path), f"a file this user can read ({exc})") from None
+    if not password:
+        raise ConfigError("redis password file", str(path),
+                          "a non-empty password: delete the file and run `make services` to generate one")
+    return password
 
 
 @dataclass(frozen=True)
@@ -33,7 +88,9 @@ class Settings:
     lake_root: Path = PROJECT_ROOT / ".lake"
     #: Redis URL used by the long-running processes and the CLI (``rediss://`` for TLS).
     redis_url: str = "redis://127.0.0.1:6390/0"
-    #: Password for Redis; kept out of the URL so it can come from a secret store.
+    #: Password for Redis; kept out of the URL so it can come from a secret store. When not given (or empty),
+    #: :func:`load_settings` uses the file ``make services`` wrote (:attr:`redis_password_file`) for a
+    #: loopback URL.
     redis_password: str = field(default="", repr=False)
     #: CA bundle (PEM) that signed the Redis server's certificate, for ``rediss://``; empty = the system's.
     redis_tls_ca_cert: str = ""
@@ -124,14 +181,19 @@ class Settings:
             raise ConfigError("train_stress_weight", self.train_stress_weight, "a number >= 0 (0 = off)")
         if not 0 < self.var_clear_ratio <= 1:
             raise ConfigError("var_clear_ratio", self.var_clear_ratio, "a number in (0, 1]")
-        scheme = urlsplit(self.redis_url).scheme
+        shown_url = redact_url(self.redis_url)
+        try:
+            scheme = urlsplit(self.redis_url).scheme
+            self.redis_port  # noqa: B018 - a port that is not a number fails here, not at the first connection
+        except ValueError:
+            scheme = ""
         if scheme not in {"redis", "rediss", "unix"}:
-            raise ConfigError("redis_url", self.redis_url, "a redis://, rediss:// or unix:// URL")
+            raise ConfigError("redis_url", shown_url, "a redis://, rediss:// or unix:// URL with a numeric port")
         tls_files = {"redis_tls_ca_cert": self.redis_tls_ca_cert, "redis_tls_cert": self.redis_tls_cert,
                      "redis_tls_key": self.redis_tls_key}
         if scheme != "rediss" and any(tls_files.values()):
             named = ", ".join(f"{ENV_PREFIX}{k.upper()}" for k, v in tls_files.items() if v)
-            raise ConfigError("redis_url", self.redis_url, f"a rediss:// (TLS) URL, since {named} is set")
+            raise ConfigError("redis_url", shown_url, f"a rediss:// (TLS) URL, since {named} is set")
         if bool(self.redis_tls_cert) != bool(self.redis_tls_key):
             raise ConfigError("redis_tls_cert/redis_tls_key", (self.redis_tls_cert, self.redis_tls_key),
                               "both set (a client certificate and its key) or both empty")
@@ -165,13 +227,20 @@ class Settings:
             options[kwarg] = str(path)
         return options
 
+    @property
+    def redis_password_file(self) -> Path:
+        """Where ``make services`` keeps the password of the project's own redis-server (mode 0600)."""
+        return redis_password_path(self.services_dir)
+
     def redis_url_redacted(self) -> str:
         """The Redis URL with any embedded password replaced by ``***`` (safe to print)."""
-        parts = urlsplit(self.redis_url)
-        if parts.password is None:
-            return self.redis_url
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        return redact_url(self.redis_url)
+
+    def __repr__(self) -> str:
+        # The generated repr would print redis_url as given, password included when it is embedded there.
+        shown = (f"{f.name}={self.redis_url_redacted() if f.name == 'redis_url' else getattr(self, f.name)!r}"
+                 for f in fields(self) if f.repr)
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def as_public_dict(self) -> dict[str, Any]:
         """Every setting as JSON-friendly values, secrets redacted."""
@@ -200,6 +269,7 @@ class Settings:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+_DEFAULTS = {f.name: f.default for f in fields(Settings)}
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -231,7 +301,9 @@ def load_settings(
 ) -> Settings:
     """Build the settings: defaults, then ``QB_*`` environment variables, then ``overrides``.
 
-    Unknown ``QB_*`` variables are an error (a typo must not silently fall back to a default).
+    Unknown ``QB_*`` variables are an error (a typo must not silently fall back to a default). Without a
+    Redis password from either, a loopback URL uses the password file ``make services`` wrote
+    (``<services_dir>/redis/password``); one that group or others can read is an error.
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -240,8 +312,26 @@ def load_settings(
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in _FIELD_TYPES:
-            raise ConfigError(key, raw, "a known setting: " + ", ".join(f"{ENV_PREFIX}{n.upper()}" for n in sorted(_FIELD_TYPES)))
+            # The value is not shown: a misspelt name (QB_REDIS_PASWORD) may well hold a secret.
+            known = ", ".join(f"{ENV_PREFIX}{n.upper()}" for n in sorted(_FIELD_TYPES))
+            raise ConfigError(key, "***", "a known setting: " + known)
         values[name] = _coerce(name, raw)
     for name, raw in (overrides or {}).items():
         values[name] = _coerce(name, raw)
+    if not values.get("redis_password"):
+        values.update(_stored_redis_password(values))
     return Settings(**values)
+
+
+def _stored_redis_password(values: Mapping[str, Any]) -> dict[str, str]:
+    """``{"redis_password": ...}`` from the password file of ``qb services``, when the URL is the local one."""
+    try:
+        parts = urlsplit(values.get("redis_url", _DEFAULTS["redis_url"]))
+        local = parts.scheme in {"redis", "rediss"} and parts.hostname in LOCAL_HOSTS and parts.password is None
+    except ValueError:  # Settings() reports the malformed URL
+        return {}
+    if not local:  # a remote Redis (or a password in the URL): its password is not the local server's
+        return {}
+    folder = values.get("services_dir", _DEFAULTS["services_dir"])
+    password = read_password_file(redis_password_path(folder))
+    return {"redis_password": password} if password else {}

@@ -1,12 +1,15 @@
 """Shared fixtures: a real redis-server, a real local SparkSession, a real Airflow metadata DB (SQLite).
 
 The environment is fixed here, before anything imports Airflow: ``AIRFLOW_HOME`` is a fresh temporary
-folder, ``redis_default`` and ``QB_REDIS_URL`` point at the test redis-server's port.
+folder, ``redis_default`` and ``QB_REDIS_URL`` point at the test redis-server's port. That server requires
+a password, generated per session and exported as ``QB_REDIS_PASSWORD`` (so ``load_settings()``, the
+``redis_default`` connection and every ``qb`` subprocess authenticate), as ``make services``' server does.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -29,6 +32,8 @@ def _free_port() -> int:
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="qb-tests-"))
 REDIS_PORT = _free_port()
+REDIS_PASSWORD = secrets.token_urlsafe(32)
+os.environ["QB_REDIS_PASSWORD"] = REDIS_PASSWORD
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ["QB_REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
 os.environ["QB_LAKE_ROOT"] = str(_SESSION_DIR / "lake")
@@ -40,6 +45,7 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
 
 from quantbridge.airflow_env import apply_airflow_environment  # noqa: E402
+from quantbridge.services import redis_conf_quote, write_private  # noqa: E402
 from quantbridge.settings import Settings, load_settings  # noqa: E402
 
 apply_airflow_environment(load_settings())
@@ -51,20 +57,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[int]:
-    """A real redis-server (AOF on) on a free loopback port for the whole session."""
+    """A real redis-server (AOF on, ``requirepass`` REDIS_PASSWORD) on a free loopback port for the session."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
     folder = _SESSION_DIR / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    conf = folder / "redis.conf"  # the password stays off the command line, as in `qb services start`
+    write_private(conf, f"requirepass {redis_conf_quote(REDIS_PASSWORD)}\n")
     proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(REDIS_PORT), "--dir", str(folder), "--appendonly", "yes",
-         "--save", "", "--daemonize", "no", "--logfile", str(folder / "redis.log")],
+        [binary, str(conf), "--bind", "127.0.0.1", "--port", str(REDIS_PORT), "--dir", str(folder),
+         "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", str(folder / "redis.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     import redis
 
-    client = redis.Redis(port=REDIS_PORT)
+    client = redis.Redis(port=REDIS_PORT, password=REDIS_PASSWORD)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -75,6 +83,7 @@ def redis_server() -> Iterator[int]:
                 proc.kill()
                 pytest.fail("test redis-server did not start")
             time.sleep(0.05)
+    client.close()
     yield REDIS_PORT
     proc.terminate()
     proc.wait(10)
@@ -82,9 +91,10 @@ def redis_server() -> Iterator[int]:
 
 @pytest.fixture
 def redis_client(redis_server: int) -> Iterator[object]:
+    """An authenticated client of the session's redis-server (database 0, emptied), replies as text."""
     import redis
 
-    client = redis.Redis(port=redis_server, decode_responses=True)
+    client = redis.Redis(port=redis_server, password=REDIS_PASSWORD, decode_responses=True)
     client.flushdb()
     yield client
     client.close()
