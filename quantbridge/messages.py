@@ -21,7 +21,8 @@ MAX_EXPLANATION_CHARS = 4096
 
 @dataclass(frozen=True)
 class SubmitOrder:
-    """A command to trade ``quantity`` shares of ``ticker`` (``side`` BUY or SELL)."""
+    """A command to trade ``quantity`` shares of ``ticker`` (``side`` BUY or SELL); ``limit_price``, when
+    given, is the worst price the sender accepts (a BUY fills at or below it, a SELL at or above it)."""
 
     order_id: str
     ts: str
@@ -32,6 +33,7 @@ class SubmitOrder:
     reference_price: float
     model_version: str = ""
     explanation: dict[str, float] = field(default_factory=dict)
+    limit_price: float | None = None
 
     def __post_init__(self) -> None:
         if not self.order_id or len(self.order_id) > 128:
@@ -44,10 +46,15 @@ class SubmitOrder:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
                 raise InputError(name, value, "a positive finite number")
+        limit = self.limit_price
+        if limit is not None and (not isinstance(limit, (int, float)) or isinstance(limit, bool)
+                                  or not math.isfinite(limit) or limit <= 0):
+            raise InputError("limit_price", self.limit_price, "a positive finite number or None (no limit)")
 
     def to_dict(self) -> dict[str, str]:
-        """Flat string fields, as a Redis stream entry."""
-        out = {k: str(v) for k, v in asdict(self).items() if k != "explanation"}
+        """Flat string fields, as a Redis stream entry (``limit_price`` only when there is one)."""
+        out = {k: str(v) for k, v in asdict(self).items()
+               if k != "explanation" and not (k == "limit_price" and v is None)}
         out["explanation"] = json.dumps(self.explanation, sort_keys=True)
         return out
 
@@ -62,7 +69,9 @@ class SubmitOrder:
         if missing:
             raise InputError("order", ",".join(missing), "fields " + ", ".join(required))
         numbers = {}
-        for name in ("quantity", "reference_price"):
+        for name in ("quantity", "reference_price", "limit_price"):
+            if name not in fields:
+                continue  # only limit_price is optional: the required ones were checked above
             try:
                 numbers[name] = float(fields[name])
             except (TypeError, ValueError):
