@@ -24,9 +24,9 @@ def redis_conn_uri(settings: Settings) -> str:
     """``redis_default`` as a connection URI; the provider reads the database from ``?db=N``.
 
     For a ``rediss://`` URL the query also carries the hook's TLS extras (``ssl=True``, ``ssl_ca_certs``,
-    ``ssl_certfile``, ``ssl_keyfile`` from the ``QB_REDIS_TLS_*`` files). The password (URL-encoded) comes from
-    the settings (the environment, else the password file of ``make services``), so the URI is a secret too:
-    it is exported, never written to a file or printed.
+    ``ssl_certfile``, ``ssl_keyfile`` from the ``QB_REDIS_TLS_*`` files). The password (URL-encoded) comes
+    from the settings (the environment, else the password file of ``make services``), so the URI is a secret
+    too: it is exported, never written to a file or printed.
     """
     parts = urlsplit(settings.redis_url)
     # As redis-py reads the URL: its user part is percent-encoded, and QB_REDIS_PASSWORD (or the password

@@ -90,7 +90,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path
 
 
 def write_private(path: Path, content: str) -> None:
-    """Write ``content`` to ``path`` readable by its owner only (0600, whatever the umask or an older mode)."""
+    """Write ``content`` to ``path``, readable by its owner only (0600, whatever the umask or older mode)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)  # before the secret is written: the file may exist with a wider mode
@@ -147,13 +147,14 @@ class RedisService:
 
     def _client_settings(self, password: str | None = None) -> Settings:
         """The settings with the server's password filled in (from the password file when they have none)."""
-        password = password or self.settings.redis_password or read_password_file(self.settings.redis_password_file)
+        s = self.settings
+        password = password or s.redis_password or read_password_file(s.redis_password_file)
         return self.settings if password == self.settings.redis_password else self.settings.replace(
             redis_password=password)
 
     def password(self) -> tuple[str, str]:
-        """The password the server requires and where it comes from: ``QB_REDIS_PASSWORD`` (the settings), else
-        the password file, generated on first use (``secrets.token_urlsafe(32)``, 0600, folder 0700)."""
+        """The password the server requires and where it comes from: ``QB_REDIS_PASSWORD`` (the settings),
+        else the password file, generated on first use (``secrets.token_urlsafe(32)``, 0600, folder 0700)."""
         path = self.settings.redis_password_file
         if self.settings.redis_password:  # load_settings may have read it from the file
             from_file = path.exists() and read_password_file(path) == self.settings.redis_password
@@ -191,20 +192,22 @@ class RedisService:
                     "started": False, "password_from": source}
         if why:  # something listens on the port but does not take this password
             raise ServiceError(
-                f"a Redis server on port {s.redis_port} {why}. If it is this project's own, started before it "
-                f"required a password, restart it: `qb services stop` then `make services` (data is kept in the "
-                f"AOF); otherwise set QB_REDIS_PASSWORD to its password, or pick a free port in QB_REDIS_URL")
+                f"a Redis server on port {s.redis_port} {why}. If it is this project's own, started "
+                "before it required a password, restart it: `qb services stop` then `make services` (data "
+                "is kept in the AOF); otherwise set QB_REDIS_PASSWORD to its password, or pick a free port "
+                "in QB_REDIS_URL")
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServiceError("redis-server is not installed: run `make services` (it installs it with "
                                "apt-get) or `apt-get install -y redis-server`")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)  # AOF data, the config file and the password file
-        write_private(self.conffile, "# Written by `qb services start` on every start (mode 0600): the password "
-                                     "stays off redis-server's command line.\n"
+        write_private(self.conffile, "# Written by `qb services start` on every start (mode 0600): the "
+                                     "password stays off redis-server's command line.\n"
                                      f"requirepass {redis_conf_quote(password)}\n")
         args = [
-            binary, str(self.conffile), "--bind", "127.0.0.1", "--port", str(s.redis_port), "--dir", str(self.folder),
+            binary, str(self.conffile), "--bind", "127.0.0.1", "--port", str(s.redis_port),
+            "--dir", str(self.folder),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--daemonize", "no", "--logfile", str(self.logfile), "--protected-mode", "yes",
         ]

@@ -45,14 +45,15 @@ def redact_url(url: str) -> str:
             netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs):
-            query = urlencode([(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*")
+            hidden = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs]
+            query = urlencode(hidden, safe="*")
         return urlunsplit(parts._replace(netloc=netloc, query=query))
     except ValueError:  # not parseable as a URL: show none of it, it may hold a secret
         return "<unparseable URL, not shown>"
 
 
 def redis_password_path(services_dir: Path) -> Path:
-    """The password file of the project's own redis-server, written by ``qb services start`` (``make services``)."""
+    """The password file of the project's own redis-server (written by ``qb services start``)."""
     return Path(services_dir) / "redis" / "password"
 
 
@@ -184,11 +185,12 @@ class Settings:
         shown_url = redact_url(self.redis_url)
         try:
             scheme = urlsplit(self.redis_url).scheme
-            self.redis_port  # noqa: B018 - a port that is not a number fails here, not at the first connection
+            self.redis_port  # noqa: B018 - a port that is not a number fails here, not at first connection
         except ValueError:
             scheme = ""
         if scheme not in {"redis", "rediss", "unix"}:
-            raise ConfigError("redis_url", shown_url, "a redis://, rediss:// or unix:// URL with a numeric port")
+            raise ConfigError("redis_url", shown_url,
+                              "a redis://, rediss:// or unix:// URL with a numeric port")
         tls_files = {"redis_tls_ca_cert": self.redis_tls_ca_cert, "redis_tls_cert": self.redis_tls_cert,
                      "redis_tls_key": self.redis_tls_key}
         if scheme != "rediss" and any(tls_files.values()):
@@ -324,10 +326,11 @@ def load_settings(
 
 
 def _stored_redis_password(values: Mapping[str, Any]) -> dict[str, str]:
-    """``{"redis_password": ...}`` from the password file of ``qb services``, when the URL is the local one."""
+    """``{"redis_password": ...}`` from the password file of ``qb services``, for the local server's URL."""
     try:
         parts = urlsplit(values.get("redis_url", _DEFAULTS["redis_url"]))
-        local = parts.scheme in {"redis", "rediss"} and parts.hostname in LOCAL_HOSTS and parts.password is None
+        local = (parts.scheme in {"redis", "rediss"} and parts.hostname in LOCAL_HOSTS
+                 and parts.password is None)
     except ValueError:  # Settings() reports the malformed URL
         return {}
     if not local:  # a remote Redis (or a password in the URL): its password is not the local server's

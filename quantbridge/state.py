@@ -38,9 +38,10 @@ def connect(settings: Settings, *, verify: bool = False) -> Any:
             client.close()
             given = "a password" if settings.redis_password else "no password"
             raise ServiceError(f"Redis at {where} refused authentication with {given} ({exc}): set "
-                               "QB_REDIS_PASSWORD to the server's requirepass (from the environment or a secret "
-                               "store); for the project's own redis-server leave it unset, and its password file "
-                               f"{settings.redis_password_file} (written by `make services`) is used") from exc
+                               "QB_REDIS_PASSWORD to the server's requirepass (from the environment or a "
+                               "secret store); for the project's own redis-server leave it unset, and its "
+                               f"password file {settings.redis_password_file} (written by `make services`) "
+                               "is used") from exc
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             client.close()
             tls = "rediss:// (TLS)" if settings.redis_url.startswith("rediss://") else "redis:// (no TLS)"

@@ -57,7 +57,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[int]:
-    """A real redis-server (AOF on, ``requirepass`` REDIS_PASSWORD) on a free loopback port for the session."""
+    """A real redis-server (AOF on, requirepass REDIS_PASSWORD) on a free loopback port for the session."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: `make test` installs it (apt-get install redis-server)")

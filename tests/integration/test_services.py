@@ -51,7 +51,7 @@ def _mode(path: Path) -> int:
 
 
 def _unauthenticated_ping(port: int) -> str:
-    """The server's raw reply to a PING sent with no AUTH, and redis-py's error for a client with no password."""
+    """The server's raw reply to a PING sent without AUTH (after checking redis-py's client is refused)."""
     import socket
 
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -114,7 +114,8 @@ def test_qb_services_start_when_server_runs_then_password_on_no_command_line_nor
     password = settings.redis_password
     pid = qb_services["pid"]
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=True)
+    ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True,
+                        check=True)
     assert "redis-server" in ps.stdout and password not in ps.stdout and password not in cmdline
     assert main(["settings", "--json"]) == 0
     shown = capsys.readouterr().out
@@ -130,8 +131,8 @@ def test_qb_services_start_when_run_again_then_same_password_and_noop(qb_service
     assert again["started"] is False and again["pid"] == qb_services["pid"] and path.read_text() == before
 
 
-def test_redis_hook_when_settings_from_password_file_then_redis_default_authenticates(qb_services, monkeypatch,
-                                                                                   tmp_path):
+def test_redis_hook_when_settings_from_password_file_then_redis_default_authenticates(
+        qb_services, monkeypatch, tmp_path):
     from airflow.providers.redis.hooks.redis import RedisHook
 
     from quantbridge.airflow_env import airflow_environment
@@ -154,9 +155,10 @@ def test_redis_service_when_port_held_by_server_with_another_password_then_error
 def test_connect_when_client_has_no_password_then_service_error_names_password_file(own_redis):
     own_redis.start()
     bare = own_redis.settings.replace(redis_password="")
-    with pytest.raises(ServiceError, match=r"refused authentication with no password.*QB_REDIS_PASSWORD") as info:
+    expected = "refused authentication with no password.*QB_REDIS_PASSWORD"
+    with pytest.raises(ServiceError, match=expected) as e:
         connect(bare, verify=True)
-    assert str(bare.redis_password_file) in str(info.value) and ODD_PASSWORD not in str(info.value)
+    assert str(bare.redis_password_file) in str(e.value) and ODD_PASSWORD not in str(e.value)
 
 
 def test_redis_service_when_url_not_local_then_refuses_to_manage_it(tmp_path):

@@ -93,8 +93,10 @@ def test_connect_when_rediss_url_password_and_tls_files_in_environment_then_clie
         tls_files["ca.crt"], tls_files["client.crt"], tls_files["client.key"])
 
 
-def test_connect_when_plain_redis_url_then_no_tls_and_no_password():
-    client = connect(load_settings(environ={"QB_REDIS_URL": "redis://127.0.0.1:6390/0"}))
+def test_connect_when_plain_redis_url_then_no_tls_and_no_password(tmp_path):
+    # (a services folder without the password file of `make services`, which would be used otherwise)
+    client = connect(load_settings(environ={"QB_REDIS_URL": "redis://127.0.0.1:6390/0",
+                                            "QB_SERVICES_DIR": str(tmp_path)}))
     kwargs = client.connection_pool.connection_kwargs
     assert client.connection_pool.connection_class.__name__ == "Connection"
     assert kwargs["password"] is None and not any(k.startswith("ssl") for k in kwargs)
@@ -115,6 +117,33 @@ def test_redis_hook_when_redis_default_exported_from_tls_settings_then_hook_clie
     assert (kwargs["host"], kwargs["port"], str(kwargs["db"]), kwargs["password"]) == ("redis.internal", 6380, "4",
                                                                                       "p@ss/word")
     assert kwargs["ssl_ca_certs"] == tls_files["ca.crt"]
+
+
+def test_redis_default_when_password_from_make_services_file_then_hook_client_gets_it_url_encoded(tmp_path,
+                                                                                              monkeypatch):
+    from airflow.providers.redis.hooks.redis import RedisHook
+
+    password = "p@ss/w rd:%"  # every character that must be percent-encoded in a URI's user part
+    path = tmp_path / "svc" / "redis" / "password"
+    path.parent.mkdir(parents=True)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    settings = load_settings(environ={"QB_REDIS_URL": "redis://127.0.0.1:6390/3",
+                                      "QB_SERVICES_DIR": str(tmp_path / "svc")})
+    uri = airflow_environment(settings, base={"AIRFLOW_HOME": str(tmp_path)})["AIRFLOW_CONN_REDIS_DEFAULT"]
+    assert uri == "redis://:p%40ss%2Fw%20rd%3A%25@127.0.0.1:6390?db=3"
+    monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", uri)
+    kwargs = RedisHook(redis_conn_id="redis_default").get_conn().connection_pool.connection_kwargs  # lazy
+    assert (kwargs["host"], kwargs["port"], str(kwargs["db"])) == ("127.0.0.1", 6390, "3")
+    assert kwargs["password"] == password
+
+
+def test_redis_conn_uri_when_url_carries_user_and_encoded_password_then_passed_once_encoded():
+    settings = load_settings(environ={"QB_REDIS_URL": "redis://app:p%40ss@redis.internal:6379/1",
+                                      "QB_REDIS_PASSWORD": "ignored-as-redis-py-does"})
+    assert redis_conn_uri(settings) == "redis://app:p%40ss@redis.internal:6379?db=1"
+    assert redis_conn_uri(load_settings(environ={"QB_REDIS_URL": "redis://app@redis.internal:6379/0"})) == (
+        "redis://app@redis.internal:6379?db=0")
 
 
 def test_airflow_environment_when_celery_and_postgres_set_in_environment_then_passed_through_and_worker_added(

@@ -55,7 +55,8 @@ def test_settings_when_value_out_of_range_then_config_error_names_field(changes,
 
 def test_settings_when_password_set_then_repr_and_public_dict_redact_it():
     s = load_settings(environ={"QB_REDIS_PASSWORD": "s3cret", "QB_REDIS_URL": "redis://u:inline@h:1/0"})
-    assert "s3cret" not in repr(s) and "inline" not in repr(s.as_public_dict())
+    assert "s3cret" not in repr(s) and "inline" not in repr(s) and "inline" not in repr(s.as_public_dict())
+    assert "redis_url='redis://u:***@h:1/0'" in repr(s)
     assert s.as_public_dict()["redis_password"] == "***"
     assert s.redis_url_redacted() == "redis://u:***@h:1/0"
     assert s.redis_password == "s3cret"
@@ -89,3 +90,72 @@ def test_load_settings_when_redis_tls_variables_set_then_fields_and_redis_tls_op
 def test_settings_when_redis_tls_fields_inconsistent_then_config_error_names_field(changes, field):
     with pytest.raises(ConfigError, match=field):
         Settings().replace(**changes)
+
+
+def _password_file(services_dir: Path, content: str, mode: int) -> Path:
+    path = services_dir / "redis" / "password"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    path.chmod(mode)
+    return path
+
+
+def test_load_settings_when_no_password_given_and_password_file_0600_then_it_is_used(tmp_path):
+    _password_file(tmp_path, "from-the-file\n", 0o600)
+    s = load_settings(environ={"QB_SERVICES_DIR": str(tmp_path)})
+    assert s.redis_password == "from-the-file" and s.redis_password_file == tmp_path / "redis" / "password"
+    assert "from-the-file" not in repr(s) and s.as_public_dict()["redis_password"] == "***"
+    empty = load_settings({"services_dir": tmp_path}, environ={"QB_REDIS_PASSWORD": ""})
+    assert empty.redis_password == "from-the-file"  # an empty QB_REDIS_PASSWORD counts as not given
+
+
+def test_load_settings_when_password_given_or_url_remote_then_password_file_not_read(tmp_path):
+    _password_file(tmp_path, "from-the-file", 0o600)
+    env = {"QB_SERVICES_DIR": str(tmp_path)}
+    assert load_settings(environ={**env, "QB_REDIS_PASSWORD": "from-env"}).redis_password == "from-env"
+    assert load_settings({"redis_password": "override"}, environ=env).redis_password == "override"
+    assert load_settings(environ={**env, "QB_REDIS_URL": "redis://db.internal:6379/0"}).redis_password == ""
+    inline = load_settings(environ={**env, "QB_REDIS_URL": "redis://:inline@127.0.0.1:6390/0"})
+    assert inline.redis_password == ""  # the URL's own password is used
+    assert load_settings(environ={"QB_SERVICES_DIR": str(tmp_path / "none")}).redis_password == ""
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_load_settings_when_password_file_open_to_group_or_others_then_error_names_path_and_mode(
+        tmp_path, mode):
+    path = _password_file(tmp_path, "from-the-file", mode)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"QB_SERVICES_DIR": str(tmp_path)})
+    message = str(info.value)
+    assert str(path) in message and f"mode {mode:04o}" in message and "chmod 600" in message
+    assert "from-the-file" not in message
+
+
+def test_load_settings_when_password_file_empty_then_error_says_regenerate(tmp_path):
+    path = _password_file(tmp_path, " \n", 0o600)
+    with pytest.raises(ConfigError, match="non-empty password.*make services") as info:
+        load_settings(environ={"QB_SERVICES_DIR": str(tmp_path)})
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("redis://u:inline@h:1/0", "redis://u:***@h:1/0"),
+    ("redis://:p%40ss@[::1]:6390/2", "redis://:***@[::1]:6390/2"),
+    ("redis://h:1/0?password=inline&db=2", "redis://h:1/0?password=***&db=2"),
+    ("rediss://h:6380/0", "rediss://h:6380/0"),
+    ("redis://[::1", "<unparseable URL, not shown>"),
+])
+def test_redact_url_when_password_in_user_part_or_query_then_replaced(url, shown):
+    from quantbridge.settings import redact_url
+
+    assert redact_url(url) == shown
+
+
+def test_settings_when_url_invalid_or_variable_unknown_then_error_shows_no_secret():
+    with pytest.raises(ConfigError, match="redis_url") as bad_scheme:
+        load_settings(environ={"QB_REDIS_URL": "http://u:inline@h:1/0"})
+    with pytest.raises(ConfigError, match="numeric port") as bad_port:
+        load_settings(environ={"QB_REDIS_URL": "redis://u:inline@h:port/0"})
+    with pytest.raises(ConfigError, match="QB_REDIS_PASWORD") as misspelt:
+        load_settings(environ={"QB_REDIS_PASWORD": "inline"})
+    assert all("inline" not in str(e.value) for e in (bad_scheme, bad_port, misspelt))
