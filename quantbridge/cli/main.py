@@ -562,6 +562,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_synth_parser(sub, common, _date)
 
+    from quantbridge.cli.ops import add_parser as add_ops_parser  # qb kill-switch, qb order: operator controls
+
+    add_ops_parser(sub, common)
+
     from quantbridge.cli.report import add_report_parser  # the nightly report: its own module
 
     add_report_parser(sub, common)

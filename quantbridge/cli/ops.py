@@ -1,0 +1,498 @@
+"""Operator controls, each audited with who (``operator:<user>``) and why.
+
+* ``qb kill-switch on|off --reason TEXT``: set or clear the kill switch through :mod:`quantbridge.kill_switch`
+  (the change and its ``kill_switch_set``/``kill_switch_cleared`` audit entry land in one Lua call);
+  ``qb kill-switch status`` shows it. An operator's switch is the operator's: the VaR sensor never clears it.
+* ``qb order submit --ticker T --side BUY|SELL --quantity Q [--limit-price P] [--id ID] [--reason TEXT]``,
+  or ``qb order submit --file orders.csv|orders.jsonl``: :class:`~quantbridge.messages.SubmitOrder` messages
+  on the orders stream, each with an ``order_submitted`` audit entry (by, source, reason), all in one Lua call.
+  A file is accepted entirely or refused entirely, with every bad row listed by line, field and value.
+* ``qb order status ID|--all [--json]``: the FIX-style state the worker keeps in ``orders:state``.
+
+The user is the login name (``$USER``, :func:`getpass.getuser`). An operator's order carries as its
+``reference_price`` the lake's latest close of the ticker (the worker checks limits and fills on its own
+mark, never on a price the order brings); ``--limit-price`` is the order's optional ``limit_price``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import getpass
+import json
+import math
+import re
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from quantbridge.errors import InputError, NoDataError, ServiceError
+from quantbridge.settings import Settings
+
+#: Columns of an order file (CSV header or JSONL keys); the first three are required.
+ORDER_FIELDS = ("ticker", "side", "quantity", "limit_price", "id")
+REQUIRED_FIELDS = ("ticker", "side", "quantity")
+#: Orders per file: all of them go in one Lua call (atomic), which blocks Redis while it runs.
+MAX_FILE_ORDERS = 10_000
+MAX_REASON_CHARS = 1_000
+STRATEGY = "operator"
+#: Printable ASCII without spaces: an id is typed, logged and shown in tables.
+_ID = re.compile(r"^[!-~]{1,128}$")
+
+
+class OrdersRefused(InputError):
+    """An order file (or a command-line order) with one or more bad rows: nothing was submitted."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source, self.problems = source, problems
+        super().__init__(source, f"{len(problems)} problem(s)", "every row valid")
+        self.args = (f"{source} refused, nothing submitted ({len(problems)} problem(s)):\n  "
+                     + "\n  ".join(problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    """One validated operator order before it is priced: ``line`` is the file line (None on the command
+    line), ``order_id`` None until one is generated."""
+
+    line: int | None
+    ticker: str
+    side: str
+    quantity: float
+    limit_price: float | None
+    order_id: str | None
+
+
+def operator_name() -> str:
+    """``operator:<login name>``, the ``by`` of every entry this module writes."""
+    return f"operator:{getpass.getuser()}"
+
+
+def new_order_id(now: datetime) -> str:
+    """``op:<UTC timestamp>:<8 hex digits of a uuid4>``: sortable by time, unique without coordination."""
+    return f"op:{now.strftime('%Y%m%dT%H%M%SZ')}:{uuid.uuid4().hex[:8]}"
+
+
+# --- parsing (pure: text in, rows or problems out) ----------------------------------------------------------
+
+def _number(name: str, raw: Any, *, optional: bool) -> tuple[float | None, str | None]:
+    """(value, None) or (None, problem) for a positive finite number given as a JSON number or text."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, (None if optional else f"{name} is missing: expected a positive finite number")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        return None, f"{name}={raw!r} is invalid: expected a positive finite number"
+    try:
+        value = float(raw)
+    except ValueError:
+        return None, f"{name}={raw!r} is invalid: expected a positive finite number"
+    if not math.isfinite(value) or value <= 0:
+        return None, f"{name}={raw!r} is invalid: expected a positive finite number"
+    return value, None
+
+
+def _text(name: str, raw: Any, expected: str, *, optional: bool = False) -> tuple[str | None, str | None]:
+    """(stripped text, None), (None, None) when optional and absent, or (None, problem)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, (None if optional else f"{name} is missing: expected {expected}")
+    if not isinstance(raw, str):
+        return None, f"{name}={raw!r} is invalid: expected text"
+    return raw.strip(), None
+
+
+def parse_order(fields: dict[str, Any], line: int | None, names: dict[str, str] | None = None) -> tuple[
+        OrderRow | None, list[str]]:
+    """Validate one order's raw fields (text from CSV or the command line, JSON values from JSONL).
+
+    ``names`` maps a field to the name used in messages (``--limit-price`` on the command line). Returns
+    the row, or None and every problem found (a row is never half-checked).
+    """
+    names = names or {}
+
+    def label(name: str) -> str:
+        return names.get(name, name)
+
+    problems: list[str] = []
+    ticker, problem = _text(label("ticker"), fields.get("ticker"), "a ticker such as AAPL")
+    ticker = ticker.upper() if ticker else ticker  # tickers are case-insensitive; the lake's are upper-case
+    problems += [problem] if problem else []
+    side, problem = _text(label("side"), fields.get("side"), "BUY or SELL")
+    if side is not None and side.upper() not in ("BUY", "SELL"):
+        problem = f"{label('side')}={side!r} is invalid: expected BUY or SELL"
+    problems += [problem] if problem else []
+    quantity, problem = _number(label("quantity"), fields.get("quantity"), optional=False)
+    problems += [problem] if problem else []
+    limit, problem = _number(label("limit_price"), fields.get("limit_price"), optional=True)
+    problems += [problem] if problem else []
+    order_id, problem = _text(label("id"), fields.get("id"), "", optional=True)
+    if order_id is not None and not _ID.match(order_id):
+        problem = (f"{label('id')}={order_id!r} is invalid: expected 1 to 128 printable ASCII characters "
+                   "without spaces")
+    problems += [problem] if problem else []
+    if problems:
+        return None, problems
+    assert ticker is not None and side is not None and quantity is not None  # every None was a problem
+    return OrderRow(line, ticker, side.upper(), quantity, limit, order_id), []
+
+
+def _at(line: int | None, problem: str) -> str:
+    return problem if line is None else f"line {line}: {problem}"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # a spreadsheet's BOM is not part of the header
+    except FileNotFoundError:
+        raise InputError("--file", str(path), "an existing .csv or .jsonl file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError("--file", str(path), f"UTF-8 text (byte {exc.start} is not)") from None
+
+
+def parse_csv(body: str) -> tuple[list[OrderRow], list[str]]:
+    """Rows of a CSV with a header naming columns of :data:`ORDER_FIELDS`; problems prefixed by file line."""
+    reader = csv.reader(body.splitlines(keepends=True))
+    header = next(reader, None)
+    if header is None:
+        return [], ["the file is empty: expected a header line such as ticker,side,quantity,limit_price,id"]
+    columns = [c.strip().lower() for c in header]
+    problems = []
+    unknown = [c for c in columns if c not in ORDER_FIELDS]
+    if unknown:
+        problems.append(_at(1, f"unknown column(s) {', '.join(map(repr, unknown))}: expected columns of "
+                               f"{', '.join(ORDER_FIELDS)}"))
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        problems.append(_at(1, f"column(s) {', '.join(map(repr, repeated))} given more than once"))
+    missing = [c for c in REQUIRED_FIELDS if c not in columns]
+    if missing:
+        problems.append(_at(1, f"required column(s) {', '.join(missing)} missing from the header"))
+    if problems:
+        return [], problems
+    rows: list[OrderRow] = []
+    for values in reader:
+        line = reader.line_num
+        if not values:
+            continue  # a blank line holds no order
+        if len(values) != len(columns):
+            problems.append(_at(line, f"{len(values)} values for {len(columns)} columns ({','.join(columns)})"))
+            continue
+        row, found = parse_order(dict(zip(columns, values)), line)
+        problems += [_at(line, p) for p in found]
+        rows += [row] if row else []
+    return rows, problems
+
+
+def parse_jsonl(body: str) -> tuple[list[OrderRow], list[str]]:
+    """Rows of JSON Lines, one object per line with keys of :data:`ORDER_FIELDS`; blank lines skipped."""
+    rows: list[OrderRow] = []
+    problems: list[str] = []
+    for line, raw in enumerate(body.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append(_at(line, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        if not isinstance(record, dict):
+            problems.append(_at(line, f"expected a JSON object, got {type(record).__name__}"))
+            continue
+        unknown = [k for k in record if k not in ORDER_FIELDS]
+        if unknown:
+            problems.append(_at(line, f"unknown field(s) {', '.join(map(repr, unknown))}: expected "
+                                      f"{', '.join(ORDER_FIELDS)}"))
+        row, found = parse_order(record, line)
+        problems += [_at(line, p) for p in found]
+        rows += [row] if row and not unknown else []
+    return rows, problems
+
+
+def parse_order_file(path: Path) -> tuple[list[OrderRow], list[str]]:
+    """Orders of a ``.csv`` or ``.jsonl`` (``.ndjson``) file and every problem found, by line."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise InputError("--file", str(path), "a .csv or .jsonl (.ndjson) file")
+    body = _read_text(path)
+    rows, problems = parse_csv(body) if suffix == ".csv" else parse_jsonl(body)
+    if not rows and not problems:
+        problems.append("no orders in the file")
+    if len(rows) > MAX_FILE_ORDERS:
+        problems.append(f"{len(rows)} orders: at most {MAX_FILE_ORDERS:,} per file (they go in one atomic "
+                        "call); split the file")
+    return rows, problems
+
+
+# --- checks against the lake and Redis, then one atomic publish ---------------------------------------------
+
+def latest_closes(settings: Settings) -> tuple[date, dict[str, float]]:
+    """The lake's latest price date and each ticker's close on it (the worker's tradable universe)."""
+    from quantbridge.lake import Lake
+
+    lake = Lake(settings.lake_root)
+    dates = lake.price_dates()
+    if not dates:
+        raise InputError("lake prices", str(settings.lake_root), "published prices (an operator's order is priced "
+                         "at the ticker's latest close): run `qb ingest` first")
+    prices = lake.read_prices(start=dates[-1])
+    return dates[-1], {str(t): float(c) for t, c in zip(prices["ticker"], prices["close"]) if math.isfinite(c)}
+
+
+def _plan(rows: list[OrderRow], closes: dict[str, float], price_date: date, existing: dict[str, str | None],
+          now: datetime, names: dict[str, str]) -> tuple[list[Any], list[str]]:
+    """The orders to publish, or every problem: unknown tickers, ids repeated in the input or already used."""
+    from quantbridge.messages import SubmitOrder
+
+    problems: list[str] = []
+    first_line: dict[str, int | None] = {}
+    orders = []
+    ts = now.isoformat(timespec="microseconds")
+    for row in rows:
+        label = names.get("ticker", "ticker")
+        if row.ticker not in closes:
+            known = ", ".join(sorted(closes)[:12]) + (", ..." if len(closes) > 12 else "")
+            problems.append(_at(row.line, f"{label}={row.ticker!r} has no close in the lake on {price_date} (the "
+                                          f"latest prices): expected one of {known}"))
+            continue
+        order_id = row.order_id or new_order_id(now)
+        id_label = names.get("id", "id")
+        if order_id in first_line:
+            where = "an earlier order" if first_line[order_id] is None else f"line {first_line[order_id]}"
+            problems.append(_at(row.line, f"{id_label}={order_id!r} repeats the id of {where}"))
+            continue
+        first_line[order_id] = row.line
+        if existing.get(order_id) is not None:
+            problems.append(_at(row.line, f"{id_label}={order_id!r} is already used: the order has a state in "
+                                          f"orders:state ({_state_name(existing[order_id])}); ids are never reused"))
+            continue
+        try:
+            orders.append((row, SubmitOrder(order_id=order_id, ts=ts, strategy=STRATEGY, ticker=row.ticker,
+                                            side=row.side, quantity=row.quantity,
+                                            reference_price=closes[row.ticker], limit_price=row.limit_price)))
+        except InputError as exc:  # the message's own checks, e.g. a ticker shape the lake should not hold
+            problems.append(_at(row.line, str(exc)))
+    return orders, problems
+
+
+def _by_line(problems: list[str]) -> list[str]:
+    """Problems ordered by their file line (stable: a line's problems keep their order)."""
+    def line(problem: str) -> int:
+        match = re.match(r"line (\d+): ", problem)
+        return int(match.group(1)) if match else 0
+
+    return sorted(problems, key=line)
+
+
+def _state_name(raw: str | None) -> str:
+    try:
+        return str(json.loads(raw or "{}").get("state", "unknown"))
+    except (ValueError, AttributeError):
+        return "unreadable"
+
+
+def publish(client: Any, schema: Any, planned: list[Any], *, by: str, source: str,
+            reason: str | None) -> list[str]:
+    """XADD every order with its ``order_submitted`` audit entry in one Lua call, guarded on each id having
+    no state yet (a race with another submitter refuses the whole batch). Returns the audit entry ids."""
+    from quantbridge.audit import AuditWriter, Effects, GuardFailed
+
+    state_key, stream = schema.key("order_state"), schema.key("orders")
+    entries, guards, xadds = [], [], []
+    for row, order in planned:
+        payload: dict[str, Any] = {"by": by, "source": source, "order": order.to_dict()}
+        if row.line is not None:
+            payload["line"] = row.line
+        if reason:
+            payload["reason"] = reason
+        entries.append(("order_submitted", order.order_id, payload))
+        guards.append((state_key, order.order_id, None))
+        xadds.append((stream, tuple(order.to_dict().items())))
+    try:
+        written, _ = AuditWriter(client, schema).commit(entries, Effects(guards=tuple(guards), xadd=tuple(xadds)))
+    except GuardFailed as exc:
+        raise InputError("id", exc.field, "an id without a state in orders:state",
+                         "another process used it meanwhile; nothing was submitted") from None
+    return [entry_id for entry_id, _ in written]
+
+
+def _reason(args: argparse.Namespace, *, required: bool) -> str | None:
+    reason = (args.reason or "").strip()
+    if not reason:
+        if required:
+            raise InputError("--reason", args.reason, "a non-empty reason (the audit trail records who and why)")
+        return None
+    if len(reason) > MAX_REASON_CHARS or any(ord(c) < 32 and c not in "\t" for c in reason):
+        raise InputError("--reason", reason[:80], f"one line of at most {MAX_REASON_CHARS} characters")
+    return reason
+
+
+def _connect(settings: Settings) -> tuple[Any, Any]:
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.state import connect
+
+    return connect(settings, verify=True), RedisSchema(settings.redis_prefix)
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+
+def cmd_kill_switch(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """Set, clear or show the kill switch; set and clear are audited in the same Lua call as the change."""
+    from quantbridge import kill_switch
+
+    reason = _reason(args, required=args.action != "status")
+    by = operator_name()
+    client, schema = _connect(settings)
+    try:
+        before = kill_switch.read(client, schema)
+        if args.action == "on":
+            changed = kill_switch.engage(client, schema, by=by, reason=str(reason))
+        elif args.action == "off":
+            changed = kill_switch.release(client, schema, by=by, reason=str(reason))
+        else:
+            changed = False
+        after = kill_switch.read(client, schema)
+    finally:
+        client.close()
+    out: dict[str, Any] = {"action": args.action, "active": after is not None, "switch": after}
+    if args.action != "status":
+        out.update(changed=changed, by=by, reason=reason)
+        if not changed:
+            out["note"] = ("the switch was already off" if args.action == "off" and before is None else
+                          "the switch was already set by you; nothing written" if args.action == "on" else
+                          "the switch changed while clearing it; nothing written: look again")
+    return out, 0
+
+
+def cmd_order_submit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """Validate every order (file rows by line), price it at the lake's latest close, publish all or none."""
+    reason = _reason(args, required=False)
+    single = {"ticker": args.ticker, "side": args.side, "quantity": args.quantity, "limit_price": args.limit_price,
+              "id": args.id}
+    names = {"ticker": "--ticker", "side": "--side", "quantity": "--quantity", "limit_price": "--limit-price",
+             "id": "--id"}
+    if args.file:
+        given = [k for k, v in single.items() if v is not None]
+        if given:
+            raise InputError(names[given[0]], single[given[0]], "no order flags with --file (the file holds "
+                             "the orders)")
+        path = Path(args.file)
+        rows, problems = parse_order_file(path)
+        source, names = f"file:{path.name}", {}
+    else:
+        row, problems = parse_order(single, None, names)
+        rows, source = ([row] if row else []), "cli"
+    source_name = args.file or "order"
+    try:
+        price_date, closes = latest_closes(settings)
+        client, schema = _connect(settings)
+    except (InputError, ServiceError) as exc:
+        if problems:  # refused anyway: list the rows' problems, and what could not be checked
+            raise OrdersRefused(source_name, problems + [f"tickers and ids not checked: {exc}"]) from None
+        raise
+    now = datetime.now(timezone.utc)
+    try:
+        ids = [r.order_id for r in rows if r.order_id is not None]
+        states = client.hmget(schema.key("order_state"), ids) if ids else []
+        planned, found = _plan(rows, closes, price_date, dict(zip(ids, states)), now, names)
+        if problems or found:
+            raise OrdersRefused(source_name, _by_line(problems + found))
+        by = operator_name()
+        audit_ids = publish(client, schema, planned, by=by, source=source, reason=reason)
+    finally:
+        client.close()
+    orders = [{"order_id": o.order_id, "ticker": o.ticker, "side": o.side, "quantity": o.quantity,
+               "limit_price": o.limit_price, "reference_price": o.reference_price} for _, o in planned]
+    return {"submitted": len(orders), "by": by, "source": source, "reason": reason,
+            "prices_as_of": price_date.isoformat(), "audit_entries": len(audit_ids), "orders": orders}, 0
+
+
+def _summary(order_id: str, raw: str | None) -> dict[str, Any]:
+    try:
+        state = json.loads(raw or "")
+    except ValueError:
+        state = None
+    if not isinstance(state, dict):
+        return {"order_id": order_id, "state": "UNREADABLE", "raw": (raw or "")[:200]}
+    return {"order_id": order_id, **state}
+
+
+def cmd_order_status(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """One order's state (exit 1 when it has none yet) or every order's, from ``orders:state``."""
+    if bool(args.order_id) == bool(args.all):
+        raise InputError("ID", args.order_id, "one order id, or --all (not both)")
+    client, schema = _connect(settings)
+    key = None
+    try:
+        key = schema.key("order_state")
+        if args.all:
+            rows = [_summary(str(k), v) for k, v in sorted(client.hscan_iter(key))]
+        else:
+            raw = client.hget(key, args.order_id)
+            if raw is None:
+                raise NoDataError(f"order {args.order_id!r} has no state in {key}: the worker has not taken it "
+                                  "yet, or no order has that id")
+            rows = [_summary(args.order_id, raw)]
+    finally:
+        client.close()
+    out = {"orders": rows, "count": len(rows)}
+    if args.json:
+        return out, 0
+    print_status_table(rows)
+    return {}, 0  # the table is the human output
+
+
+def print_status_table(rows: list[dict[str, Any]], stream: Any = None) -> None:
+    """id, state, filled, the state history and, per state, the rejection reasons or the children."""
+    stream = stream or sys.stdout
+    if not rows:
+        print("no orders in orders:state yet", file=stream)
+        return
+    width = max(10, *(len(r["order_id"]) for r in rows))
+    print(f"{'order id':<{width}}  {'state':<16}{'filled':>12}  history / detail", file=stream)
+    for r in rows:
+        history = " > ".join(map(str, r.get("history") or []))
+        if r.get("reasons"):
+            detail = "reasons: " + "; ".join(map(str, r["reasons"]))
+        elif r.get("children"):
+            detail = f"{len(r['children'])} child order(s): " + ", ".join(
+                str(c.get("venue", "?")) for c in r["children"] if isinstance(c, dict))
+        else:
+            detail = str(r.get("raw", ""))
+        filled = r.get("filled")
+        filled_text = f"{float(filled):,.0f}" if isinstance(filled, (int, float)) else "-"
+        print(f"{r['order_id']:<{width}}  {str(r.get('state')):<16}{filled_text:>12}  {history}"
+              + (f"  [{detail}]" if detail else ""), file=stream)
+
+
+def cmd_order(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    return {"submit": cmd_order_submit, "status": cmd_order_status}[args.order_action](args, settings)
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``qb kill-switch`` and ``qb order`` on the subcommand parsers of ``qb``."""
+    p = sub.add_parser("kill-switch", parents=[common], help="set, clear or show the kill switch (audited: who, why)")
+    p.add_argument("action", choices=["on", "off", "status"])
+    p.add_argument("--reason", default=None, help="why (required for on and off; kept in the audit trail)")
+    p.set_defaults(func=cmd_kill_switch)
+
+    p = sub.add_parser("order", parents=[common], help="submit operator orders (audited) or show order states")
+    actions = p.add_subparsers(dest="order_action", required=True)
+    s = actions.add_parser("submit", parents=[common], help="one order from the flags, or a .csv/.jsonl file")
+    s.add_argument("--ticker", default=None)
+    s.add_argument("--side", default=None, help="BUY or SELL")
+    s.add_argument("--quantity", default=None, help="shares, a positive number")
+    s.add_argument("--limit-price", dest="limit_price", default=None,
+                   help="worst price accepted (optional; limits and fills use the worker's own mark)")
+    s.add_argument("--id", default=None, help="order id (default op:<UTC time>:<random>); never reused")
+    s.add_argument("--file", default=None, help="CSV (header ticker,side,quantity[,limit_price][,id]) or JSONL "
+                                                "(one object per line, same keys): all orders or none")
+    s.add_argument("--reason", default=None, help="why (kept in each order's audit entry)")
+    s.set_defaults(func=cmd_order)
+    s = actions.add_parser("status", parents=[common], help="state of one order, or of all (orders:state)")
+    s.add_argument("order_id", nargs="?", default=None, metavar="ID")
+    s.add_argument("--all", action="store_true", help="every order with a state")
+    s.set_defaults(func=cmd_order)
