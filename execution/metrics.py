@@ -19,6 +19,7 @@ is a dictionary lookup and a locked add (about a microsecond, against millisecon
                                                   includes queueing in the stream
 ``qb_worker_kill_switch``              gauge      1 while the kill switch was set at the last decision
 ``qb_worker_redis_reconnects_total``   counter    Redis connection losses survived
+``qb_worker_batch_errors_total``       counter    batches that failed otherwise (left pending, retried)
 =====================================  =========  ===========================================================
 """
 
@@ -56,6 +57,8 @@ class WorkerMetrics:
                                    buckets=AGE_BUCKETS, registry=r)
         self.kill_switch = Gauge("qb_worker_kill_switch", "1 while the kill switch was set at the last decision",
                                  registry=r)
+        self.errors = Counter("qb_worker_batch_errors_total", "Batches that failed (entries left pending)",
+                              registry=r)
         self.reconnects = Counter("qb_worker_redis_reconnects_total", "Redis connection losses survived", registry=r)
         self._outcome = {o: self.orders.labels(o) for o in OUTCOMES}
         self._venue: dict[str, tuple[Any, ...]] = {}

@@ -35,8 +35,10 @@ class Router:
         size = min(quantity, venue.depth)
         return venue.taker_fee_bps + venue.half_spread_bps + self.filter(venue.name, ticker).expected_bps(size, venue.depth)
 
-    def route(self, order_id: str, ticker: str, side: str, quantity: float, reference_price: float) -> list[Child]:
-        """Children that cover ``quantity``, cheapest venue first (the last may be larger than its depth)."""
+    def route(self, order_id: str, ticker: str, side: str, quantity: float, reference_price: float,
+              limit_price: float | None = None) -> list[Child]:
+        """Children that cover ``quantity``, cheapest venue first (the last may be larger than its depth).
+        ``reference_price`` is the worker's trusted mark; an order's own ``limit_price`` caps every child."""
         ranked = sorted(self.venues.values(), key=lambda v: self.cost_bps(v, ticker, quantity))
         sign = 1.0 if side == "BUY" else -1.0
         children, left = [], quantity
@@ -47,8 +49,10 @@ class Router:
             f = self.filter(venue.name, ticker)
             band = venue.half_spread_bps + f.expected_bps(min(take, venue.depth), venue.depth) + 3 * math.sqrt(
                 f.variance + venue.noise_bps ** 2)
-            children.append(Child(f"{order_id}#{i}", venue.name, take,
-                                  reference_price * (1 + sign * band / 1e4), self.cost_bps(venue, ticker, take)))
+            limit = reference_price * (1 + sign * band / 1e4)
+            if limit_price is not None:  # the tighter of the two: never pay more (or sell for less)
+                limit = min(limit, limit_price) if sign > 0 else max(limit, limit_price)
+            children.append(Child(f"{order_id}#{i}", venue.name, take, limit, self.cost_bps(venue, ticker, take)))
             left -= take
         return children
 

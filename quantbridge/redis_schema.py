@@ -52,15 +52,16 @@ KEYS: tuple[RedisKey, ...] = (
              "execution worker", "execution worker, reconciliation, dashboard", "FIX-style state of every order: "
              "NEW, PARTIALLY_FILLED, FILLED, CANCELLED (unfilled rest) or REJECTED; makes processing idempotent "
              "per order id."),
-    RedisKey("fills_seen", "fills:seen", "set of fill ids", "execution worker (Lua, with the fill)",
-             "execution worker", "Fill ids already counted: a replay never counts a fill twice."),
     RedisKey("heartbeat", "heartbeat:{component}", "string (ISO timestamp) with TTL",
              "VaR sensor, execution worker", "`qb status`, dashboard", "Liveness of a long-running process."),
-    RedisKey("inflight", "orders:inflight", "hash `<ticker>:BUY`/`<ticker>:SELL` -> shares",
-             "execution worker (Lua, with the order's state)", "execution worker",
-             "Shares of open orders not yet filled, reserved when an order is accepted and released on its "
-             "fill, cancel or reject: limits and the kill switch count them, so racing workers cannot "
-             "together breach a limit."),
+    RedisKey("inflight", "orders:inflight", "hash order_id -> JSON (ticker, side, remaining)",
+             "execution worker (Lua, with the order's state and audit entry)", "execution worker",
+             "Shares of accepted orders not yet filled, reserved when an order is accepted and released on its "
+             "fill or cancel: limits and the kill switch count them, so racing workers cannot together breach "
+             "a limit."),
+    RedisKey("inflight_rev", "orders:inflight:rev", "hash ticker -> revision", "execution worker (Lua)",
+             "execution worker", "Bumped by every reservation: a worker's decision commits only if the "
+             "revisions it decided on are unchanged (otherwise it reads again and decides again)."),
     RedisKey("marks", "marks", "hash ticker -> price", "price feeds, simulated venues (mid)",
              "execution worker", "Trusted marks fresher than the lake's last close; limits and venues price "
              "orders at the mark, never only at the order's own reference price."),

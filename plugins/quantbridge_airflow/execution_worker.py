@@ -25,7 +25,7 @@ class ExecutionWorkerOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.providers.redis.hooks.redis import RedisHook
 
-        from execution.worker import ExecutionWorker
+        from execution.worker import ExecutionWorker, lake_marks
         from marketdata.reference import esg_scores
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
@@ -39,7 +39,9 @@ class ExecutionWorkerOperator(BaseOperator):
         esg = scores.to_dict() if scores is not None else {}
         consumer = f"airflow-{context['run_id']}"[:120]
         worker = ExecutionWorker(RedisHook(redis_conn_id=self.redis_conn_id).get_conn(),
-                                 RedisSchema(settings.redis_prefix), consumer, tickers, esg)
+                                 RedisSchema(settings.redis_prefix), consumer, tickers, esg,
+                                 marks=lake_marks(lake), risk_stale_after_s=settings.risk_stale_after_s,
+                                 max_deliveries=settings.max_deliveries)
         duration = float(self.duration_s or 0)
         timer = threading.Timer(duration, self._stop.set) if duration > 0 else None
         if timer is not None:

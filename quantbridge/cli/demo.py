@@ -47,7 +47,7 @@ def _run_dag(dag_id: str, day: date, conf: dict[str, Any]) -> dict[str, Any]:
 
 def _live(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """The worker trades every waiting order while the VaR sensor refreshes; returns what happened."""
-    from execution.worker import ExecutionWorker
+    from execution.worker import ExecutionWorker, lake_marks
     from marketdata.reference import esg_scores
     from quantbridge.lake import Lake
     from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
@@ -60,8 +60,14 @@ def _live(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     try:
         waiting = client.xlen(schema.key("orders"))
         scores = esg_scores(lake)
+        config = SensorConfig.from_settings(settings, interval_s=args.sensor_interval)
+        sensor = VarSensor(config, lake, schema, lambda: client)
+        # Fresh risk figures first: the worker refuses risk-increasing orders without them (RISK_STALE).
+        refreshes = sensor.run(threading.Event(), max_refreshes=1)
         worker = ExecutionWorker(connect(settings), schema, "demo", lake.read_close_matrix().columns,
-                                 esg=None if scores is None else scores.to_dict())
+                                 esg=None if scores is None else scores.to_dict(), marks=lake_marks(lake),
+                                 risk_stale_after_s=settings.risk_stale_after_s,
+                                 max_deliveries=settings.max_deliveries)
         stop = threading.Event()
         handled: list[int] = []
         thread = threading.Thread(target=lambda: handled.append(worker.run(stop, block_ms=100)), daemon=True)
@@ -77,9 +83,7 @@ def _live(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         if not client.exists(schema.key("positions")):  # nothing traded (e.g. every order refused)
             client.hset(schema.key("positions"), mapping=equal_weight_book(lake.read_close_matrix().ffill().iloc[-1]))
             seeded = True
-        config = SensorConfig.from_settings(settings, interval_s=args.sensor_interval)
-        sensor = VarSensor(config, lake, schema, lambda: client)
-        refreshes = sensor.run(threading.Event(), max_refreshes=args.sensor_refreshes)
+        refreshes += sensor.run(threading.Event(), max_refreshes=args.sensor_refreshes)
         stop.set()
         thread.join(10)
         states: dict[str, int] = {}

@@ -352,7 +352,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     import socket
     import threading
 
-    from execution.worker import ExecutionWorker
+    from execution.worker import ExecutionWorker, lake_marks
     from quantbridge.lake import Lake
     from quantbridge.redis_schema import RedisSchema
     from quantbridge.state import connect
@@ -371,7 +371,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     if args.duration:
         threading.Timer(args.duration, stop.set).start()
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
-    worker = ExecutionWorker(connect(settings), RedisSchema(settings.redis_prefix), consumer, tickers, esg)
+    worker = ExecutionWorker(connect(settings), RedisSchema(settings.redis_prefix), consumer, tickers, esg,
+                             marks=lake_marks(lake), risk_stale_after_s=settings.risk_stale_after_s,
+                             max_deliveries=settings.max_deliveries)
     port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
     server = None
     try:
