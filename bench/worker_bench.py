@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -168,15 +169,17 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     folder = Path(tempfile.mkdtemp(prefix="qb-bench-"))
-    settings = load_settings({"redis_url": f"redis://127.0.0.1:{port}/0", "services_dir": folder})
-    service = RedisService(settings)
-    service.start()
+    overrides = {"redis_url": f"redis://127.0.0.1:{port}/0", "services_dir": folder}
+    service = RedisService(load_settings(overrides))
+    service.start()  # requires a password: QB_REDIS_PASSWORD, else one generated into the folder
+    # The processes get the password inside the URL (handed over by multiprocessing, never printed).
+    url = f"redis://:{quote(load_settings(overrides).redis_password, safe='')}@127.0.0.1:{port}/0"
     try:
         out: dict[str, Any] = {}
         for label, rate in [*((f"fixed {r:g}/s", r) for r in args.rates), ("flat out", 0)]:
-            floor = _run(settings.redis_url, args.orders, rate, 1, floor=True)
+            floor = _run(url, args.orders, rate, 1, floor=True)
             for workers in args.workers:
-                result = _run(settings.redis_url, args.orders, rate, workers, floor=False)
+                result = _run(url, args.orders, rate, workers, floor=False)
                 ratio = result["to_decision"]["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("nan")
                 out[f"{label}, {workers} worker(s)"] = {"worker": result, "redis_floor": floor,
                                                         "p50_ratio_to_floor": round(ratio, 1)}
