@@ -193,10 +193,9 @@ def state_record(state: str, filled: float, history: list[str], **extra: Any) ->
 def after_fills(history: Sequence[str], fills: Sequence[float], quantity: float) -> tuple[list[list[str]], list[str]]:
     """The history after each fill of the given sizes, then the final history (the open rest cancelled)."""
     steps, filled, current = [], 0.0, list(history)
-    for size in fills:
+    for size in fills:  # a fill on a finished order raises InvalidTransition: it is a bug, never dropped
         filled += size
-        if current[-1] not in life.TERMINAL:
-            current = life.after_fill(current, filled, quantity)
+        current = life.after_fill(current, filled, quantity)
         steps.append(current)
     final = current if current[-1] in life.TERMINAL else life.advance(current, life.CANCELLED)
     return steps, final

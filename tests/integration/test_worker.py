@@ -398,3 +398,20 @@ def test_worker_when_two_workers_race_orders_that_together_breach_the_limit_then
     assert sum(s["state"] == "FILLED" for s in states) >= 45
     assert setup.hlen(SCHEMA.key("inflight")) == 0
     assert verify(setup, SCHEMA)["ok"]
+
+
+def test_worker_when_a_batch_raises_unexpectedly_then_the_loop_survives_and_the_entry_is_retried(client, monkeypatch):
+    w = worker(client)
+    submit(client, "flaky", quantity=10)
+    real, calls = w.process_batch, []
+
+    def fails_once(entries, ack=False, deliveries=None):
+        calls.append(len(entries))
+        if len(calls) == 1:
+            raise ValueError("a bug in one batch")
+        return real(entries, ack, deliveries)
+
+    monkeypatch.setattr(w, "process_batch", fails_once)
+    assert w.run(threading.Event(), block_ms=20, max_orders=1, reclaim_idle_ms=0) == 1
+    assert state(client, "flaky")["state"] == "FILLED"
+    assert w.metrics.errors._value.get() == 1

@@ -1,10 +1,10 @@
-"""Rego pre-trade policies evaluated for real with regopy; limits come from data."""
+"""Rego pre-trade policies evaluated for real with regopy; limits come from data, prices from the mark."""
 
 from __future__ import annotations
 
 import pytest
 
-from execution.policy import PolicyEngine
+from execution.policy import PolicyEngine, RiskContext
 from quantbridge.messages import SubmitOrder
 
 
@@ -13,39 +13,65 @@ def order(ticker="AAPL", side="BUY", quantity=100.0, price=100.0) -> SubmitOrder
                        reference_price=price)
 
 
+def ctx(mark=100.0, **kwargs) -> RiskContext:
+    return RiskContext(mark=mark, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def engine():
     return PolicyEngine()
 
 
 def test_policy_when_order_within_limits_then_allowed(engine):
-    verdict = engine.evaluate(order(), position=0, kill_switch=False, esg_score=0.7)
+    verdict = engine.evaluate(order(), ctx(esg_score=0.7))
     assert verdict.allowed and verdict.reasons == ()
 
 
 @pytest.mark.parametrize(
-    "kwargs, position, kill, esg, reason",
-    [({"ticker": "RRC"}, 0, False, 0.5, "RESTRICTED_INSTRUMENT: ticker=RRC"),
-     ({"quantity": 3000.0}, 0, False, 0.5, "NOTIONAL_EXCEEDS_MAX: max=250000, notional=300000"),
-     ({"quantity": 100.0, "price": 10.0}, 19950, False, 0.5, "POSITION_EXCEEDS_MAX: max=20000, position_after=20050"),
-     ({}, 0, False, 0.2, "ESG_EXCLUDED: min=0.25, score=0.2"),
-     ({}, 50, True, 0.5, "KILL_SWITCH_ACTIVE: position=50, position_after=150")],
+    "kwargs, context, reason",
+    [({"ticker": "RRC"}, ctx(esg_score=0.5), "RESTRICTED_INSTRUMENT: ticker=RRC"),
+     ({"quantity": 3000.0}, ctx(), "NOTIONAL_EXCEEDS_MAX: max=250000, notional=300000, mark=100"),
+     ({"quantity": 2600.0, "price": 95.0}, ctx(), "NOTIONAL_EXCEEDS_MAX: max=250000, notional=260000, mark=100"),
+     ({"price": 111.0}, ctx(), "PRICE_BAND: band=0.1, mark=100, reference_price=111"),
+     ({"price": 89.0}, ctx(), "PRICE_BAND: band=0.1, mark=100, reference_price=89"),
+     ({"quantity": 100.0, "price": 10.0}, ctx(mark=10.0, position=19950),
+      "POSITION_EXCEEDS_MAX: max=20000, position_after=20050, in_flight=0"),
+     ({"quantity": 100.0, "price": 10.0}, ctx(mark=10.0, position=19000, pending_buy=950, pending_sell=5000),
+      "POSITION_EXCEEDS_MAX: max=20000, position_after=20050, in_flight=950"),
+     ({"side": "SELL", "quantity": 100.0, "price": 10.0}, ctx(mark=10.0, position=-19000, pending_sell=950),
+      "POSITION_EXCEEDS_MAX: max=20000, position_after=-20050, in_flight=-950"),
+     ({}, ctx(esg_score=0.2), "ESG_EXCLUDED: min=0.25, score=0.2"),
+     ({}, ctx(position=50, kill_switch=True), "KILL_SWITCH_ACTIVE: position=50, position_after=150, reducible=0"),
+     ({"side": "SELL", "quantity": 200.0}, ctx(position=100, kill_switch=True),
+      "KILL_SWITCH_ACTIVE: position=100, position_after=-100, reducible=100"),
+     ({}, ctx(risk_stale=True, risk_age_s=301.5, risk_max_age_s=90), "RISK_STALE: age_s=301.5, max_s=90"),
+     ({}, ctx(risk_stale=True), "RISK_STALE: age_s=null, max_s=90")],
 )
-def test_policy_when_a_rule_is_broken_then_denied_with_reason_code(engine, kwargs, position, kill, esg, reason):
-    verdict = engine.evaluate(order(**kwargs), position=position, kill_switch=kill, esg_score=esg)
+def test_policy_when_a_rule_is_broken_then_denied_with_reason_code(engine, kwargs, context, reason):
+    verdict = engine.evaluate(order(**kwargs), context)
     assert not verdict.allowed
     assert verdict.reasons == (reason,)
 
 
-def test_policy_when_kill_switch_set_then_risk_reducing_orders_still_pass(engine):
-    assert engine.evaluate(order(side="SELL", quantity=50), position=200, kill_switch=True, esg_score=0.1).allowed
-    assert not engine.evaluate(order(side="SELL", quantity=500), position=200, kill_switch=True, esg_score=0.5).allowed
+@pytest.mark.parametrize("blocker", [{"kill_switch": True}, {"risk_stale": True}])
+def test_policy_when_halted_or_blind_then_risk_reducing_orders_still_pass(engine, blocker):
+    assert engine.evaluate(order(side="SELL", quantity=50), ctx(position=200, esg_score=0.1, **blocker)).allowed
+    assert engine.evaluate(order(side="SELL", quantity=200), ctx(position=200, **blocker)).allowed  # to flat
+    assert engine.evaluate(order(side="BUY", quantity=50), ctx(position=-200, **blocker)).allowed
+    assert not engine.evaluate(order(side="SELL", quantity=500), ctx(position=200, **blocker)).allowed
+
+
+def test_policy_when_orders_in_flight_reduce_then_the_kill_switch_counts_them(engine):
+    # Long 100 with a sell of 100 already in flight: a further sell opens a short, so it adds risk.
+    verdict = engine.evaluate(order(side="SELL", quantity=10), ctx(position=100, pending_sell=100, kill_switch=True))
+    assert verdict.reasons == ("KILL_SWITCH_ACTIVE: position=0, position_after=-10, reducible=0",)
 
 
 def test_policy_when_limit_changed_in_data_then_no_code_change_needed():
-    loose = PolicyEngine(data_overrides={"max_order_notional": 1_000_000})
-    assert loose.evaluate(order(quantity=3000.0), position=0, kill_switch=False, esg_score=0.5).allowed
-    assert loose.evaluate(order(quantity=3000.0), 0, False, 0.5).as_dict() == {"allowed": True, "reasons": []}
+    loose = PolicyEngine(data_overrides={"max_order_notional": 1_000_000, "price_band": 0.5})
+    assert loose.evaluate(order(quantity=3000.0, price=140.0), ctx()).allowed
+    assert loose.evaluate(order(quantity=3000.0), ctx()).as_dict() == {"allowed": True, "reasons": []}
+    assert loose.sha256 != PolicyEngine().sha256  # the audit names which limits decided
 
 
 def test_policy_when_folder_has_no_rego_then_error(tmp_path):
@@ -54,10 +80,13 @@ def test_policy_when_folder_has_no_rego_then_error(tmp_path):
 
 
 def test_evaluate_many_when_batch_of_varied_orders_then_each_verdict_equals_the_single_evaluation(engine):
-    cases = [(order(), 0.0, False, 0.7), (order(ticker="RRC"), 0.0, False, 0.5),
-             (order(quantity=3000.0), 0.0, True, 0.5), (order(side="SELL", quantity=50.0), 100.0, True, None),
-             (order(side="BUY", quantity=100.0, price=10.0), 19950.0, True, 0.1), (order(ticker="XOM"), -5.0, False, 0.3)]
+    cases = [(order(), ctx(esg_score=0.7)), (order(ticker="RRC"), ctx(esg_score=0.5)),
+             (order(quantity=3000.0), ctx(kill_switch=True, esg_score=0.5)),
+             (order(side="SELL", quantity=50.0), ctx(position=100.0, kill_switch=True)),
+             (order(side="BUY", quantity=100.0, price=10.0), ctx(mark=10.0, position=19950.0, kill_switch=True,
+                                                                  esg_score=0.1)),
+             (order(ticker="XOM"), ctx(position=-5.0, esg_score=0.3)), (order(price=200.0), ctx(risk_stale=True))]
     batch = engine.evaluate_many(cases)
     assert batch == [engine.evaluate(*case) for case in cases]
-    assert [v.allowed for v in batch] == [True, False, False, True, False, True]
-    assert len(batch[4].reasons) == 3 and engine.evaluate_many([]) == []
+    assert [v.allowed for v in batch] == [True, False, False, True, False, True, False]
+    assert len(batch[4].reasons) == 3 and len(batch[6].reasons) == 2 and engine.evaluate_many([]) == []
