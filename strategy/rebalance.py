@@ -1,7 +1,8 @@
 """Daily rebalance: score the universe with the champion model, build target weights, and publish orders
 (with their SHAP explanations) on the orders stream.
 
-Order ids are ``D:strategy:ticker:model_version``: re-running a date publishes nothing new (idempotent).
+Order ids are ``D:strategy:ticker:model_version``: re-running a date publishes exactly the orders that are
+missing (each order lands with its explanation in one atomic step).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfol
     delta = target_qty - held_qty.to_numpy()
     expected, shap_values = explain(model, today)
     ts = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    orders, published = [], 0
+    orders, records = [], []
     for i, ticker in enumerate(tickers):
         if abs(delta[i]) < 1:
             continue
@@ -75,13 +76,49 @@ def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfol
         record = {"order_id": order.order_id, "model_version": current_champion.version, "base_value": expected,
                   "prediction": float(mu[i]), "contributions": shap_values.loc[ticker].to_dict(),
                   "features": today.loc[ticker, list(FEATURES)].astype(float).to_dict()}
-        if client.hsetnx(schema.key("explanations"), order.order_id, json.dumps(record)):  # idempotent per id
-            client.xadd(schema.key("orders"), order.to_dict())
-            published += 1
         orders.append(order)
+        records.append(json.dumps(record))
+    published = publish_orders(client, schema, orders, records)
     return {"as_of": str(today["date"].iloc[0]), "model_version": current_champion.version, "orders": len(orders),
             "published": published, "portfolio_value": value,
             "weights": {t: round(float(w), 6) for t, w in zip(tickers, weights)}}
+
+
+# Per order, in one script (nothing runs between its commands): an order whose explanation is absent is
+# added to the stream, then its explanation stored, so a crash can never leave an explanation without its
+# order (which a re-run would then skip for good). The order goes first because scripts do not roll back:
+# if the XADD fails nothing of the order is written.
+_PUBLISH = """
+local published = 0
+local b = 1
+for i = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[b + 3])
+  if redis.call('HEXISTS', KEYS[1], ARGV[b + 1]) == 0 then
+    redis.call('XADD', KEYS[2], '*', unpack(ARGV, b + 4, b + 3 + 2 * n))
+    redis.call('HSET', KEYS[1], ARGV[b + 1], ARGV[b + 2])
+    published = published + 1
+  end
+  b = b + 3 + 2 * n
+end
+return published
+"""
+
+
+def publish_orders(client: Any, schema: RedisSchema, orders: list[SubmitOrder], explanations: list[str]) -> int:
+    """Publish each order with its explanation in one atomic step (one Lua call for all); an order whose
+    explanation is already stored was published before and is skipped. Returns how many were published."""
+    if len(orders) != len(explanations):
+        raise InputError("explanations", len(explanations), f"one per order ({len(orders)})")
+    if not orders:
+        return 0
+    args: list[Any] = [len(orders)]
+    for order, record in zip(orders, explanations):
+        fields = order.to_dict()
+        args += [order.order_id, record, len(fields)]
+        for name, value in fields.items():
+            args += [name, value]
+    script = client.register_script(_PUBLISH)
+    return int(script(keys=[schema.key("explanations"), schema.key("orders")], args=args))
 
 
 def explanation(client: Any, schema: RedisSchema, order_id: str) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_retraining_dag_then_stress_asset_queues_the_next_retraining(airflow_db,
     assert "stress_ledger" in queued  # what the scheduler turns into the next retraining run
 
 
-def test_daily_rebalance_after_retraining_then_orders_with_shap_on_stream_and_rerun_adds_none(
+def test_daily_rebalance_after_retraining_then_orders_with_shap_on_stream_and_rerun_adds_only_missing(
     airflow_db, history_lake, redis_client, monkeypatch, capsys
 ):
     import json
@@ -97,6 +97,13 @@ def test_daily_rebalance_after_retraining_then_orders_with_shap_on_stream_and_re
     state, _ = _run("daily_rebalance", datetime(2019, 12, 31, 23, 45, tzinfo=timezone.utc), conf)
     assert state == "success" and redis_client.xlen(schema.key("orders")) == len(entries)
     assert main(["explain", "nope", "-q"]) == 2
+    # Two orders never made it (as if the first run had stopped before them): a re-run adds exactly those.
+    lost = [entry_id for entry_id, _ in entries[-2:]]
+    redis_client.xdel(schema.key("orders"), *lost)
+    redis_client.hdel(schema.key("explanations"), *[o.order_id for o in orders[-2:]])
+    state, _ = _run("daily_rebalance", datetime(2019, 12, 31, 23, 45, tzinfo=timezone.utc), conf)
+    again = [SubmitOrder.from_dict(f) for _, f in redis_client.xrange(schema.key("orders"))]
+    assert state == "success" and [o.order_id for o in again] == [o.order_id for o in orders]
 
 
 def test_qb_evaluate_when_history_then_model_and_baselines_out_of_sample(history_lake, monkeypatch, capsys):
