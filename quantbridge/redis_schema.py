@@ -34,14 +34,17 @@ KEYS: tuple[RedisKey, ...] = (
              "Latest VaR/CVaR figures, model, backend, timestamp."),
     RedisKey("risk_history", "risk:history", "stream", "VaR sensor", "dashboard, nightly report",
              "History of VaR/CVaR refreshes."),
-    RedisKey("kill_switch", "risk:kill_switch", "string (JSON reason) or absent", "VaR sensor, operators",
-             "execution worker", "Present while risk-increasing orders are blocked."),
+    RedisKey("kill_switch", "risk:kill_switch", "string (JSON: reason, by, at) or absent",
+             "VaR sensor, operators (`qb kill-switch`, dashboard), through `quantbridge.kill_switch`",
+             "execution worker", "Present while risk-increasing orders are blocked; every set/clear lands with "
+             "its audit entry; the sensor never clears an operator's switch."),
     RedisKey("alerts", "alerts", "pub/sub channel", "VaR sensor, quality gates", "operators, dashboard",
              "Alert messages (JSON)."),
     RedisKey("stress_ledger", "stress:ledger", "stream", "nightly stress", "retraining, dashboard",
              "Stress outcomes, one entry per scenario and position."),
-    RedisKey("audit", "audit", "stream (hash chain)", "execution worker", "auditors, `qb audit verify`",
-             "Tamper-evident audit chain of orders, verdicts, routes and fills."),
+    RedisKey("audit", "audit", "stream (hash chain)", "every state change: execution worker, VaR sensor, "
+             "operators", "auditors, `qb audit verify`", "Tamper-evident audit chain: orders, verdicts, state "
+             "transitions, fills, dead letters, kill switch, limits loaded."),
     RedisKey("explanations", "orders:explanations", "hash order_id -> JSON", "strategy rebalance",
              "`qb explain`, audit, dashboard", "SHAP explanation of every order: model version, base value, "
              "prediction, contribution per feature."),
