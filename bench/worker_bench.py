@@ -7,6 +7,11 @@ from the producer issuing the order's XADD to the routing decision and to the fi
 The floor, measured in the same run at the same rate with the same processes, is a bare consumer:
 XADD -> XREADGROUP -> XACK with no work, i.e. Redis's own stream round trip.
 
+The worker fails closed, so each run first publishes what a healthy VaR sensor leaves in Redis: fresh
+``risk:current`` figures (``updated_at`` now) and the sensor's heartbeat, with a one-hour TTL, and the worker
+judges orders at a mark of 50 per ticker (the orders' own reference price, inside the 10% price band). No
+sensor process runs: the benchmark measures the worker's own cost (reads, policies, reservation, audit).
+
     python -m bench.worker_bench [--orders 4000] [--rates 400 2000] [--workers 1 2]
 """
 
@@ -24,14 +29,17 @@ from urllib.parse import quote
 import numpy as np
 
 SCHEMA_PREFIX = "bench"
+TICKERS = ["AAPL", "MSFT", "XOM", "JNJ", "KO"]
+#: The worker's marks (the orders carry reference_price 50) and its staleness bound, far beyond a run.
+MARK = 50.0
+RISK_FRESH_S = 3600
 
 
 def _orders(n: int) -> list[dict[str, str]]:
     from quantbridge.messages import SubmitOrder
 
-    tickers = ["AAPL", "MSFT", "XOM", "JNJ", "KO"]
     return [SubmitOrder(order_id=f"b{i}", ts="2026-01-05T14:30:00+00:00", strategy="bench",
-                        ticker=tickers[i % len(tickers)], side="BUY" if i % 2 else "SELL",
+                        ticker=TICKERS[i % len(TICKERS)], side="BUY" if i % 2 else "SELL",
                         quantity=float(5 + i % 7), reference_price=50.0).to_dict() for i in range(n)]
 
 
@@ -68,8 +76,9 @@ def _work(url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any) -> N
     def on_event(kind: str, order_id: str) -> None:
         (decided if kind == "decision" else filled)[order_id] = time.perf_counter()
 
-    worker = ExecutionWorker(redis.Redis.from_url(url), RedisSchema(SCHEMA_PREFIX), consumer,
-                             ["AAPL", "MSFT", "XOM", "JNJ", "KO"], {}, on_event=on_event)
+    worker = ExecutionWorker(redis.Redis.from_url(url), RedisSchema(SCHEMA_PREFIX), consumer, TICKERS, {},
+                             on_event=on_event, marks={t: MARK for t in TICKERS},
+                             risk_stale_after_s=RISK_FRESH_S)
     halt = threading.Event()
     loop = threading.Thread(target=worker.run, args=(halt,), kwargs={"block_ms": 5})
     loop.start()
@@ -96,6 +105,17 @@ def _floor(url: str, stream: str, ready: Any, stop: Any, out: Any) -> None:
     out.put(seen)
 
 
+def _publish_fresh_risk(client: Any, schema: Any) -> None:
+    """What a VaR sensor writes after a successful refresh (figures, then its heartbeat), valid for
+    RISK_FRESH_S: without it the fail-closed worker rejects every risk-increasing order (RISK_STALE)."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    client.hset(schema.key("risk_current"), mapping={"updated_at": now, "var": "0", "model": "bench"})
+    client.set(schema.heartbeat("var_sensor"), now, ex=RISK_FRESH_S)
+    client.close()
+
+
 def _pct(values: list[float]) -> dict[str, float]:
     a = np.array(values) * 1000
     return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
@@ -108,6 +128,8 @@ def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, 
     from quantbridge.redis_schema import RedisSchema
 
     redis.Redis.from_url(url).flushdb()
+    if not floor:
+        _publish_fresh_risk(redis.Redis.from_url(url, decode_responses=True), RedisSchema(SCHEMA_PREFIX))
     ctx = mp.get_context("spawn")
     go, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
     stream = "floor:orders" if floor else RedisSchema(SCHEMA_PREFIX).key("orders")
@@ -174,6 +196,8 @@ def main() -> None:
     service.start()  # requires a password: QB_REDIS_PASSWORD, else one generated into the folder
     # The processes get the password inside the URL (handed over by multiprocessing, never printed).
     url = f"redis://:{quote(load_settings(overrides).redis_password, safe='')}@127.0.0.1:{port}/0"
+    print(f"risk figures: fresh {SCHEMA_PREFIX}:risk:current and the VaR sensor's heartbeat published before each "
+          f"worker run (valid {RISK_FRESH_S} s; no sensor process); marks {MARK:g} per ticker", flush=True)
     try:
         out: dict[str, Any] = {}
         for label, rate in [*((f"fixed {r:g}/s", r) for r in args.rates), ("flat out", 0)]:
