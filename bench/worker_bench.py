@@ -196,8 +196,8 @@ def main() -> None:
     service.start()  # requires a password: QB_REDIS_PASSWORD, else one generated into the folder
     # The processes get the password inside the URL (handed over by multiprocessing, never printed).
     url = f"redis://:{quote(load_settings(overrides).redis_password, safe='')}@127.0.0.1:{port}/0"
-    print(f"risk figures: fresh {SCHEMA_PREFIX}:risk:current and the VaR sensor's heartbeat published before each "
-          f"worker run (valid {RISK_FRESH_S} s; no sensor process); marks {MARK:g} per ticker", flush=True)
+    print(f"risk figures: fresh {SCHEMA_PREFIX}:risk:current and the VaR sensor's heartbeat published before "
+          f"each worker run (valid {RISK_FRESH_S} s; no sensor process); marks {MARK:g} per ticker", flush=True)
     try:
         out: dict[str, Any] = {}
         for label, rate in [*((f"fixed {r:g}/s", r) for r in args.rates), ("flat out", 0)]:
