@@ -29,13 +29,17 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-# redis-server, a Java runtime for Spark and (best effort) Chromium, from Debian's packages, only when missing.
+# redis-server, a Java runtime for Spark and (best effort) Chromium and promtool, from Debian's packages, only when missing.
 system:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
 	@# Best effort: headless Chromium for the dashboard's end-to-end test, which skips (saying why) without it.
 	@{ test -x /usr/bin/chromium && test -x /usr/bin/chromedriver; } || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; } \
 		|| echo "make system: chromium/chromium-driver not installed; the dashboard end-to-end test will be skipped"
+	@# Best effort (the services run without it): promtool, from Debian's prometheus package, for the alert-rule
+	@# tests, which fail (saying why) without it.
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; } \
+		|| echo "make system: prometheus (promtool) not installed; tests/ops/test_prometheus_rules.py will fail"
 
 services: venv system
 	$(QB) services start

@@ -6,7 +6,10 @@ The live risk loop as a long-running task: the **VaR sensor** reads positions fr
 (model `QB_VAR_MODEL`, default filtered historical, the model that passed the backtest), writes
 `qb:risk:current` and the `qb:risk:history` stream, and when VaR exceeds `limit` sets the kill switch
 `qb:risk:kill_switch` (cleared below `limit x QB_VAR_CLEAR_RATIO`), publishes on `qb:alerts` and calls the
-task's alert callback. Beside it, the **execution worker** consumes `qb:orders` (Rego policies, routing,
+task's alert callback; last, it writes its heartbeat `qb:heartbeat:var_sensor` (TTL `QB_RISK_STALE_S`). A
+refresh that fails (no prices, an unknown ticker, ...) writes no heartbeat, is alerted (`var_sensor_error`)
+and retried after a back-off: the task keeps running, and the worker rejects risk-increasing orders once
+the figures are stale. Beside it, the **execution worker** consumes `qb:orders` (Rego policies, routing,
 simulated venues, fills, audit chain) and obeys the kill switch.
 
 Scheduled at the US open on weekdays for one session (`duration_s` = 23,400 s); trigger it from the UI

@@ -5,18 +5,26 @@ Per refresh it writes (names from :mod:`quantbridge.redis_schema`):
 
 * ``risk:current`` hash: var, cvar, volatility, limit, model, backend, as_of, positions, updated_at;
 * ``risk:history`` stream entry with the same figures (capped at ``history_len`` entries);
-* ``heartbeat:var_sensor`` with a TTL of three intervals;
-* on a breach (VaR > limit) while the switch is off: ``risk:kill_switch`` (JSON reason) and an ``alerts``
-  message; the switch is cleared, with another alert, only once VaR < limit x clear_ratio.
+* on a breach (VaR > limit) while the switch is off: the kill switch, engaged by ``var_sensor`` through
+  :mod:`quantbridge.kill_switch` (the switch and its audit entry in one call), and an ``alerts`` message;
+  the sensor releases only its own switch, with another alert, once VaR < limit x clear_ratio;
+* last, once the figures and the kill-switch decision have landed: ``heartbeat:var_sensor`` (ISO time) with
+  a TTL of ``stale_after_s``, the execution worker's staleness bound (``settings.risk_stale_after_s``).
 
-Redis going away is survived: the loop backs off (0.5 s doubling to 30 s) and carries on when it returns.
-``stop`` (a threading.Event, set by SIGTERM in the CLI) ends the loop between refreshes.
+Fail closed: a refresh that raises (no prices, a held ticker the lake does not have, a VaR that is not a
+positive finite number for a non-empty book, a Redis command error) writes no heartbeat; it is logged with
+its traceback, counted (``qb_var_sensor_errors_total``) and published on ``alerts`` as
+``{"event": "var_sensor_error", ...}``, and the loop tries again after a back-off. Once the heartbeat has
+expired or ``updated_at`` is older than the bound, the worker rejects risk-increasing orders (RISK_STALE).
+Redis going away is survived the same way (back-off 0.5 s doubling to 30 s, reconnect when it returns).
+``stop`` (a threading.Event, set by SIGTERM in the CLI) ends the loop between refreshes and back-offs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +34,8 @@ from typing import Any
 
 import pandas as pd
 
+from quantbridge import kill_switch
+from quantbridge.errors import InputError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.state import read_positions
@@ -34,6 +44,8 @@ from risk.measure import portfolio_var
 log = logging.getLogger(__name__)
 
 COMPONENT = "var_sensor"
+#: An error alert carries at most this much of the exception's message.
+_MAX_ERROR_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,13 @@ class SensorConfig:
     backend: str = "auto"
     history_len: int = 10_000
     max_backoff_s: float = 30.0
+    #: The worker's staleness bound (settings.risk_stale_after_s), the heartbeat's TTL; 0 = three intervals.
+    stale_after_s: float = 0.0
+
+    @property
+    def heartbeat_ttl_s(self) -> float:
+        """Seconds the heartbeat lives: the staleness bound (three intervals when it is 0)."""
+        return self.stale_after_s or 3 * self.interval_s
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> SensorConfig:
@@ -59,7 +78,7 @@ class SensorConfig:
                       interval_s=settings.var_interval_s, model=settings.var_model,
                       confidence=settings.var_confidence, horizon_days=settings.var_horizon_days,
                       paths=settings.var_paths, window=settings.var_window, seed=settings.seed,
-                      backend=settings.array_backend)
+                      backend=settings.array_backend, stale_after_s=settings.risk_stale_after_s)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -77,6 +96,15 @@ class VarSensor:
     _closes: pd.DataFrame | None = field(default=None, init=False, repr=False)
     _closes_key: Any = field(default=None, init=False, repr=False)
     _client: Any = field(default=None, init=False, repr=False)
+    _errors_in_row: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.metrics is not None:  # the alert rules compare the last refresh with the same bound
+            self.metrics.stale_after.set(self.config.heartbeat_ttl_s)
+        if self.config.heartbeat_ttl_s < self.config.interval_s:
+            log.warning("VaR sensor: refreshes every %.1f s but figures count as stale after %.1f s: the "
+                        "worker will block risk-increasing orders between refreshes (raise QB_RISK_STALE_S)",
+                        self.config.interval_s, self.config.heartbeat_ttl_s)
 
     def _latest_closes(self) -> pd.DataFrame:
         """The last ``window + 1`` dates of closes, reloaded only when the lake has a new date."""
@@ -92,7 +120,6 @@ class VarSensor:
         """One measurement: figures to Redis, kill switch and alerts. Returns what was published."""
         cfg = self.config
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        client.set(self.schema.heartbeat(COMPONENT), now, ex=max(int(cfg.interval_s * 3), 5))
         positions = {t: q for t, q in read_positions(client, self.schema).items() if q != 0.0}
         figures: dict[str, Any] = {"updated_at": now, "limit": cfg.limit, "positions": len(positions), "model": cfg.model}
         if positions:
@@ -108,52 +135,82 @@ class VarSensor:
         else:
             figures.update(var=0.0, cvar=0.0, volatility=0.0, backend="none", confidence=cfg.confidence,
                            horizon_days=cfg.horizon_days, seconds=0.0, as_of="")
+        _require_valued(figures, positions)
         flat = {k: str(v) for k, v in figures.items()}
         pipe = client.pipeline(transaction=True)
         pipe.hset(self.schema.key("risk_current"), mapping=flat)
         pipe.xadd(self.schema.key("risk_history"), flat, maxlen=cfg.history_len, approximate=True)
         pipe.execute()
         figures["kill_switch"] = self._drive_kill_switch(client, figures)
+        # Last: the heartbeat vouches for figures and a kill-switch decision that have both landed.
+        client.set(self.schema.heartbeat(COMPONENT), now, px=max(int(cfg.heartbeat_ttl_s * 1000), 1))
         if self.metrics is not None:
             self.metrics.observe(figures)
         return figures
 
     def _drive_kill_switch(self, client: Any, figures: dict[str, Any]) -> bool:
-        key = self.schema.key("kill_switch")
+        """Engage the switch above the limit; release the sensor's own switch (never an operator's) below
+        limit x clear_ratio. Each change goes with its audit entry. Returns whether a switch is set after."""
         var, limit = float(figures["var"]), self.config.limit
-        active = bool(client.exists(key))
-        if var > limit and not active:
-            reason = {"reason": "VAR_LIMIT_BREACHED", "var": var, "limit": limit, "at": figures["updated_at"],
-                      "by": COMPONENT}
-            client.set(key, json.dumps(reason))
-            self._alert(client, {"event": "kill_switch_set", **reason})
-            return True
-        if active and var < limit * self.config.clear_ratio:
-            owner = json.loads(client.get(key) or "{}").get("by")
-            if owner == COMPONENT:  # an operator's manual switch is theirs to clear
-                client.delete(key)
+        current = kill_switch.read(client, self.schema)
+        if var > limit and current is None:
+            details = {"var": var, "limit": limit}
+            if kill_switch.engage(client, self.schema, by=COMPONENT, reason="VAR_LIMIT_BREACHED",
+                                  details=details):
+                self._alert(client, {"event": "kill_switch_set", "reason": "VAR_LIMIT_BREACHED", **details,
+                                     "at": figures["updated_at"], "by": COMPONENT})
+            return True  # engaged now, or set by someone else meanwhile
+        clear_level = limit * self.config.clear_ratio
+        if current is not None and current.get("by") == COMPONENT and var < clear_level:
+            reason = f"VAR_BELOW_CLEAR_LEVEL: var={var:.2f}, clear_level={clear_level:.2f}"
+            if kill_switch.release(client, self.schema, by=COMPONENT, reason=reason,
+                                   only_if_set_by=COMPONENT):
                 self._alert(client, {"event": "kill_switch_cleared", "var": var, "limit": limit,
-                                     "clear_level": limit * self.config.clear_ratio, "at": figures["updated_at"]})
+                                     "clear_level": clear_level, "at": figures["updated_at"]})
                 return False
-        return active
+            return kill_switch.read(client, self.schema) is not None  # it changed under us: report what is
+        return current is not None
 
     def _alert(self, client: Any, alert: dict[str, Any]) -> None:
         client.publish(self.schema.key("alerts"), json.dumps(alert))
         log.warning("VaR sensor alert: %s", alert)
         self.on_alert(alert)
 
-    def run(self, stop: threading.Event, max_refreshes: int | None = None) -> int:
-        """Refresh every interval until ``stop`` is set (or ``max_refreshes``); returns refreshes done."""
+    def _report_failure(self, exc: Exception, retry_in_s: float) -> None:
+        """A refresh raised: log it with its traceback, count it, publish it (when Redis answers)."""
         import redis
 
-        done, backoff = 0, 0.5
-        while not stop.is_set() and (max_refreshes is None or done < max_refreshes):
+        self._errors_in_row += 1
+        log.error("VaR refresh failed (%d in a row); no heartbeat written, retrying in %.1f s",
+                  self._errors_in_row, retry_in_s, exc_info=exc)
+        if self.metrics is not None:
+            self.metrics.errors.inc()
+        alert = {"event": "var_sensor_error", "error": f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS],
+                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "consecutive": self._errors_in_row}
+        if self._client is not None:
+            try:
+                self._client.publish(self.schema.key("alerts"), json.dumps(alert))
+            except redis.RedisError as publish_exc:
+                log.warning("could not publish the VaR sensor error on the alerts channel: %s", publish_exc)
+        try:
+            self.on_alert(alert)
+        except Exception:  # noqa: BLE001 - a failing alert hook (pager, e-mail) must not end the sensor
+            log.exception("VaR sensor alert hook failed on %s", alert)
+
+    def run(self, stop: threading.Event, max_refreshes: int | None = None) -> int:
+        """Refresh every interval until ``stop`` is set (or ``max_refreshes`` attempts, failed ones
+        included, Redis outages not); returns the refreshes that succeeded."""
+        import redis
+
+        done, attempts, backoff = 0, 0, 0.5
+        while not stop.is_set() and (max_refreshes is None or attempts < max_refreshes):
             started = time.monotonic()
             try:
                 if self._client is None:
                     self._client = self.connect()
                 self.refresh(self._client)
-                done, backoff = done + 1, 0.5
+                done, attempts, backoff, self._errors_in_row = done + 1, attempts + 1, 0.5, 0
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
                 self._client = None
@@ -162,10 +219,31 @@ class VarSensor:
                 stop.wait(backoff)  # returns at once on SIGTERM
                 backoff = min(backoff * 2, self.config.max_backoff_s)
                 continue
+            except Exception as exc:  # noqa: BLE001 - one bad refresh must not end the sensor
+                # No heartbeat was written: the worker fails closed once the last one expires.
+                attempts += 1
+                self._report_failure(exc, backoff)
+                if max_refreshes is None or attempts < max_refreshes:
+                    stop.wait(backoff)
+                backoff = min(backoff * 2, self.config.max_backoff_s)
+                continue
             remaining = self.config.interval_s - (time.monotonic() - started)
-            if remaining > 0 and (max_refreshes is None or done < max_refreshes):
+            if remaining > 0 and (max_refreshes is None or attempts < max_refreshes):
                 stop.wait(remaining)
         return done
+
+
+def _require_valued(figures: dict[str, Any], positions: dict[str, float]) -> None:
+    """Fail closed: a non-empty book whose VaR or CVaR is not a positive finite number was not valued (a
+    NaN quantity or price, a ticker with no usable prices); publishing it would let trading go on."""
+    if not positions:
+        return
+    bad = {k: figures[k] for k in ("var", "cvar")
+           if not (math.isfinite(float(figures[k])) and float(figures[k]) > 0)}
+    if bad:
+        raise InputError("positions", positions, "a book the lake's prices can value (VaR and CVaR positive "
+                         f"and finite); got {bad}", hint="check the quantities in the positions hash and "
+                         "that every held ticker has recent closes in the lake")
 
 
 class SensorMetrics:
@@ -179,9 +257,18 @@ class SensorMetrics:
         self.cvar = Gauge("qb_cvar", "Portfolio CVaR (portfolio currency)", registry=self.registry)
         self.limit = Gauge("qb_var_limit", "VaR limit (portfolio currency)", registry=self.registry)
         self.seconds = Gauge("qb_var_compute_seconds", "Time of the last VaR computation", registry=self.registry)
-        self.last = Gauge("qb_var_last_refresh_timestamp", "Unix time of the last refresh", registry=self.registry)
+        # Starts at the sensor's start, so one that never completes a refresh goes stale one bound later.
+        self.last = Gauge("qb_var_last_refresh_timestamp",
+                          "Unix time of the last successful refresh (the sensor's start before the first)",
+                          registry=self.registry)
+        self.last.set(time.time())
+        self.stale_after = Gauge("qb_var_stale_after_seconds",
+                                 "Figures older than this count as missing (heartbeat TTL, RISK_STALE bound)",
+                                 registry=self.registry)
         self.kill = Gauge("qb_kill_switch", "1 while the kill switch is set", registry=self.registry)
         self.reconnects = Counter("qb_var_sensor_redis_reconnects", "Redis connection losses", registry=self.registry)
+        self.errors = Counter("qb_var_sensor_errors", "Refreshes that raised (no heartbeat written)",
+                              registry=self.registry)
 
     def observe(self, figures: dict[str, Any]) -> None:
         self.var.set(float(figures["var"]))

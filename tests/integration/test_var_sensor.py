@@ -1,5 +1,7 @@
-"""The VaR sensor against a real redis-server and a real lake: kill-switch round trip with hysteresis,
-alerts, a Redis restart in the middle of the loop, metrics, SIGTERM, and the Airflow operator."""
+"""The VaR sensor against a real redis-server and a real lake: kill-switch round trip with hysteresis (each
+change audited), an operator's switch left alone, fail-closed refreshes (no heartbeat, error counted and
+alerted, the loop keeps trying and recovers), a Redis restart in the middle of the loop, metrics, SIGTERM,
+and the Airflow operator."""
 
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ import time
 import urllib.request
 from datetime import date, datetime, timezone
 
+import numpy as np
+import pandas as pd
 import pytest
+import redis
 
 from marketdata.feed import SkfolioFeed
 from marketdata.ingest import ingest_range
+from quantbridge import kill_switch
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.services import RedisService
@@ -36,11 +42,30 @@ def priced_lake(tmp_path_factory, spark):
     return root
 
 
+@pytest.fixture
+def small_lake(tmp_path):
+    """80 days of seeded random-walk closes for AAPL and MSFT and a constant FLAT, written as the lake's
+    partitions directly (no Spark): enough for a 60-return window."""
+    lake = Lake(tmp_path / "small-lake")
+    days = pd.bdate_range("2024-01-02", periods=80).date
+    rng = np.random.default_rng(7)
+    walks = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (len(days), 2)), axis=0))
+    for i, day in enumerate(days):
+        part = lake.price_partition(day)
+        part.mkdir(parents=True)
+        closes = [walks[i, 0], walks[i, 1], 50.0]
+        pd.DataFrame({"ticker": ["AAPL", "MSFT", "FLAT"], "close": closes}).to_parquet(part / "part-00000.parquet")
+    return lake
+
+
 def _sensor(priced_lake, client, limit, **kw):
-    config = SensorConfig(limit=limit, interval_s=kw.pop("interval_s", 0.01), window=120, **kw)
+    kw.setdefault("stale_after_s", 60.0)
+    kw.setdefault("interval_s", 0.01)
+    kw.setdefault("window", 120)
+    config = SensorConfig(limit=limit, **kw)
     alerts = []
-    sensor = VarSensor(config, Lake(priced_lake), SCHEMA, lambda: client, on_alert=alerts.append,
-                       metrics=SensorMetrics())
+    lake = priced_lake if isinstance(priced_lake, Lake) else Lake(priced_lake)
+    sensor = VarSensor(config, lake, SCHEMA, lambda: client, on_alert=alerts.append, metrics=SensorMetrics())
     return sensor, alerts
 
 
@@ -74,21 +99,186 @@ def test_sensor_when_var_breaches_then_kill_switch_set_and_cleared_only_below_hy
     current = redis_client.hgetall(SCHEMA.key("risk_current"))
     assert float(current["var"]) == pytest.approx(0.3 * var, rel=1e-6) and current["as_of"] == "2019-12-31"
     assert redis_client.xlen(SCHEMA.key("risk_history")) == 4
-    assert 0 < redis_client.ttl(SCHEMA.heartbeat("var_sensor")) <= 5
+    assert 0 < redis_client.pttl(SCHEMA.heartbeat("var_sensor")) <= 60_000  # the staleness bound
+    assert _audit_kinds(redis_client) == ["kill_switch_set", "kill_switch_cleared"]
     pubsub.close()
 
 
-def test_sensor_when_operator_set_the_switch_then_it_is_not_cleared_by_the_sensor(priced_lake, redis_client):
-    _book(redis_client, scale=0.01)
-    redis_client.set(SCHEMA.key("kill_switch"), json.dumps({"reason": "MANUAL", "by": "ops"}))
-    sensor, alerts = _sensor(priced_lake, redis_client, limit=1e9)
-    assert sensor.refresh(redis_client)["kill_switch"] is True and alerts == []
+def _audit_kinds(client) -> list[str]:
+    return [fields["kind"] for _id, fields in client.xrange(SCHEMA.key("audit"))]
+
+
+def test_sensor_when_operator_set_the_switch_then_it_is_not_cleared_by_the_sensor(small_lake, redis_client):
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 5, "MSFT": 5})
+    assert kill_switch.engage(redis_client, SCHEMA, by="operator:alice", reason="MANUAL: desk review")
+    sensor, alerts = _sensor(small_lake, redis_client, limit=1e9, window=60)  # VaR far below the clear level
+
+    figures = sensor.refresh(redis_client)
+
+    assert figures["kill_switch"] is True and alerts == []
+    assert kill_switch.read(redis_client, SCHEMA)["by"] == "operator:alice"
+    assert _audit_kinds(redis_client) == ["kill_switch_set"]  # the operator's; nothing cleared
+
+
+def test_sensor_when_operator_takes_over_the_sensors_switch_then_the_sensor_no_longer_clears_it(
+    small_lake, redis_client
+):
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 500, "MSFT": 500})
+    probe, _ = _sensor(small_lake, redis_client, limit=1e12, window=60)
+    var = probe.refresh(redis_client)["var"]
+    sensor, alerts = _sensor(small_lake, redis_client, limit=var * 0.5, window=60)
+    assert sensor.refresh(redis_client)["kill_switch"] is True
+    assert kill_switch.read(redis_client, SCHEMA)["by"] == "var_sensor"
+    assert kill_switch.engage(redis_client, SCHEMA, by="operator:bob", reason="MANUAL: keep halted")
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 1, "MSFT": 1})  # far under the clear level
+
+    figures = sensor.refresh(redis_client)
+
+    assert figures["kill_switch"] is True
+    assert kill_switch.read(redis_client, SCHEMA)["by"] == "operator:bob"
+    assert [a["event"] for a in alerts] == ["kill_switch_set"]
+    assert _audit_kinds(redis_client) == ["kill_switch_set", "kill_switch_set"]
 
 
 def test_sensor_when_no_positions_then_zero_var_published(priced_lake, redis_client):
     sensor, _ = _sensor(priced_lake, redis_client, limit=1.0)
     figures = sensor.refresh(redis_client)
     assert figures["var"] == 0.0 and figures["positions"] == 0 and figures["kill_switch"] is False
+
+
+def _wait_for(condition, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_sensor_when_refresh_succeeds_then_heartbeat_written_last_with_the_staleness_bound_as_ttl(
+    small_lake, redis_client
+):
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 100, "MSFT": 50})
+    sensor, _ = _sensor(small_lake, redis_client, limit=1e9, window=60, stale_after_s=45.0)
+    started = time.time()
+
+    figures = sensor.refresh(redis_client)
+
+    beat = redis_client.get(SCHEMA.heartbeat("var_sensor"))
+    assert beat == figures["updated_at"] == redis_client.hget(SCHEMA.key("risk_current"), "updated_at")
+    assert datetime.fromisoformat(beat).tzinfo is not None  # ISO-8601 UTC, as the worker parses it
+    assert 44_000 < redis_client.pttl(SCHEMA.heartbeat("var_sensor")) <= 45_000
+    assert sensor.metrics.stale_after._value.get() == 45.0
+    assert sensor.metrics.last._value.get() >= started and sensor.metrics.errors._value.get() == 0
+
+
+def test_sensor_when_kill_switch_decision_fails_then_figures_landed_but_no_heartbeat(
+    small_lake, redis_client
+):
+    # Arrange: a kill-switch key of the wrong type, so reading the switch fails after the figures are written.
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 100})
+    redis_client.hset(SCHEMA.key("kill_switch"), "not", "a string")
+    sensor, _ = _sensor(small_lake, redis_client, limit=1e9, window=60)
+
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        sensor.refresh(redis_client)
+
+    assert redis_client.exists(SCHEMA.key("risk_current"))
+    assert not redis_client.exists(SCHEMA.heartbeat("var_sensor"))
+
+
+@pytest.mark.parametrize("book", [{"AAPL": 100, "ZZZZ": 10}, {"FLAT": 1000}, {"AAPL": "nan"}],
+                         ids=["ticker-not-in-lake", "zero-var", "nan-quantity"])
+def test_sensor_when_book_cannot_be_valued_then_refresh_fails_closed_without_figures_or_heartbeat(
+    small_lake, redis_client, book
+):
+    redis_client.hset(SCHEMA.key("positions"), mapping=book)
+    sensor, alerts = _sensor(small_lake, redis_client, limit=1e9, window=60, max_backoff_s=0.01)
+
+    done = sensor.run(threading.Event(), max_refreshes=1)
+
+    assert done == 0 and sensor.metrics.errors._value.get() == 1
+    assert not redis_client.exists(SCHEMA.heartbeat("var_sensor"))
+    assert not redis_client.exists(SCHEMA.key("risk_current"))  # never var=0 for a non-empty book
+    assert redis_client.xlen(SCHEMA.key("risk_history")) == 0
+    assert [a["event"] for a in alerts] == ["var_sensor_error"]
+
+
+def test_sensor_when_lake_has_no_prices_then_every_refresh_is_counted_alerted_and_no_heartbeat(
+    redis_client, tmp_path
+):
+    _book(redis_client)
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(SCHEMA.key("alerts"))
+    pubsub.get_message(timeout=1)
+    sensor, alerts = _sensor(Lake(tmp_path / "empty"), redis_client, limit=1e9, max_backoff_s=0.01)
+
+    done = sensor.run(threading.Event(), max_refreshes=2)
+
+    assert done == 0 and sensor.metrics.errors._value.get() == 2
+    assert not redis_client.exists(SCHEMA.heartbeat("var_sensor"))
+    assert [(a["event"], a["consecutive"]) for a in alerts] == [("var_sensor_error", 1),
+                                                                  ("var_sensor_error", 2)]
+    assert alerts[0]["error"].startswith("RuntimeError: no prices in the lake")
+    published = json.loads(pubsub.get_message(timeout=2)["data"])
+    assert published["event"] == "var_sensor_error" and published["error"] == alerts[0]["error"]
+    assert datetime.fromisoformat(published["at"]).tzinfo is not None
+    pubsub.close()
+
+
+def test_sensor_when_refresh_keeps_failing_then_loop_keeps_trying_and_recovers_once_fixed(
+    small_lake, redis_client
+):
+    # Arrange: a held ticker the lake does not have; the loop runs until stopped.
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 100, "ZZZZ": 10})
+    sensor, alerts = _sensor(small_lake, redis_client, limit=1e9, window=60, interval_s=0.05,
+                             max_backoff_s=0.05)
+    stop = threading.Event()
+    loop = threading.Thread(target=sensor.run, args=(stop,))
+    loop.start()
+    try:
+        # Act 1: it fails again and again, and stays alive.
+        assert _wait_for(lambda: sensor.metrics.errors._value.get() >= 3)
+        assert loop.is_alive()
+        assert not redis_client.exists(SCHEMA.heartbeat("var_sensor"))
+        # Act 2: the cause goes away.
+        redis_client.hdel(SCHEMA.key("positions"), "ZZZZ")
+        assert _wait_for(lambda: redis_client.exists(SCHEMA.heartbeat("var_sensor")))
+    finally:
+        stop.set()
+        loop.join(10)
+    assert not loop.is_alive()
+    current = redis_client.hgetall(SCHEMA.key("risk_current"))
+    assert float(current["var"]) > 0 and current["positions"] == "1"
+    assert len(alerts) >= 3 and {a["event"] for a in alerts} == {"var_sensor_error"}
+    assert "ZZZZ" in alerts[0]["error"]
+
+
+def test_sensor_when_stopped_during_error_backoff_then_loop_ends_at_once(redis_client, tmp_path):
+    _book(redis_client)
+    stop = threading.Event()
+    config = SensorConfig(limit=1e9, interval_s=0.01, max_backoff_s=60.0)
+    sensor = VarSensor(config, Lake(tmp_path / "empty"), SCHEMA, lambda: redis_client,
+                       on_alert=lambda _alert: stop.set())  # SIGTERM arriving during the first failure
+    started = time.monotonic()
+
+    done = sensor.run(stop)
+
+    assert done == 0 and time.monotonic() - started < 0.5  # did not sit out the 0.5 s back-off
+
+
+def test_sensor_when_alert_hook_raises_or_redis_unreachable_then_the_loop_survives(tmp_path):
+    def broken_hook(alert):
+        raise RuntimeError("pager down")
+
+    def no_redis():
+        raise ValueError("redis_url is malformed")
+
+    config = SensorConfig(limit=1e9, interval_s=0.01, max_backoff_s=0.01)
+    metrics = SensorMetrics()
+    sensor = VarSensor(config, Lake(tmp_path), SCHEMA, no_redis, on_alert=broken_hook, metrics=metrics)
+
+    done = sensor.run(threading.Event(), max_refreshes=2)
+
+    assert done == 0 and metrics.errors._value.get() == 2
 
 
 def test_sensor_when_redis_restarts_mid_loop_then_it_reconnects_and_keeps_refreshing(priced_lake, tmp_path):
