@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from execution.worker import ExecutionWorker
+from execution.worker import ExecutionWorker, lake_marks
 from marketdata.feed import FileFeed, SkfolioFeed
 from marketdata.ingest import ingest_range
 from marketdata.reference import load_reference_tables
@@ -23,6 +23,7 @@ from quantbridge.redis_schema import RedisSchema
 from quantbridge.settings import load_settings
 from reporting import RedisSnapshot, build_nightly_report
 from reporting.nightly import SECTIONS
+from tests.risk_support import publish_fresh_risk
 from risk.backtest import lake_returns
 from risk.ledger import write_partition
 from risk.sensor import SensorConfig, VarSensor
@@ -54,11 +55,13 @@ def report_lake(tmp_path_factory, spark):
 @pytest.fixture
 def live_redis(redis_client, report_lake):
     """Positions and fills from the real worker, two refreshes of the real VaR sensor, an ingest summary."""
-    worker = ExecutionWorker(redis_client, SCHEMA, "r1", list(BOOK), esg={})
+    marks = lake_marks(Lake(report_lake))
+    publish_fresh_risk(redis_client, SCHEMA)
+    worker = ExecutionWorker(redis_client, SCHEMA, "r1", list(BOOK), esg={}, marks=marks)
     for i, (ticker, qty) in enumerate(BOOK.items()):
         redis_client.xadd(SCHEMA.key("orders"), SubmitOrder(
             order_id=f"o{i}", ts=f"{DAY.isoformat()}T15:00:00+00:00", strategy="t", ticker=ticker, side="BUY",
-            quantity=qty, reference_price=100.0).to_dict())
+            quantity=qty, reference_price=marks[ticker]).to_dict())
     worker.run(threading.Event(), block_ms=50, max_orders=len(BOOK))
     sensor = VarSensor(SensorConfig(limit=1e12, window=100, paths=2_000), Lake(report_lake), SCHEMA,
                        lambda: redis_client)

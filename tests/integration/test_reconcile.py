@@ -9,13 +9,14 @@ from datetime import date
 import pytest
 
 from execution.reconcile import reconcile
-from execution.worker import ExecutionWorker
+from execution.worker import ExecutionWorker, lake_marks
 from marketdata.feed import SkfolioFeed
 from marketdata.ingest import ingest_range
 from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import RedisSchema
+from tests.risk_support import publish_fresh_risk
 
 SCHEMA = RedisSchema("qb")
 DAY = date(2020, 1, 6)
@@ -24,11 +25,13 @@ DAY = date(2020, 1, 6)
 @pytest.fixture
 def traded(redis_client, settings, spark):
     ingest_range(settings, SkfolioFeed(), date(2020, 1, 2), DAY, spark=spark)
-    worker = ExecutionWorker(redis_client, SCHEMA, "w", ["AAPL", "MSFT"], {})
+    marks = lake_marks(Lake(settings.lake_root))
+    publish_fresh_risk(redis_client, SCHEMA)
+    worker = ExecutionWorker(redis_client, SCHEMA, "w", ["AAPL", "MSFT"], {}, marks=marks)
     for i, (ticker, side, qty) in enumerate([("AAPL", "BUY", 100), ("MSFT", "BUY", 50), ("AAPL", "SELL", 30)]):
         redis_client.xadd(SCHEMA.key("orders"), SubmitOrder(
             order_id=f"o{i}", ts="2020-01-06T15:00:00+00:00", strategy="t", ticker=ticker, side=side,
-            quantity=float(qty), reference_price=100.0).to_dict())
+            quantity=float(qty), reference_price=marks[ticker]).to_dict())
     worker.run(threading.Event(), block_ms=50, max_orders=3)
     return Lake(settings.lake_root)
 

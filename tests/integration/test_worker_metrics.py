@@ -16,6 +16,7 @@ from quantbridge.cli.main import main
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import RedisSchema
 from tests.conftest import _free_port
+from tests.risk_support import publish_fresh_risk
 
 SCHEMA = RedisSchema("qb")
 TICKERS = ["AAPL", "MSFT", "XOM"]
@@ -36,7 +37,9 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_worker_metrics_when_orders_processed_then_http_endpoint_counts_outcomes_fills_fees_latency(redis_client):
-    worker = ExecutionWorker(redis_client, SCHEMA, "m1", TICKERS, esg={})
+    publish_fresh_risk(redis_client, SCHEMA)
+    worker = ExecutionWorker(redis_client, SCHEMA, "m1", TICKERS, esg={}, marks={"AAPL": 150.0, "MSFT": 30.0,
+                                                                                  "XOM": 100.0})
     port = _free_port()
     server = worker.metrics.serve(port)
     try:
