@@ -37,9 +37,12 @@ def daily_returns(closes: pd.DataFrame, quarantined: Iterable[date | str | Any] 
     InputError naming ``closes`` when no return is left.
     """
     if closes.shape[0] < 2 or closes.shape[1] == 0:
-        raise InputError("closes", f"{closes.shape[0]} dates x {closes.shape[1]} tickers",
-                         "a (dates x tickers) matrix of prices with at least two dates",
-                         hint="ingest prices with `qb ingest`")
+        raise InputError(
+            "closes",
+            f"{closes.shape[0]} dates x {closes.shape[1]} tickers",
+            "a (dates x tickers) matrix of prices with at least two dates",
+            hint="ingest prices with `qb ingest`",
+        )
     closes = closes.sort_index()
     returns = closes.pct_change(fill_method=None).iloc[1:]
     dates = pd.to_datetime(closes.index).to_numpy().astype("datetime64[D]")
@@ -48,8 +51,10 @@ def daily_returns(closes: pd.DataFrame, quarantined: Iterable[date | str | Any] 
     spanned = np.searchsorted(blocked, dates[1:], "right") - np.searchsorted(blocked, dates[:-1], "left")
     keep = (spanned == 0) & np.isfinite(returns.to_numpy(dtype=np.float64)).all(axis=1)
     if not keep.any():
-        raise InputError("closes", f"{closes.shape[0]} dates x {closes.shape[1]} tickers, "
-                                   f"{len(blocked)} quarantined dates",
-                         "at least two consecutive lake dates with every price and no quarantined date between",
-                         hint="ingest more history with `qb ingest`")
+        raise InputError(
+            "closes",
+            f"{closes.shape[0]} dates x {closes.shape[1]} tickers, {len(blocked)} quarantined dates",
+            "at least two consecutive lake dates with every price and no quarantined date between",
+            hint="ingest more history with `qb ingest`",
+        )
     return returns[keep]

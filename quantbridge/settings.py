@@ -123,8 +123,9 @@ class Settings:
     array_backend: str = "auto"
     #: Seed for every random generator that is not given one explicitly.
     seed: int = 20260101
-    #: VaR model of `qb var` and the VaR sensor: the one that passed the backtest (README, `qb var backtest`).
-    var_model: str = "filtered_historical"
+    #: VaR model of the sensor, `qb var` and the nightly report: the one that passes Kupiec, Christoffersen and
+    #: no red window on the equal-weight and the long/short book (README, `qb var backtest`).
+    var_model: str = "filtered_historical_portfolio"
     var_confidence: float = 0.99
     var_horizon_days: int = 1
     var_paths: int = 100_000
@@ -169,8 +170,10 @@ class Settings:
             raise ConfigError("max_deliveries", self.max_deliveries, "an integer >= 1")
         if self.array_backend not in {"auto", "gpu", "cpu"}:
             raise ConfigError("array_backend", self.array_backend, "one of auto, gpu, cpu")
-        if self.var_model not in {"normal", "student_t", "ewma", "historical", "filtered_historical"}:
-            raise ConfigError("var_model", self.var_model, "one of normal, student_t, ewma, historical, filtered_historical")
+        if self.var_model not in {"normal", "student_t", "ewma", "historical", "filtered_historical",
+                                  "filtered_historical_portfolio"}:  # risk.var.VAR_MODELS
+            raise ConfigError("var_model", self.var_model, "one of normal, student_t, ewma, historical, "
+                                                           "filtered_historical, filtered_historical_portfolio")
         if not 0.5 <= self.var_confidence < 1:
             raise ConfigError("var_confidence", self.var_confidence, "a number in [0.5, 1)")
         if self.var_horizon_days < 1 or self.var_paths < 100 or self.var_window < 20:

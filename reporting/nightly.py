@@ -3,9 +3,10 @@
 Sections, each computed from the lake and Redis as they are (a missing input gives a "no data yet: <why>"
 note in its place, never made-up figures):
 
-``var``        rolling one-day VaR forecasts (``risk.backtest.rolling_var``, every forecast from returns
-               before its day) for today's book against that book's hypothetical daily P&L over the last
-               ``days`` trading days, exceptions marked; the live sensor's ``risk:history`` points on top
+``var``        today's book (in shares) backtested with the live VaR code over the last ``days`` valuation
+               dates (``risk.backtest.forecast_history``: each forecast from returns up to its date, against
+               the book's P&L to the next lake date), exceptions marked, the next-day VaR as of the date
+               (``risk.measure.portfolio_var``, the sensor's call) and the sensor's ``risk:history`` points
 ``stress``     heat map scenario x position of the ``stress/date=D/`` ledger partition (change in % of the
                position's base value) and the worst scenario totals
 ``synthetic``  the latest ``synthetic/run=*/`` samples against the lake's real daily returns
@@ -35,6 +36,7 @@ import pandas as pd
 from quantbridge.errors import InputError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
+from quantbridge.returns import daily_returns
 from quantbridge.state import read_positions, text
 
 SECTIONS = ("var", "stress", "synthetic", "execution", "quality")
@@ -119,20 +121,25 @@ def _no_data(why: str) -> str:
 
 # --- VaR history -------------------------------------------------------------------------------------
 
-def var_history(lake: Lake, day: date, positions: dict[str, float], *, model: str = "filtered_historical",
-                confidence: float = 0.99, window: int = 500, days: int = 250) -> dict[str, Any]:
-    """Rolling one-day VaR forecasts of today's book and its hypothetical P&L over the last ``days`` days.
+def var_history(lake: Lake, day: date, positions: dict[str, float], *,
+                model: str = "filtered_historical_portfolio", confidence: float = 0.99, window: int = 500,
+                days: int = 250) -> dict[str, Any]:
+    """Today's book backtested over the last ``days`` valuation dates, and its next-day VaR as of ``day``.
 
-    The book is ``positions`` (shares) valued at the last close on or before ``day``, else the $1M
-    equal-weight demo book of ``qb var``; it is held at those weights through history. Returns a dict with
-    ``frame`` (index dates; columns ``pnl``, ``var`` in money, ``exception`` bool), the backtest row
-    (Kupiec, Christoffersen, zone), the window used and the book's source; raises InputError naming
-    what is missing when the lake cannot support it.
+    The book is ``positions`` (shares), else the $1M equal-weight demo book of ``qb var`` (shares at the
+    last close on or before ``day``), held constant in shares. The forecasts are the live code's
+    (:func:`risk.backtest.forecast_history`, :func:`risk.measure.portfolio_var` for ``day``). Returns a
+    dict with ``frame`` (index the valuation date D; ``var``, ``cvar``, the book's ``pnl`` from D to the
+    next lake date ``loss_date``, ``exception``), ``today`` (the forecast as of ``day``, what the VaR
+    sensor publishes), the backtest row (Kupiec, Christoffersen, zone), the window used and the book's
+    source; raises InputError naming what is missing when the lake cannot support it.
     """
-    from risk.backtest import evaluate, lake_returns, rolling_var
+    from risk.backtest import evaluate, forecast_history
+    from risk.measure import portfolio_var, recent_closes
     from risk.portfolio import equal_weight_book, exposures
+    from risk.var import VarSpec
 
-    closes = lake.read_close_matrix(end=day)
+    closes = recent_closes(lake, window + days + 1, end=day)
     if closes.empty:
         raise InputError("lake prices", f"none on or before {day.isoformat()}", "published prices (qb ingest)")
     last = closes.ffill().iloc[-1].dropna()
@@ -143,21 +150,20 @@ def var_history(lake: Lake, day: date, positions: dict[str, float], *, model: st
     gross = float(money.abs().sum())
     if gross <= 0:
         raise InputError("positions", positions, "a book with a non-zero exposure")
-    weights = (money / gross).to_numpy()
-    returns = lake_returns(closes.loc[:, list(money.index)], lake.quarantined_dates())
-    n = len(returns)
+    quarantined = lake.quarantined_dates()
+    n = len(daily_returns(closes.loc[:, list(money.index)], quarantined))
     used = min(window, max(MIN_WINDOW, n - days))
     if n - used < MIN_FORECASTS:
         raise InputError("lake history", f"{n} daily returns on or before {day.isoformat()}",
                          f"at least {MIN_WINDOW + MIN_FORECASTS} ({MIN_WINDOW} behind a forecast, "
                          f"{MIN_FORECASTS} forecasts)", hint="ingest more history with `qb ingest`")
-    tail = returns.iloc[-(used + days):]
-    var = rolling_var(tail, weights, model, confidence, used) * gross
-    pnl = pd.Series(tail.loc[var.index].to_numpy() @ weights * gross, index=var.index)
-    row = evaluate(-pnl, var, confidence, model)
-    frame = pd.DataFrame({"pnl": pnl, "var": var, "exception": -pnl > var})
-    return {"frame": frame, "backtest": row.as_dict(), "window": used, "source": source, "gross": gross,
-            "positions": len(money), "as_of": str(closes.index[-1])}
+    spec = VarSpec(model=model, confidence=confidence, window=used)
+    history = forecast_history(closes, positions, spec, quarantined=quarantined, last=days)
+    today = portfolio_var(closes, positions, quarantined=quarantined, spec=spec)
+    row = evaluate(history["loss"], history["var"], confidence, model)
+    frame = history.assign(pnl=-history["loss"]).loc[:, ["loss_date", "var", "cvar", "pnl", "exception"]]
+    return {"frame": frame, "today": today, "backtest": row.as_dict(), "window": used, "source": source,
+            "gross": gross, "positions": len(money), "as_of": str(closes.index[-1])}
 
 
 def _live_points(history: list[dict[str, str]], first: date, last: date) -> tuple[list[date], list[float], int]:
@@ -177,35 +183,33 @@ def _live_points(history: list[dict[str, str]], first: date, last: date) -> tupl
 
 
 def _var_section(lake: Lake, day: date, snap: RedisSnapshot, folder: Path, options: dict[str, Any]) -> Section:
-    from risk.backtest import BACKTEST_MODELS
-
     s = Section("var", "VaR history against realised P&L")
-    if options["model"] not in BACKTEST_MODELS:  # plain historical VaR has no rolling-forecast form here
-        s.body = (f"<p>Model {html.escape(options['model'])} has no rolling forecast in risk.backtest; "
-                  "filtered_historical (the backtest's default) is shown.</p>")
-        options = {**options, "model": "filtered_historical"}
     try:
         out = var_history(lake, day, snap.positions, **options)
     except InputError as exc:
         s.note = _no_data(str(exc))
         return s
-    frame, bt = out["frame"], out["backtest"]
+    frame, bt, today = out["frame"], out["backtest"], out["today"]
+    as_of = date.fromisoformat(out["as_of"])
     exc_days = frame.index[frame["exception"]]
-    live_x, live_y, outside = _live_points(snap.risk_history, frame.index[0], frame.index[-1])
+    live_x, live_y, outside = _live_points(snap.risk_history, frame.index[0], as_of)
 
     fig = _figure(10, 4.2)
     ax = fig.add_subplot()
     x = pd.to_datetime(pd.Index(frame.index))
     ax.bar(x, frame["pnl"], width=1.0, color=np.where(frame["exception"], "#c0392b", "#7f8c8d"),
-           label="P&L of today's book (hypothetical)")
+           label="next-day P&L of today's book (hypothetical)")
     ax.plot(x, -frame["var"], color="#2c3e50", lw=1.4, label=f"-VaR {options['confidence']:.0%} 1-day ({bt['model']})")
+    ax.scatter(pd.to_datetime([as_of]), [-today.var], marker="D", color="#2c3e50", zorder=4,
+               label=f"-VaR for the next day as of {as_of}")
     if len(exc_days):
         ax.scatter(pd.to_datetime(pd.Index(exc_days)), frame.loc[exc_days, "pnl"], marker="v", color="#c0392b",
                    zorder=3, label=f"exceptions ({len(exc_days)})")
     if live_x:
         ax.scatter(pd.to_datetime(pd.Index(live_x)), -np.asarray(live_y), marker="o", facecolors="none",
-                   edgecolors="#2980b9", zorder=4, label="live sensor -VaR (risk:history)")
+                   edgecolors="#2980b9", s=60, zorder=5, label="live sensor -VaR (risk:history)")
     ax.axhline(0, color="black", lw=0.5)
+    ax.set_xlabel("valuation date (VaR for, and P&L to, the next lake date)")
     ax.set_ylabel("money")
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title(f"{len(frame)} forecasts, {frame.index[0]}..{frame.index[-1]}, window {out['window']} returns")
@@ -217,14 +221,17 @@ def _var_section(lake: Lake, day: date, snap: RedisSnapshot, folder: Path, optio
                  "expected_exceptions": round(bt["expected_exceptions"], 2), "kupiec_p": bt["kupiec_p"],
                  "christoffersen_p": bt["christoffersen_p"], "zone_last_250": zone, "model": bt["model"],
                  "window": out["window"], "book": out["source"], "gross_exposure": round(out["gross"], 2),
-                 "first": str(frame.index[0]), "last": str(frame.index[-1]),
+                 "first": str(frame.index[0]), "last": str(frame.index[-1]), "as_of": out["as_of"],
+                 "var_next_day": today.var, "cvar_next_day": today.cvar,
                  "exception_dates": [str(d) for d in exc_days], "live_points": len(live_x)}
     live = (f"{len(live_x)} live sensor points in range" + (f", {outside} outside it" if outside else "")
             if snap.risk_history else (_no_data(snap.error) if snap.error else
                                        "no live sensor points: risk:history is empty (run `qb var-sensor`)"))
     s.body += _table(["figure", "value"], [
-        ["book", f"{out['source']}, {out['positions']} positions, gross {out['gross']:,.0f}, as of {out['as_of']}"],
+        ["book", f"{out['source']}, {out['positions']} positions, gross {out['gross']:,.0f}, "
+                 f"as of {out['as_of']}, held constant in shares"],
         ["model", f"{bt['model']}, one day, {options['confidence']:.0%}, window {out['window']} returns"],
+        [f"next-day VaR / CVaR as of {out['as_of']}", f"{today.var:,.0f} / {today.cvar:,.0f}"],
         ["forecasts", bt["observations"]], ["exceptions", f"{bt['exceptions']} (expected {bt['expected_exceptions']:.1f})"],
         ["Kupiec p", bt["kupiec_p"]], ["Christoffersen p", bt["christoffersen_p"]], ["Basel zone (last 250)", zone],
         ["latest exceptions", ", ".join(str(d) for d in exc_days[-8:]) or "none"], ["live sensor", live]])
@@ -329,9 +336,12 @@ def _synthetic_section(lake: Lake, day: date, folder: Path, window: int) -> Sect
     if closes.empty or not tickers:
         s.note = _no_data(f"no real prices on or before {day.isoformat()} for the tickers of run {run}")
         return s
-    real = closes.loc[:, tickers].sort_index().pct_change(fill_method=None).iloc[1:].tail(window)
+    try:
+        real = daily_returns(closes.loc[:, tickers], lake.quarantined_dates()).tail(window)
+    except InputError as exc:
+        s.note = _no_data(str(exc))
+        return s
     real_v = real.to_numpy().ravel()
-    real_v = real_v[np.isfinite(real_v)]
     synth_v = synth.loc[synth["ticker"].isin(tickers), "value"].to_numpy(dtype=np.float64)
     if real_v.size < 2 or synth_v.size < 2:
         s.note = _no_data(f"fewer than two values to compare (real {real_v.size}, synthetic {synth_v.size})")
@@ -519,8 +529,8 @@ def _page(day: date, sections: list[Section]) -> str:
 
 
 def build_nightly_report(lake: Lake, day: date, redis: Any = None, *, prefix: str = "qb",
-                         model: str = "filtered_historical", confidence: float = 0.99, window: int = 500,
-                         days: int = 250, progress: Callable[[str], None] = lambda _m: None) -> Path:
+                         model: str = "filtered_historical_portfolio", confidence: float = 0.99,
+                         window: int = 500, days: int = 250, progress: Callable[[str], None] = lambda _m: None) -> Path:
     """Write ``reports/date=D/report.html`` (+ PNGs and ``report.json``) and return the HTML's path.
 
     ``redis`` is a client (read once with :func:`read_redis_snapshot`), a :class:`RedisSnapshot`, or None

@@ -1,15 +1,11 @@
-"""VaR backtesting: rolling one-day VaR forecasts on real history, exceptions, Kupiec's proportion-of-failures
-test, Christoffersen's independence test and the Basel traffic-light zone per 250-day window.
+"""VaR backtesting with the live code: rolling one-day VaR forecasts of a book on real history, exceptions,
+Kupiec's proportion-of-failures test, Christoffersen's independence test and the Basel traffic-light zone
+of every 250-day window.
 
-The rolling forecasts use each model's exact quantile (what its Monte Carlo converges to for a linear
-portfolio), so decades of daily forecasts take seconds:
-
-``normal``               z_c x portfolio volatility from the Ledoit-Wolf covariance of the last ``window`` returns
-``student_t``            the same volatility, Student-t quantile (``dof`` = 5) scaled to unit variance
-``ewma``                 z_c x RiskMetrics EWMA volatility (decay 0.94) of the portfolio return
-``filtered_historical``  empirical quantile of EWMA-standardised past returns x today's EWMA volatility
-
-Forecast t uses returns strictly before t. Losses and VaR are fractions of portfolio value.
+Every forecast is :func:`risk.var.forecast`, the formula the VaR sensor and ``qb var`` run through
+:func:`risk.measure.portfolio_var`, on the same quarantine-aware daily returns
+(:func:`quantbridge.returns.daily_returns`): the forecast for date D uses the returns up to D only and is
+compared with the book's loss from D's close to the next lake date's. Losses and VaR are in money.
 (``arch`` 8.0.0, the newest release reachable here, does not ship these tests yet; they are written here
 and checked against hand computations in the tests.)
 """
@@ -17,7 +13,9 @@ and checked against hand computations in the tests.)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,10 +23,13 @@ import pandas as pd
 from scipy import stats
 
 from quantbridge.errors import InputError
-from risk.covariance import covariance
+from quantbridge.returns import daily_returns
+from risk.var import VAR_MODELS, VarSpec, window_figures
 
-BACKTEST_MODELS = ("normal", "student_t", "ewma", "filtered_historical")
+BACKTEST_MODELS = VAR_MODELS
 BASEL_WINDOW = 250
+#: How a book is held through history: constant shares (a live book) or constant money (rebalanced).
+HOLDS = ("shares", "money")
 
 
 def _xlogy(x: float, y: float) -> float:
@@ -47,7 +48,7 @@ def kupiec_pof(exceptions: int, observations: int, p: float) -> tuple[float, flo
 
 
 def christoffersen_independence(hits: np.ndarray) -> tuple[float, float]:
-    """Christoffersen's LR test that an exception today does not make one tomorrow likelier (chi-square(1))."""
+    """Christoffersen's LR test that an exception today does not make one tomorrow likelier (chi2(1))."""
     h = np.asarray(hits, dtype=bool)
     if h.size < 2:
         raise InputError("hits", h.size, "at least two observations")
@@ -71,40 +72,73 @@ def traffic_light(exceptions: int, observations: int = BASEL_WINDOW, p: float = 
     return "green" if cdf < 0.95 else "yellow" if cdf < 0.9999 else "red"
 
 
-def _ewma_sigma(r: np.ndarray, decay: float) -> np.ndarray:
-    """sigma[t] forecasts the volatility of r[t] from r[:t] only."""
-    var = np.empty(len(r))
-    var[0] = np.var(r[: min(20, len(r))]) + 1e-18
-    for t in range(1, len(r)):
-        var[t] = decay * var[t - 1] + (1 - decay) * r[t - 1] ** 2
-    return np.sqrt(var)
+def forecast_history(
+    closes: pd.DataFrame,
+    positions: dict[str, float],
+    spec: VarSpec,
+    *,
+    quarantined: Iterable[Any] = (),
+    hold: str = "shares",
+    last: int | None = None,
+) -> pd.DataFrame:
+    """Roll the live forecast over history: one row per lake date D with a next-day outcome.
 
+    ``positions``: ticker -> shares (``hold="shares"``: exposures are shares x D's close, the live book
+    held constant in shares) or ticker -> money (``hold="money"``: the book rebalanced to the same money at
+    every close, e.g. the reference books). For each date D the forecast is :func:`risk.var.forecast` on the
+    last ``spec.window`` daily returns ending on or before D (exactly what :func:`risk.measure.portfolio_var`
+    computes live on D's closes) and is compared with the book's loss over the next kept return, from D to
+    the next lake date. Dates whose next return was dropped (a quarantined date or a missing price in
+    between) have no outcome and no row. ``last``: only the latest ``last`` rows.
 
-def rolling_var(returns: pd.DataFrame, weights: np.ndarray, model: str, confidence: float = 0.99,
-                window: int = 500, dof: float = 5.0, decay: float = 0.94) -> pd.Series:
-    """One-day VaR forecasts (fraction of value) for dates ``returns.index[window:]``."""
-    if model not in BACKTEST_MODELS:
-        raise InputError("model", model, "one of " + ", ".join(BACKTEST_MODELS))
-    if len(returns) <= window:
-        raise InputError("returns", f"{len(returns)} days", f"more than window={window} days of returns")
+    Returns a frame indexed by ``date`` (D) with columns ``loss_date``, ``var``, ``cvar``, ``loss``
+    (money; positive is a loss) and ``exception`` (loss > VaR).
+    """
+    if hold not in HOLDS:
+        raise InputError("hold", hold, "one of " + ", ".join(HOLDS))
+    if spec.horizon_days != 1:
+        raise InputError("horizon_days", spec.horizon_days, "1 (the backtest compares with next-day losses)")
+    closes = closes.sort_index()
+    tickers = list(positions)
+    unknown = sorted(set(tickers) - set(map(str, closes.columns)))
+    if unknown:
+        raise InputError(
+            "positions", ",".join(unknown), "tickers present in the lake: " + ", ".join(closes.columns)
+        )
+    quantity = np.array([positions[t] for t in tickers], dtype=np.float64)
+    prices = closes.loc[:, tickers]
+    returns = daily_returns(prices, quarantined)
     data = returns.to_numpy(dtype=np.float64)
-    port = data @ weights
-    z = stats.norm.ppf(confidence)
-    out = np.empty(len(data) - window)
-    if model in {"normal", "student_t"}:
-        q = z if model == "normal" else stats.t.ppf(confidence, dof) * math.sqrt((dof - 2) / dof)
-        for i, t in enumerate(range(window, len(data))):
-            sigma = covariance(data[t - window:t], "ledoit_wolf")
-            out[i] = q * math.sqrt(weights @ sigma @ weights)
+    # a kept return j runs from the lake date before its end date; its start D is a forecast date with
+    # exactly the returns 0..j-1 ending on or before D behind it
+    lake_dates = prices.index
+    starts = lake_dates[lake_dates.get_indexer(returns.index) - 1]
+    rows = np.arange(spec.window, len(returns))
+    if last is not None:
+        rows = rows[-last:] if last > 0 else rows[:0]
+    if len(rows) == 0:
+        raise InputError(
+            "returns",
+            f"{len(returns)} daily returns",
+            f"more than window={spec.window} daily returns (and dates with a next-day outcome)",
+            hint="ingest more history with `qb ingest` or use a shorter --window",
+        )
+    if hold == "shares":
+        marks = prices.ffill().loc[starts[rows]].to_numpy(dtype=np.float64)
+        money = marks * quantity
     else:
-        sigma = _ewma_sigma(port, decay)
-        if model == "ewma":
-            out = z * sigma[window:]
-        else:
-            standardised = port / sigma
-            for i, t in enumerate(range(window, len(data))):
-                out[i] = -np.quantile(standardised[t - window:t], 1 - confidence) * sigma[t]
-    return pd.Series(out, index=returns.index[window:], name=model)
+        money = np.broadcast_to(quantity, (len(rows), len(tickers)))
+    var = np.empty(len(rows))
+    cvar = np.empty(len(rows))
+    # daily_returns keeps finite returns only and a kept return starts from a priced date, so the checks of
+    # risk.var.forecast hold for every window: the loop runs its formula directly
+    for i, j in enumerate(rows):
+        var[i], cvar[i], *_ = window_figures(data[j - spec.window : j], money[i], spec)
+    loss = -np.einsum("ij,ij->i", data[rows], money)
+    return pd.DataFrame(
+        {"loss_date": returns.index[rows], "var": var, "cvar": cvar, "loss": loss, "exception": loss > var},
+        index=pd.Index(starts[rows], name="date"),
+    )
 
 
 @dataclass(frozen=True)
@@ -129,42 +163,83 @@ class BacktestRow:
 
 
 def evaluate(losses: pd.Series, var: pd.Series, confidence: float = 0.99, model: str = "") -> BacktestRow:
-    """Exceptions (loss > VaR), the two LR tests and the traffic-light zones of every 250-day window."""
+    """Exceptions (loss > VaR), the two LR tests and the traffic-light zones of every 250-day window.
+
+    ``passes``: both tests' p-values above 5% and no red window."""
     aligned = pd.concat([losses.rename("loss"), var.rename("var")], axis=1, join="inner").dropna()
     hits = (aligned["loss"] > aligned["var"]).to_numpy()
     p = 1 - confidence
     n, x = len(hits), int(hits.sum())
     k_lr, k_p = kupiec_pof(x, n, p)
     c_lr, c_p = christoffersen_independence(hits)
-    counts = np.convolve(hits.astype(int), np.ones(BASEL_WINDOW, dtype=int), mode="valid") if n >= BASEL_WINDOW else np.array([x])
+    counts = (
+        np.convolve(hits.astype(int), np.ones(BASEL_WINDOW, dtype=int), mode="valid")
+        if n >= BASEL_WINDOW
+        else np.array([x])
+    )
     zones = [traffic_light(int(c), BASEL_WINDOW, p) for c in counts]
     share = {z: zones.count(z) / len(zones) for z in ("green", "yellow", "red")}
-    return BacktestRow(model=model, observations=n, exceptions=x, expected_exceptions=n * p, exception_rate=x / n,
-                       kupiec_lr=k_lr, kupiec_p=k_p, christoffersen_lr=c_lr, christoffersen_p=c_p,
-                       zone_last_window=zones[-1], windows_green=share["green"], windows_yellow=share["yellow"],
-                       windows_red=share["red"], passes=bool(k_p > 0.05 and c_p > 0.05))
+    return BacktestRow(
+        model=model,
+        observations=n,
+        exceptions=x,
+        expected_exceptions=n * p,
+        exception_rate=x / n,
+        kupiec_lr=k_lr,
+        kupiec_p=k_p,
+        christoffersen_lr=c_lr,
+        christoffersen_p=c_p,
+        zone_last_window=zones[-1],
+        windows_green=share["green"],
+        windows_yellow=share["yellow"],
+        windows_red=share["red"],
+        passes=bool(k_p > 0.05 and c_p > 0.05 and "red" not in zones),
+    )
 
 
-def backtest(returns: pd.DataFrame, weights: np.ndarray | None = None, models: tuple[str, ...] = BACKTEST_MODELS,
-             confidence: float = 0.99, window: int = 500) -> dict[str, Any]:
-    """Backtest every model on ``returns`` (dates x tickers) for a portfolio (default: equal weight)."""
-    w = np.full(returns.shape[1], 1 / returns.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
-    losses = -pd.Series(returns.to_numpy() @ w, index=returns.index)
-    rows = [evaluate(losses, rolling_var(returns, w, m, confidence, window), confidence, m) for m in models]
-    passing = [r for r in rows if r.passes]
-    # Default: a model passing both tests; among those, the one whose exception rate is closest to 1 - c.
-    best = min(passing or rows, key=lambda r: (abs(r.exception_rate - (1 - confidence)), -r.christoffersen_p))
-    return {"confidence": confidence, "window": window, "start": str(returns.index[window]),
-            "end": str(returns.index[-1]), "tickers": list(returns.columns), "models": [r.as_dict() for r in rows],
-            "default_model": best.model, "default_passes": best.passes}
+def backtest(
+    closes: pd.DataFrame,
+    positions: dict[str, float],
+    *,
+    quarantined: Iterable[Any] = (),
+    hold: str = "shares",
+    models: Iterable[str] = BACKTEST_MODELS,
+    spec: VarSpec | None = None,
+    forecasts: dict[str, pd.DataFrame] | None = None,
+) -> dict[str, Any]:
+    """Backtest every model of ``models`` (``spec`` with its model replaced) on one book.
 
-
-def lake_returns(closes: pd.DataFrame, quarantined: list[Any]) -> pd.DataFrame:
-    """Daily returns between consecutive lake dates, dropping any return that spans a quarantined date."""
-    closes = closes.sort_index()
-    returns = closes.pct_change(fill_method=None).iloc[1:]
-    dates = np.array(closes.index, dtype="datetime64[D]")
-    blocked = np.sort(np.array(quarantined, dtype="datetime64[D]"))
-    inside = np.searchsorted(blocked, dates[1:], "left") - np.searchsorted(blocked, dates[:-1], "right")
-    keep = (inside == 0) & ~returns.isna().any(axis=1).to_numpy()
-    return returns[keep]
+    A model passes when Kupiec's and Christoffersen's p-values exceed 5% and no 250-day window is red.
+    ``forecasts``, when given, receives each model's rows from :func:`forecast_history`.
+    """
+    spec = spec or VarSpec()
+    rows, frames = [], {}
+    for model in models:
+        t0 = time.perf_counter()
+        frame = forecast_history(
+            closes, positions, replace(spec, model=model), quarantined=quarantined, hold=hold
+        )
+        row = evaluate(frame["loss"], frame["var"], spec.confidence, model)
+        rows.append({**row.as_dict(), "seconds": round(time.perf_counter() - t0, 3)})
+        frames[model] = frame
+    if forecasts is not None:
+        forecasts.update(frames)
+    first = next(iter(frames.values()))
+    passing = [r for r in rows if r["passes"]]
+    # Among the passing models (else all), the one whose exception rate is closest to 1 - c.
+    best = min(
+        passing or rows,
+        key=lambda r: (abs(r["exception_rate"] - (1 - spec.confidence)), -r["christoffersen_p"]),
+    )
+    return {
+        "confidence": spec.confidence,
+        "window": spec.window,
+        "decay": spec.decay,
+        "hold": hold,
+        "start": str(first.index[0]),
+        "end": str(first["loss_date"].iloc[-1]),
+        "tickers": list(positions),
+        "models": rows,
+        "best_model": best["model"],
+        "best_passes": best["passes"],
+    }

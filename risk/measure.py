@@ -1,48 +1,100 @@
-"""Portfolio VaR from lake prices: the one call the CLI (and later the VaR sensor) makes."""
+"""Portfolio VaR from lake prices: the one call the VaR sensor, ``qb var`` and the backtest's forecasts share.
+
+:func:`portfolio_var` turns closes up to and including a date D, the quarantined dates, positions in shares
+and a :class:`~risk.var.VarSpec` into the VaR/CVaR forecast for the day after D. Its formula is
+:func:`risk.var.forecast` on the last ``window`` returns of :func:`quantbridge.returns.daily_returns`;
+:mod:`risk.backtest` rolls the same formula over history.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 from quantbridge.errors import InputError
-from risk.backend import array_module
-from risk.covariance import covariance, daily_returns, ewma_covariance
+from quantbridge.lake import Lake
+from quantbridge.returns import daily_returns
 from risk.portfolio import exposures
-from risk.var import VarResult, historical_var, monte_carlo_var
+from risk.var import FORECAST_MODES, VAR_MODELS, VarResult, VarSpec, forecast
 
-#: Models ``qb var --model`` accepts.
-VAR_MODELS = ("normal", "student_t", "ewma", "historical", "filtered_historical")
+__all__ = ["VAR_MODELS", "portfolio_var", "recent_closes"]
 
 
 def portfolio_var(
     closes: pd.DataFrame,
     positions: dict[str, float],
     *,
-    model: str = "normal",
+    quarantined: Iterable[Any] = (),
+    model: str = "filtered_historical",
     confidence: float = 0.99,
     horizon_days: int = 1,
-    paths: int = 100_000,
-    seed: int = 20260101,
-    mode: str = "shortcut",
     window: int = 500,
+    decay: float = 0.94,
+    dof: float = 5.0,
     cov_method: str = "ledoit_wolf",
-    backend_preference: str = "auto",
+    mode: str = "totals",
+    spec: VarSpec | None = None,
 ) -> VarResult:
-    """VaR/CVaR of ``positions`` (ticker -> shares) valued at the last close of ``closes`` (dates x tickers).
+    """VaR/CVaR for the next day of ``positions`` (ticker -> shares) held at the last date D of ``closes``.
 
-    The covariance (or the historical sample) uses the last ``window`` daily returns of the held tickers.
+    ``closes``: (dates x tickers) lake closes up to and including D; exposures are shares x D's close (the
+    last known close of a ticker with none on D). The forecast uses the last ``window`` daily returns of
+    the held tickers (fewer on a shorter history, at least ``MIN_RETURNS``), returns spanning a
+    ``quarantined`` date or a missing price dropped. ``spec`` overrides the model keywords. ``mode``
+    ``full`` adds component VaR/CVaR per position.
     """
-    if model not in VAR_MODELS:
-        raise InputError("model", model, "one of " + ", ".join(VAR_MODELS))
-    if isinstance(window, bool) or not isinstance(window, int) or window < 20:
-        raise InputError("window", window, "an integer >= 20 (daily returns used)")
+    spec = spec or VarSpec(
+        model=model,
+        confidence=confidence,
+        horizon_days=horizon_days,
+        window=window,
+        decay=decay,
+        dof=dof,
+        cov_method=cov_method,
+    )
+    if mode not in FORECAST_MODES:
+        raise InputError("mode", mode, "one of " + ", ".join(FORECAST_MODES))
+    if closes.empty:
+        raise InputError("closes", "empty", "lake prices up to the valuation date (run `qb ingest` first)")
+    closes = closes.sort_index()
     money = exposures(positions, closes.ffill().iloc[-1])
-    returns = daily_returns(closes.loc[:, list(money.index)]).iloc[-window:]
-    if model in {"historical", "filtered_historical"}:
-        return historical_var(money.to_numpy(), returns.to_numpy(), confidence, horizon_days,
-                              filtered=model == "filtered_historical")
-    sigma = ewma_covariance(returns) if model == "ewma" else covariance(returns, cov_method)
-    result = monte_carlo_var(money.to_numpy(), sigma, confidence=confidence, horizon_days=horizon_days, paths=paths,
-                             model="student_t" if model == "student_t" else "normal", seed=seed, mode=mode,
-                             tickers=list(money.index), backend=array_module(backend_preference))
-    return VarResult(**{**result.__dict__, "model": model})
+    if not np.isfinite(money.to_numpy()).all():
+        unpriced = money.index[~np.isfinite(money.to_numpy())]
+        raise InputError(
+            "positions", ",".join(unpriced), "tickers with a close in the lake up to the valuation date"
+        )
+    returns = daily_returns(closes.loc[:, list(money.index)], quarantined).iloc[-spec.window :]
+    return forecast(
+        returns.to_numpy(dtype=np.float64),
+        money.to_numpy(),
+        spec,
+        tickers=list(money.index),
+        components=mode == "full",
+    )
+
+
+def recent_closes(lake: Lake, window: int, end: date | None = None) -> pd.DataFrame:
+    """Closes (dates x tickers) of the latest lake dates up to ``end`` holding ``window`` daily returns.
+
+    Reads ``window + 1`` dates, and more while returns spanning quarantined dates or gaps leave fewer than
+    ``window`` (or the lake is exhausted), so :func:`portfolio_var` sees the same window as the backtest
+    run on the whole lake.
+    """
+    dates = [d for d in lake.price_dates() if end is None or d <= end]
+    if not dates:
+        return pd.DataFrame()
+    quarantined = lake.quarantined_dates()
+    need = window + 1
+    while True:
+        closes = lake.read_close_matrix(dates[-need] if need < len(dates) else dates[0], dates[-1])
+        try:
+            kept = len(daily_returns(closes, quarantined))
+        except InputError:
+            kept = 0
+        if kept >= window or need >= len(dates):
+            return closes
+        need += window - kept

@@ -41,7 +41,7 @@ def load_positions(path: str | Path) -> dict[str, float]:
             try:
                 data = {row["ticker"]: row["quantity"] for row in data}
             except (KeyError, TypeError):
-                raise InputError(path.name, "list", "a list of {\"ticker\": ..., \"quantity\": ...}") from None
+                raise InputError(path.name, "list", 'a list of {"ticker": ..., "quantity": ...}') from None
         if not isinstance(data, dict):
             raise InputError(path.name, type(data).__name__, "a JSON object ticker -> quantity")
         return parse_positions(data, path.name)
@@ -52,14 +52,16 @@ def load_positions(path: str | Path) -> dict[str, float]:
     if frame["ticker"].duplicated().any():
         dup = frame.loc[frame["ticker"].duplicated(), "ticker"].iloc[0]
         raise InputError(f"{path.name}[{dup}]", "twice", "one line per ticker")
-    return parse_positions(dict(zip(frame["ticker"], frame["quantity"])), path.name)
+    return parse_positions(dict(zip(frame["ticker"], frame["quantity"], strict=True)), path.name)
 
 
 def exposures(positions: dict[str, float], last_prices: pd.Series) -> pd.Series:
     """Money exposure per ticker (quantity x last price), in the order of ``positions``."""
     unknown = sorted(set(positions) - set(last_prices.index))
     if unknown:
-        raise InputError("positions", ",".join(unknown), "tickers present in the lake: " + ", ".join(last_prices.index))
+        raise InputError(
+            "positions", ",".join(unknown), "tickers present in the lake: " + ", ".join(last_prices.index)
+        )
     tickers = list(positions)
     return pd.Series([positions[t] * float(last_prices[t]) for t in tickers], index=tickers, dtype="float64")
 
@@ -68,3 +70,29 @@ def equal_weight_book(last_prices: pd.Series, notional: float = 1_000_000.0) -> 
     """The reference portfolio: ``notional`` split equally across every ticker, as share quantities."""
     each = notional / len(last_prices)
     return {str(t): each / float(p) for t, p in last_prices.items()}
+
+
+#: Reference books of the VaR backtest (README's table), money per ticker rebalanced at every close.
+REFERENCE_BOOKS = ("equal_weight", "long_short")
+
+
+def reference_book(name: str, tickers: list[str], notional: float = 1_000_000.0) -> dict[str, float]:
+    """Money per ticker of a reference book over ``tickers`` (sorted by name), gross ``notional``.
+
+    ``equal_weight``: ``notional / n`` long in every ticker. ``long_short``: long the first half of the
+    sorted tickers and short the second half (the extra ticker of an odd count is short), each side
+    ``notional / 2`` split equally: net zero, gross ``notional``.
+    """
+    names = sorted(str(t) for t in tickers)
+    if len(names) < 2:
+        raise InputError("tickers", names, "at least two tickers for a reference book")
+    if name == "equal_weight":
+        return {t: notional / len(names) for t in names}
+    if name == "long_short":
+        half = len(names) // 2
+        longs, shorts = names[:half], names[half:]
+        return {
+            **{t: notional / 2 / len(longs) for t in longs},
+            **{t: -notional / 2 / len(shorts) for t in shorts},
+        }
+    raise InputError("book", name, "one of " + ", ".join(REFERENCE_BOOKS))

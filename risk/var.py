@@ -2,9 +2,15 @@
 
 Conventions: ``exposures`` (n_assets,) money held in each asset (quantity x price, portfolio currency);
 ``cov`` (n_assets, n_assets) covariance of daily simple returns; losses are positive numbers; the
-horizon scales the daily covariance by ``horizon_days`` (i.i.d. returns).
+horizon scales one-day figures by sqrt(``horizon_days``) (i.i.d. returns).
 
-Monte Carlo, two modes on the same random draws:
+Forecasts (:class:`VarSpec`, :func:`forecast`, :func:`window_figures`): the next-day VaR/CVaR of every
+model from a window of daily returns, in closed form (normal, Student-t) or on the window's scenarios
+(historical, filtered historical). This is the one formula of the VaR sensor, ``qb var``, the nightly
+report and the backtest (:mod:`risk.measure`, :mod:`risk.backtest`).
+
+Monte Carlo (:func:`monte_carlo_var`, used by the FX stress and ``make bench``; NumPy or CuPy), two modes
+on the same random draws:
 
 * ``shortcut``: portfolio P&L = (w'L) Z, exact for linear positions (L the Cholesky factor): one
   matrix-vector product per batch of paths, no per-asset paths kept.
@@ -13,8 +19,9 @@ Monte Carlo, two modes on the same random draws:
   One pass: each batch keeps its worst paths' per-position losses (a batch holding more of the global
   tail than it kept is redrawn from its seed).
 
-Innovations are normal or Student-t (multivariate t with ``dof`` > 2, scaled to the same covariance).
-Batches draw from ``default_rng([seed, batch])``, so every figure is reproducible for a seed.
+Innovations are normal or Student-t (multivariate t with ``dof`` > 2, scaled to the same covariance); for
+a linear book they converge to the closed forms of the forecasts (tested). Batches draw from
+``default_rng([seed, batch])``, so every figure is reproducible for a seed.
 """
 
 from __future__ import annotations
@@ -23,17 +30,21 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from quantbridge.errors import InputError
 from risk.backend import Backend, array_module
+from risk.covariance import covariance, ewma_variance
 
 MODELS = ("normal", "student_t")
 MODES = ("shortcut", "full")
 #: Full mode keeps this many times the expected tail share of each batch's worst paths.
 _TAIL_KEEP_FACTOR = 3.0
+#: Floor of an EWMA variance (a constant price has none), so a standardised return stays finite.
+_TINY = 1e-300
 
 
 @dataclass(frozen=True)
@@ -51,19 +62,38 @@ class VarResult:
     seconds: float
     mode: str = "closed_form"
     dtype: str = "float64"
+    #: Daily returns behind the forecast (0 for Monte Carlo on a given covariance).
+    observations: int = 0
     component_var: dict[str, float] = field(default_factory=dict)
     component_cvar: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in ("var", "cvar", "volatility", "confidence", "horizon_days", "paths",
-                                               "model", "backend", "seconds", "mode", "dtype")}
+        out = {
+            k: getattr(self, k)
+            for k in (
+                "var",
+                "cvar",
+                "volatility",
+                "confidence",
+                "horizon_days",
+                "paths",
+                "model",
+                "backend",
+                "seconds",
+                "mode",
+                "dtype",
+                "observations",
+            )
+        }
         if self.component_var:
             out["component_var"] = self.component_var
             out["component_cvar"] = self.component_cvar
         return out
 
 
-def check_inputs(exposures: Any, cov: Any, confidence: float, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+def check_inputs(
+    exposures: Any, cov: Any, confidence: float, horizon_days: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate and return float64 copies; every error names the field and the value."""
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
         raise InputError("confidence", confidence, "a number in [0.5, 1), e.g. 0.99")
@@ -102,13 +132,31 @@ def normal_var(exposures: Any, cov: Any, confidence: float = 0.99, horizon_days:
     w, sigma = check_inputs(exposures, cov, confidence, horizon_days)
     vol = math.sqrt(max(float(w @ sigma @ w), 0.0) * horizon_days)
     z = norm.ppf(confidence)
-    return VarResult(var=float(vol * z), cvar=float(vol * norm.pdf(z) / (1 - confidence)), volatility=vol, confidence=confidence,
-                     horizon_days=horizon_days, paths=0, model="normal", backend="numpy",
-                     seconds=time.perf_counter() - t0)
+    return VarResult(
+        var=float(vol * z),
+        cvar=float(vol * norm.pdf(z) / (1 - confidence)),
+        volatility=vol,
+        confidence=confidence,
+        horizon_days=horizon_days,
+        paths=0,
+        model="normal",
+        backend="numpy",
+        seconds=time.perf_counter() - t0,
+    )
 
 
-def _batch_pnl(backend: Backend, seed: int, batch: int, size: int, factor: Any, model: str, dof: float,
-               dtype: str, full: bool, weights: Any) -> tuple[Any, Any | None]:
+def _batch_pnl(
+    backend: Backend,
+    seed: int,
+    batch: int,
+    size: int,
+    factor: Any,
+    model: str,
+    dof: float,
+    dtype: str,
+    full: bool,
+    weights: Any,
+) -> tuple[Any, Any | None]:
     """P&L of one batch of paths, and the per-asset paths when ``full``."""
     xp = backend.xp
     rng = backend.generator([seed, batch] if backend.name == "numpy" else seed * 1_000_003 + batch)
@@ -185,51 +233,218 @@ def monte_carlo_var(
     var = float(np.quantile(loss, confidence))
     tail = loss >= var
     cvar = float(loss[tail].mean())
-    result = dict(var=var, cvar=cvar, volatility=float(pnl.std()), confidence=confidence, horizon_days=int(horizon_days),
-                  paths=int(paths), model=model, backend=backend.name, mode=mode, dtype=dtype)
+    result = dict(
+        var=var,
+        cvar=cvar,
+        volatility=float(pnl.std()),
+        confidence=confidence,
+        horizon_days=int(horizon_days),
+        paths=int(paths),
+        model=model,
+        backend=backend.name,
+        mode=mode,
+        dtype=dtype,
+    )
     if full:
         names = list(tickers) if tickers is not None else [str(i) for i in range(w.size)]
         tail_loss = np.zeros(w.size)
         offset = 0
-        for b, (n, (worst, contrib)) in enumerate(zip(sizes, kept)):
-            batch_tail = tail[offset:offset + n]
+        for b, (n, (worst, contrib)) in enumerate(zip(sizes, kept, strict=True)):
+            batch_tail = tail[offset : offset + n]
             if batch_tail.sum() <= len(worst):  # every tail path of the batch is among its kept worst
                 tail_loss += contrib[:, batch_tail[worst]].sum(axis=1)
             else:  # rare: draw the batch again (same seed) and take its whole tail
                 _, asset_paths = _batch_pnl(backend, seed, b, n, factor, model, dof, dtype, True, weights)
                 mask = xp.asarray(batch_tail)
-                tail_loss += backend.to_numpy(-(weights[:, None] * asset_paths[:, mask]).sum(axis=1)).astype(np.float64)
+                tail_loss += backend.to_numpy(-(weights[:, None] * asset_paths[:, mask]).sum(axis=1)).astype(
+                    np.float64
+                )
             offset += n
         contrib_total = tail_loss / tail.sum()  # sums to CVaR (up to float rounding of the batches)
         contrib_total *= cvar / contrib_total.sum()
-        result["component_cvar"] = dict(zip(names, contrib_total.tolist()))
-        result["component_var"] = dict(zip(names, (contrib_total * var / cvar).tolist()))
+        result["component_cvar"] = dict(zip(names, contrib_total.tolist(), strict=True))
+        result["component_var"] = dict(zip(names, (contrib_total * var / cvar).tolist(), strict=True))
     return VarResult(seconds=time.perf_counter() - t0, **result)
 
 
-def historical_var(exposures: Any, returns: Any, confidence: float = 0.99, horizon_days: int = 1,
-                   filtered: bool = False, decay: float = 0.94) -> VarResult:
-    """Historical simulation on past daily returns (n_obs, n_assets), scaled by sqrt(horizon).
+VAR_MODELS = (
+    "normal",
+    "student_t",
+    "ewma",
+    "historical",
+    "filtered_historical",
+    "filtered_historical_portfolio",
+)
+FORECAST_MODES = ("totals", "full")
+#: Fewest daily returns behind one forecast.
+MIN_RETURNS = 20
 
-    ``filtered``: filtered historical simulation: each asset's returns are divided by their EWMA volatility
-    forecast at the time and multiplied by today's, so calm and turbulent history count at today's vol.
+
+@dataclass(frozen=True)
+class VarSpec:
+    """A VaR model and its parameters: what turns a window of daily returns into the next day's VaR.
+
+    ``model``: ``normal`` / ``student_t`` (Ledoit-Wolf covariance of the window, closed forms),
+    ``ewma`` (normal on the EWMA variance of the book's P&L), ``historical`` (the book's P&L on the
+    window's returns), ``filtered_historical`` (each asset's returns divided by its EWMA volatility at the
+    time, times its volatility for tomorrow), ``filtered_historical_portfolio`` (the same filter on the
+    book's P&L). ``window``: daily returns behind one forecast; ``decay``: EWMA decay; ``dof``: Student-t
+    degrees of freedom (unit variance).
     """
-    from risk.covariance import ewma_volatility
 
+    model: str = "filtered_historical"
+    confidence: float = 0.99
+    horizon_days: int = 1
+    window: int = 500
+    decay: float = 0.94
+    dof: float = 5.0
+    cov_method: str = "ledoit_wolf"
+
+    def __post_init__(self) -> None:
+        if self.model not in VAR_MODELS:
+            raise InputError("model", self.model, "one of " + ", ".join(VAR_MODELS))
+        c = self.confidence
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.5 <= c < 1:
+            raise InputError("confidence", c, "a number in [0.5, 1), e.g. 0.99")
+        h = self.horizon_days
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
+            raise InputError("horizon_days", h, "an integer >= 1")
+        if (
+            isinstance(self.window, bool)
+            or not isinstance(self.window, (int, np.integer))
+            or self.window < MIN_RETURNS
+        ):
+            raise InputError(
+                "window", self.window, f"an integer >= {MIN_RETURNS} (daily returns per forecast)"
+            )
+        if not 0 < self.decay < 1:
+            raise InputError("decay", self.decay, "a number in (0, 1), e.g. 0.94")
+        if not self.dof > 2:
+            raise InputError("dof", self.dof, "a number > 2 (the variance must exist)")
+
+
+@lru_cache(maxsize=64)
+def _tail_factors(model: str, confidence: float, dof: float) -> tuple[float, float]:
+    """(VaR, CVaR) of a unit-variance normal or Student-t loss at ``confidence``."""
+    from scipy import stats
+
+    if model == "student_t":
+        q = float(stats.t.ppf(confidence, dof))
+        unit = math.sqrt((dof - 2) / dof)
+        es = float(stats.t.pdf(q, dof)) / (1 - confidence) * (dof + q * q) / (dof - 1)
+        return q * unit, es * unit
+    z = float(stats.norm.ppf(confidence))
+    return z, float(stats.norm.pdf(z)) / (1 - confidence)
+
+
+def forecast(
+    returns: Any,
+    exposures: Any,
+    spec: VarSpec,
+    *,
+    tickers: Sequence[str] | None = None,
+    components: bool = False,
+) -> VarResult:
+    """Next-day VaR/CVaR of ``exposures`` from a window of daily returns, checked; see :func:`window_figures`.
+
+    ``returns``: (n_obs, n_assets) simple daily returns, oldest first, the last one ending on the valuation
+    date (the caller takes the last ``spec.window``); ``exposures``: (n_assets,) money held at that date's
+    close. ``components``: also the Euler allocation per position (component VaR/CVaR sum to VaR/CVaR).
+    """
     t0 = time.perf_counter()
-    data = np.asarray(returns, dtype=np.float64)
-    if data.ndim != 2 or len(data) < 20:
-        raise InputError("returns", f"shape {data.shape}", "a (n_obs >= 20, n_assets) matrix of daily returns")
-    if np.ndim(exposures) != 1 or data.shape[1] != np.size(exposures):
-        raise InputError("returns", f"{data.shape[1]} assets", f"{np.size(exposures)} assets to match the exposures")
-    w, _ = check_inputs(exposures, np.eye(data.shape[1]), confidence, horizon_days)
-    if filtered:
-        vol = ewma_volatility(data, decay)
-        today = np.sqrt(decay * vol[-1] ** 2 + (1 - decay) * data[-1] ** 2)
-        data = data / vol * today
-    loss = -(data @ w) * math.sqrt(horizon_days)
-    var = float(np.quantile(loss, confidence))
-    return VarResult(var=var, cvar=float(loss[loss >= var].mean()), volatility=float(loss.std()),
-                     confidence=confidence, horizon_days=int(horizon_days), paths=len(loss),
-                     model="filtered_historical" if filtered else "historical", backend="numpy",
-                     seconds=time.perf_counter() - t0, mode="historical")
+    r = np.asarray(returns, dtype=np.float64)
+    e = np.asarray(exposures, dtype=np.float64)
+    if r.ndim != 2 or len(r) < MIN_RETURNS or e.ndim != 1 or r.shape[1] != e.size:
+        raise InputError(
+            "returns",
+            f"shape {r.shape} for {e.size} exposures",
+            f"a (n_obs >= {MIN_RETURNS}, n_assets) window with one column per exposure",
+        )
+    if not (np.isfinite(r).all() and np.isfinite(e).all()):
+        raise InputError(
+            "returns/exposures", "non-finite values", "finite numbers (daily_returns drops gaps)"
+        )
+    var, cvar, vol, scenarios, share = window_figures(r, e, spec, components)
+    result: dict[str, Any] = {}
+    if share is not None:
+        names = list(tickers) if tickers is not None else [str(i) for i in range(e.size)]
+        result = {
+            "component_var": dict(zip(names, (share * var).tolist(), strict=True)),
+            "component_cvar": dict(zip(names, (share * cvar).tolist(), strict=True)),
+        }
+    return VarResult(
+        var=var,
+        cvar=cvar,
+        volatility=vol,
+        confidence=spec.confidence,
+        horizon_days=int(spec.horizon_days),
+        paths=scenarios,
+        model=spec.model,
+        backend="numpy",
+        seconds=time.perf_counter() - t0,
+        mode="full" if components else "totals",
+        observations=len(r),
+        **result,
+    )
+
+
+def window_figures(
+    r: np.ndarray, e: np.ndarray, spec: VarSpec, components: bool = False
+) -> tuple[float, float, float, int, np.ndarray | None]:
+    """The formula of every model: (VaR, CVaR, volatility, scenarios, Euler shares or None).
+
+    ``r``: (n_obs, n_assets) finite float64 daily returns ending on the valuation date; ``e``: (n_assets,)
+    finite money exposures. Losses are positive, in money, over ``spec.horizon_days`` (sqrt-time scaling).
+    The live path (:func:`forecast` from :func:`risk.measure.portfolio_var`: the sensor, ``qb var``) and
+    the backtest (:func:`risk.backtest.forecast_history`: ``qb var backtest``, the nightly report) both
+    run this function on the same window; only the checks of :func:`forecast` are done once per history
+    by the backtest. Shares (when ``components``) sum to 1: position i's share of VaR and of CVaR.
+    """
+    root_h = math.sqrt(spec.horizon_days)
+    share = None
+    if spec.model in {"normal", "student_t", "ewma"}:
+        if spec.model == "ewma":
+            pnl = r @ e
+            variance = float(ewma_variance(pnl * pnl, spec.decay)[-1])
+        else:
+            cov = covariance(r, spec.cov_method)
+            variance = float(e @ cov @ e)
+        vol = math.sqrt(max(variance, 0.0)) * root_h
+        k_var, k_es = _tail_factors(
+            "student_t" if spec.model == "student_t" else "normal", spec.confidence, spec.dof
+        )
+        if components and variance > 0:
+            if spec.model == "ewma":
+                cov = ewma_variance(r[:, :, None] * r[:, None, :], spec.decay)[-1]
+            share = e * (cov @ e) / variance  # Euler: e_i (cov e)_i / e'cov e
+        return k_var * vol, k_es * vol, vol, 0, share
+    pnl = r @ e
+    if spec.model == "filtered_historical":
+        level = np.sqrt(np.maximum(ewma_variance(r * r, spec.decay), _TINY))
+        scenarios = r / level[:-1] * level[-1]
+        pnl = scenarios @ e
+    elif spec.model == "filtered_historical_portfolio":
+        level = np.sqrt(np.maximum(ewma_variance(pnl * pnl, spec.decay), _TINY))
+        ratio = level[-1] / level[:-1]
+        pnl = pnl * ratio
+        scenarios = r * ratio[:, None] if components else r
+    else:
+        scenarios = r
+    loss = -pnl * root_h
+    var = _quantile(loss, spec.confidence)
+    tail = loss >= var
+    cvar = float(loss[tail].mean())
+    centred = loss - loss.mean()
+    vol = math.sqrt(float(centred @ centred) / len(loss))
+    if components and cvar != 0:
+        share = -(scenarios[tail] * e).mean(axis=0) * root_h / cvar  # mean tail loss per position
+    return var, cvar, vol, len(loss), share
+
+
+def _quantile(x: np.ndarray, q: float) -> float:
+    """np.quantile's default (linear interpolation between order statistics) by partial sort: faster."""
+    h = (len(x) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(x) - 1)
+    part = np.partition(x, [lo, hi])
+    return float(part[lo] + (h - lo) * (part[hi] - part[lo]))

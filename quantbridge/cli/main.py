@@ -179,75 +179,6 @@ def cmd_airflow(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     return out, 0
 
 
-def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    from quantbridge.lake import Lake
-    from risk.measure import portfolio_var
-    from risk.portfolio import equal_weight_book, load_positions, parse_positions
-
-    for name, setting in (("model", "var_model"), ("confidence", "var_confidence"), ("horizon", "var_horizon_days"),
-                          ("paths", "var_paths"), ("window", "var_window"), ("seed", "seed")):
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(settings, setting))
-    lake = Lake(settings.lake_root)
-    closes = lake.read_close_matrix()
-    if closes.empty:
-        raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
-    if args.action == "backtest":
-        from risk.backtest import backtest, lake_returns
-
-        returns = lake_returns(closes, lake.quarantined_dates())
-        _echo(args, f"backtesting {len(returns)} daily returns of an equal-weight book of {returns.shape[1]} stocks")
-        out = backtest(returns, confidence=args.confidence, window=args.window)
-        out["quarantined_dates_skipped"] = len(lake.quarantined_dates())
-        if not args.json:
-            _print_backtest(out)
-        return out, 0
-    if args.positions:
-        positions, source = load_positions(args.positions), args.positions
-    else:
-        positions, source = _redis_positions(settings), "redis"
-        if not positions:
-            positions, source = equal_weight_book(closes.ffill().iloc[-1]), "demo equal-weight book ($1,000,000)"
-    result = portfolio_var(closes, parse_positions(positions), model=args.model, confidence=args.confidence,
-                           horizon_days=args.horizon, paths=args.paths, seed=args.seed,
-                           mode=args.mode, window=args.window, backend_preference=settings.array_backend)
-    out = result.as_dict()
-    out.update(positions_source=source, as_of=str(closes.index[-1]), positions=len(positions))
-    return out, 0
-
-
-def cmd_var_sensor(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """The long-running VaR sensor; SIGTERM or Ctrl-C stops it between refreshes."""
-    import signal
-    import threading
-
-    from quantbridge.lake import Lake
-    from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
-    from risk.sensor import SensorConfig, SensorMetrics, VarSensor
-
-    config = SensorConfig.from_settings(settings, interval_s=args.interval, limit=args.limit)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    if args.duration:
-        threading.Timer(args.duration, stop.set).start()
-    metrics = SensorMetrics()
-    port = settings.var_metrics_port if args.metrics_port is None else args.metrics_port
-    server = metrics.serve(port) if port else None
-    sensor = VarSensor(config, Lake(settings.lake_root), RedisSchema(settings.redis_prefix), lambda: connect(settings),
-                       on_alert=lambda alert: _echo(args, f"ALERT {alert}"), metrics=metrics)
-    _echo(args, f"VaR sensor: {config.model} {config.confidence:.0%} {config.horizon_days}d, limit {config.limit:,.0f}, "
-                f"every {config.interval_s} s" + (f", metrics on 127.0.0.1:{port}/metrics" if port else ""))
-    try:
-        refreshes = sensor.run(stop, max_refreshes=args.max_refreshes)
-    finally:
-        if server is not None:
-            server.shutdown()
-    return {"refreshes": refreshes, "stopped": "signal or duration" if stop.is_set() else "max_refreshes",
-            "limit": config.limit, "model": config.model}, 0
-
-
 def cmd_stress(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Stress the book for one date and print per scenario the base, shocked value and change."""
     from quantbridge.lake import Lake
@@ -409,38 +340,10 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
     return out, (0 if out["ok"] else 1)
 
 
-def _print_backtest(out: dict[str, Any]) -> None:
-    print(f"one-day {out['confidence']:.0%} VaR backtest, {out['start']}..{out['end']}, window {out['window']}")
-    print(f"{'model':<20}{'obs':>6}{'exc':>6}{'expected':>10}{'Kupiec p':>10}{'Christ. p':>10}{'last zone':>10}"
-          f"{'green%':>8}{'red%':>7}  passes")
-    for m in out["models"]:
-        print(f"{m['model']:<20}{m['observations']:>6}{m['exceptions']:>6}{m['expected_exceptions']:>10.1f}"
-              f"{m['kupiec_p']:>10.4f}{m['christoffersen_p']:>10.4f}{m['zone_last_window']:>10}"
-              f"{100 * m['windows_green']:>8.1f}{100 * m['windows_red']:>7.1f}  {m['passes']}")
-    print(f"default model: {out['default_model']} (passes both tests: {out['default_passes']})")
-
-
 def _redis_positions(settings: Settings) -> dict[str, float]:
-    """Live positions from Redis, or {} when Redis is down or holds none (the demo book is used then)."""
-    import redis
+    from quantbridge.cli.var import redis_positions
 
-    from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect, read_positions
-
-    client = connect(settings)
-    try:
-        return read_positions(client, RedisSchema(settings.redis_prefix))
-    except redis.RedisError:
-        return {}
-    finally:
-        client.close()
-
-
-def _fraction(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--confidence={text!r} is invalid: expected a number like 0.99") from None
+    return redis_positions(settings)
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
@@ -498,26 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status", "migrate"])
     p.set_defaults(func=cmd_airflow)
 
-    p = sub.add_parser("var", parents=[common], help="portfolio VaR/CVaR from lake prices; `qb var backtest` backtests")
-    p.add_argument("action", nargs="?", choices=["backtest"], help="backtest the models on the lake's whole history")
-    p.add_argument("--positions", help="CSV (ticker, quantity) or JSON; default: Redis positions, else the demo book")
-    p.add_argument("--model", default=None, choices=["normal", "student_t", "ewma", "historical", "filtered_historical"],
-                   help="default QB_VAR_MODEL (filtered_historical: the model that passed the backtest)")
-    p.add_argument("--confidence", type=_fraction, default=None, help="default QB_VAR_CONFIDENCE (0.99)")
-    p.add_argument("--horizon", type=int, default=None, help="days (default QB_VAR_HORIZON_DAYS)")
-    p.add_argument("--paths", type=int, default=None, help="Monte Carlo paths (default QB_VAR_PATHS)")
-    p.add_argument("--seed", type=int, default=None, help="default QB_SEED")
-    p.add_argument("--mode", default="shortcut", choices=["shortcut", "full"], help="full adds component VaR")
-    p.add_argument("--window", type=int, default=None, help="daily returns for the covariance or history (QB_VAR_WINDOW)")
-    p.set_defaults(func=cmd_var)
+    from quantbridge.cli.var import add_parser as add_var_parser  # qb var, qb var backtest, qb var-sensor
 
-    p = sub.add_parser("var-sensor", parents=[common], help="the live VaR sensor loop (Redis, kill switch, metrics)")
-    p.add_argument("--interval", type=float, default=None, help="seconds between refreshes (default QB_VAR_INTERVAL_S)")
-    p.add_argument("--limit", type=float, default=None, help="VaR limit (default QB_VAR_LIMIT)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--max-refreshes", type=int, default=None)
-    p.add_argument("--metrics-port", type=int, default=None, help="0 disables /metrics (default QB_VAR_METRICS_PORT)")
-    p.set_defaults(func=cmd_var_sensor)
+    add_var_parser(sub, common, _date)
 
     p = sub.add_parser("stress", parents=[common], help="stress scenarios for one date (rates, fx, esg, historical)")
     p.add_argument("--date", type=_date("--date"), required=True)

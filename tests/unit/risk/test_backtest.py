@@ -1,4 +1,4 @@
-"""VaR backtest statistics against hand computations, and the rolling backtest on real prices."""
+"""VaR backtest statistics against hand computations, and the live forecast rolled over real prices."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 
 from quantbridge.errors import InputError
-from risk.backtest import (backtest, christoffersen_independence, evaluate, kupiec_pof, lake_returns, rolling_var,
+from risk.backtest import (backtest, christoffersen_independence, evaluate, forecast_history, kupiec_pof,
                            traffic_light)
+from risk.measure import portfolio_var
+from risk.portfolio import reference_book
+from risk.var import VAR_MODELS, VarSpec
 
 
 def test_kupiec_when_5_exceptions_in_250_at_99_then_hand_computed_statistic():
@@ -61,41 +64,111 @@ def test_evaluate_when_simulated_var_is_exact_then_passes_and_counts_exceptions(
     assert not low.passes and low.windows_red > 0.5
 
 
+def test_evaluate_when_a_250_day_window_is_red_then_it_does_not_pass_even_if_both_tests_do():
+    idx = pd.RangeIndex(2000)
+    losses = pd.Series(0.0, index=idx)
+    losses.iloc[list(range(100, 350, 25))] = 2.0  # 10 spread exceptions in one 250-day span: red
+    losses.iloc[list(range(500, 2000, 150))] = 2.0  # 10 more far apart: 20 in all, as expected
+
+    row = evaluate(losses, pd.Series(1.0, index=idx), 0.99, "clustered_year")
+
+    assert row.kupiec_p > 0.05 and row.christoffersen_p > 0.05
+    assert row.windows_red > 0 and not row.passes
+
+
 @pytest.fixture(scope="module")
-def real_returns():
+def real_closes() -> pd.DataFrame:
     from marketdata.feed import SkfolioFeed
 
-    closes = SkfolioFeed().fetch(date(2005, 1, 3), date(2012, 12, 31)).pivot(index="date", columns="ticker", values="close")
-    return lake_returns(closes, [])
+    long = SkfolioFeed().fetch(date(2007, 1, 3), date(2010, 12, 31))
+    return long.pivot(index="date", columns="ticker", values="close")
 
 
-def test_rolling_var_when_forecasting_then_uses_only_past_returns(real_returns):
-    w = np.full(20, 1 / 20)
-    base = rolling_var(real_returns, w, "normal", window=250).iloc[:300]
-    future = real_returns.copy()
-    future.iloc[700:] *= 5  # change the future only
-    assert rolling_var(future, w, "normal", window=250).iloc[:300].equals(base)
-    for model in ("student_t", "ewma", "filtered_historical"):
-        assert (rolling_var(real_returns, w, model, window=250) > 0).all()
-    with pytest.raises(InputError, match="model"):
-        rolling_var(real_returns, w, "garch")
-    with pytest.raises(InputError, match="window"):
-        rolling_var(real_returns.iloc[:100], w, "normal", window=250)
+BOOK = {"AAPL": 500.0, "MSFT": -800.0, "XOM": 1000.0, "JPM": 300.0}
 
 
-def test_backtest_when_real_crisis_years_then_table_and_a_default_model(real_returns):
-    out = backtest(real_returns, window=250)
-    assert [m["model"] for m in out["models"]] == ["normal", "student_t", "ewma", "filtered_historical"]
+def test_forecast_history_when_rolled_then_each_row_is_the_live_forecast_of_that_dates_book(real_closes):
+    spec = VarSpec(model="filtered_historical_portfolio", window=250)
+
+    history = forecast_history(real_closes, BOOK, spec)
+
+    for day in (history.index[0], history.index[len(history) // 2], history.index[-1]):
+        live = portfolio_var(real_closes.loc[:day], BOOK, spec=spec)
+        assert live.var == pytest.approx(history.loc[day, "var"], rel=1e-12)
+        assert live.cvar == pytest.approx(history.loc[day, "cvar"], rel=1e-12)
+    day, nxt = history.index[10], history["loss_date"].iloc[10]
+    move = real_closes.loc[nxt, list(BOOK)] - real_closes.loc[day, list(BOOK)]
+    assert history["loss"].iloc[10] == pytest.approx(-sum(q * move[t] for t, q in BOOK.items()))
+    assert (history["exception"] == (history["loss"] > history["var"])).all()
+    assert len(history) == len(real_closes) - 1 - 250 and history.index[0] == real_closes.index[250]
+
+
+def test_forecast_history_when_the_future_changes_then_past_forecasts_do_not(real_closes):
+    spec = VarSpec(model="normal", window=250)
+    base = forecast_history(real_closes, BOOK, spec)
+    future = real_closes.copy()
+    future.iloc[700:] *= np.linspace(1, 3, len(future) - 700)[:, None]  # another future only
+
+    changed = forecast_history(future, BOOK, spec)
+
+    cut = real_closes.index[699]
+    assert changed.loc[:cut, ["var", "cvar"]].iloc[:-1].equals(base.loc[:cut, ["var", "cvar"]].iloc[:-1])
+    assert not changed["var"].iloc[-1] == base["var"].iloc[-1]
+
+
+def test_forecast_history_when_a_date_is_quarantined_then_no_return_spans_it_and_no_outcome_crosses_it(
+        real_closes):
+    hole = real_closes.index[400]
+    closes = real_closes.drop(index=hole)
+    spec = VarSpec(model="historical", window=250)
+
+    history = forecast_history(closes, BOOK, spec, quarantined=[hole])
+
+    before = real_closes.index[399]
+    assert before not in history.index  # its next return would span the quarantined date
+    assert (history["loss_date"] > history.index).all() and len(history) == len(closes) - 2 - 250
+    live = portfolio_var(closes.loc[: real_closes.index[460]], BOOK, spec=spec, quarantined=[hole])
+    assert live.var == pytest.approx(history.loc[real_closes.index[460], "var"], rel=1e-12)
+
+
+def test_forecast_history_when_money_held_then_exposures_constant_and_last_keeps_the_latest_rows(real_closes):
+    money = {"AAPL": 1e5, "XOM": -1e5}
+    spec = VarSpec(model="ewma", window=100)
+
+    full = forecast_history(real_closes, money, spec, hold="money")
+    tail = forecast_history(real_closes, money, spec, hold="money", last=20)
+
+    day = full.index[30]
+    shares = {t: m / real_closes.loc[day, t] for t, m in money.items()}  # the book bought at D's close
+    assert portfolio_var(real_closes.loc[:day], shares, spec=spec).var == pytest.approx(full.loc[day, "var"])
+    assert tail.equals(full.iloc[-20:])
+
+
+def test_forecast_history_when_arguments_invalid_then_error_names_them(real_closes):
+    with pytest.raises(InputError, match="hold"):
+        forecast_history(real_closes, BOOK, VarSpec(), hold="weights")
+    with pytest.raises(InputError, match="horizon_days"):
+        forecast_history(real_closes, BOOK, VarSpec(horizon_days=10))
+    with pytest.raises(InputError, match="ZZZ"):
+        forecast_history(real_closes, {"ZZZ": 1.0}, VarSpec())
+    with pytest.raises(InputError, match="window=2000"):
+        forecast_history(real_closes, BOOK, VarSpec(window=2000))
+    with pytest.raises(InputError, match="window=250"):
+        forecast_history(real_closes, BOOK, VarSpec(window=250), last=0)
+
+
+def test_backtest_when_crisis_years_then_a_row_per_model_and_slow_normal_breaks_more_than_ewma(real_closes):
+    money = reference_book("equal_weight", list(real_closes.columns))
+    frames: dict[str, pd.DataFrame] = {}
+
+    out = backtest(real_closes, money, hold="money", spec=VarSpec(window=250), forecasts=frames)
+
     rows = {m["model"]: m for m in out["models"]}
-    assert all(r["observations"] == len(real_returns) - 250 for r in rows.values())
-    # 2008 breaks a slow-moving normal VaR more often than the EWMA one that follows volatility.
+    assert list(rows) == list(VAR_MODELS) and set(frames) == set(VAR_MODELS)
+    assert all(r["observations"] == len(real_closes) - 1 - 250 for r in rows.values())
+    # 2008 breaks a slow-moving normal VaR more often than one that follows volatility
     assert rows["normal"]["exceptions"] > rows["ewma"]["exceptions"]
-    assert out["default_model"] in rows
-
-
-def test_lake_returns_when_date_quarantined_then_return_across_the_gap_dropped():
-    days = [date(2020, 1, 2), date(2020, 1, 3), date(2020, 1, 7), date(2020, 1, 8)]
-    closes = pd.DataFrame({"A": [1.0, 1.1, 1.3, 1.4]}, index=days)
-    r = lake_returns(closes, [date(2020, 1, 6)])
-    assert list(r.index) == [date(2020, 1, 3), date(2020, 1, 8)]
-    assert len(lake_returns(closes, [])) == 3
+    assert rows["normal"]["exceptions"] > rows["filtered_historical_portfolio"]["exceptions"]
+    assert out["best_model"] in rows and out["hold"] == "money" and out["start"] == str(real_closes.index[250])
+    assert frames["ewma"]["var"].sum() == pytest.approx(
+        forecast_history(real_closes, money, VarSpec(model="ewma", window=250), hold="money")["var"].sum())

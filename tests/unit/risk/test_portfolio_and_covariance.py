@@ -8,9 +8,12 @@ import pandas as pd
 import pytest
 
 from quantbridge.errors import InputError
-from risk.covariance import covariance, daily_returns, ewma_covariance, ewma_volatility
-from risk.measure import portfolio_var
-from risk.portfolio import equal_weight_book, exposures, load_positions, parse_positions
+from quantbridge.lake import Lake
+from quantbridge.returns import daily_returns
+from risk.covariance import covariance, ewma_variance
+from risk.measure import portfolio_var, recent_closes
+from risk.portfolio import equal_weight_book, exposures, load_positions, parse_positions, reference_book
+from risk.var import VAR_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +24,13 @@ def closes() -> pd.DataFrame:
     return long.pivot(index="date", columns="ticker", values="close")
 
 
-def test_daily_returns_when_gap_then_row_dropped_and_all_gaps_rejected():
-    closes = pd.DataFrame({"A": [1.0, 1.1, np.nan, 1.21], "B": [2.0, 2.2, 2.42, 2.662]})
-    r = daily_returns(closes)
-    assert r["B"].tolist() == pytest.approx([0.1])  # rows touching the gap are dropped, not filled
-    with pytest.raises(InputError, match="closes"):
-        daily_returns(pd.DataFrame())
-    with pytest.raises(InputError, match="consecutive"):
-        daily_returns(pd.DataFrame({"A": [1.0, np.nan]}))
-
-
 def test_covariance_when_shrunk_then_between_sample_and_target_and_methods_checked(closes):
+    from sklearn.covariance import LedoitWolf
+
     r = daily_returns(closes).to_numpy()
     sample, lw, oas = covariance(r, "sample"), covariance(r, "ledoit_wolf"), covariance(r, "oas")
+    assert np.allclose(lw, LedoitWolf().fit(r).covariance_, rtol=1e-12, atol=0)  # sklearn's formula, faster
+    assert np.allclose(covariance(r[:, :1]), np.var(r[:, 0]), rtol=1e-12, atol=0)  # one asset: no shrinkage
     assert np.allclose(sample, np.cov(r, rowvar=False, bias=True))
     off = ~np.eye(len(sample), dtype=bool)
     assert np.abs(lw[off]).sum() < np.abs(sample[off]).sum() and np.abs(oas[off]).sum() < np.abs(sample[off]).sum()
@@ -45,14 +42,21 @@ def test_covariance_when_shrunk_then_between_sample_and_target_and_methods_check
         covariance(np.ones(5))
 
 
-def test_ewma_when_hand_computed_then_matches_and_volatility_uses_only_past():
-    r = np.array([[0.01], [-0.02], [0.03]])
-    weights = np.array([0.94**2, 0.94, 1.0]) / (0.94**2 + 0.94 + 1.0)
-    assert ewma_covariance(r)[0, 0] == pytest.approx((weights * r[:, 0] ** 2).sum())
-    vol = ewma_volatility(r)
-    assert vol[2, 0] ** 2 == pytest.approx(0.94 * vol[1, 0] ** 2 + 0.06 * 0.02**2)
+def test_ewma_variance_when_hand_computed_then_recursion_from_the_mean_square_and_one_step_ahead():
+    r = np.array([[0.01, 0.0], [-0.02, 0.01], [0.03, -0.01]])
+    start = (r**2).mean(axis=0)
+
+    s2 = ewma_variance(r**2)
+
+    assert s2.shape == (4, 2) and np.allclose(s2[0], start)
+    assert np.allclose(s2[1], 0.94 * start + 0.06 * r[0] ** 2)
+    assert np.allclose(s2[3], 0.94 * s2[2] + 0.06 * r[2] ** 2)  # the forecast for the day after the last
+    cov = ewma_variance(r[:, :, None] * r[:, None, :])[-1]
+    assert np.allclose(np.diag(cov), s2[-1]) and cov[0, 1] == pytest.approx(cov[1, 0])
     with pytest.raises(InputError, match="decay"):
-        ewma_covariance(r, 1.5)
+        ewma_variance(r**2, 1.5)
+    with pytest.raises(InputError, match="squares"):
+        ewma_variance(np.array([]))
 
 
 def test_positions_when_files_given_then_parsed_and_errors_name_ticker(tmp_path):
@@ -82,16 +86,84 @@ def test_exposures_when_unknown_ticker_then_error_lists_lake_tickers():
     assert sum(q * prices[t] for t, q in equal_weight_book(prices, 1000).items()) == pytest.approx(1000)
 
 
-@pytest.mark.parametrize("model", ["normal", "student_t", "ewma", "historical", "filtered_historical"])
+@pytest.mark.parametrize("model", VAR_MODELS)
 def test_portfolio_var_when_real_prices_then_every_model_gives_positive_var_below_book(closes, model):
     book = equal_weight_book(closes.iloc[-1], 1_000_000)
-    r = portfolio_var(closes, book, model=model, paths=20_000)
+
+    r = portfolio_var(closes, book, model=model, window=250)
+
     assert 0 < r.var <= r.cvar < 1_000_000 * 0.2
-    assert r.model == model
+    assert r.model == model and r.observations == 250
 
 
-def test_portfolio_var_when_model_or_window_invalid_then_error(closes):
+def test_portfolio_var_when_history_shorter_than_window_then_all_of_it_and_quarantine_spans_dropped(closes):
+    book = {"AAPL": 100.0, "MSFT": -50.0}
+    short = closes.iloc[:101]
+
+    full = portfolio_var(short, book, window=500)
+    gap = portfolio_var(short.drop(index=short.index[50]), book, window=500, quarantined=[short.index[50]])
+
+    assert full.observations == 100 and gap.observations == 98
+
+
+def test_portfolio_var_when_model_window_mode_or_book_invalid_then_error_names_it(closes):
     with pytest.raises(InputError, match="model"):
         portfolio_var(closes, {"AAPL": 1}, model="garch")
     with pytest.raises(InputError, match="window"):
         portfolio_var(closes, {"AAPL": 1}, window=5)
+    with pytest.raises(InputError, match="mode"):
+        portfolio_var(closes, {"AAPL": 1}, mode="shortcut")
+    with pytest.raises(InputError, match="ZZZ"):
+        portfolio_var(closes, {"ZZZ": 1})
+    with pytest.raises(InputError, match="closes"):
+        portfolio_var(closes.iloc[:0], {"AAPL": 1})
+    unpriced = closes.assign(AAPL=np.nan)
+    with pytest.raises(InputError, match="positions=.AAPL"):
+        portfolio_var(unpriced, {"AAPL": 1})
+
+
+def test_reference_books_when_built_then_equal_weight_long_and_long_short_net_zero_with_equal_sides():
+    tickers = ["MSFT", "AAPL", "XOM", "KO", "JPM"]
+
+    equal = reference_book("equal_weight", tickers)
+    long_short = reference_book("long_short", tickers)
+
+    assert equal == {t: 200_000.0 for t in sorted(tickers)}
+    assert {t for t, m in long_short.items() if m > 0} == {"AAPL", "JPM"}  # first half of the sorted names
+    assert sum(long_short.values()) == pytest.approx(0, abs=1e-6)
+    assert sum(map(abs, long_short.values())) == pytest.approx(1_000_000)
+    assert long_short["AAPL"] == 250_000 and long_short["XOM"] == pytest.approx(-500_000 / 3)
+    with pytest.raises(InputError, match="book"):
+        reference_book("momentum", tickers)
+    with pytest.raises(InputError, match="tickers"):
+        reference_book("equal_weight", ["AAPL"])
+
+
+def _write_lake(root, closes: pd.DataFrame, quarantined=()) -> Lake:
+    """The lake layout (prices/date=D/*.parquet, quarantine/prices/date=D/) written directly."""
+    lake = Lake(root)
+    for day, row in closes.iterrows():
+        folder = lake.price_partition(day)
+        folder.mkdir(parents=True)
+        pd.DataFrame({"ticker": row.index, "close": row.to_numpy()}).to_parquet(folder / "part-0.parquet")
+    for day in quarantined:
+        lake.quarantine(day).mkdir(parents=True)
+    return lake
+
+
+def test_recent_closes_when_quarantine_inside_the_window_then_reads_enough_dates_for_window_returns(
+        closes, tmp_path):
+    kept = closes.iloc[:120]
+    hole = kept.index[100]
+    lake = _write_lake(tmp_path / "lake", kept.drop(index=hole), quarantined=[hole])
+
+    recent = recent_closes(lake, 30)
+    early = recent_closes(lake, 30, end=kept.index[60])
+
+    assert len(daily_returns(recent, [hole])) >= 30 and recent.index[-1] == kept.index[-1]
+    assert len(recent) == 32  # 31 dates hold 29 returns here: the one across the hole is dropped
+    assert early.index[-1] == kept.index[60] and len(early) == 31
+    assert recent_closes(lake, 500).shape == (119, kept.shape[1])  # a short lake: all of it
+    assert recent_closes(Lake(tmp_path / "none"), 30).empty
+
+

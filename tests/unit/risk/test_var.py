@@ -10,7 +10,7 @@ from scipy.stats import norm
 
 from quantbridge.errors import ConfigError, InputError
 from risk.backend import array_module
-from risk.var import historical_var, monte_carlo_var, normal_var
+from risk.var import VAR_MODELS, VarSpec, forecast, monte_carlo_var, normal_var
 
 N = 12
 
@@ -113,29 +113,127 @@ def test_mc_var_when_covariance_singular_then_still_computes(book):
     assert r.var == pytest.approx(normal_var(2 * w, cov).var, rel=0.03)
 
 
-def test_historical_var_when_hand_computed_then_same_quantile_and_tail_mean():
-    rng = np.random.default_rng(2)
-    returns = rng.normal(0, 0.01, size=(250, 3))
-    w = np.array([1e5, 2e5, -5e4])
-    losses = -(returns @ w)
-    r = historical_var(w, returns, 0.95)
-    assert r.var == pytest.approx(np.quantile(losses, 0.95))
-    assert r.cvar == pytest.approx(losses[losses >= np.quantile(losses, 0.95)].mean())
-    assert historical_var(w, returns, 0.95, horizon_days=4).var == pytest.approx(2 * r.var)
+def _window(seed: int = 2, n: int = 250, assets: int = 3, scale: float = 0.01) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, scale, size=(n, assets))
 
 
-def test_filtered_historical_var_when_volatility_rises_then_var_rises():
+def _ewma_by_hand(x: np.ndarray, decay: float = 0.94) -> np.ndarray:
+    """The RiskMetrics recursion written out: start at the mean square, one step per observation."""
+    out = [x.mean(axis=0)]
+    for value in x:
+        out.append(decay * out[-1] + (1 - decay) * value)
+    return np.array(out)
+
+
+def test_forecast_when_historical_then_hand_computed_quantile_tail_mean_and_sqrt_time():
+    r, w = _window(), np.array([1e5, 2e5, -5e4])
+    losses = -(r @ w)
+
+    f = forecast(r, w, VarSpec(model="historical", confidence=0.95))
+
+    assert f.var == pytest.approx(np.quantile(losses, 0.95), rel=1e-12)
+    assert f.cvar == pytest.approx(losses[losses >= np.quantile(losses, 0.95)].mean(), rel=1e-12)
+    assert f.volatility == pytest.approx(losses.std(), rel=1e-12) and f.paths == f.observations == 250
+    four = forecast(r, w, VarSpec(model="historical", confidence=0.95, horizon_days=4))
+    assert four.var == pytest.approx(2 * f.var) and four.horizon_days == 4
+
+
+def test_forecast_when_filtered_historical_then_each_asset_rescaled_by_its_own_ewma_volatility():
+    r, w = _window(seed=5), np.array([3e5, -1e5, 2e5])
+    sigma = np.sqrt(_ewma_by_hand(r**2))
+    losses = -((r / sigma[:-1] * sigma[-1]) @ w)
+
+    f = forecast(r, w, VarSpec(model="filtered_historical"))
+
+    assert f.var == pytest.approx(np.quantile(losses, 0.99), rel=1e-12)
+    assert f.cvar == pytest.approx(losses[losses >= f.var].mean(), rel=1e-12)
+
+
+def test_forecast_when_filtered_historical_portfolio_then_book_pnl_rescaled_by_its_ewma_volatility():
+    r, w = _window(seed=6), np.array([3e5, -1e5, 2e5])
+    pnl = r @ w
+    sigma = np.sqrt(_ewma_by_hand(pnl**2))
+    losses = -(pnl / sigma[:-1] * sigma[-1])
+
+    f = forecast(r, w, VarSpec(model="filtered_historical_portfolio"))
+
+    assert f.var == pytest.approx(np.quantile(losses, 0.99), rel=1e-12)
+    assert f.cvar == pytest.approx(losses[losses >= f.var].mean(), rel=1e-12)
+
+
+def test_forecast_when_volatility_rises_then_filtered_models_rise_above_plain_history():
     rng = np.random.default_rng(3)
-    calm = rng.normal(0, 0.005, size=(400, 2))
-    stormy = np.vstack([calm, rng.normal(0, 0.03, size=(30, 2))])
+    stormy = np.vstack([rng.normal(0, 0.005, size=(400, 2)), rng.normal(0, 0.03, size=(30, 2))])
     w = np.array([1e6, 1e6])
-    plain = historical_var(w, stormy, 0.99)
-    filtered = historical_var(w, stormy, 0.99, filtered=True)
-    assert filtered.model == "filtered_historical" and filtered.var > 2 * plain.var
+
+    plain = forecast(stormy, w, VarSpec(model="historical"))
+
+    for model in ("filtered_historical", "filtered_historical_portfolio", "ewma"):
+        assert forecast(stormy, w, VarSpec(model=model)).var > 2 * plain.var, model
+
+
+def test_forecast_when_normal_then_closed_form_of_the_ledoit_wolf_covariance():
+    from sklearn.covariance import LedoitWolf
+
+    r, w = _window(seed=7, n=300, assets=4), np.array([1e5, 2e5, -5e4, 3e4])
+
+    f = forecast(r, w, VarSpec(model="normal", horizon_days=10))
+
+    exact = normal_var(w, LedoitWolf().fit(r).covariance_, 0.99, horizon_days=10)
+    assert f.var == pytest.approx(exact.var, rel=1e-12) and f.cvar == pytest.approx(exact.cvar, rel=1e-12)
+    assert f.volatility == pytest.approx(exact.volatility, rel=1e-12) and f.paths == 0
+
+
+def test_forecast_when_student_t_or_ewma_then_closed_forms_agree_with_monte_carlo(book):
+    w, cov = book
+    r = np.random.default_rng(8).multivariate_normal(np.zeros(N), cov, size=2000)
+    from risk.covariance import covariance, ewma_variance
+
+    t = forecast(r, w, VarSpec(model="student_t", confidence=0.975, dof=5))
+    mc = monte_carlo_var(w, covariance(r), confidence=0.975, paths=400_000, model="student_t", dof=5, seed=3)
+    assert t.var == pytest.approx(mc.var, rel=0.01) and t.cvar == pytest.approx(mc.cvar, rel=0.01)
+    e = forecast(r, w, VarSpec(model="ewma"))
+    assert e.var == pytest.approx(norm.ppf(0.99) * np.sqrt(ewma_variance((r @ w) ** 2)[-1]), rel=1e-12)
+
+
+@pytest.mark.parametrize("model", VAR_MODELS)
+def test_forecast_when_full_then_components_sum_to_var_and_cvar(model):
+    r, w = _window(seed=9, n=400, assets=4), np.array([1e5, 2e5, -5e4, 3e4])
+    names = ["A", "B", "C", "D"]
+
+    f = forecast(r, w, VarSpec(model=model), tickers=names, components=True)
+
+    assert f.mode == "full" and list(f.component_var) == names
+    assert sum(f.component_var.values()) == pytest.approx(f.var, rel=1e-9)
+    assert sum(f.component_cvar.values()) == pytest.approx(f.cvar, rel=1e-9)
+    assert f.as_dict()["component_var"] == f.component_var
+
+
+def test_forecast_when_empty_book_then_zero_figures():
+    f = forecast(_window(), np.zeros(3), VarSpec(model="normal"), components=True)
+
+    assert (f.var, f.cvar, f.volatility, f.component_var) == (0.0, 0.0, 0.0, {})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"model": "garch"}, "model"), ({"confidence": 1.0}, "confidence"), ({"confidence": True}, "confidence"),
+     ({"horizon_days": 0}, "horizon_days"), ({"window": 5}, "window"), ({"decay": 1.0}, "decay"),
+     ({"dof": 2.0}, "dof")],
+)
+def test_var_spec_when_argument_invalid_then_error_names_it(kwargs, field):
+    with pytest.raises(InputError, match=f"^{field}="):
+        VarSpec(**kwargs)
+
+
+def test_forecast_when_window_short_mismatched_or_not_finite_then_error_names_it():
+    r, w = _window(), np.ones(3)
     with pytest.raises(InputError, match="returns"):
-        historical_var(w, stormy[:5], 0.99)
+        forecast(r[:5], w, VarSpec())
     with pytest.raises(InputError, match="returns"):
-        historical_var(np.ones(3), stormy, 0.99)
+        forecast(r, np.ones(2), VarSpec())
+    with pytest.raises(InputError, match="non-finite"):
+        forecast(np.where(r > 0.02, np.nan, r), w, VarSpec())
 
 
 def test_array_module_when_cpu_or_auto_without_gpu_then_numpy_and_gpu_demand_explains():

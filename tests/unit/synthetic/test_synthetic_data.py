@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from quantbridge.errors import InputError
-from synthetic.data import daily_returns, split_windows
+from quantbridge.returns import daily_returns
+from synthetic.data import split_windows
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +46,14 @@ def test_split_when_history_too_short_or_fraction_invalid_then_input_error_names
         split_windows(closes.iloc[:50])
     with pytest.raises(InputError, match="test_fraction"):
         split_windows(closes, test_fraction=1.0)
+
+
+def test_split_when_a_date_is_quarantined_then_no_window_holds_the_return_across_it(closes):
+    hole = closes.index[400]
+    crossing = closes.iloc[401] / closes.iloc[399] - 1  # the two-day move a filled gap would invent
+
+    split = split_windows(closes.drop(index=hole), seed=1, quarantined=[hole])
+
+    days = np.concatenate([split.train.reshape(-1, 3), split.test.reshape(-1, 3)]) * split.scale
+    assert not any(np.allclose(day, crossing.to_numpy()) for day in days)
+    assert split_windows(closes.drop(index=hole), seed=1).train.shape[0] > split.train.shape[0]
