@@ -107,12 +107,14 @@ class VarSensor:
                         self.config.interval_s, self.config.heartbeat_ttl_s)
 
     def _latest_closes(self) -> pd.DataFrame:
-        """The last ``window + 1`` dates of closes, reloaded only when the lake has a new date."""
+        """The latest closes holding ``window`` daily returns (the backtest's window on the same lake:
+        :func:`risk.measure.recent_closes`), reloaded only when the lake's dates or quarantine change."""
+        from risk.measure import recent_closes
+
         dates = self.lake.price_dates()
-        key = (dates[-1], len(dates)) if dates else None
+        key = (dates[-1], len(dates), len(self.lake.quarantined_dates())) if dates else None
         if self._closes is None or key != self._closes_key:
-            long = self.lake.read_prices(last_n_dates=self.config.window + 1)
-            self._closes = long.pivot(index="date", columns="ticker", values="close")
+            self._closes = recent_closes(self.lake, self.config.window)
             self._closes_key = key
         return self._closes
 
@@ -126,9 +128,9 @@ class VarSensor:
             closes = self._latest_closes()
             if closes.empty:
                 raise RuntimeError(f"no prices in the lake at {self.lake.root}: run `qb ingest` first")
-            result = portfolio_var(closes, positions, model=cfg.model, confidence=cfg.confidence,
-                                   horizon_days=cfg.horizon_days, paths=cfg.paths, seed=cfg.seed,
-                                   window=cfg.window, backend_preference=cfg.backend)
+            result = portfolio_var(closes, positions, quarantined=self.lake.quarantined_dates(),
+                                   model=cfg.model, confidence=cfg.confidence,
+                                   horizon_days=cfg.horizon_days, window=cfg.window)
             figures.update(var=result.var, cvar=result.cvar, volatility=result.volatility, backend=result.backend,
                            confidence=cfg.confidence, horizon_days=cfg.horizon_days, seconds=result.seconds,
                            as_of=str(closes.index[-1]))
