@@ -2,6 +2,10 @@
 triggerer), real state (Q1 2020 ingested through Spark and the gates, `market_data_ingest` triggered over REST
 for the next day with every Param as the UI's form sends them, orders filled by the execution worker, the VaR
 sensor's refreshes, the stress ledger), then Debian's headless Chromium logs in through Airflow's login form and reads the dashboard.
+A second test drives the kill switch's controls in the same stack with real tokens from the api-server's
+``POST /auth/token`` for an Admin, an Op and a Viewer (only the first two may change it; a cross-site form
+POST riding on the cookie is refused), then in the browser the Op sets and clears it from the page, each
+change audited under their name.
 
 Skipped only where chromium or chromedriver is missing (`make system` installs them). A screenshot goes
 to the test's tmp dir and, when ``DASHBOARD_SCREENSHOT`` is set, to that path too (how docs/dashboard.png is made; not QB_SCREENSHOT: settings refuse unknown QB_* variables).
@@ -23,6 +27,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from quantbridge import kill_switch
+from quantbridge.audit import verify
 from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
@@ -37,6 +43,8 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SCHEMA = RedisSchema("qb")
 LAKE_END, DAY = date(2020, 3, 31), date(2020, 4, 1)  # ingested in the test, then by the DAG over REST
 BOOK = {"AAPL": 600, "MSFT": 900, "JPM": 1200, "XOM": 2500, "JNJ": 800, "WMT": 1000}  # shares
+# Users of the stack (SimpleAuthManager name:role); passwords are generated into the stack's password file.
+USERS = "admin:admin,olga:op,vera:viewer"
 # Every Param of market_data_ingest, as the trigger form sends them.
 INGEST_CONF = {"date": DAY.isoformat(), "source": ""}
 
@@ -54,12 +62,14 @@ def _request(url: str, token: str | None = None, body: dict | None = None, metho
         return err.code, {}
 
 
-def _raw_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    """One GET without following redirects."""
+def _raw_get(url: str, headers: dict[str, str] | None = None, method: str = "GET",
+             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request (GET unless told) without following redirects."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
-        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers or {})
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body,
+                     headers=headers or {})
         reply = conn.getresponse()
         return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
     finally:
@@ -83,6 +93,7 @@ def stack(browser_binaries, tmp_path, monkeypatch, settings, redis_client, capsy
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{port}")
     monkeypatch.delenv("AIRFLOW__API_AUTH__JWT_SECRET", raising=False)
     monkeypatch.delenv("AIRFLOW__CORE__UNIT_TEST_MODE", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", USERS)
     t0 = time.monotonic()
     assert main(["airflow", "start", "--json", "--quiet"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -160,6 +171,68 @@ def _wait_for_run(url: str, token: str) -> None:
         pytest.fail(f"{url} ended {state}: {[(t['task_id'], t['state']) for t in tis]}")
 
 
+def _login(driver, url: str, username: str, password: str) -> None:
+    """Through Airflow's login form, which sends the browser back to ``url``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 30)
+    driver.get(url)
+    wait.until(ec.presence_of_element_located((By.NAME, "username")),
+               f"no login form at {driver.current_url}").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]")),
+               "the login form's submit button stayed disabled").click()
+    wait.until(ec.url_to_be(url), f"login did not return to {url}")
+
+
+def _switch_with_real_tokens(base: str, passwords: dict[str, str], redis_client) -> list[str]:
+    """The kill switch over REST with tokens from the api-server: Viewer refused, a cross-site form POST with
+    only the session cookie refused, Op sets, Admin clears. Returns the ``by`` of each audited change."""
+    tokens = {}
+    for user in ("admin", "olga", "vera"):
+        status, token = _request(base + "/auth/token", body={"username": user, "password": passwords[user]})
+        assert status == 201, (user, status)
+        tokens[user] = token["access_token"]
+    url = base + "/quantbridge/api/kill-switch"
+    before = redis_client.get(SCHEMA.key("kill_switch"))
+    assert _request(url, tokens["vera"], {"action": "off", "reason": "viewer tries"})[0] == 403
+    assert _request(url, tokens["vera"], {"action": "on", "reason": "viewer tries"})[0] == 403
+    cross_site = {"Cookie": f"_token={tokens['admin']}", "Origin": "https://evil.example",
+                  "Content-Type": "application/x-www-form-urlencoded"}
+    assert _raw_get(url, cross_site, "POST", b"action=off&reason=csrf")[0] == 403
+    assert redis_client.get(SCHEMA.key("kill_switch")) == before  # none of the three changed it
+    status, on = _request(url, tokens["olga"], {"action": "on", "reason": "e2e: op halts"})
+    assert status == 200 and on["changed"] and on["switch"]["by"] == "operator:olga"
+    status, off = _request(url, tokens["admin"], {"action": "off", "reason": "e2e: admin resumes"})
+    assert status == 200 and off["changed"] and not off["active"]
+    return ["operator:olga", "operator:admin"]
+
+
+def _switch_in_browser(driver, dashboard: str, password: str) -> None:
+    """Log in as the Op, set the switch from the page with a reason, then clear it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.delete_all_cookies()
+    _login(driver, dashboard, "olga", password)
+    wait = WebDriverWait(driver, 30)
+    for action, reason, shown in (("on", "e2e: halt from the page", "ACTIVE"),
+                                  ("off", "e2e: resume from the page", "OFF")):
+        box = wait.until(ec.presence_of_element_located((By.ID, "kill-reason-input")), "no kill switch form")
+        box.clear()
+        box.send_keys(reason)
+        driver.find_element(By.ID, f"kill-{action}").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "kill-result"), f"done: switch {shown}"),
+                   f"kill switch {action} from the page: {driver.find_element(By.ID, 'kill-result').text!r}")
+        assert driver.find_element(By.ID, "kill-switch").text == shown  # the panel, reloaded after the POST
+        if action == "on":
+            assert driver.find_element(By.ID, "kill-by").text == "operator:olga"
+            assert driver.find_element(By.ID, "kill-reason").text == reason
+
+
 def _chrome():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -224,14 +297,8 @@ def test_dashboard_e2e_when_logged_in_through_airflow_then_live_risk_stress_and_
 
     driver = _chrome()
     try:
-        driver.get(dashboard)  # anonymous: Airflow's login form, which sends us back here
+        _login(driver, dashboard, "admin", stack["password"])  # anonymous: the login form, then back here
         wait = WebDriverWait(driver, 30)
-        wait.until(ec.presence_of_element_located((By.NAME, "username")),
-                   f"no login form at {driver.current_url}").send_keys("admin")
-        driver.find_element(By.NAME, "password").send_keys(stack["password"])
-        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]")),
-                   "the login form's submit button stayed disabled").click()
-        wait.until(ec.url_to_be(dashboard), f"login did not return to {dashboard}")
         var_cell = wait.until(ec.presence_of_element_located((By.ID, "var")), "no VaR figure on the dashboard")
 
         assert var_cell.text == f"{var_in_redis:,.2f}"
@@ -271,3 +338,35 @@ def test_dashboard_e2e_when_logged_in_through_airflow_then_live_risk_stress_and_
     lap("browser: login, dashboard, refresh, screenshot")
     with capsys.disabled():
         print("\n" + "; ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
+
+
+def test_dashboard_e2e_kill_switch_when_tokens_from_the_api_server_then_only_op_and_admin_change_it(
+    stack, redis_client, tmp_path, capsys
+):
+    t0 = time.monotonic()
+    base, dashboard = stack["url"], stack["url"] + "/quantbridge/"
+    passwords = json.loads(Path(stack["password_file"]).read_text())
+    kill_switch.engage(redis_client, SCHEMA, by="var_sensor", reason="VAR_LIMIT_BREACHED")  # as after a breach
+
+    changed_by = _switch_with_real_tokens(base, passwords, redis_client)
+    rest_s = time.monotonic() - t0
+    driver = _chrome()
+    try:
+        _switch_in_browser(driver, dashboard, passwords["olga"])
+    except Exception:
+        driver.save_screenshot(str(tmp_path / "failure.png"))
+        raise
+    finally:
+        driver.quit()
+
+    changes = [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in redis_client.xrange(SCHEMA.key("audit"))]
+    assert [(kind, ref) for kind, ref, _ in changes] == [
+        ("kill_switch_set", "var_sensor"), ("kill_switch_set", changed_by[0]),
+        ("kill_switch_cleared", changed_by[1]), ("kill_switch_set", "operator:olga"),
+        ("kill_switch_cleared", "operator:olga")]
+    assert changes[1][2]["previous"]["by"] == "var_sensor"  # the Op took over the sensor's switch
+    assert [p["reason"] for _, _, p in changes[3:]] == ["e2e: halt from the page", "e2e: resume from the page"]
+    assert redis_client.get(SCHEMA.key("kill_switch")) is None and verify(redis_client, SCHEMA)["ok"] is True
+    with capsys.disabled():
+        print(f"\nstack start {stack['start_seconds']:.1f} s; REST checks {rest_s:.1f} s; "
+              f"browser set + clear {time.monotonic() - t0 - rest_s:.1f} s")
