@@ -54,7 +54,8 @@ def small_lake(tmp_path):
         part = lake.price_partition(day)
         part.mkdir(parents=True)
         closes = [walks[i, 0], walks[i, 1], 50.0]
-        pd.DataFrame({"ticker": ["AAPL", "MSFT", "FLAT"], "close": closes}).to_parquet(part / "part-00000.parquet")
+        frame = pd.DataFrame({"ticker": ["AAPL", "MSFT", "FLAT"], "close": closes})
+        frame.to_parquet(part / "part-00000.parquet")
     return lake
 
 

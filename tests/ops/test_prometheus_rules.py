@@ -51,7 +51,8 @@ def test_rules_when_unit_tested_by_promtool_then_each_alert_fires_and_stays_quie
 
 
 def test_rule_tests_when_read_then_every_alert_has_a_firing_and_a_quiet_case():
-    cases = [case for test in yaml.safe_load(RULE_TESTS.read_text())["tests"] for case in test["alert_rule_test"]]
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    cases = [case for test in tests for case in test["alert_rule_test"]]
 
     firing = {c["alertname"] for c in cases if c["exp_alerts"]}
     quiet = {c["alertname"] for c in cases if not c["exp_alerts"]}

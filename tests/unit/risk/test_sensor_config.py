@@ -30,7 +30,9 @@ def test_sensor_config_when_built_directly_without_a_bound_then_ttl_is_three_int
     assert SensorConfig(limit=1.0, interval_s=0.5).heartbeat_ttl_s == pytest.approx(1.5)
 
 
-def test_sensor_when_bound_is_shorter_than_the_interval_then_it_warns_that_trading_will_block(tmp_path, caplog):
+def test_sensor_when_bound_is_shorter_than_the_interval_then_it_warns_that_trading_will_block(
+    tmp_path, caplog
+):
     config = SensorConfig(limit=1.0, interval_s=60.0, stale_after_s=30.0)
 
     VarSensor(config, Lake(tmp_path), RedisSchema("qb"), connect=lambda: None)
