@@ -59,7 +59,8 @@ def test_rule_tests_when_read_then_every_alert_has_a_firing_and_a_quiet_case():
 
     alerts = _alerts(RULES)
     assert {"QbVarSensorDown", "QbVarSensorAbsent", "QbVarFiguresStale", "QbVarFiguresAbsent",
-            "QbVarSensorErrors", "QbWorkerDown", "QbWorkerAbsent", "QbKillSwitchSet"} <= alerts
+            "QbVarSensorErrors", "QbWorkerDown", "QbWorkerAbsent", "QbWorkerBatchErrors",
+            "QbKillSwitchSet"} <= alerts
     assert firing == alerts and quiet == alerts
 
 
