@@ -136,8 +136,8 @@ def check_csrf(request: Request) -> None:
         origin = f"{referer.scheme}://{referer.netloc}"
     if not origin or origin not in _origins(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"cross-site request refused: Origin {origin or 'absent'} is not this server; send "
-                            "the Authorization: Bearer header or use the dashboard page")
+                            f"cross-site request refused: Origin {origin or 'absent'} is not this server; "
+                            "send the Authorization: Bearer header or use the dashboard page")
     session = request.cookies.get(COOKIE_NAME_JWT_TOKEN) or ""
     sent = request.headers.get(CSRF_HEADER, "")
     if not session or not hmac.compare_digest(sent, csrf_token(session)):
@@ -459,8 +459,8 @@ def render_controls(may_set: bool) -> str:
     without the right a line saying who has it."""
     if not may_set:
         return ('<section id="kill-controls"><h2>Kill switch control</h2>'
-                '<p class="empty" id="kill-not-allowed">Setting or clearing the kill switch needs Airflow\'s Op '
-                'or Admin role.</p></section>')
+                '<p class="empty" id="kill-not-allowed">Setting or clearing the kill switch needs '
+                "Airflow's Op or Admin role.</p></section>")
     return ('<section id="kill-controls"><h2>Kill switch control</h2><form id="kill-form">'
             f'<input id="kill-reason-input" name="reason" required maxlength="{MAX_REASON_CHARS}" size="60" '
             'placeholder="reason (kept in the audit trail with your name)"> '

@@ -5,7 +5,8 @@
   ``qb kill-switch status`` shows it. An operator's switch is the operator's: the VaR sensor never clears it.
 * ``qb order submit --ticker T --side BUY|SELL --quantity Q [--limit-price P] [--id ID] [--reason TEXT]``,
   or ``qb order submit --file orders.csv|orders.jsonl``: :class:`~quantbridge.messages.SubmitOrder` messages
-  on the orders stream, each with an ``order_submitted`` audit entry (by, source, reason), all in one Lua call.
+  on the orders stream, each with an ``order_submitted`` audit entry (by, source, reason), all in one Lua
+  call.
   A file is accepted entirely or refused entirely, with every bad row listed by line, field and value.
 * ``qb order status ID|--all [--json]``: the FIX-style state the worker keeps in ``orders:state``.
 
@@ -179,7 +180,8 @@ def parse_csv(body: str) -> tuple[list[OrderRow], list[str]]:
         if not values:
             continue  # a blank line holds no order
         if len(values) != len(columns):
-            problems.append(_at(line, f"{len(values)} values for {len(columns)} columns ({','.join(columns)})"))
+            problems.append(_at(line, f"{len(values)} values for {len(columns)} columns "
+                                      f"({','.join(columns)})"))
             continue
         row, found = parse_order(dict(zip(columns, values)), line)
         problems += [_at(line, p) for p in found]
@@ -236,10 +238,11 @@ def latest_closes(settings: Settings) -> tuple[date, dict[str, float]]:
     lake = Lake(settings.lake_root)
     dates = lake.price_dates()
     if not dates:
-        raise InputError("lake prices", str(settings.lake_root), "published prices (an operator's order is priced "
-                         "at the ticker's latest close): run `qb ingest` first")
+        raise InputError("lake prices", str(settings.lake_root), "published prices (an operator's order is "
+                         "priced at the ticker's latest close): run `qb ingest` first")
     prices = lake.read_prices(start=dates[-1])
-    return dates[-1], {str(t): float(c) for t, c in zip(prices["ticker"], prices["close"]) if math.isfinite(c)}
+    closes = {str(t): float(c) for t, c in zip(prices["ticker"], prices["close"]) if math.isfinite(c)}
+    return dates[-1], closes
 
 
 def _plan(rows: list[OrderRow], closes: dict[str, float], price_date: date, existing: dict[str, str | None],
@@ -255,8 +258,8 @@ def _plan(rows: list[OrderRow], closes: dict[str, float], price_date: date, exis
         label = names.get("ticker", "ticker")
         if row.ticker not in closes:
             known = ", ".join(sorted(closes)[:12]) + (", ..." if len(closes) > 12 else "")
-            problems.append(_at(row.line, f"{label}={row.ticker!r} has no close in the lake on {price_date} (the "
-                                          f"latest prices): expected one of {known}"))
+            problems.append(_at(row.line, f"{label}={row.ticker!r} has no close in the lake on {price_date} "
+                                          f"(the latest prices): expected one of {known}"))
             continue
         order_id = row.order_id or new_order_id(now)
         id_label = names.get("id", "id")
@@ -266,15 +269,13 @@ def _plan(rows: list[OrderRow], closes: dict[str, float], price_date: date, exis
             continue
         first_line[order_id] = row.line
         if existing.get(order_id) is not None:
-            problems.append(_at(row.line, f"{id_label}={order_id!r} is already used: the order has a state in "
-                                          f"orders:state ({_state_name(existing[order_id])}); ids are never reused"))
+            state = _state_name(existing[order_id])
+            problems.append(_at(row.line, f"{id_label}={order_id!r} is already used: the order has a state "
+                                          f"in orders:state ({state}); ids are never reused"))
             continue
-        try:
-            orders.append((row, SubmitOrder(order_id=order_id, ts=ts, strategy=STRATEGY, ticker=row.ticker,
-                                            side=row.side, quantity=row.quantity,
-                                            reference_price=closes[row.ticker], limit_price=row.limit_price)))
-        except InputError as exc:  # the message's own checks, e.g. a ticker shape the lake should not hold
-            problems.append(_at(row.line, str(exc)))
+        orders.append((row, SubmitOrder(order_id=order_id, ts=ts, strategy=STRATEGY, ticker=row.ticker,
+                                        side=row.side, quantity=row.quantity,
+                                        reference_price=closes[row.ticker], limit_price=row.limit_price)))
     return orders, problems
 
 
@@ -312,7 +313,8 @@ def publish(client: Any, schema: Any, planned: list[Any], *, by: str, source: st
         guards.append((state_key, order.order_id, None))
         xadds.append((stream, tuple(order.to_dict().items())))
     try:
-        written, _ = AuditWriter(client, schema).commit(entries, Effects(guards=tuple(guards), xadd=tuple(xadds)))
+        effects = Effects(guards=tuple(guards), xadd=tuple(xadds))
+        written, _ = AuditWriter(client, schema).commit(entries, effects)
     except GuardFailed as exc:
         raise InputError("id", exc.field, "an id without a state in orders:state",
                          "another process used it meanwhile; nothing was submitted") from None
@@ -323,7 +325,8 @@ def _reason(args: argparse.Namespace, *, required: bool) -> str | None:
     reason = (args.reason or "").strip()
     if not reason:
         if required:
-            raise InputError("--reason", args.reason, "a non-empty reason (the audit trail records who and why)")
+            raise InputError("--reason", args.reason,
+                             "a non-empty reason (the audit trail records who and why)")
         return None
     if len(reason) > MAX_REASON_CHARS or any(ord(c) < 32 and c not in "\t" for c in reason):
         raise InputError("--reason", reason[:80], f"one line of at most {MAX_REASON_CHARS} characters")
@@ -337,7 +340,7 @@ def _connect(settings: Settings) -> tuple[Any, Any]:
     return connect(settings, verify=True), RedisSchema(settings.redis_prefix)
 
 
-# --- commands ------------------------------------------------------------------------------------------------
+# --- commands -----------------------------------------------------------------------------------------------
 
 def cmd_kill_switch(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Set, clear or show the kill switch; set and clear are audited in the same Lua call as the change."""
@@ -370,8 +373,8 @@ def cmd_kill_switch(args: argparse.Namespace, settings: Settings) -> tuple[dict[
 def cmd_order_submit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Validate every order (file rows by line), price it at the lake's latest close, publish all or none."""
     reason = _reason(args, required=False)
-    single = {"ticker": args.ticker, "side": args.side, "quantity": args.quantity, "limit_price": args.limit_price,
-              "id": args.id}
+    single = {"ticker": args.ticker, "side": args.side, "quantity": args.quantity,
+              "limit_price": args.limit_price, "id": args.id}
     names = {"ticker": "--ticker", "side": "--side", "quantity": "--quantity", "limit_price": "--limit-price",
              "id": "--id"}
     if args.file:
@@ -433,8 +436,8 @@ def cmd_order_status(args: argparse.Namespace, settings: Settings) -> tuple[dict
         else:
             raw = client.hget(key, args.order_id)
             if raw is None:
-                raise NoDataError(f"order {args.order_id!r} has no state in {key}: the worker has not taken it "
-                                  "yet, or no order has that id")
+                raise NoDataError(f"order {args.order_id!r} has no state in {key}: the worker has not taken "
+                                  "it yet, or no order has that id")
             rows = [_summary(args.order_id, raw)]
     finally:
         client.close()
@@ -474,12 +477,14 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``qb kill-switch`` and ``qb order`` on the subcommand parsers of ``qb``."""
-    p = sub.add_parser("kill-switch", parents=[common], help="set, clear or show the kill switch (audited: who, why)")
+    p = sub.add_parser("kill-switch", parents=[common],
+                       help="set, clear or show the kill switch (audited: who, why)")
     p.add_argument("action", choices=["on", "off", "status"])
     p.add_argument("--reason", default=None, help="why (required for on and off; kept in the audit trail)")
     p.set_defaults(func=cmd_kill_switch)
 
-    p = sub.add_parser("order", parents=[common], help="submit operator orders (audited) or show order states")
+    p = sub.add_parser("order", parents=[common],
+                       help="submit operator orders (audited) or show order states")
     actions = p.add_subparsers(dest="order_action", required=True)
     s = actions.add_parser("submit", parents=[common], help="one order from the flags, or a .csv/.jsonl file")
     s.add_argument("--ticker", default=None)
@@ -488,8 +493,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--limit-price", dest="limit_price", default=None,
                    help="worst price accepted (optional; limits and fills use the worker's own mark)")
     s.add_argument("--id", default=None, help="order id (default op:<UTC time>:<random>); never reused")
-    s.add_argument("--file", default=None, help="CSV (header ticker,side,quantity[,limit_price][,id]) or JSONL "
-                                                "(one object per line, same keys): all orders or none")
+    s.add_argument("--file", default=None, help="CSV (header ticker,side,quantity[,limit_price][,id]) or "
+                                                "JSONL (one object per line, same keys): all orders or none")
     s.add_argument("--reason", default=None, help="why (kept in each order's audit entry)")
     s.set_defaults(func=cmd_order)
     s = actions.add_parser("status", parents=[common], help="state of one order, or of all (orders:state)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime, timezone
 
 import pytest
 
@@ -73,7 +74,10 @@ def state(redis_client, settings):
     redis_client.hset(SCHEMA.key("risk_current"), mapping=figures)
     redis_client.xadd(SCHEMA.key("risk_history"), figures)
     redis_client.xadd(SCHEMA.key("risk_history"), {**figures, "var": "24000.0"})
-    worker = ExecutionWorker(redis_client, SCHEMA, "w1", ["AAPL", "MSFT"])
+    redis_client.set(SCHEMA.heartbeat("var_sensor"), figures["updated_at"])  # the sensor is alive
+    # The worker's clock 30 s after the figures (fresh), its marks the prices the orders carry.
+    worker = ExecutionWorker(redis_client, SCHEMA, "w1", ["AAPL", "MSFT"], marks={"AAPL": 150.0, "MSFT": 150.0},
+                             clock=lambda: datetime(2026, 1, 5, 14, 30, 30, tzinfo=timezone.utc).timestamp())
     for order_id, ticker, qty in (("o1", "AAPL", 100.0), ("o2", "MSFT", 5000.0)):
         order = SubmitOrder(order_id=order_id, ts="2026-01-05T14:30:00+00:00", strategy="test", ticker=ticker,
                             side="BUY", quantity=qty, reference_price=150.0)
@@ -84,7 +88,9 @@ def state(redis_client, settings):
     folder.mkdir(parents=True)
     (folder / "report.html").write_text("<h1>nightly 2020-12-31</h1>")
     (settings.lake_root / "secret.txt").write_text("outside reports/")
-    return {"venues": {f["venue"] for _, f in redis_client.xrange(SCHEMA.key("fills"))}}
+    venues = {f["venue"] for _, f in redis_client.xrange(SCHEMA.key("fills"))}
+    assert venues, "the worker filled nothing: the page's fill and venue tables would be empty"
+    return {"venues": venues}
 
 
 def test_dashboard_when_anonymous_then_page_redirects_to_login_and_data_refused(client, state):
@@ -176,7 +182,7 @@ def test_dashboard_when_settings_invalid_then_500_with_every_url_password_redact
     assert "redis://:***@127.0.0.1:bad/0" in reply.json()["detail"] and "s3cret" not in reply.text
 
 
-# --- the kill switch's controls ------------------------------------------------------------------------------
+# --- the kill switch's controls -----------------------------------------------------------------------------
 
 def _switch(client, body, token=None, cookie=None, headers=None):
     """POST api/kill-switch with a bearer token, or with a cookie session and the given headers."""
@@ -189,7 +195,8 @@ def _switch(client, body, token=None, cookie=None, headers=None):
 
 
 def _audit(redis_client):
-    return [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in redis_client.xrange(SCHEMA.key("audit"))]
+    entries = redis_client.xrange(SCHEMA.key("audit"))
+    return [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in entries]
 
 
 @pytest.mark.parametrize("role, name", [("admin", "admin"), ("op", "olga")])
@@ -207,12 +214,15 @@ def test_dashboard_kill_switch_when_op_or_admin_bearer_then_set_and_cleared_with
     (set_kind, set_ref, set_entry), (clear_kind, clear_ref, clear_entry) = _audit(redis_client)
     assert (set_kind, set_ref, set_entry["by"], set_entry["reason"]) == (
         "kill_switch_set", f"operator:{name}", f"operator:{name}", "venue outage")
-    assert (clear_kind, clear_ref, clear_entry["reason"]) == ("kill_switch_cleared", f"operator:{name}", "venue back")
+    assert (clear_kind, clear_ref, clear_entry["reason"]) == (
+        "kill_switch_cleared", f"operator:{name}", "venue back")
     assert verify(redis_client, SCHEMA)["ok"] is True
 
 
 @pytest.mark.parametrize("role", ["viewer", "user"])
-def test_dashboard_kill_switch_when_viewer_or_user_then_403_and_switch_unchanged(client, redis_client, tokens, role):
+def test_dashboard_kill_switch_when_viewer_or_user_then_403_and_switch_unchanged(
+    client, redis_client, tokens, role
+):
     kill_switch.engage(redis_client, SCHEMA, by="operator:olga", reason="halt")
     before = redis_client.get(SCHEMA.key("kill_switch"))
     entries = redis_client.xlen(SCHEMA.key("audit"))
@@ -242,7 +252,9 @@ def test_dashboard_kill_switch_when_cross_site_form_post_with_cookie_only_then_4
     assert redis_client.xlen(SCHEMA.key("audit")) == 0
 
 
-def test_dashboard_kill_switch_when_same_origin_cookie_without_right_csrf_token_then_403(client, redis_client, tokens):
+def test_dashboard_kill_switch_when_same_origin_cookie_without_right_csrf_token_then_403(
+    client, redis_client, tokens
+):
     viewer_csrf = client.get("/quantbridge/api/csrf", cookies={"_token": tokens["viewer"]}).json()["token"]
     client.cookies.clear()
     body = {"action": "on", "reason": "pwned"}
@@ -295,10 +307,21 @@ def test_dashboard_kill_switch_when_operator_takes_over_sensor_switch_then_owned
     ({"action": "on", "reason": "x" * 1001}, "reason='xxxx"),
     (["on", "why"], "body"),
 ])
-def test_dashboard_kill_switch_when_body_invalid_then_400_naming_the_field(client, redis_client, tokens, body, field):
+def test_dashboard_kill_switch_when_body_invalid_then_400_naming_the_field(
+    client, redis_client, tokens, body, field
+):
     reply = _switch(client, body, token=tokens["admin"])
 
     assert reply.status_code == 400 and reply.json()["detail"].startswith(field)
+    assert redis_client.get(SCHEMA.key("kill_switch")) is None
+
+
+def test_dashboard_kill_switch_when_body_not_json_then_400(client, redis_client, tokens):
+    reply = client.post("/quantbridge/api/kill-switch", content=b"{not json",
+                        headers={"Authorization": f"Bearer {tokens['op']}",
+                                 "Content-Type": "application/json"})
+
+    assert reply.status_code == 400 and reply.json()["detail"].startswith("body: expected a JSON object")
     assert redis_client.get(SCHEMA.key("kill_switch")) is None
 
 
@@ -310,7 +333,8 @@ def test_dashboard_kill_switch_when_anonymous_or_bad_token_then_refused(client, 
     assert redis_client.get(SCHEMA.key("kill_switch")) is None
 
 
-@pytest.mark.parametrize("role, controls", [("admin", True), ("op", True), ("user", False), ("viewer", False)])
+@pytest.mark.parametrize("role, controls",
+                         [("admin", True), ("op", True), ("user", False), ("viewer", False)])
 def test_dashboard_page_when_switch_set_then_who_why_when_shown_and_controls_only_for_op_or_admin(
     client, redis_client, tokens, role, controls
 ):

@@ -49,7 +49,8 @@ def lake(settings) -> Lake:
     for day, row in zip(days, prices):
         folder = lake.price_partition(day)
         folder.mkdir(parents=True)
-        pd.DataFrame({"ticker": list(TICKERS), "close": row}).to_parquet(folder / "part-00000.parquet", index=False)
+        frame = pd.DataFrame({"ticker": list(TICKERS), "close": row})
+        frame.to_parquet(folder / "part-00000.parquet", index=False)
     return lake
 
 
@@ -60,7 +61,8 @@ def last_close(lake) -> dict[str, float]:
 
 
 def _audit(redis_client) -> list[tuple[str, str, dict]]:
-    return [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in redis_client.xrange(SCHEMA.key("audit"))]
+    entries = redis_client.xrange(SCHEMA.key("audit"))
+    return [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in entries]
 
 
 def _orders(redis_client) -> list[SubmitOrder]:
@@ -73,7 +75,7 @@ def _verify(capsys) -> dict:
     return out
 
 
-# --- kill switch ---------------------------------------------------------------------------------------------
+# --- kill switch --------------------------------------------------------------------------------------------
 
 def test_kill_switch_on_then_off_when_reasons_given_then_each_change_audited_with_who_and_why(
     capsys, settings, redis_client, operator
@@ -90,10 +92,10 @@ def test_kill_switch_on_then_off_when_reasons_given_then_each_change_audited_wit
     assert off["changed"] is True and off["active"] is False
     assert redis_client.get(SCHEMA.key("kill_switch")) is None
     (kind_on, ref_on, entry_on), (kind_off, ref_off, entry_off) = _audit(redis_client)
-    assert (kind_on, ref_on, entry_on["by"], entry_on["reason"]) == ("kill_switch_set", operator, operator,
-                                                                     "venue outage")
-    assert (kind_off, ref_off, entry_off["by"], entry_off["reason"]) == ("kill_switch_cleared", operator, operator,
-                                                                         "venue back")
+    assert (kind_on, ref_on, entry_on["by"], entry_on["reason"]) == (
+        "kill_switch_set", operator, operator, "venue outage")
+    assert (kind_off, ref_off, entry_off["by"], entry_off["reason"]) == (
+        "kill_switch_cleared", operator, operator, "venue back")
     assert entry_off["cleared"]["reason"] == "venue outage"
     assert _verify(capsys)["entries_checked"] == 2
 
@@ -141,8 +143,11 @@ def test_var_sensor_when_operator_switch_set_then_neither_clears_nor_takes_it_ov
 
     run_json(capsys, "kill-switch", "on", "--reason", "manual halt")
     before = redis_client.get(SCHEMA.key("kill_switch"))
-    calm = VarSensor(SensorConfig(limit=1e12, window=20, model="historical"), lake, SCHEMA, lambda: redis_client)
-    breached = VarSensor(SensorConfig(limit=1.0, window=20, model="historical"), lake, SCHEMA, lambda: redis_client)
+    def sensor(limit: float) -> VarSensor:
+        return VarSensor(SensorConfig(limit=limit, window=20, model="historical"), lake, SCHEMA,
+                         lambda: redis_client)
+
+    calm, breached = sensor(1e12), sensor(1.0)
 
     flat = calm.refresh(redis_client)  # no positions: VaR 0, far below the clear level
     redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 1000, "MSFT": -500})
@@ -155,13 +160,13 @@ def test_var_sensor_when_operator_switch_set_then_neither_clears_nor_takes_it_ov
     _verify(capsys)
 
 
-# --- order submit --------------------------------------------------------------------------------------------
+# --- order submit -------------------------------------------------------------------------------------------
 
 def test_order_submit_when_single_order_then_on_the_stream_at_the_lake_close_with_its_audit_entry(
     capsys, settings, redis_client, operator, last_close
 ):
-    code, out, _ = run_json(capsys, "order", "submit", "--ticker", "msft", "--side", "buy", "--quantity", "150",
-                            "--limit-price", "99.5", "--reason", "client request 42")
+    code, out, _ = run_json(capsys, "order", "submit", "--ticker", "msft", "--side", "buy",
+                            "--quantity", "150", "--limit-price", "99.5", "--reason", "client request 42")
 
     assert code == 0 and out["submitted"] == 1 and out["prices_as_of"] == LAST.isoformat()
     (order,) = _orders(redis_client)
@@ -179,8 +184,8 @@ def test_order_submit_when_single_order_then_on_the_stream_at_the_lake_close_wit
 def test_order_submit_when_id_given_and_no_limit_then_that_id_and_no_limit_field(
     capsys, settings, redis_client, operator, last_close
 ):
-    code, out, _ = run_json(capsys, "order", "submit", "--ticker", "XOM", "--side", "SELL", "--quantity", "10",
-                            "--id", "desk|7")
+    code, out, _ = run_json(capsys, "order", "submit", "--ticker", "XOM", "--side", "SELL",
+                            "--quantity", "10", "--id", "desk|7")
 
     ((_, fields),) = redis_client.xrange(SCHEMA.key("orders"))
     assert code == 0 and fields["order_id"] == "desk|7" and "limit_price" not in fields
@@ -199,7 +204,9 @@ def test_order_submit_when_id_already_has_a_state_then_refused_and_nothing_publi
     assert redis_client.xlen(SCHEMA.key("orders")) == 0 and redis_client.xlen(SCHEMA.key("audit")) == 0
 
 
-def test_order_submit_when_flags_bad_then_exit_2_listing_every_problem(capsys, settings, redis_client, operator):
+def test_order_submit_when_flags_bad_then_exit_2_listing_every_problem(
+    capsys, settings, redis_client, operator
+):
     code = main(["order", "submit", "--ticker", "AAPL", "--side", "HOLD", "--quantity", "-1"])
 
     err = capsys.readouterr().err
@@ -215,10 +222,13 @@ def test_order_submit_when_ticker_not_in_latest_prices_then_refused_naming_the_d
     code = main(["order", "submit", "--ticker", "TSLA", "--side", "BUY", "--quantity", "1"])
 
     err = capsys.readouterr().err
-    assert code == 2 and "--ticker='TSLA' has no close in the lake on 2020-03-31" in err and "AAPL, MSFT, XOM" in err
+    assert code == 2 and "--ticker='TSLA' has no close in the lake on 2020-03-31" in err
+    assert "expected one of AAPL, MSFT, XOM" in err
 
 
-def test_order_submit_when_lake_empty_then_exit_2_pointing_to_ingest(capsys, settings, redis_client, operator):
+def test_order_submit_when_lake_empty_then_exit_2_pointing_to_ingest(
+    capsys, settings, redis_client, operator
+):
     code = main(["order", "submit", "--ticker", "AAPL", "--side", "BUY", "--quantity", "1"])
 
     assert code == 2 and "run `qb ingest` first" in capsys.readouterr().err
@@ -227,11 +237,13 @@ def test_order_submit_when_lake_empty_then_exit_2_pointing_to_ingest(capsys, set
 def test_order_submit_when_file_and_flags_together_then_exit_2(capsys, settings, tmp_path, operator):
     code = main(["order", "submit", "--file", str(tmp_path / "o.csv"), "--ticker", "AAPL"])
 
-    assert code == 2 and "--ticker='AAPL' is invalid: expected no order flags with --file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "--ticker='AAPL' is invalid: expected no order flags with --file" in err
 
 
 @pytest.mark.parametrize("name, body", [
-    ("orders.csv", "ticker,side,quantity,limit_price,id\nAAPL,BUY,100,,f-1\nMSFT,SELL,50,250.5,\nXOM,buy,7,,\n"),
+    ("orders.csv",
+     "ticker,side,quantity,limit_price,id\nAAPL,BUY,100,,f-1\nMSFT,SELL,50,250.5,\nXOM,buy,7,,\n"),
     ("orders.jsonl", '{"ticker": "AAPL", "side": "BUY", "quantity": 100, "id": "f-1"}\n'
                      '{"ticker": "MSFT", "side": "SELL", "quantity": 50, "limit_price": 250.5}\n\n'
                      '{"ticker": "XOM", "side": "buy", "quantity": "7"}\n'),
@@ -260,10 +272,12 @@ def test_order_submit_when_file_valid_then_every_order_published_with_its_line_i
 @pytest.mark.parametrize("name, body, problems", [
     ("orders.csv",
      "ticker,side,quantity,id\nAAPL,BUY,100,a\nMSFT,SELL,,b\nTSLA,BUY,5,c\nXOM,BUY,5,a\nJPM,HOLD,0,d\n",
-     ["line 3: quantity is missing", "line 4: ticker='TSLA' has no close", "line 5: id='a' repeats the id of line 2",
-      "line 6: side='HOLD' is invalid", "line 6: quantity='0' is invalid"]),
+     ["line 3: quantity is missing", "line 4: ticker='TSLA' has no close",
+      "line 5: id='a' repeats the id of line 2", "line 6: side='HOLD' is invalid",
+      "line 6: quantity='0' is invalid"]),
     ("orders.jsonl",
-     '{"ticker": "AAPL", "side": "BUY", "quantity": 100}\n{"ticker": "MSFT", "side": "SELL", "quantity": -5}\n'
+     '{"ticker": "AAPL", "side": "BUY", "quantity": 100}\n'
+     '{"ticker": "MSFT", "side": "SELL", "quantity": -5}\n'
      '{"ticker": "XOM", "side": "BUY", "quantity": 5, "limit_price": "cheap"}\n',
      ["line 2: quantity=-5 is invalid", "line 3: limit_price='cheap' is invalid"]),
 ])
@@ -285,14 +299,37 @@ def test_order_submit_when_file_has_bad_rows_then_refused_whole_listing_every_ba
 def test_order_submit_when_file_reuses_an_id_with_a_state_then_refused_naming_its_line(
     capsys, settings, redis_client, operator, lake, tmp_path
 ):
-    redis_client.hset(SCHEMA.key("order_state"), "old", json.dumps({"state": "REJECTED"}))
+    redis_client.hset(SCHEMA.key("order_state"),
+                      mapping={"old": json.dumps({"state": "REJECTED"}), "odd": "{bad"})
     path = tmp_path / "orders.csv"
-    path.write_text("ticker,side,quantity,id\nAAPL,BUY,1,new\nAAPL,BUY,1,old\n")
+    path.write_text("ticker,side,quantity,id\nAAPL,BUY,1,new\nAAPL,BUY,1,old\nAAPL,BUY,1,odd\n")
 
     code = main(["order", "submit", "--file", str(path)])
 
-    assert code == 2 and "line 3: id='old' is already used" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "line 3: id='old' is already used: the order has a state in orders:state (REJECTED)" in err
+    assert "line 4: id='odd' is already used: the order has a state in orders:state (unreadable)" in err
     assert redis_client.xlen(SCHEMA.key("orders")) == 0
+
+
+def test_publish_when_an_id_gets_a_state_after_the_check_then_guard_refuses_the_whole_batch(
+    settings, redis_client, operator, last_close
+):
+    from datetime import datetime, timezone
+
+    from quantbridge.cli.ops import OrderRow, _plan, publish
+    from quantbridge.errors import InputError
+
+    rows = [OrderRow(2, "AAPL", "BUY", 1.0, None, "race-1"), OrderRow(3, "MSFT", "BUY", 1.0, None, "race-2")]
+    planned, problems = _plan(rows, last_close, LAST, {}, datetime.now(timezone.utc), {})
+    redis_client.hset(SCHEMA.key("order_state"), "race-2", json.dumps({"state": "NEW"}))  # another submitter
+
+    with pytest.raises(InputError, match="id='race-2'.*another process used it meanwhile"):
+        publish(redis_client, SCHEMA, planned, by=operator, source="cli", reason=None)
+
+    assert problems == [] and redis_client.xlen(SCHEMA.key("orders")) == 0
+    assert redis_client.xlen(SCHEMA.key("audit")) == 0
 
 
 def test_order_submit_when_file_bad_and_redis_down_then_refused_listing_rows_and_ids_unchecked(
@@ -320,15 +357,16 @@ def test_order_submit_when_redis_down_then_exit_3_with_the_url_redacted(
     assert code == 3 and "redis://:***@127.0.0.1:1/0" in err and "s3cret" not in err
 
 
-# --- order status --------------------------------------------------------------------------------------------
+# --- order status -------------------------------------------------------------------------------------------
 
 def test_order_status_when_worker_took_operator_orders_then_states_as_json_and_table(
     capsys, settings, redis_client, operator, last_close
 ):
     from execution.worker import ExecutionWorker
 
-    run_json(capsys, "order", "submit", "--ticker", "AAPL", "--side", "BUY", "--quantity", "10", "--id", "s-1")
-    run_json(capsys, "order", "submit", "--ticker", "MSFT", "--side", "BUY", "--quantity", "20", "--id", "s-2")
+    for order_id, ticker, quantity in (("s-1", "AAPL", "10"), ("s-2", "MSFT", "20")):
+        run_json(capsys, "order", "submit", "--ticker", ticker, "--side", "BUY", "--quantity", quantity,
+                 "--id", order_id)
     worker = ExecutionWorker(redis_client, SCHEMA, "w1", list(TICKERS))
     assert worker.run(threading.Event(), block_ms=50, max_orders=2) == 2
     stored = {k: json.loads(v) for k, v in redis_client.hgetall(SCHEMA.key("order_state")).items()}

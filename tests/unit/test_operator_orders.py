@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from quantbridge.cli.ops import (MAX_FILE_ORDERS, OrderRow, OrdersRefused, new_order_id, parse_csv, parse_jsonl,
-                                 parse_order, parse_order_file, print_status_table)
+from quantbridge.cli.ops import (MAX_FILE_ORDERS, OrderRow, OrdersRefused, new_order_id, parse_csv,
+                                 parse_jsonl, parse_order, parse_order_file, print_status_table)
 from quantbridge.errors import InputError
 
 FLAGS = {"ticker": "--ticker", "side": "--side", "quantity": "--quantity", "limit_price": "--limit-price",
@@ -126,8 +126,8 @@ def test_parse_order_file_when_more_orders_than_one_call_takes_then_refused(tmp_
     rows, problems = parse_order_file(path)
 
     assert len(rows) == MAX_FILE_ORDERS + 1 and problems == [
-        f"{MAX_FILE_ORDERS + 1} orders: at most {MAX_FILE_ORDERS:,} per file (they go in one atomic call); split "
-        "the file"]
+        f"{MAX_FILE_ORDERS + 1} orders: at most {MAX_FILE_ORDERS:,} per file (they go in one atomic call); "
+        "split the file"]
 
 
 def test_orders_refused_when_raised_then_message_lists_every_problem():
@@ -156,7 +156,7 @@ def test_print_status_table_when_rows_then_one_line_each_with_state_filled_histo
     print_status_table([])
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["a", "FILLED", "100", "NEW", ">", "FILLED", "[2", "child", "order(s):", "lit,",
-                                "dark]"]
+    assert lines[1].split() == ["a", "FILLED", "100", "NEW", ">", "FILLED", "[2", "child", "order(s):",
+                                "lit,", "dark]"]
     assert "[reasons: KILL_SWITCH_ACTIVE]" in lines[2] and lines[3].split()[:3] == ["c", "UNREADABLE", "-"]
     assert lines[4] == "no orders in orders:state yet"
