@@ -20,6 +20,8 @@ is a dictionary lookup and a locked add (about a microsecond, against millisecon
 ``qb_worker_kill_switch``              gauge      1 while the kill switch was set at the last decision
 ``qb_worker_redis_reconnects_total``   counter    Redis connection losses survived
 ``qb_worker_batch_errors_total``       counter    batches that failed otherwise (left pending, retried)
+``qb_worker_last_poll_timestamp``      gauge      Unix time the loop last read the stream (even empty): a hung
+                                                  worker still answers /metrics, but this goes stale
 =====================================  =========  ===========================================================
 """
 
@@ -60,6 +62,9 @@ class WorkerMetrics:
         self.errors = Counter("qb_worker_batch_errors_total", "Batches that failed (entries left pending)",
                               registry=r)
         self.reconnects = Counter("qb_worker_redis_reconnects_total", "Redis connection losses survived", registry=r)
+        self.last_poll = Gauge("qb_worker_last_poll_timestamp", "Unix time the worker's loop last read the stream",
+                               registry=r)
+        self.last_poll.set(time.time())  # from start: a loop that never polls goes stale one bound later
         self._outcome = {o: self.orders.labels(o) for o in OUTCOMES}
         self._venue: dict[str, tuple[Any, ...]] = {}
         for venue in venues:

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from execution import batch as core
@@ -54,6 +55,10 @@ BATCH = 50
 #: Decisions re-read and re-made at most this often per batch when other workers keep moving the state.
 DECIDE_ATTEMPTS = 8
 SENSOR = "var_sensor"
+#: The worker's own heartbeat (``qb:heartbeat:execution_worker``): written at most every second, kept
+#: for HEARTBEAT_TTL_S, so ``qb status`` and the dashboard see a dead or hung worker within seconds.
+COMPONENT = "execution_worker"
+HEARTBEAT_TTL_S = 10
 
 
 @dataclass
@@ -345,7 +350,7 @@ class ExecutionWorker:
         logged and counted, and the loop goes on (the entries stay pending until the delivery cap)."""
         import redis
 
-        handled, backoff, reclaim_due, last_reclaim = 0, 0.2, True, 0.0
+        handled, backoff, reclaim_due, last_reclaim, last_beat = 0, 0.2, True, 0.0, 0.0
         while not stop.is_set() and (max_orders is None or handled < max_orders):
             try:
                 # Reclaim at start, after an outage, and periodically: a consumer that dies after we started
@@ -355,6 +360,11 @@ class ExecutionWorker:
                     reclaim_due, last_reclaim = False, time.monotonic()
                 handled += self._read_once(block_ms)
                 backoff = 0.2
+                self.metrics.last_poll.set(time.time())
+                if time.monotonic() - last_beat >= 1.0:
+                    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                    self.client.set(self.schema.heartbeat(COMPONENT), f"{stamp} {self.consumer}", ex=HEARTBEAT_TTL_S)
+                    last_beat = time.monotonic()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
                 self.metrics.reconnects.inc()

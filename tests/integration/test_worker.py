@@ -415,3 +415,18 @@ def test_worker_when_a_batch_raises_unexpectedly_then_the_loop_survives_and_the_
     assert w.run(threading.Event(), block_ms=20, max_orders=1, reclaim_idle_ms=0) == 1
     assert state(client, "flaky")["state"] == "FILLED"
     assert w.metrics.errors._value.get() == 1
+
+
+def test_worker_when_looping_then_heartbeat_and_last_poll_show_it_alive(client):
+    import time
+
+    before = time.time()
+    w = worker(client, "beating")
+    w.run(threading.Event(), block_ms=20, max_orders=0)  # max reached before the first poll: no beat
+    assert not client.exists(SCHEMA.heartbeat("execution_worker"))
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    w.run(stop, block_ms=20)
+    beat = client.get(SCHEMA.heartbeat("execution_worker"))
+    assert beat.endswith(" beating") and 0 < client.ttl(SCHEMA.heartbeat("execution_worker")) <= 10
+    assert w.metrics.last_poll._value.get() >= before
