@@ -199,3 +199,23 @@ def test_read_pid_when_file_stale_or_garbage_then_none_and_cleaned(tmp_path):
 def _write(path, pid):
     path.write_text(str(pid))
     return path
+
+
+def test_redis_service_when_password_file_exists_and_settings_have_none_then_file_is_read_not_replaced(tmp_path):
+    from quantbridge.settings import Settings
+
+    service = RedisService(Settings(services_dir=tmp_path))  # built directly: load_settings did not read it
+    service.folder.mkdir(parents=True)
+    (service.folder / "password").write_text("kept\n")
+    (service.folder / "password").chmod(0o600)
+    assert service.password() == ("kept", str(service.folder / "password"))
+    assert (service.folder / "password").read_text() == "kept\n"
+
+
+def test_redis_service_when_settings_cannot_make_a_client_then_not_up_and_status_says_why(tmp_path):
+    from quantbridge.settings import Settings
+
+    service = RedisService(Settings(redis_url="rediss://127.0.0.1:1/0", services_dir=tmp_path,
+                                    redis_tls_ca_cert=str(tmp_path / "absent.crt")))
+    assert service.ping() is False
+    assert "QB_REDIS_TLS_CA_CERT" in service.status()["error"]

@@ -138,6 +138,14 @@ def test_load_settings_when_password_file_empty_then_error_says_regenerate(tmp_p
     assert str(path) in str(info.value)
 
 
+def test_load_settings_when_password_file_unreadable_then_error_names_path(tmp_path):
+    path = tmp_path / "redis" / "password"
+    path.mkdir(parents=True, mode=0o700)  # a folder where the file should be: stat works, reading does not
+    with pytest.raises(ConfigError, match="a file this user can read") as info:
+        load_settings(environ={"QB_SERVICES_DIR": str(tmp_path)})
+    assert str(path) in str(info.value)
+
+
 @pytest.mark.parametrize("url, shown", [
     ("redis://u:inline@h:1/0", "redis://u:***@h:1/0"),
     ("redis://:p%40ss@[::1]:6390/2", "redis://:***@[::1]:6390/2"),
@@ -158,4 +166,6 @@ def test_settings_when_url_invalid_or_variable_unknown_then_error_shows_no_secre
         load_settings(environ={"QB_REDIS_URL": "redis://u:inline@h:port/0"})
     with pytest.raises(ConfigError, match="QB_REDIS_PASWORD") as misspelt:
         load_settings(environ={"QB_REDIS_PASWORD": "inline"})
+    with pytest.raises(ConfigError, match="unparseable URL, not shown"):
+        load_settings(environ={"QB_REDIS_URL": "redis://:inline@[::1"})
     assert all("inline" not in str(e.value) for e in (bad_scheme, bad_port, misspelt))
