@@ -44,6 +44,7 @@ from execution.policy import PolicyEngine
 from execution.router import Child, Router
 from execution.venues import DEFAULT_VENUES, Fill, SimulatedVenue, VenueSpec
 from quantbridge.audit import AuditWriter, Effects, GuardFailed
+from quantbridge.errors import ServiceError
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
 from quantbridge.state import text
@@ -365,6 +366,9 @@ class ExecutionWorker:
                     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
                     self.client.set(self.schema.heartbeat(COMPONENT), f"{stamp} {self.consumer}", ex=HEARTBEAT_TTL_S)
                     last_beat = time.monotonic()
+            except redis.AuthenticationError as exc:  # a refused password never fixes itself by retrying
+                raise ServiceError(f"Redis refused this worker's credentials ({exc}): set QB_REDIS_PASSWORD, or "
+                                   "make the password file (<services_dir>/redis/password) readable to it") from exc
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
                 self.metrics.reconnects.inc()

@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from quantbridge import kill_switch
-from quantbridge.errors import InputError
+from quantbridge.errors import InputError, ServiceError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.state import read_positions
@@ -213,6 +213,9 @@ class VarSensor:
                     self._client = self.connect()
                 self.refresh(self._client)
                 done, attempts, backoff, self._errors_in_row = done + 1, attempts + 1, 0.5, 0
+            except redis.AuthenticationError as exc:  # a refused password never fixes itself by retrying
+                raise ServiceError(f"Redis refused the VaR sensor's credentials ({exc}): set QB_REDIS_PASSWORD, "
+                                   "or make the password file (<services_dir>/redis/password) readable to it") from exc
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
                 self._client = None

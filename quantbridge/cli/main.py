@@ -302,7 +302,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     if args.duration:
         threading.Timer(args.duration, stop.set).start()
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
-    worker = ExecutionWorker(connect(settings), RedisSchema(settings.redis_prefix), consumer, tickers, esg,
+    client = connect(settings, verify=True)  # a refused password is reported clearly, before anything else
+    worker = ExecutionWorker(client, RedisSchema(settings.redis_prefix), consumer, tickers, esg,
                              marks=lake_marks(lake), risk_stale_after_s=settings.risk_stale_after_s,
                              max_deliveries=settings.max_deliveries)
     port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
@@ -361,7 +362,8 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     if args.name:
         if args.name not in out:
             raise InputError("NAME", args.name, "one of " + ", ".join(sorted(out)))
-        value = getattr(settings, args.name) if args.name not in {"redis_password"} else out[args.name]
+        # Secrets (the password, a URL that may carry one) print redacted, as in the whole listing.
+        value = out[args.name] if args.name in {"redis_password", "redis_url"} else getattr(settings, args.name)
         if not args.json:
             print(value)
         return {args.name: out[args.name]}, 0

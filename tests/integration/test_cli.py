@@ -79,6 +79,10 @@ def test_qb_settings_when_name_given_then_value_and_secret_redacted(capsys, sett
     assert out["redis_password"] == "***" and "hunter2" not in json.dumps(out)
     assert main(["settings", "max_stale_days"]) == 0 and capsys.readouterr().out.strip() == "10"
     assert main(["settings", "nope"]) == 2 and "NAME='nope'" in capsys.readouterr().err
+    monkeypatch.setenv("QB_REDIS_URL", "redis://:hunter2@127.0.0.1:6390/0")
+    assert main(["settings", "redis_url"]) == 0
+    printed = capsys.readouterr().out
+    assert "hunter2" not in printed and "127.0.0.1:6390" in printed
 
 
 def test_qb_backfill_when_redis_down_then_exit_3_says_start_services(capsys, settings, monkeypatch):

@@ -378,3 +378,14 @@ def test_realtime_risk_dag_when_run_briefly_then_sensor_task_alerts_and_sets_kil
     assert float(redis_client.hget(SCHEMA.key("positions"), "AAPL")) == 490
     scraper.join(65)
     assert scraped and "qb_var_limit 1.0" in scraped[0]  # the task served /metrics while it ran
+
+
+def test_sensor_when_redis_refuses_its_password_then_run_stops_with_a_clear_error(small_lake, redis_server):
+    from quantbridge.errors import ServiceError
+
+    def wrong_password():
+        return redis.Redis(port=redis_server, password="wrong", decode_responses=True, retry=None)
+
+    sensor = VarSensor(SensorConfig(limit=1e9), Lake(small_lake), SCHEMA, wrong_password)
+    with pytest.raises(ServiceError, match="QB_REDIS_PASSWORD"):
+        sensor.run(threading.Event(), max_refreshes=3)

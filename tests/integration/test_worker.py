@@ -430,3 +430,14 @@ def test_worker_when_looping_then_heartbeat_and_last_poll_show_it_alive(client):
     beat = client.get(SCHEMA.heartbeat("execution_worker"))
     assert beat.endswith(" beating") and 0 < client.ttl(SCHEMA.heartbeat("execution_worker")) <= 10
     assert w.metrics.last_poll._value.get() >= before
+
+
+def test_worker_when_redis_refuses_its_password_then_run_stops_with_a_clear_error(client, redis_server):
+    import redis as redis_py
+
+    from quantbridge.errors import ServiceError
+
+    w = worker(client)
+    w.client = redis_py.Redis(port=redis_server, password="wrong", decode_responses=True, retry=None)
+    with pytest.raises(ServiceError, match="QB_REDIS_PASSWORD"):
+        w.run(threading.Event(), block_ms=20)
