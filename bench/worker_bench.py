@@ -108,9 +108,9 @@ def _floor(url: str, stream: str, ready: Any, stop: Any, out: Any) -> None:
 def _publish_fresh_risk(client: Any, schema: Any) -> None:
     """What a VaR sensor writes after a successful refresh (figures, then its heartbeat), valid for
     RISK_FRESH_S: without it the fail-closed worker rejects every risk-increasing order (RISK_STALE)."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     client.hset(schema.key("risk_current"), mapping={"updated_at": now, "var": "0", "model": "bench"})
     client.set(schema.heartbeat("var_sensor"), now, ex=RISK_FRESH_S)
     client.close()
