@@ -599,3 +599,33 @@ def test_worker_when_entry_not_utf8_then_dead_lettered_and_later_orders_still_go
     # Assert
     assert client.hexists(SCHEMA.key("order_state"), "after")
     assert client.xlen(SCHEMA.key("dead_letter")) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="an entry past max_deliveries is dead-lettered and acknowledged even "
+                   "when its order is open (NEW): the order never reaches a final state and its reservation "
+                   "stays in orders:inflight for ever (see issue 12's fault report)")
+def test_worker_when_open_order_delivered_past_the_cap_then_it_ends_final_and_its_reservation_released(
+        redis_client):
+    # Arrange: a worker commits its decision (state NEW, shares reserved) and dies before the fills, five
+    # times over: every restart re-reads its pending entries, one delivery more each. ``_decide`` is the
+    # worker's first commit on its own: the one way to stop a worker between its two commits on purpose.
+    from execution import batch as core
+    from execution.worker import ExecutionWorker, _Work
+
+    publish_fresh_risk(redis_client, SCHEMA)
+    order = SubmitOrder(order_id="open", ts="2026-01-05T14:30:00+00:00", strategy="fault", ticker="AAPL",
+                        side="BUY", quantity=10.0, reference_price=150.0)
+    redis_client.xadd(SCHEMA.key("orders"), order.to_dict())
+    first = ExecutionWorker(redis_client, SCHEMA, "w1", ["AAPL"], marks={"AAPL": 150.0})
+    [(_stream, [(entry_id, raw)])] = redis_client.xreadgroup(ORDERS_GROUP, "w1", {SCHEMA.key("orders"): ">"})
+    item = core.intake(0, entry_id, raw, first.tickers)
+    first._decide([_Work(item, item.order)], [None], [], time.perf_counter())
+    for _restart in range(5):
+        redis_client.xreadgroup(ORDERS_GROUP, "w1", {SCHEMA.key("orders"): "0"})
+
+    # Act: the next start of the worker reclaims it.
+    ExecutionWorker(redis_client, SCHEMA, "w1", ["AAPL"], marks={"AAPL": 150.0}).reclaim(500)
+
+    # Assert
+    assert json.loads(redis_client.hget(SCHEMA.key("order_state"), "open"))["state"] in FINAL
+    assert redis_client.hlen(SCHEMA.key("inflight")) == 0
