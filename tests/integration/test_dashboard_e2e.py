@@ -56,7 +56,9 @@ def _request(url: str, token: str | None = None, body: dict | None = None, metho
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=10) as reply:
+        # 60 s: unpausing lets the scheduler start the latest interval's run, whose task can hold SQLite's
+        # write lock for seconds on a loaded machine while the trigger waits for it (seen: 12.7 s).
+        with urllib.request.urlopen(req, timeout=60) as reply:
             return reply.status, json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as err:
         return err.code, {}
@@ -117,10 +119,11 @@ def _ingest_quarter(settings, spark) -> None:
 
 
 def _trade_and_measure(settings, redis_client) -> list[dict]:
-    """The book bought order by order through the execution worker at the previous close, a VaR-sensor
-    refresh (configured limit) after each fill, then the stress ledger of DAY written by the functions the
-    nightly_stress tasks call (partition + stream). Returns each refresh's figures."""
-    from execution.worker import ExecutionWorker
+    """The book bought order by order through the execution worker (marks: the lake's closes), a VaR-sensor
+    refresh (configured limit) before the first order and after each fill, then the stress ledger of DAY
+    written by the functions the nightly_stress tasks call (partition + stream). Returns the refreshes after
+    each fill."""
+    from execution.worker import ExecutionWorker, lake_marks
     from quantbridge.state import read_positions
     from risk.ledger import publish_stream, write_partition
     from risk.sensor import SensorConfig, VarSensor
@@ -128,8 +131,9 @@ def _trade_and_measure(settings, redis_client) -> list[dict]:
 
     lake = Lake(settings.lake_root)
     last = lake.read_close_matrix(end=LAKE_END).ffill().iloc[-1]
-    worker = ExecutionWorker(redis_client, SCHEMA, "e2e-worker", list(last.index))
+    worker = ExecutionWorker(redis_client, SCHEMA, "e2e-worker", list(last.index), marks=lake_marks(lake))
     sensor = VarSensor(SensorConfig.from_settings(settings, window=60), lake, SCHEMA, lambda: redis_client)
+    sensor.refresh(redis_client)  # figures and heartbeat first: without them the worker fails closed
     refreshes: list[dict] = []
     for i, (ticker, shares) in enumerate(BOOK.items()):
         order = SubmitOrder(order_id=f"e2e-{i}", ts=f"{DAY.isoformat()}T14:3{i}:00+00:00", strategy="e2e",
@@ -346,7 +350,7 @@ def test_dashboard_e2e_kill_switch_when_tokens_from_the_api_server_then_only_op_
     t0 = time.monotonic()
     base, dashboard = stack["url"], stack["url"] + "/quantbridge/"
     passwords = json.loads(Path(stack["password_file"]).read_text())
-    kill_switch.engage(redis_client, SCHEMA, by="var_sensor", reason="VAR_LIMIT_BREACHED")  # as after a breach
+    kill_switch.engage(redis_client, SCHEMA, by="var_sensor", reason="VAR_LIMIT_BREACHED")  # after a breach
 
     changed_by = _switch_with_real_tokens(base, passwords, redis_client)
     rest_s = time.monotonic() - t0
@@ -359,13 +363,15 @@ def test_dashboard_e2e_kill_switch_when_tokens_from_the_api_server_then_only_op_
     finally:
         driver.quit()
 
-    changes = [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in redis_client.xrange(SCHEMA.key("audit"))]
+    entries = redis_client.xrange(SCHEMA.key("audit"))
+    changes = [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in entries]
     assert [(kind, ref) for kind, ref, _ in changes] == [
         ("kill_switch_set", "var_sensor"), ("kill_switch_set", changed_by[0]),
         ("kill_switch_cleared", changed_by[1]), ("kill_switch_set", "operator:olga"),
         ("kill_switch_cleared", "operator:olga")]
     assert changes[1][2]["previous"]["by"] == "var_sensor"  # the Op took over the sensor's switch
-    assert [p["reason"] for _, _, p in changes[3:]] == ["e2e: halt from the page", "e2e: resume from the page"]
+    assert [p["reason"] for _, _, p in changes[3:]] == ["e2e: halt from the page",
+                                                         "e2e: resume from the page"]
     assert redis_client.get(SCHEMA.key("kill_switch")) is None and verify(redis_client, SCHEMA)["ok"] is True
     with capsys.disabled():
         print(f"\nstack start {stack['start_seconds']:.1f} s; REST checks {rest_s:.1f} s; "
