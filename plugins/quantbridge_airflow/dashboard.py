@@ -408,7 +408,7 @@ def _raw(value: Any) -> str:
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
 header{background:#017cee;color:#fff;padding:10px 20px;display:flex;justify-content:space-between;align-items:center}
-header a{color:#fff}main{padding:12px 20px;max-width:1200px}
+header a{color:#fff}main,.controls{padding:12px 20px;max-width:1200px}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#fff;border-radius:8px;padding:10px 16px;min-width:200px;
 box-shadow:0 1px 3px #0002}.card h3{margin:0;font-size:13px;color:#5b6b7c;font-weight:500}.big{font-size:26px;font-weight:600}
 .badge{padding:2px 10px;border-radius:12px;font-size:18px}.on{background:#c0392b;color:#fff}.off{background:#27ae60;color:#fff}
@@ -477,6 +477,6 @@ def render_page(snap: dict[str, Any], user: str, may_set: bool = False) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>quantbridge risk dashboard</title>'
         f'<style>{_STYLE}</style></head><body><header><b>quantbridge · live risk</b><span>'
         f'<span id="status">live</span> · signed in as <span id="user">{_e(user)}</span> · <a href="../">Airflow</a>'
-        f'</span></header><main id="panel">{render_panel(snap)}</main><main>{render_controls(may_set)}</main>'
+        f'</span></header><main id="panel">{render_panel(snap)}</main><div class="controls">{render_controls(may_set)}</div>'
         f'<script>{_SCRIPT % REFRESH_MS}{_CONTROL_SCRIPT}</script></body></html>'
     )
