@@ -29,7 +29,7 @@ def portfolio_var(
     positions: dict[str, float],
     *,
     quarantined: Iterable[Any] = (),
-    model: str = "filtered_historical",
+    model: str = "filtered_historical_portfolio",
     confidence: float = 0.99,
     horizon_days: int = 1,
     window: int = 500,

@@ -292,7 +292,7 @@ class VarSpec:
     degrees of freedom (unit variance).
     """
 
-    model: str = "filtered_historical"
+    model: str = "filtered_historical_portfolio"
     confidence: float = 0.99
     horizon_days: int = 1
     window: int = 500

@@ -137,24 +137,55 @@ def test_qb_demo_when_run_then_whole_chain_succeeds_worker_trades_the_orders_and
 def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, settings, spark, redis_client, tmp_path):
     from marketdata.feed import SkfolioFeed
     from marketdata.ingest import ingest_range
+    from risk.var import VAR_MODELS
 
     ingest_range(settings, SkfolioFeed(), date(2019, 1, 2), date(2019, 6, 28), spark=spark)
-    code, out = run_json(capsys, "var", "--paths", "20000")
+    code, out = run_json(capsys, "var")
     assert code == 0
-    assert {"var", "cvar", "volatility", "confidence", "horizon_days", "paths", "model", "backend", "seconds"} <= set(out)
+    assert {"var", "cvar", "volatility", "confidence", "horizon_days", "model", "observations"} <= set(out)
     assert out["positions_source"].startswith("demo") and out["cvar"] >= out["var"] > 0
+    assert out["model"] == settings.var_model and out["observations"] == 123  # the whole short lake
     redis_client.hset("qb:positions", mapping={"AAPL": 100, "MSFT": 50})
-    code, live = run_json(capsys, "var", "--model", "normal", "--paths", "20000", "--mode", "full", "--horizon", "10")
+    code, live = run_json(capsys, "var", "--model", "normal", "--mode", "full", "--horizon", "10")
     assert live["positions_source"] == "redis" and set(live["component_var"]) == {"AAPL", "MSFT"}
+    assert sum(live["component_var"].values()) == pytest.approx(live["var"])
     code, bt = run_json(capsys, "var", "backtest", "--window", "60")
-    assert code == 0 and [m["model"] for m in bt["models"]] == ["normal", "student_t", "ewma", "filtered_historical"]
-    assert bt["models"][0]["observations"] == 123 - 60 and bt["default_model"] in {m["model"] for m in bt["models"]}
-    assert main(["var", "backtest", "--window", "60", "--quiet"]) == 0
-    assert "default model:" in capsys.readouterr().out
+    assert code == 0 and [m["model"] for m in bt["models"]] == list(VAR_MODELS)
+    assert bt["models"][0]["observations"] == 123 - 60 and bt["best_model"] in VAR_MODELS
+    assert bt["book"].startswith("equal_weight") and bt["default_model"] == settings.var_model
+    code, ls = run_json(capsys, "var", "backtest", "--window", "60", "--book", "long_short", "--model",
+                        "ewma")
+    assert code == 0 and ls["book"].startswith("long_short")
+    assert [m["model"] for m in ls["models"]] == ["ewma"]
+    assert main(["var", "backtest", "--window", "60", "--model", "historical", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "historical" in printed and "passes: Kupiec and Christoffersen" in printed
     book = tmp_path / "book.csv"
     book.write_text("ticker,quantity\nNOPE,1\n")
     assert main(["var", "--positions", str(book)]) == 2
     assert "NOPE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["var", "backtest", "--book", "long_short", "--positions", "book.csv"], "--book='long_short'"),
+     (["var", "backtest", "--horizon", "10"], "horizon_days=10"),
+     (["var", "--forecasts", "out.csv"], "qb var backtest"),
+     (["var", "backtest", "--window", "5"], "window=5")],
+)
+def test_qb_var_when_options_conflict_or_invalid_then_exit_2_names_them(capsys, settings, argv, message):
+    import pandas as pd
+
+    days = pd.bdate_range("2020-01-01", periods=30).date
+    for i, day in enumerate(days):  # a tiny lake in its own layout: enough to reach the checks
+        folder = settings.lake_root / "prices" / f"date={day.isoformat()}"
+        folder.mkdir(parents=True)
+        prices = pd.DataFrame({"ticker": ["AAA", "BBB"], "close": [100.0 + i % 3, 50.0 - i % 2]})
+        prices.to_parquet(folder / "p.parquet")
+
+    assert main(argv) == 2
+
+    assert message in capsys.readouterr().err
 
 
 def test_qb_var_when_lake_empty_then_exit_2_says_ingest_first(capsys, settings):

@@ -24,7 +24,6 @@ from quantbridge.settings import load_settings
 from reporting import RedisSnapshot, build_nightly_report
 from reporting.nightly import SECTIONS
 from tests.risk_support import publish_fresh_risk
-from risk.backtest import lake_returns
 from risk.ledger import write_partition
 from risk.sensor import SensorConfig, VarSensor
 from risk.stress_run import load_inputs, run_stress
@@ -81,21 +80,24 @@ def _synthetic_run(lake: Lake) -> None:
 
 
 def _independent_exceptions(lake: Lake, positions: dict[str, float], window: int, days: int) -> int:
-    """Filtered historical simulation written out again: EWMA(0.94) sigma, empirical 1% quantile of the
-    standardised past, an exception when the loss exceeds it."""
-    closes = lake.read_close_matrix(end=DAY)
-    last = closes.ffill().iloc[-1]
-    money = pd.Series({t: q * last[t] for t, q in positions.items()})
-    weights = (money / money.abs().sum()).to_numpy()
-    returns = lake_returns(closes.loc[:, list(money.index)], lake.quarantined_dates()).iloc[-(window + days):]
-    port = returns.to_numpy() @ weights
-    var = np.empty(len(port))
-    var[0] = np.var(port[:20])
-    for t in range(1, len(port)):
-        var[t] = 0.94 * var[t - 1] + 0.06 * port[t - 1] ** 2
-    sigma = np.sqrt(var)
-    z = port / sigma
-    return sum(int(-port[t] > -np.quantile(z[t - window:t], 0.01) * sigma[t]) for t in range(window, len(port)))
+    """Book-level filtered historical simulation written out again: the book (shares) valued at each date's
+    close, its P&L on the past ``window`` returns rescaled by EWMA(0.94) volatility started at the window's
+    mean square, the 99% quantile of that loss against the next day's loss."""
+    assert not [d for d in lake.quarantined_dates() if d <= DAY]  # so plain consecutive returns are the lake's
+    closes = lake.read_close_matrix(end=DAY).loc[:, list(positions)]
+    shares = pd.Series(positions)
+    returns = closes.pct_change(fill_method=None).iloc[1:].to_numpy()
+    hits = []
+    for j in range(window, len(returns)):  # return j runs from closes.index[j] to the next date
+        money = (shares * closes.iloc[j]).to_numpy()
+        pnl = returns[j - window:j] @ money
+        level = [np.mean(pnl**2)]
+        for x in pnl:
+            level.append(0.94 * level[-1] + 0.06 * x * x)
+        sigma = np.sqrt(level)
+        var = np.quantile(-(pnl / sigma[:-1] * sigma[-1]), 0.99)
+        hits.append(int(-(returns[j] @ money) > var))
+    return sum(hits[-days:])
 
 
 def test_report_when_lake_and_redis_hold_everything_then_every_section_has_a_valid_picture(report_lake, live_redis):

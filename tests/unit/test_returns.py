@@ -1,4 +1,4 @@
-"""The one daily-returns function: quarantined spans and gaps dropped (never filled), loud when nothing is left."""
+"""The one daily-returns function: quarantined spans and gaps dropped (never filled), loud when empty."""
 
 from __future__ import annotations
 
@@ -66,11 +66,21 @@ def test_daily_returns_when_a_price_is_zero_then_the_infinite_return_is_dropped(
     [
         (pd.DataFrame({"A": [1.0]}, index=DAYS[:1]), (), "1 dates x 1 tickers"),
         (pd.DataFrame(index=DAYS), (), "5 dates x 0 tickers"),
-        (pd.DataFrame({"A": [1.0, np.nan, 1.2, np.nan, 1.3]}, index=DAYS), (), "5 dates x 1 tickers, 0 quarantined"),
-        (pd.DataFrame({"A": [1.0, 1.1]}, index=DAYS[1:3]), [date(2020, 1, 6)], "2 dates x 1 tickers, 1 quarantined"),
+        (
+            pd.DataFrame({"A": [1.0, np.nan, 1.2, np.nan, 1.3]}, index=DAYS),
+            (),
+            "5 dates x 1 tickers, 0 quarantined",
+        ),
+        (
+            pd.DataFrame({"A": [1.0, 1.1]}, index=DAYS[1:3]),
+            [date(2020, 1, 6)],
+            "2 dates x 1 tickers, 1 quarantined",
+        ),
     ],
 )
-def test_daily_returns_when_nothing_is_left_then_input_error_names_closes_and_what_it_held(closes, quarantined, value):
+def test_daily_returns_when_nothing_is_left_then_input_error_names_closes_and_what_it_held(
+    closes, quarantined, value
+):
     with pytest.raises(InputError, match="closes=") as info:
         daily_returns(closes, quarantined)
 

@@ -256,3 +256,9 @@ def test_mc_var_full_when_a_batch_holds_more_tail_than_kept_then_redrawn_with_sa
     assert redrawn.var == kept.var
     for name in names:
         assert redrawn.component_var[name] == pytest.approx(kept.component_var[name], rel=1e-9, abs=1e-6)
+
+
+def test_cli_model_choices_when_listed_then_the_engines_models():
+    from quantbridge.cli.var import MODELS
+
+    assert MODELS == VAR_MODELS
