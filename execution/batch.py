@@ -47,33 +47,48 @@ class Intake:
         return oid if isinstance(oid, str) and 0 < len(oid) <= 128 else self.entry_id
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+def _decode(raw: Mapping[Any, Any]) -> tuple[dict[str, str], str | None]:
+    """Fields as text, and the first field whose name or value is not UTF-8 (decoded with U+FFFD there)."""
+    fields: dict[str, str] = {}
+    bad = None
+    for a, b in raw.items():
+        pair = []
+        for part in (a, b):
+            if isinstance(part, bytes):
+                try:
+                    part = part.decode("utf-8")
+                except UnicodeDecodeError:
+                    part = part.decode("utf-8", errors="replace")
+                    bad = bad or (pair[0] if pair else part)
+            pair.append(str(part))
+        fields[pair[0]] = pair[1]
+    return fields, bad
 
 
 def intake(index: int, entry_id: str, raw: Mapping[Any, Any], tickers: frozenset[str] | set[str],
            deliveries: int = 1, max_deliveries: int = 5) -> Intake:
-    """Validate one stream entry. Never raises: anything unusable becomes a dead-letter reason."""
-    fields = {_text(a): _text(b) for a, b in raw.items()}
+    """Validate one stream entry (bytes or text). Never raises: anything unusable becomes a dead-letter
+    reason. An entry past the delivery cap keeps its parsed order, so an open one can be finished."""
+    fields, bad = _decode(raw)
     size = sum(len(a) + len(b) for a, b in fields.items())
-    if deliveries > max_deliveries:
-        return Intake(index, entry_id, _clip(fields), dead=f"MAX_DELIVERIES: delivered={deliveries}, "
-                                                          f"max={max_deliveries}")
     if size > MAX_PAYLOAD_BYTES:
         return Intake(index, entry_id, _clip(fields), dead=f"PAYLOAD_TOO_LARGE: max={MAX_PAYLOAD_BYTES} bytes, "
                                                           f"size={size}")
+    if bad is not None:
+        return Intake(index, entry_id, fields, dead=f"MALFORMED: field {bad[:64]!r} is not UTF-8 text")
     try:
         order = SubmitOrder.from_dict(fields)
     except InputError as exc:
-        return Intake(index, entry_id, fields, dead=f"MALFORMED: {exc}")
-    if order.quantity > MAX_QUANTITY:
-        return Intake(index, entry_id, fields, dead=f"MALFORMED: quantity={order.quantity} is above "
-                                                    f"{MAX_QUANTITY:.0e} shares")
-    if order.ticker not in tickers:
-        return Intake(index, entry_id, fields, dead=f"UNKNOWN_TICKER: ticker={order.ticker}")
-    return Intake(index, entry_id, fields, order=order)
+        order, dead = None, f"MALFORMED: {exc}"
+    else:
+        dead = None
+        if order.quantity > MAX_QUANTITY:
+            order, dead = None, f"MALFORMED: quantity={order.quantity} is above {MAX_QUANTITY:.0e} shares"
+        elif order.ticker not in tickers:
+            order, dead = None, f"UNKNOWN_TICKER: ticker={order.ticker}"
+    if deliveries > max_deliveries:
+        dead = f"MAX_DELIVERIES: delivered={deliveries}, max={max_deliveries}"
+    return Intake(index, entry_id, fields, order=order, dead=dead)
 
 
 def _clip(fields: dict[str, str], limit: int = 256) -> dict[str, str]:

@@ -103,6 +103,9 @@ class ExecutionWorker:
         self.on_event = on_event or (lambda _kind, _order_id: None)  # instrumentation (the benchmark)
         self.metrics = metrics or WorkerMetrics(v.name for v in venues)  # Prometheus, in-process only
         self.audit = AuditWriter(client, schema)
+        # Stream entries are read undecoded: one entry that is not UTF-8 must be dead-lettered by intake, not
+        # make every read of the stream (or of this consumer's pending entries) raise for ever.
+        self._reader = _undecoded(client)
         self.stream = schema.key("orders")
         self._keys = {name: schema.key(name) for name in
                       ("order_state", "positions", "kill_switch", "fills", "dead_letter", "inflight",
@@ -132,7 +135,7 @@ class ExecutionWorker:
         items = [core.intake(i, e, raw, self.tickers, counts.get(e, 1), self.max_deliveries)
                  for i, (e, raw) in enumerate(entries)]
         outcomes: list[Outcome | None] = [None] * len(entries)
-        works = [_Work(it, it.order) for it in items if it.order is not None]
+        works = [_Work(it, it.order) for it in items if it.order is not None and it.dead is None]
         trail: list[tuple[str, str, dict[str, Any]]] = []
         dead_letters: list[tuple[str, tuple[tuple[str, str], ...]]] = []
         for it in items:
@@ -142,14 +145,36 @@ class ExecutionWorker:
                     ("entry_id", it.entry_id), ("reason", it.dead),
                     ("fields", json.dumps(it.fields)[:core.MAX_PAYLOAD_BYTES]))))
                 outcomes[it.index] = Outcome(it.ref, "DEAD_LETTER", reasons=(it.dead,))
+        closing = self._close_capped([it for it in items if it.order is not None and it.dead is not None], trail)
         to_send = self._decide(works, outcomes, trail, picked_up) if works else []
         if to_send is None:  # other workers kept moving the state: everything stays pending
             return [None] * len(entries)
-        self._fill_and_commit(entries, to_send, outcomes, trail, dead_letters, ack)
+        self._fill_and_commit(entries, to_send, outcomes, trail, dead_letters, ack, closing)
         for o in outcomes:
             if o is not None:
                 self.metrics.outcome(o.state)
         return outcomes
+
+    def _close_capped(self, capped: list[core.Intake], trail: list[tuple[str, str, dict[str, Any]]]
+                      ) -> tuple[list[tuple[str, str | None, str | None]], list[tuple[str, str]], list[tuple[str, str]]]:
+        """Guards, state updates and reservation releases that cancel the open orders among entries past the
+        delivery cap: dead-lettering the entry alone would leave such an order NEW, its shares reserved."""
+        if not capped:
+            return [], [], []
+        k = self._keys
+        raws = self.client.hmget(k["order_state"], [it.order.order_id for it in capped])
+        guards, update, hdel = [], [], []
+        for it, raw in zip(capped, raws):
+            state = json.loads(text(raw)) if raw is not None else None
+            if state is None or state["state"] in TERMINAL:
+                continue
+            oid, history = it.order.order_id, life.advance(state["history"], life.CANCELLED)
+            guards.append((k["order_state"], oid, text(raw)))
+            update.append((oid, core.state_record(life.CANCELLED, state["filled"], history,
+                                                  children=state.get("children", []), reasons=[it.dead])))
+            hdel.append((k["inflight"], oid))
+            trail.append(("state", oid, {"state": life.CANCELLED, "filled": state["filled"], "reason": it.dead}))
+        return guards, update, hdel
 
     def _read(self, works: list[_Work]) -> core.BookView:
         """Everything the decisions need, in one round trip."""
@@ -262,12 +287,15 @@ class ExecutionWorker:
 
     def _fill_and_commit(self, entries: list[tuple[str, dict[Any, Any]]], to_send: list[_Work],
                          outcomes: list[Outcome | None], trail: list[tuple[str, str, dict[str, Any]]],
-                         dead_letters: list[tuple[str, tuple[tuple[str, str], ...]]], ack: bool) -> None:
+                         dead_letters: list[tuple[str, tuple[tuple[str, str], ...]]], ack: bool,
+                         closing: tuple[list[Any], list[Any], list[Any]] = ([], [], [])) -> None:
         """Send the children, then commit fills, positions, final states, reservations released, dead
-        letters, duplicates, their audit entries and the acknowledgements in one Lua call."""
+        letters, duplicates, their audit entries and the acknowledgements in one Lua call. ``closing``:
+        (guards, state updates, releases) of open orders cancelled with their dead-lettered entry."""
         k = self._keys
         fills: list[Fill] = []
-        guards, update, hdel, hincr, xadd = [], [], [], [], list(dead_letters)
+        guards, update, hdel = list(closing[0]), list(closing[1]), list(closing[2])
+        hincr, xadd = [], list(dead_letters)
         for w in to_send:
             order, mark = w.order, w.mark
             got = [self.venues[c.venue].execute(c.child_id, order.order_id, order.ticker, order.side, c.quantity,
@@ -322,7 +350,7 @@ class ExecutionWorker:
             if not mine:
                 break
         while True:
-            start, claimed, *_ = self.client.xautoclaim(self.stream, ORDERS_GROUP, self.consumer, min_idle_ms,
+            start, claimed, *_ = self._reader.xautoclaim(self.stream, ORDERS_GROUP, self.consumer, min_idle_ms,
                                                         start_id=start, count=100)
             live = [(text(e), raw) for e, raw in claimed if raw]
             gone = [e for e, raw in claimed if not raw]  # deleted from the stream meanwhile
@@ -383,13 +411,28 @@ class ExecutionWorker:
 
     def _read_once(self, block_ms: int | None, start: str = ">") -> int:
         """Process one batch: new entries (``>``), or this consumer's own pending ones (``0``)."""
-        reply = self.client.xreadgroup(ORDERS_GROUP, self.consumer, {self.stream: start}, count=BATCH, block=block_ms)
+        reply = self._reader.xreadgroup(ORDERS_GROUP, self.consumer, {self.stream: start}, count=BATCH,
+                                        block=block_ms)
         handled = 0
         for _stream, got in reply or []:
             batch = [(text(e), raw) for e, raw in got if raw]
+            gone = [e for e, raw in got if not raw]  # pending, but deleted from the stream meanwhile
+            if gone:
+                self.client.xack(self.stream, ORDERS_GROUP, *gone)
             deliveries = self._deliveries(batch) if start != ">" else None
             handled += sum(o is not None for o in self.process_batch(batch, ack=True, deliveries=deliveries))
         return handled
+
+
+def _undecoded(client: Any) -> Any:
+    """A client on the same server and credentials whose replies stay bytes (``client`` itself if so)."""
+    import redis
+
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or not pool.connection_kwargs.get("decode_responses"):
+        return client
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
 def _number(value: Any) -> float | None:

@@ -574,9 +574,6 @@ def test_worker_when_hostile_entries_then_each_dead_lettered_or_rejected_with_re
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the worker's client decodes stream replies as strict UTF-8: an entry "
-                   "with bytes that are not UTF-8 raises in XREADGROUP before intake can dead-letter it, and "
-                   "every read of the consumer's pending entries raises again (see issue 12's fault report)")
 def test_worker_when_entry_not_utf8_then_dead_lettered_and_later_orders_still_go(fault_env):
     # Arrange: an entry whose strategy is not UTF-8, then a legal order.
     env = fault_env
@@ -601,9 +598,6 @@ def test_worker_when_entry_not_utf8_then_dead_lettered_and_later_orders_still_go
     assert client.xlen(SCHEMA.key("dead_letter")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="an entry past max_deliveries is dead-lettered and acknowledged even "
-                   "when its order is open (NEW): the order never reaches a final state and its reservation "
-                   "stays in orders:inflight for ever (see issue 12's fault report)")
 def test_worker_when_open_order_delivered_past_the_cap_then_it_ends_final_and_its_reservation_released(
         redis_client):
     # Arrange: a worker commits its decision (state NEW, shares reserved) and dies before the fills, five

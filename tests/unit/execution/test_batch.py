@@ -47,8 +47,17 @@ def test_intake_when_entry_valid_then_order_parsed():
 ])
 def test_intake_when_entry_unusable_then_dead_letter_reason(raw, deliveries, reason):
     item = core.intake(0, "9-0", raw, TICKERS, deliveries=deliveries)
-    assert item.order is None and item.dead.startswith(reason)
+    assert item.dead.startswith(reason)
+    assert (item.order is not None) == (deliveries > 1)  # a capped order is kept: an open one gets cancelled
     assert all(len(v) <= 256 for v in item.fields.values()) or reason.startswith(("MALFORMED", "UNKNOWN"))
+
+
+def test_intake_when_bytes_not_utf8_then_dead_letter_names_the_field():
+    raw = {b"order_id": b"o1", b"strategy": b"\xff\xfe", **{k.encode(): v.encode() for k, v in fields().items()
+                                                             if k not in ("order_id", "strategy")}}
+    item = core.intake(0, "9-0", raw, TICKERS)
+    assert item.order is None and item.dead == "MALFORMED: field 'strategy' is not UTF-8 text"
+    assert item.fields["strategy"] == "\ufffd\ufffd"
 
 
 def test_intake_when_order_id_unusable_then_audited_under_the_entry_id():
