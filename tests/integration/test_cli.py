@@ -174,20 +174,45 @@ def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, s
      (["var", "backtest", "--window", "5"], "window=5")],
 )
 def test_qb_var_when_options_conflict_or_invalid_then_exit_2_names_them(capsys, settings, argv, message):
-    import pandas as pd
-
-    days = pd.bdate_range("2020-01-01", periods=30).date
-    for i, day in enumerate(days):  # a tiny lake in its own layout: enough to reach the checks
-        folder = settings.lake_root / "prices" / f"date={day.isoformat()}"
-        folder.mkdir(parents=True)
-        prices = pd.DataFrame({"ticker": ["AAA", "BBB"], "close": [100.0 + i % 3, 50.0 - i % 2]})
-        prices.to_parquet(folder / "p.parquet")
+    _tiny_lake(settings.lake_root)
 
     assert main(argv) == 2
 
     assert message in capsys.readouterr().err
 
 
+def _tiny_lake(root) -> None:
+    """30 dates of two tickers in the lake's layout, written directly: enough for a 20-return window."""
+    days = pd.bdate_range("2020-01-01", periods=30).date
+    for i, day in enumerate(days):
+        folder = root / "prices" / f"date={day.isoformat()}"
+        folder.mkdir(parents=True)
+        prices = pd.DataFrame({"ticker": ["AAA", "BBB"], "close": [100.0 + i % 3, 50.0 - i % 2]})
+        prices.to_parquet(folder / "p.parquet")
+
+
+def test_qb_var_when_redis_is_down_then_the_demo_book_and_backtest_prints_its_table_and_csv(
+        capsys, settings, monkeypatch, tmp_path):
+    from tests.conftest import _free_port
+
+    _tiny_lake(settings.lake_root)
+    monkeypatch.setenv("QB_REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")  # nothing listens there
+
+    code, out = run_json(capsys, "var", "--window", "20")
+    assert code == 0 and out["positions_source"].startswith("demo") and out["observations"] == 20
+    path = tmp_path / "f.csv"
+    assert main(["var", "backtest", "--window", "20", "--model", settings.var_model, "--forecasts", str(path),
+                 "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert f"default model (QB_VAR_MODEL): {settings.var_model}, passes:" in printed
+    assert f"forecasts: {path}" in printed and len(pd.read_csv(path)) == 29 - 20
+
+
 def test_qb_var_when_lake_empty_then_exit_2_says_ingest_first(capsys, settings):
     assert main(["var"]) == 2
     assert "qb ingest" in capsys.readouterr().err
+    assert main(["var", "backtest"]) == 2
+    assert "qb ingest" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["var", "--confidence", "high"])
+    assert "--confidence='high' is invalid" in capsys.readouterr().err

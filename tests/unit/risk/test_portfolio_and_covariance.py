@@ -165,5 +165,9 @@ def test_recent_closes_when_quarantine_inside_the_window_then_reads_enough_dates
     assert early.index[-1] == kept.index[60] and len(early) == 31
     assert recent_closes(lake, 500).shape == (119, kept.shape[1])  # a short lake: all of it
     assert recent_closes(Lake(tmp_path / "none"), 30).empty
+    stale = kept.iloc[:80].copy()
+    stale.iloc[-40:, 0] = np.nan  # one ticker without prices lately: no return at all in the latest dates
+    longer = recent_closes(_write_lake(tmp_path / "stale", stale), 30)
+    assert len(longer) == 71 and len(daily_returns(longer)) == 30  # read back until 30 returns are held
 
 
