@@ -408,7 +408,7 @@ class Case:
     it looks: one final state under its exact id), or ``duplicate`` (an id already used: audited DUPLICATE,
     the first content wins)."""
 
-    fields: dict[str, Any]
+    fields: dict[Any, Any]
     expect: str
     reason: str | tuple[str, ...] = ""
 
@@ -451,6 +451,10 @@ def _hostile_corpus(marks: dict[str, float]) -> list[Case]:
         cases.append(dead("MALFORMED", side=value))
     for value in ("[", "null", "[1, 2]", "{\"a\": \"x\"}", "{\"a\": {}}", "x" * 5000):
         cases.append(dead("MALFORMED", explanation=value))
+    # Bytes that are not UTF-8, in a value or in a field's name.
+    for name, value in (("strategy", b"\xff\xfe\x80"), ("order_id", b"\xc3("), ("ticker", b"AAPL\xff"),
+                        ("quantity", b"\x80"), (b"\xfe\xff", b"x")):
+        cases.append(Case({**good(), name: value}, "dead", "MALFORMED"))
     # An id no order may have: empty or too long.
     cases += [dead("MALFORMED", order_id=""), dead("MALFORMED", order_id="i" * 129)]
     # 1 MB fields, a 1 MB field name, and an entry of a thousand small fields.
@@ -567,7 +571,7 @@ def test_worker_when_hostile_entries_then_each_dead_lettered_or_rejected_with_re
     assert set(states) == set(firsts) | {"still-alive"}
     assert client.hlen(SCHEMA.key("inflight")) == 0
     assert verify(client, SCHEMA)["ok"]
-    assert counts == {"dead": 80, "order": 40, "rejected": 4, "duplicate": 4}
+    assert counts == {"dead": 85, "order": 40, "rejected": 4, "duplicate": 4}
     print(f"\nhostile corpus: {len(cases)} entries: {dict(counts)}; dead letters by reason "
           f"{dict(Counter(r.split(':')[0] for r in dead.values()))}; final states "
           f"{dict(Counter(s['state'] for s in states.values()))}")
@@ -587,15 +591,18 @@ def test_worker_when_entry_not_utf8_then_dead_lettered_and_later_orders_still_go
 
     # Act
     worker = env.worker(0)
-    deadline = time.monotonic() + 25
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not client.hexists(SCHEMA.key("order_state"), "after"):
         time.sleep(0.2)
+    alive = worker.poll() is None
     worker.send_signal(signal.SIGTERM)
-    worker.wait(30)
 
-    # Assert
-    assert client.hexists(SCHEMA.key("order_state"), "after")
-    assert client.xlen(SCHEMA.key("dead_letter")) == 1
+    # Assert: the entry dead-lettered naming the field, the next order decided, the worker up throughout.
+    assert alive and worker.wait(30) == 0, env.log_tails()
+    [(_, letter)] = client.xrange(SCHEMA.key("dead_letter"))
+    assert letter["reason"] == "MALFORMED: field 'strategy' is not UTF-8 text"
+    assert json.loads(client.hget(SCHEMA.key("order_state"), "after"))["state"] in FINAL
+    assert verify(client, SCHEMA)["ok"]
 
 
 def test_worker_when_open_order_delivered_past_the_cap_then_it_ends_final_and_its_reservation_released(
@@ -620,6 +627,13 @@ def test_worker_when_open_order_delivered_past_the_cap_then_it_ends_final_and_it
     # Act: the next start of the worker reclaims it.
     ExecutionWorker(redis_client, SCHEMA, "w1", ["AAPL"], marks={"AAPL": 150.0}).reclaim(500)
 
-    # Assert
-    assert json.loads(redis_client.hget(SCHEMA.key("order_state"), "open"))["state"] in FINAL
+    # Assert: dead-lettered once, cancelled with nothing filled, the reservation released, all audited.
+    state = json.loads(redis_client.hget(SCHEMA.key("order_state"), "open"))
+    assert state["state"] == "CANCELLED" and state["filled"] == 0
     assert redis_client.hlen(SCHEMA.key("inflight")) == 0
+    [(_, letter)] = redis_client.xrange(SCHEMA.key("dead_letter"))
+    assert letter["entry_id"] == entry_id and letter["reason"].startswith("MAX_DELIVERIES: delivered=")
+    kinds = [e["kind"] for _, e in redis_client.xrange(SCHEMA.key("audit")) if e["ref"] == "open"]
+    assert kinds.count("dead_letter") == 1 and kinds[:3] == ["order", "verdict", "state"]
+    assert redis_client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0
+    assert verify(redis_client, SCHEMA)["ok"]
