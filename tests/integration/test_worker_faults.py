@@ -1,14 +1,17 @@
 """Fault tests of the execution worker against real processes: a real redis-server (AOF on), real ``qb
 worker`` subprocesses and a real ``qb var-sensor`` subprocess, all killed with SIGKILL while 10,000 orders
-stream, then a hostile corpus of entries.
+stream; then hostile entries: a fuzzed corpus, bytes that are not UTF-8, an open order past the delivery cap.
 
-The fault test kills the worker six times, the VaR sensor once and redis-server once (restarted from its
-AOF). The test's redis-server runs with ``appendfsync always``: an acknowledged write is then on disk
-before its reply, so "every order the producer published is accounted for" is a guarantee. Under the
-production setting (``everysec``) a redis-server SIGKILL loses only writes Redis had postponed behind a
-slow fsync (up to 2 s of them), a machine crash up to about 1 s: orders lost that way must be published
-again by their producer, and fills lost that way are re-made (the simulated venues fill deterministically
-per child id; a real venue's fill would need the reconciliation).
+The fault test kills the worker six times (three of them aimed between its decision commit and its fill
+commit, so the next worker must finish orders it did not decide), the VaR sensor once and redis-server once
+(restarted from its AOF). The test's redis-server runs with ``appendfsync always``: an acknowledged write
+is then on disk before its reply, so "every order the producer published is accounted for" is a
+guarantee. Under the production setting (``everysec``) a redis-server SIGKILL loses only the writes Redis
+had postponed behind a slow background fsync (up to 2 s of them), a machine crash up to about 1 s: orders
+lost that way must be published again by their producer, and fills lost that way are made again on
+restart (the simulated venues fill deterministically per child id; a real venue's fill would need the
+reconciliation). What is left after a restart is always a prefix of the writes, so the state stays
+consistent either way: the Lua calls are atomic in the AOF too.
 """
 
 from __future__ import annotations
@@ -236,6 +239,10 @@ class Run:
         kills, progress = len(f.worker_kills), self.decided / N_ORDERS
         worker_due = kills < len(WORKER_KILLS_AT) and progress >= WORKER_KILLS_AT[kills]
         if working and not sensor_down and worker_due:
+            if kills % 2:  # every other kill aims between the worker's two commits (shares reserved)
+                deadline = time.monotonic() + 5
+                while not self.client.hlen(SCHEMA.key("inflight")) and time.monotonic() < deadline:
+                    pass
             self.worker.send_signal(signal.SIGKILL)
             self.worker.wait()
             f.worker_kills.append(time.time())
@@ -327,8 +334,11 @@ def _final_once(client: Any, orders: list[dict[str, str]]) -> dict[str, Any]:
 def _decisions(client: Any, orders: list[dict[str, str]], faults: Faults) -> dict[str, Any]:
     """Replay the audit chain: the fills give the true position each verdict saw (one live worker at a
     time, so nothing lands between its read and its commit), which must be the one the verdict records;
-    count the verdicts in the window by allowed/rejected and risk-increasing/reducing on that true book."""
+    count the verdicts in the window by allowed/rejected and risk-increasing/reducing on that true book, and
+    the orders decided by a worker that was SIGKILLed before their fills (finished by the next one)."""
     book: dict[str, float] = {}
+    opened: dict[str, float] = {}
+    resumed: set[str] = set()
     in_window: Counter = Counter()
     stale_outside: Counter = Counter()
     blind, fill_ids, entries = [], [], 0
@@ -337,6 +347,13 @@ def _decisions(client: Any, orders: list[dict[str, str]], faults: Faults) -> dic
         chunk = client.xrange(SCHEMA.key("audit"), start, "+", count=5000)
         for entry_id, e in chunk:
             payload = json.loads(e["payload"])
+            at = datetime.fromisoformat(e["ts"]).timestamp()
+            if e["kind"] == "state" and payload["state"] == "NEW":
+                opened[e["ref"]] = at
+            elif e["kind"] in {"fill", "state"} and e["ref"] in opened:
+                if any(opened[e["ref"]] < kill < at for kill in faults.worker_kills):
+                    resumed.add(e["ref"])
+                del opened[e["ref"]]
             if e["kind"] == "fill":
                 book[payload["ticker"]] = book.get(payload["ticker"], 0.0) + _signed(
                     payload["side"], float(payload["quantity"]))
@@ -347,7 +364,6 @@ def _decisions(client: Any, orders: list[dict[str, str]], faults: Faults) -> dic
             held = book.get(order["ticker"], 0.0)
             assert payload["position"] == pytest.approx(held), (entry_id, e)
             stale = any(r.startswith("RISK_STALE") for r in payload["reasons"])
-            at = datetime.fromisoformat(e["ts"]).timestamp()
             if not faults.window[0] <= at <= faults.window[1]:
                 stale_outside[faults.phase(at)] += stale
                 continue
@@ -363,7 +379,7 @@ def _decisions(client: Any, orders: list[dict[str, str]], faults: Faults) -> dic
         ms, seq = chunk[-1][0].split("-")
         start = f"{ms}-{int(seq) + 1}"
     return {"in_window": in_window, "stale_outside": dict(stale_outside), "blind_increases": blind,
-            "fill_ids": sorted(fill_ids), "entries": entries}
+            "fill_ids": sorted(fill_ids), "entries": entries, "resumed": len(resumed)}
 
 
 def test_worker_when_worker_sensor_and_redis_sigkilled_then_every_order_final_once_and_no_risk_added_blind(
@@ -389,6 +405,7 @@ def test_worker_when_worker_sensor_and_redis_sigkilled_then_every_order_final_on
     assert seen["blind_increases"] == []
     assert seen["in_window"]["RISK_STALE"] > 0
     assert seen["in_window"]["allowed", "reducing"] > 0  # reducing orders still go
+    assert seen["resumed"] > 0  # the kills between the two commits landed: open orders were finished
     assert len(faults.worker_kills) == len(WORKER_KILLS_AT) and faults.sensor_restarted and faults.redis_back
     (w0, w1), f = faults.window, faults
     print(f"\nfault test: {N_ORDERS} orders in {seconds:.0f} s: {outcome['states']}, dead letters "
@@ -396,7 +413,8 @@ def test_worker_when_worker_sensor_and_redis_sigkilled_then_every_order_final_on
           f"worker SIGKILLs {len(f.worker_kills)}; sensor down {f.sensor_restarted - f.sensor_killed:.1f} s, "
           f"window {w1 - w0:.1f} s: {dict(seen['in_window'])}; RISK_STALE outside it "
           f"{seen['stale_outside']}; "
-          f"redis-server down {f.redis_back - f.redis_killed:.1f} s; audit entries {seen['entries']}")
+          f"redis-server down {f.redis_back - f.redis_killed:.1f} s; audit entries {seen['entries']}; orders "
+          f"decided by a worker killed before their fills {seen['resumed']}")
     client.close()
 
 
