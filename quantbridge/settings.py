@@ -128,7 +128,6 @@ class Settings:
     var_model: str = "filtered_historical_portfolio"
     var_confidence: float = 0.99
     var_horizon_days: int = 1
-    var_paths: int = 100_000
     #: Daily returns behind the covariance / historical sample.
     var_window: int = 500
     #: VaR sensor refresh period, seconds.
@@ -176,9 +175,8 @@ class Settings:
                                                            "filtered_historical, filtered_historical_portfolio")
         if not 0.5 <= self.var_confidence < 1:
             raise ConfigError("var_confidence", self.var_confidence, "a number in [0.5, 1)")
-        if self.var_horizon_days < 1 or self.var_paths < 100 or self.var_window < 20:
-            raise ConfigError("var_horizon_days/var_paths/var_window",
-                              (self.var_horizon_days, self.var_paths, self.var_window), ">= 1, >= 100 and >= 20")
+        if self.var_horizon_days < 1 or self.var_window < 20:
+            raise ConfigError("var_horizon_days/var_window", (self.var_horizon_days, self.var_window), ">= 1 and >= 20")
         if self.var_interval_s <= 0 or self.var_limit <= 0:
             raise ConfigError("var_interval_s/var_limit", (self.var_interval_s, self.var_limit), "positive numbers")
         if self.train_stress_weight < 0:

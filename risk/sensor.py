@@ -55,13 +55,10 @@ class SensorConfig:
     limit: float
     clear_ratio: float = 0.9
     interval_s: float = 30.0
-    model: str = "filtered_historical"
+    model: str = "filtered_historical_portfolio"
     confidence: float = 0.99
     horizon_days: int = 1
-    paths: int = 100_000
     window: int = 500
-    seed: int = 20260101
-    backend: str = "auto"
     history_len: int = 10_000
     max_backoff_s: float = 30.0
     #: The worker's staleness bound (settings.risk_stale_after_s), the heartbeat's TTL; 0 = three intervals.
@@ -77,8 +74,7 @@ class SensorConfig:
         values = dict(limit=settings.var_limit, clear_ratio=settings.var_clear_ratio,
                       interval_s=settings.var_interval_s, model=settings.var_model,
                       confidence=settings.var_confidence, horizon_days=settings.var_horizon_days,
-                      paths=settings.var_paths, window=settings.var_window, seed=settings.seed,
-                      backend=settings.array_backend, stale_after_s=settings.risk_stale_after_s)
+                      window=settings.var_window, stale_after_s=settings.risk_stale_after_s)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

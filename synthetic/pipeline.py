@@ -88,7 +88,8 @@ def load_data(lake: Lake, end: str | None = None, seed: int = 20260101) -> tuple
     missing = sorted(set(closes.columns) - set(scores.index))
     if missing:
         raise InputError("esg table", ",".join(missing), "an ESG score for every ticker in the lake")
-    return split_windows(closes, seed=seed), scores.loc[list(closes.columns)].to_numpy(dtype=np.float64)
+    # Returns spanning a quarantined date are dropped, as everywhere else (quantbridge.returns).
+    return split_windows(closes, seed=seed, quarantined=lake.quarantined_dates()), scores.loc[list(closes.columns)].to_numpy(dtype=np.float64)
 
 
 def load_model(lake: Lake, run: str, model_kind: str) -> ConditionalGAN | WindowVAE:

@@ -62,7 +62,7 @@ def live_redis(redis_client, report_lake):
             order_id=f"o{i}", ts=f"{DAY.isoformat()}T15:00:00+00:00", strategy="t", ticker=ticker, side="BUY",
             quantity=qty, reference_price=marks[ticker]).to_dict())
     worker.run(threading.Event(), block_ms=50, max_orders=len(BOOK))
-    sensor = VarSensor(SensorConfig(limit=1e12, window=100, paths=2_000), Lake(report_lake), SCHEMA,
+    sensor = VarSensor(SensorConfig(limit=1e12, window=100), Lake(report_lake), SCHEMA,
                        lambda: redis_client)
     sensor.refresh(redis_client)
     sensor.refresh(redis_client)
