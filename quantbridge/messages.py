@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from quantbridge.errors import InputError
 
-_TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
+_TICKER = re.compile(r"[A-Z][A-Z0-9.\-]{0,14}")
+#: A plain ASCII decimal number: float() alone also takes "1_0", Arabic-Indic digits and padded text.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+#: Unicode categories refused in free-text fields: control and format characters (NUL, newline, ANSI
+#: escapes, bidirectional overrides) would let an order forge lines or colours in logs and reports.
+_HIDDEN = ("Cc", "Cf")
 SIDES = ("BUY", "SELL")
 MAX_EXPLANATION_CHARS = 4096
 
@@ -38,7 +44,13 @@ class SubmitOrder:
     def __post_init__(self) -> None:
         if not self.order_id or len(self.order_id) > 128:
             raise InputError("order_id", self.order_id, "a non-empty id of at most 128 characters")
-        if not _TICKER.match(self.ticker):
+        for name in ("order_id", "ts", "strategy", "model_version"):
+            value = getattr(self, name)
+            hidden = next((c for c in value if unicodedata.category(c) in _HIDDEN), None)
+            if hidden is not None:
+                raise InputError(name, value[:80],
+                                 f"text without control or format characters (found U+{ord(hidden):04X})")
+        if not _TICKER.fullmatch(self.ticker):
             raise InputError("ticker", self.ticker, "an upper-case ticker such as AAPL")
         if self.side not in SIDES:
             raise InputError("side", self.side, "BUY or SELL")
@@ -72,10 +84,9 @@ class SubmitOrder:
         for name in ("quantity", "reference_price", "limit_price"):
             if name not in fields:
                 continue  # only limit_price is optional: the required ones were checked above
-            try:
-                numbers[name] = float(fields[name])
-            except (TypeError, ValueError):
-                raise InputError(name, fields[name], "a number") from None
+            if not _NUMBER.fullmatch(fields[name]):
+                raise InputError(name, fields[name][:80], "a number in plain ASCII decimal notation, e.g. 150.25")
+            numbers[name] = float(fields[name])
         raw = fields.get("explanation", "{}")
         if len(raw) > MAX_EXPLANATION_CHARS:
             raise InputError("explanation", f"{len(raw)} characters", f"at most {MAX_EXPLANATION_CHARS}")
