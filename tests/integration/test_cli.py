@@ -128,7 +128,8 @@ def test_qb_demo_when_run_then_whole_chain_succeeds_worker_trades_the_orders_and
     assert sum(live["order_states"].values()) == live["orders_waiting"]
     assert set(live["order_states"]) <= {"FILLED", "CANCELLED", "REJECTED"} and live["dead_letters"] == 0
     assert live["seeded_demo_book"] is False and live["positions"]  # the book is what the worker bought
-    assert live["var_refreshes"] == 3 and 0 < live["var"] <= live["cvar"]
+    # One refresh before the worker trades (it refuses risk-increasing orders without fresh figures), then 3.
+    assert live["var_refreshes"] == 4 and 0 < live["var"] <= live["cvar"]
     assert out["reconcile"]["ok"] and out["reconcile"]["breaks"] == []
     assert Path(out["report"]).name == "report.html" and "2020-04-01" in Path(out["report"]).read_text()
     assert out["lake"]["price_partitions"] == 211

@@ -214,6 +214,16 @@ def _switch_with_real_tokens(base: str, passwords: dict[str, str], redis_client)
     return ["operator:olga", "operator:admin"]
 
 
+def _text_or_none(driver, element_id: str) -> str | None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return driver.find_element(By.ID, element_id).text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return None
+
+
 def _switch_in_browser(driver, dashboard: str, password: str) -> None:
     """Log in as the Op, set the switch from the page with a reason, then clear it."""
     from selenium.webdriver.common.by import By
@@ -231,7 +241,10 @@ def _switch_in_browser(driver, dashboard: str, password: str) -> None:
         driver.find_element(By.ID, f"kill-{action}").click()
         wait.until(ec.text_to_be_present_in_element((By.ID, "kill-result"), f"done: switch {shown}"),
                    f"kill switch {action} from the page: {driver.find_element(By.ID, 'kill-result').text!r}")
-        assert driver.find_element(By.ID, "kill-switch").text == shown  # the panel, reloaded after the POST
+        # The panel is re-rendered after the POST: read it until it shows the new state (a read that lands
+        # mid-render finds a stale element and is tried again).
+        wait.until(lambda d: _text_or_none(d, "kill-switch") == shown,
+                   f"kill switch panel after {action}: {_text_or_none(driver, 'kill-switch')!r}")
         if action == "on":
             assert driver.find_element(By.ID, "kill-by").text == "operator:olga"
             assert driver.find_element(By.ID, "kill-reason").text == reason
