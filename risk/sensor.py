@@ -40,6 +40,7 @@ from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.state import read_positions
 from risk.measure import portfolio_var
+from risk.var import VarSpec
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,10 @@ class SensorConfig:
     limit: float
     clear_ratio: float = 0.9
     interval_s: float = 30.0
-    model: str = "filtered_historical_portfolio"
-    confidence: float = 0.99
-    horizon_days: int = 1
-    window: int = 500
+    model: str = VarSpec.model  # the model defaults live in risk.var.VarSpec
+    confidence: float = VarSpec.confidence
+    horizon_days: int = VarSpec.horizon_days
+    window: int = VarSpec.window
     history_len: int = 10_000
     max_backoff_s: float = 30.0
     #: The worker's staleness bound (settings.risk_stale_after_s), the heartbeat's TTL; 0 = three intervals.
