@@ -72,8 +72,8 @@ def intake(index: int, entry_id: str, raw: Mapping[Any, Any], tickers: frozenset
     fields, bad = _decode(raw)
     size = sum(len(a) + len(b) for a, b in fields.items())
     if size > MAX_PAYLOAD_BYTES:
-        return Intake(index, entry_id, _clip(fields), dead=f"PAYLOAD_TOO_LARGE: max={MAX_PAYLOAD_BYTES} bytes, "
-                                                          f"size={size}")
+        reason = f"PAYLOAD_TOO_LARGE: max={MAX_PAYLOAD_BYTES} bytes, size={size}"
+        return Intake(index, entry_id, _clip(fields), dead=reason)
     if bad is not None:
         return Intake(index, entry_id, fields, dead=f"MALFORMED: field {bad[:64]!r} is not UTF-8 text")
     try:
@@ -112,7 +112,8 @@ class BookView:
     heartbeat: bool = False
 
 
-def risk_age(updated_at: str | None, heartbeat: bool, now: float, max_age_s: float) -> tuple[bool, float | None]:
+def risk_age(updated_at: str | None, heartbeat: bool, now: float,
+             max_age_s: float) -> tuple[bool, float | None]:
     """(stale, age in seconds) of the VaR figures: stale when the sensor's heartbeat is gone, the figures
     carry no readable time, or they are older than ``max_age_s``."""
     if not updated_at:
@@ -136,13 +137,13 @@ def pending(inflight: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str], 
     return out
 
 
-def signed(order: SubmitOrder) -> float:
-    return order.quantity if order.side == "BUY" else -order.quantity
+#: The policy engine's two calls: a whole batch of (order, context), and one order.
+EvaluateMany = Callable[[list[tuple[SubmitOrder, RiskContext]]], list[PolicyVerdict]]
+Evaluate = Callable[[SubmitOrder, RiskContext], PolicyVerdict]
 
 
 def verdicts(orders: Sequence[SubmitOrder], view: BookView, esg: Mapping[str, float], now: float,
-             max_age_s: float, evaluate_many: Callable[[list[tuple[SubmitOrder, RiskContext]]], list[PolicyVerdict]],
-             evaluate: Callable[[SubmitOrder, RiskContext], PolicyVerdict]) -> list[PolicyVerdict | None]:
+             max_age_s: float, evaluate_many: EvaluateMany, evaluate: Evaluate) -> list[PolicyVerdict | None]:
     """The verdict on each order as if the batch's orders were checked one after another: an allowed
     order's shares count as in flight for the orders after it. One policy query for the batch assumes every
     earlier order is allowed; an order whose ticker saw an earlier denial is checked again on its own.
@@ -175,7 +176,7 @@ def verdicts(orders: Sequence[SubmitOrder], view: BookView, esg: Mapping[str, fl
             try:
                 verdict = evaluate(order, actual)
             except Exception:  # noqa: BLE001 - this order is left pending for a retry
-                log.exception("policy evaluation of order %r failed; left pending for a retry", order.order_id)
+                log.exception("policy evaluation of order %r failed; left pending", order.order_id)
                 verdict = None
         by_id[id(order)] = verdict
         if verdict is not None and verdict.allowed:
@@ -205,7 +206,8 @@ def state_record(state: str, filled: float, history: list[str], **extra: Any) ->
     return json.dumps({"state": state, "filled": filled, "history": history, **extra}, sort_keys=True)
 
 
-def after_fills(history: Sequence[str], fills: Sequence[float], quantity: float) -> tuple[list[list[str]], list[str]]:
+def after_fills(history: Sequence[str], fills: Sequence[float],
+                quantity: float) -> tuple[list[list[str]], list[str]]:
     """The history after each fill of the given sizes, then the final history (the open rest cancelled)."""
     steps, filled, current = [], 0.0, list(history)
     for size in fills:  # a fill on a finished order raises InvalidTransition: it is a bug, never dropped

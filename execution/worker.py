@@ -51,6 +51,11 @@ from quantbridge.state import text
 
 log = logging.getLogger(__name__)
 
+#: Audit entries on their way to a commit: (kind, ref, payload).
+Trail = list[tuple[str, str, dict[str, Any]]]
+#: A commit guard: (key, hash field or None, expected value or None for "absent").
+Guard = tuple[str, str | None, str | None]
+
 TERMINAL = life.TERMINAL
 BATCH = 50
 #: Decisions re-read and re-made at most this often per batch when other workers keep moving the state.
@@ -117,8 +122,8 @@ class ExecutionWorker:
             if "BUSYGROUP" not in str(exc):
                 raise
         # The limits this worker judges by are on the record before its first verdict.
-        self.audit.commit([("limits_loaded", consumer, {"sha256": self.policy.sha256, "limits": self.policy.data,
-                                                        "folder": str(self.policy.folder)})])
+        loaded = {"sha256": self.policy.sha256, "limits": self.policy.data, "folder": str(self.policy.folder)}
+        self.audit.commit([("limits_loaded", consumer, loaded)])
 
     # --- one batch ------------------------------------------------------------------------------------
     def process(self, entry_id: str, raw: dict[Any, Any]) -> Outcome | None:
@@ -136,7 +141,7 @@ class ExecutionWorker:
                  for i, (e, raw) in enumerate(entries)]
         outcomes: list[Outcome | None] = [None] * len(entries)
         works = [_Work(it, it.order) for it in items if it.order is not None and it.dead is None]
-        trail: list[tuple[str, str, dict[str, Any]]] = []
+        trail: Trail = []
         dead_letters: list[tuple[str, tuple[tuple[str, str], ...]]] = []
         for it in items:
             if it.dead is not None:
@@ -145,7 +150,8 @@ class ExecutionWorker:
                     ("entry_id", it.entry_id), ("reason", it.dead),
                     ("fields", json.dumps(it.fields)[:core.MAX_PAYLOAD_BYTES]))))
                 outcomes[it.index] = Outcome(it.ref, "DEAD_LETTER", reasons=(it.dead,))
-        closing = self._close_capped([it for it in items if it.order is not None and it.dead is not None], trail)
+        capped = [it for it in items if it.order is not None and it.dead is not None]
+        closing = self._close_capped(capped, trail)
         to_send = self._decide(works, outcomes, trail, picked_up) if works else []
         if to_send is None:  # other workers kept moving the state: everything stays pending
             return [None] * len(entries)
@@ -155,8 +161,8 @@ class ExecutionWorker:
                 self.metrics.outcome(o.state)
         return outcomes
 
-    def _close_capped(self, capped: list[core.Intake], trail: list[tuple[str, str, dict[str, Any]]]
-                      ) -> tuple[list[tuple[str, str | None, str | None]], list[tuple[str, str]], list[tuple[str, str]]]:
+    def _close_capped(self, capped: list[core.Intake], trail: Trail
+                      ) -> tuple[list[Guard], list[tuple[str, str]], list[tuple[str, str]]]:
         """Guards, state updates and reservation releases that cancel the open orders among entries past the
         delivery cap: dead-lettering the entry alone would leave such an order NEW, its shares reserved."""
         if not capped:
@@ -173,7 +179,8 @@ class ExecutionWorker:
             update.append((oid, core.state_record(life.CANCELLED, state["filled"], history,
                                                   children=state.get("children", []), reasons=[it.dead])))
             hdel.append((k["inflight"], oid))
-            trail.append(("state", oid, {"state": life.CANCELLED, "filled": state["filled"], "reason": it.dead}))
+            payload = {"state": life.CANCELLED, "filled": state["filled"], "reason": it.dead}
+            trail.append(("state", oid, payload))
         return guards, update, hdel
 
     def _read(self, works: list[_Work]) -> core.BookView:
@@ -200,7 +207,7 @@ class ExecutionWorker:
             kill_switch=text(kill) if kill is not None else None,
             risk_updated_at=text(updated_at) if updated_at is not None else None, heartbeat=bool(beat))
 
-    def _decide(self, works: list[_Work], outcomes: list[Outcome | None], trail: list[tuple[str, str, dict[str, Any]]],
+    def _decide(self, works: list[_Work], outcomes: list[Outcome | None], trail: Trail,
                 picked_up: float) -> list[_Work] | None:
         """Verdicts and routes for the fresh orders, committed with their audit entries and reservations;
         returns the orders to send (fresh ones accepted, open ones resumed)."""
@@ -229,8 +236,8 @@ class ExecutionWorker:
                     to_send.append(w)
                     continue
                 fresh.append(w)
-            verdicts = core.verdicts([w.order for w in fresh], view, self.esg, self.clock(), self.risk_stale_after_s,
-                                     self.policy.evaluate_many, self.policy.evaluate)
+            verdicts = core.verdicts([w.order for w in fresh], view, self.esg, self.clock(),
+                                     self.risk_stale_after_s, self.policy.evaluate_many, self.policy.evaluate)
             accepted = False
             for w, verdict in zip(fresh, verdicts):
                 order = w.order
@@ -267,14 +274,16 @@ class ExecutionWorker:
                 self.on_event("decision", order.order_id)
                 self.metrics.decided(w.item.entry_id, picked_up, view.kill_switch is not None)
             if accepted:  # what the accepted verdicts relied on must still hold when they land
-                guards += [(k["inflight_rev"], t, view.revisions.get(t)) for t in sorted({t for _, t, _ in hincr})]
+                reserved = sorted({t for _, t, _ in hincr})
+                guards += [(k["inflight_rev"], t, view.revisions.get(t)) for t in reserved]
                 guards.append((k["kill_switch"], None, view.kill_switch))
             if not update:
                 trail += entries
                 return to_send
             try:
-                self.audit.commit(entries, Effects(state_key=k["order_state"], update=tuple(update),
-                                                   guards=tuple(guards), hset=tuple(hset), hincr=tuple(hincr)))
+                effects = Effects(state_key=k["order_state"], update=tuple(update), guards=tuple(guards),
+                                  hset=tuple(hset), hincr=tuple(hincr))
+                self.audit.commit(entries, effects)
             except GuardFailed as exc:
                 log.info("state moved while deciding (%s); reading again", exc)
                 for w in works:
@@ -298,8 +307,8 @@ class ExecutionWorker:
         hincr, xadd = [], list(dead_letters)
         for w in to_send:
             order, mark = w.order, w.mark
-            got = [self.venues[c.venue].execute(c.child_id, order.order_id, order.ticker, order.side, c.quantity,
-                                                mark, c.limit_price) for c in w.children]
+            got = [self.venues[c.venue].execute(c.child_id, order.order_id, order.ticker, order.side,
+                                                c.quantity, mark, c.limit_price) for c in w.children]
             got = [f for f in got if f is not None]
             steps, history = core.after_fills(w.state.get("history", [life.NEW]), [f.quantity for f in got],
                                               order.quantity)
@@ -309,7 +318,8 @@ class ExecutionWorker:
                 fields = {a: str(b) for a, b in fill.__dict__.items()}
                 fields["ts"] = order.ts
                 xadd.append((k["fills"], tuple(fields.items())))
-                hincr.append((k["positions"], order.ticker, fill.quantity if order.side == "BUY" else -fill.quantity))
+                shares = fill.quantity if order.side == "BUY" else -fill.quantity
+                hincr.append((k["positions"], order.ticker, shares))
                 trail.append(("fill", order.order_id, {**fields, "state": step[-1], "filled": filled}))
                 fills.append(fill)
             if not got or history[-1] == life.CANCELLED:
@@ -350,7 +360,8 @@ class ExecutionWorker:
             if not mine:
                 break
         while True:
-            start, claimed, *_ = self._reader.xautoclaim(self.stream, ORDERS_GROUP, self.consumer, min_idle_ms,
+            start, claimed, *_ = self._reader.xautoclaim(self.stream, ORDERS_GROUP, self.consumer,
+                                                         min_idle_ms,
                                                         start_id=start, count=100)
             live = [(text(e), raw) for e, raw in claimed if raw]
             gone = [e for e, raw in claimed if not raw]  # deleted from the stream meanwhile
@@ -369,7 +380,8 @@ class ExecutionWorker:
         rows = self.client.xpending_range(self.stream, ORDERS_GROUP, min=min(ids, key=_id_key),
                                           max=max(ids, key=_id_key), count=len(ids) + 1000)
         wanted = set(ids)
-        return {text(r["message_id"]): int(r["times_delivered"]) for r in rows if text(r["message_id"]) in wanted}
+        counts = {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        return {e: n for e, n in counts.items() if e in wanted}
 
     def run(self, stop: threading.Event, block_ms: int = 500, max_orders: int | None = None,
             reclaim_idle_ms: int = 30_000) -> int:
@@ -392,18 +404,20 @@ class ExecutionWorker:
                 self.metrics.last_poll.set(time.time())
                 if time.monotonic() - last_beat >= 1.0:
                     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                    self.client.set(self.schema.heartbeat(COMPONENT), f"{stamp} {self.consumer}", ex=HEARTBEAT_TTL_S)
+                    self.client.set(self.schema.heartbeat(COMPONENT), f"{stamp} {self.consumer}",
+                                    ex=HEARTBEAT_TTL_S)
                     last_beat = time.monotonic()
             except redis.AuthenticationError as exc:  # a refused password never fixes itself by retrying
-                raise ServiceError(f"Redis refused this worker's credentials ({exc}): set QB_REDIS_PASSWORD, or "
-                                   "make the password file (<services_dir>/redis/password) readable to it") from exc
+                raise ServiceError(f"Redis refused this worker's credentials ({exc}): set QB_REDIS_PASSWORD, "
+                                   "or make the password file (<services_dir>/redis/password) readable to "
+                                   "it") from exc
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
                 self.metrics.reconnects.inc()
                 stop.wait(backoff)
                 backoff, reclaim_due = min(backoff * 2, 5.0), True
             except Exception:  # noqa: BLE001 - a long-running process survives any one batch
-                log.exception("batch failed; its entries stay pending and are retried (up to the delivery cap)")
+                log.exception("batch failed; its entries stay pending, retried up to the delivery cap")
                 self.metrics.errors.inc()
                 stop.wait(backoff)
                 backoff, reclaim_due = min(backoff * 2, 5.0), True
