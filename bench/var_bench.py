@@ -32,7 +32,9 @@ def _floor(w: np.ndarray, chol: np.ndarray, paths: int, dtype: str, mode: str) -
     weights = w.astype(dtype)
     t0 = time.perf_counter()
     for b, start in enumerate(range(0, paths, step)):
-        z = np.random.Generator(np.random.SFC64([1, b])).standard_normal((len(w), min(step, paths - start)), dtype=dtype)
+        z = np.random.Generator(np.random.SFC64([1, b])).standard_normal(
+            (len(w), min(step, paths - start)), dtype=dtype
+        )
         if mode == "shortcut":
             factor @ z
         else:
@@ -51,13 +53,27 @@ def run(assets: int, paths: int, repeats: int = 1) -> list[dict[str, object]]:
     for mode in ("shortcut", "full"):
         for dtype in ("float32", "float64"):
             floor = min(_floor(w, chol, paths, dtype, mode) for _ in range(repeats))
-            engine = min(monte_carlo_var(w, cov, paths=paths, dtype=dtype, mode=mode, backend=backend).seconds
-                         for _ in range(repeats))
-            rows.append({"mode": mode, "dtype": dtype, "assets": assets, "paths": paths, "engine_s": round(engine, 3),
-                         "floor_s": round(floor, 3), "ratio": round(engine / floor, 2),
-                         "paths_per_s": round(paths / engine)})
-            print(f"{mode:>9} {dtype:>8}: engine {engine:7.3f} s  floor {floor:7.3f} s  ratio {engine / floor:5.2f}  "
-                  f"{paths / engine:,.0f} paths/s", flush=True)
+            engine = min(
+                monte_carlo_var(w, cov, paths=paths, dtype=dtype, mode=mode, backend=backend).seconds
+                for _ in range(repeats)
+            )
+            rows.append(
+                {
+                    "mode": mode,
+                    "dtype": dtype,
+                    "assets": assets,
+                    "paths": paths,
+                    "engine_s": round(engine, 3),
+                    "floor_s": round(floor, 3),
+                    "ratio": round(engine / floor, 2),
+                    "paths_per_s": round(paths / engine),
+                }
+            )
+            print(
+                f"{mode:>9} {dtype:>8}: engine {engine:7.3f} s  floor {floor:7.3f} s  ratio {engine / floor:5.2f}  "
+                f"{paths / engine:,.0f} paths/s",
+                flush=True,
+            )
     return rows
 
 
@@ -68,8 +84,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    print(f"Monte Carlo VaR, {args.assets} assets x {args.paths:,} paths, 99%, NumPy on {os.cpu_count()} cores "
-          f"({platform.processor() or platform.machine()})", flush=True)
+    print(
+        f"Monte Carlo VaR, {args.assets} assets x {args.paths:,} paths, 99%, NumPy on {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()})",
+        flush=True,
+    )
     rows = run(args.assets, args.paths, args.repeats)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -38,9 +38,18 @@ RISK_FRESH_S = 3600
 def _orders(n: int) -> list[dict[str, str]]:
     from quantbridge.messages import SubmitOrder
 
-    return [SubmitOrder(order_id=f"b{i}", ts="2026-01-05T14:30:00+00:00", strategy="bench",
-                        ticker=TICKERS[i % len(TICKERS)], side="BUY" if i % 2 else "SELL",
-                        quantity=float(5 + i % 7), reference_price=50.0).to_dict() for i in range(n)]
+    return [
+        SubmitOrder(
+            order_id=f"b{i}",
+            ts="2026-01-05T14:30:00+00:00",
+            strategy="bench",
+            ticker=TICKERS[i % len(TICKERS)],
+            side="BUY" if i % 2 else "SELL",
+            quantity=float(5 + i % 7),
+            reference_price=50.0,
+        ).to_dict()
+        for i in range(n)
+    ]
 
 
 def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any) -> None:
@@ -76,9 +85,16 @@ def _work(url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any) -> N
     def on_event(kind: str, order_id: str) -> None:
         (decided if kind == "decision" else filled)[order_id] = time.perf_counter()
 
-    worker = ExecutionWorker(redis.Redis.from_url(url), RedisSchema(SCHEMA_PREFIX), consumer, TICKERS, {},
-                             on_event=on_event, marks={t: MARK for t in TICKERS},
-                             risk_stale_after_s=RISK_FRESH_S)
+    worker = ExecutionWorker(
+        redis.Redis.from_url(url),
+        RedisSchema(SCHEMA_PREFIX),
+        consumer,
+        TICKERS,
+        {},
+        on_event=on_event,
+        marks={t: MARK for t in TICKERS},
+        risk_stale_after_s=RISK_FRESH_S,
+    )
     halt = threading.Event()
     loop = threading.Thread(target=worker.run, args=(halt,), kwargs={"block_ms": 5})
     loop.start()
@@ -118,8 +134,11 @@ def _publish_fresh_risk(client: Any, schema: Any) -> None:
 
 def _pct(values: list[float]) -> dict[str, float]:
     a = np.array(values) * 1000
-    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
-            "p999_ms": round(float(np.percentile(a, 99.9)), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "p999_ms": round(float(np.percentile(a, 99.9)), 3),
+    }
 
 
 def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, Any]:
@@ -136,7 +155,11 @@ def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, 
     readies, procs = [], []
     for i in range(1 if floor else workers):
         ready = ctx.Event()
-        target, args = (_floor, (url, stream, ready, stop, out)) if floor else (_work, (url, f"w{i}", n, ready, stop, out))
+        target, args = (
+            (_floor, (url, stream, ready, stop, out))
+            if floor
+            else (_work, (url, f"w{i}", n, ready, stop, out))
+        )
         procs.append(ctx.Process(target=target, args=args))
         readies.append(ready)
         procs[-1].start()
@@ -170,20 +193,26 @@ def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, 
     decided = {k: v for d, _ in results for k, v in d.items()}
     filled = {k: v for _, f in results for k, v in f.items()}
     common = [o for o in sent if o in decided and o in filled]
-    return {"orders": len(common), "workers": workers, "orders_per_s": round(len(common) / elapsed, 1),
-            "to_decision": _pct([decided[o] - sent[o] for o in common]),
-            "to_fill": _pct([filled[o] - sent[o] for o in common])}
+    return {
+        "orders": len(common),
+        "workers": workers,
+        "orders_per_s": round(len(common) / elapsed, 1),
+        "to_decision": _pct([decided[o] - sent[o] for o in common]),
+        "to_fill": _pct([filled[o] - sent[o] for o in common]),
+    }
 
 
 def main() -> None:
     import socket
 
-    from quantbridge.services import RedisService
+    from app.services import RedisService
     from quantbridge.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=4000)
-    parser.add_argument("--rates", type=float, nargs="+", default=[400, 2000], help="fixed rates; flat out is added")
+    parser.add_argument(
+        "--rates", type=float, nargs="+", default=[400, 2000], help="fixed rates; flat out is added"
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker processes to compare")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -196,8 +225,11 @@ def main() -> None:
     service.start()  # requires a password: QB_REDIS_PASSWORD, else one generated into the folder
     # The processes get the password inside the URL (handed over by multiprocessing, never printed).
     url = f"redis://:{quote(load_settings(overrides).redis_password, safe='')}@127.0.0.1:{port}/0"
-    print(f"risk figures: fresh {SCHEMA_PREFIX}:risk:current and the VaR sensor's heartbeat published before "
-          f"each worker run (valid {RISK_FRESH_S} s; no sensor process); marks {MARK:g} per ticker", flush=True)
+    print(
+        f"risk figures: fresh {SCHEMA_PREFIX}:risk:current and the VaR sensor's heartbeat published before "
+        f"each worker run (valid {RISK_FRESH_S} s; no sensor process); marks {MARK:g} per ticker",
+        flush=True,
+    )
     try:
         out: dict[str, Any] = {}
         for label, rate in [*((f"fixed {r:g}/s", r) for r in args.rates), ("flat out", 0)]:
@@ -205,13 +237,19 @@ def main() -> None:
             for workers in args.workers:
                 result = _run(url, args.orders, rate, workers, floor=False)
                 ratio = result["to_decision"]["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("nan")
-                out[f"{label}, {workers} worker(s)"] = {"worker": result, "redis_floor": floor,
-                                                        "p50_ratio_to_floor": round(ratio, 1)}
-                print(f"{label:>14} x{workers}: {result['orders_per_s']:8.1f} orders/s | order->decision p50 "
-                      f"{result['to_decision']['p50_ms']:.2f} ms p99 {result['to_decision']['p99_ms']:.2f} ms "
-                      f"p99.9 {result['to_decision']['p999_ms']:.2f} ms | ->fill p99 {result['to_fill']['p99_ms']:.2f} "
-                      f"ms | Redis floor p50 {floor['p50_ms']:.3f} ms p99 {floor['p99_ms']:.3f} ms | p50 ratio "
-                      f"{ratio:.1f}", flush=True)
+                out[f"{label}, {workers} worker(s)"] = {
+                    "worker": result,
+                    "redis_floor": floor,
+                    "p50_ratio_to_floor": round(ratio, 1),
+                }
+                print(
+                    f"{label:>14} x{workers}: {result['orders_per_s']:8.1f} orders/s | order->decision p50 "
+                    f"{result['to_decision']['p50_ms']:.2f} ms p99 {result['to_decision']['p99_ms']:.2f} ms "
+                    f"p99.9 {result['to_decision']['p999_ms']:.2f} ms | ->fill p99 {result['to_fill']['p99_ms']:.2f} "
+                    f"ms | Redis floor p50 {floor['p50_ms']:.3f} ms p99 {floor['p99_ms']:.3f} ms | p50 ratio "
+                    f"{ratio:.1f}",
+                    flush=True,
+                )
         if args.json:
             print(json.dumps(out, indent=2))
     finally:

@@ -27,13 +27,26 @@ from airflow.sdk import Param, dag, get_current_context, task
     tags=["strategy", "orders", "shap"],
     default_args={"owner": "quant-research", "retries": 2, "retry_delay": timedelta(minutes=2)},
     params={
-        "date": Param(None, type=["null", "string"], format="date",
-                      description="Rebalance as of this date; empty = the run's logical date."),
-        "portfolio_value": Param(1000000, type="number", minimum=10000,
-                                 description="Book value used when Redis holds no positions."),
+        "date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Rebalance as of this date; empty = the run's logical date.",
+        ),
+        "portfolio_value": Param(
+            1000000,
+            type="number",
+            minimum=10000,
+            description="Book value used when Redis holds no positions.",
+        ),
         "max_weight": Param(0.15, type="number", exclusiveMinimum=0, maximum=1, description="Position cap."),
-        "max_turnover": Param(0.5, type="number", exclusiveMinimum=0, maximum=2,
-                              description="Sum of |target - current| weights."),
+        "max_turnover": Param(
+            0.5,
+            type="number",
+            exclusiveMinimum=0,
+            maximum=2,
+            description="Sum of |target - current| weights.",
+        ),
     },
 )
 def daily_rebalance() -> None:
@@ -46,8 +59,8 @@ def daily_rebalance() -> None:
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
-        from quantbridge_airflow.run_date import run_date
         from quantbridge_airflow.redis_state import redis_client
+        from quantbridge_airflow.run_date import run_date
         from strategy.portfolio import Constraints
         from strategy.rebalance import rebalance
 
@@ -55,9 +68,14 @@ def daily_rebalance() -> None:
         params, settings = context["params"], airflow_settings()
         day = run_date(context)
         try:
-            return rebalance(Lake(settings.lake_root), redis_client(), RedisSchema(settings.redis_prefix), day,
-                             float(params["portfolio_value"]),
-                             Constraints(max_weight=params["max_weight"], max_turnover=params["max_turnover"]))
+            return rebalance(
+                Lake(settings.lake_root),
+                redis_client(),
+                RedisSchema(settings.redis_prefix),
+                day,
+                float(params["portfolio_value"]),
+                Constraints(max_weight=params["max_weight"], max_turnover=params["max_turnover"]),
+            )
         except NoDataError as exc:
             raise AirflowSkipException(str(exc)) from None
 

@@ -45,11 +45,19 @@ def _feed(source: str, universe: tuple[str, ...]) -> Any:
     tags=["ingestion", "lake", "quality"],
     default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
     params={
-        "date": Param(None, type=["null", "string"], format="date",
-                      description="Trading date to ingest (YYYY-MM-DD); empty = the run's logical date."),
-        "source": Param("", type="string", maxLength=4096,
-                        description="Optional CSV/Parquet file with columns date, ticker, close; "
-                                    "empty = the bundled real S&P 500 feed."),
+        "date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Trading date to ingest (YYYY-MM-DD); empty = the run's logical date.",
+        ),
+        "source": Param(
+            "",
+            type="string",
+            maxLength=4096,
+            description="Optional CSV/Parquet file with columns date, ticker, close; "
+            "empty = the bundled real S&P 500 feed.",
+        ),
     },
 )
 def market_data_ingest() -> None:
@@ -111,13 +119,19 @@ def market_data_ingest() -> None:
         settings = airflow_settings()
         day = date.fromisoformat(staged["start"])
         partitions = publish_batch(Lake(settings.lake_root), get_spark(settings.spark_master), day, day)
-        return {"partitions": len(partitions), "rows": sum(partitions.values()), "last_date": max(partitions, default=None),
-                "tickers": staged["tickers"], "source": staged["source"], "passed": verdict["passed"]}
+        return {
+            "partitions": len(partitions),
+            "rows": sum(partitions.values()),
+            "last_date": max(partitions, default=None),
+            "tickers": staged["tickers"],
+            "source": staged["source"],
+            "passed": verdict["passed"],
+        }
 
     @task
     def record(summary: dict[str, Any]) -> dict[str, str]:
+        from marketdata.ingest_record import record_ingest
         from quantbridge.redis_schema import RedisSchema
-        from quantbridge.state import record_ingest
         from quantbridge_airflow.config import airflow_settings
         from quantbridge_airflow.redis_state import redis_client
 

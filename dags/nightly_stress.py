@@ -41,17 +41,40 @@ from quantbridge_airflow.assets import STRESS_LEDGER
     tags=["risk", "stress", "ledger"],
     default_args={"owner": "risk", "retries": 2, "retry_delay": timedelta(minutes=2)},
     params={
-        "date": Param(None, type=["null", "string"], format="date",
-                      description="Valuation date (YYYY-MM-DD); empty = the run's logical date."),
-        "families": Param(["rates", "fx", "esg", "historical"], type="array",
-                          items={"type": "string", "enum": ["rates", "fx", "esg", "historical"]}, minItems=1,
-                          description="Scenario families to run."),
-        "shock_scale": Param(1.0, type="number", minimum=0.1, maximum=5.0,
-                             description="Multiplier on the standard rate shocks and FX vol multipliers."),
-        "confidence": Param(0.99, type="number", minimum=0.9, maximum=0.999,
-                            description="Confidence of the FX Monte Carlo VaR."),
-        "paths": Param(50000, type="integer", minimum=1000, maximum=2000000,
-                       description="Monte Carlo paths for the FX scenarios."),
+        "date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Valuation date (YYYY-MM-DD); empty = the run's logical date.",
+        ),
+        "families": Param(
+            ["rates", "fx", "esg", "historical"],
+            type="array",
+            items={"type": "string", "enum": ["rates", "fx", "esg", "historical"]},
+            minItems=1,
+            description="Scenario families to run.",
+        ),
+        "shock_scale": Param(
+            1.0,
+            type="number",
+            minimum=0.1,
+            maximum=5.0,
+            description="Multiplier on the standard rate shocks and FX vol multipliers.",
+        ),
+        "confidence": Param(
+            0.99,
+            type="number",
+            minimum=0.9,
+            maximum=0.999,
+            description="Confidence of the FX Monte Carlo VaR.",
+        ),
+        "paths": Param(
+            50000,
+            type="integer",
+            minimum=1000,
+            maximum=2000000,
+            description="Monte Carlo paths for the FX scenarios.",
+        ),
     },
 )
 def nightly_stress() -> None:
@@ -62,13 +85,13 @@ def nightly_stress() -> None:
 
         from quantbridge.errors import NoDataError
         from quantbridge.lake import Lake
+        from quantbridge.positions import read_positions
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
-        from quantbridge_airflow.run_date import run_date
         from quantbridge_airflow.redis_state import redis_client
-        from quantbridge.state import read_positions
+        from quantbridge_airflow.run_date import run_date
         from risk.ledger import write_partition
-        from risk.stress_run import load_inputs, run_stress
+        from risk.stress_night import load_inputs, run_stress
 
         context = get_current_context()
         params, settings = context["params"], airflow_settings()
@@ -79,9 +102,15 @@ def nightly_stress() -> None:
             inputs = load_inputs(lake, day, positions)
         except NoDataError as exc:  # the night's prices never arrived: skip, do not retry for hours
             raise AirflowSkipException(str(exc)) from None
-        frame = run_stress(inputs, params["families"], shock_scale=params["shock_scale"],
-                           confidence=params["confidence"], paths=params["paths"], seed=settings.seed,
-                           dask_scheduler=settings.dask_scheduler)
+        frame = run_stress(
+            inputs,
+            params["families"],
+            shock_scale=params["shock_scale"],
+            confidence=params["confidence"],
+            paths=params["paths"],
+            seed=settings.seed,
+            dask_scheduler=settings.dask_scheduler,
+        )
         path = write_partition(lake, day, frame)
         return {"date": day.isoformat(), "rows": len(frame), "partition": str(path)}
 
@@ -109,8 +138,8 @@ def nightly_stress() -> None:
         from quantbridge.lake import Lake
         from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
-        from quantbridge_airflow.run_date import run_date
         from quantbridge_airflow.redis_state import redis_client
+        from quantbridge_airflow.run_date import run_date
 
         context = get_current_context()
         settings = airflow_settings()
@@ -133,9 +162,15 @@ def nightly_stress() -> None:
 
         settings = airflow_settings()
         day = run_date(get_current_context())
-        path = build_nightly_report(Lake(settings.lake_root), day, redis_client(), prefix=settings.redis_prefix,
-                                    model=settings.var_model, confidence=settings.var_confidence,
-                                    window=settings.var_window)
+        path = build_nightly_report(
+            Lake(settings.lake_root),
+            day,
+            redis_client(),
+            prefix=settings.redis_prefix,
+            model=settings.var_model,
+            confidence=settings.var_confidence,
+            window=settings.var_window,
+        )
         return {"date": day.isoformat(), "report": str(path)}
 
     [publish_ledger(run_scenarios()), reconcile_execution()] >> report()

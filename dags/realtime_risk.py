@@ -46,13 +46,27 @@ def _page_risk_desk(context: Any, alert: dict[str, Any]) -> None:
     tags=["risk", "live", "redis"],
     default_args={"owner": "risk", "retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
-        "duration_s": Param(23400, type="integer", minimum=0, maximum=604800,
-                            description="Seconds to run (default 6.5 h, one US session); 0 = until stopped."),
-        "interval_s": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=3600,
-                            description="Seconds between VaR refreshes; empty = QB_VAR_INTERVAL_S (30)."),
-        "limit": Param(None, type=["null", "number"], exclusiveMinimum=0,
-                       description="VaR limit in the portfolio currency (kill switch above it); "
-                                   "empty = QB_VAR_LIMIT (50,000)."),
+        "duration_s": Param(
+            23400,
+            type="integer",
+            minimum=0,
+            maximum=604800,
+            description="Seconds to run (default 6.5 h, one US session); 0 = until stopped.",
+        ),
+        "interval_s": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=3600,
+            description="Seconds between VaR refreshes; empty = QB_VAR_INTERVAL_S (30).",
+        ),
+        "limit": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            description="VaR limit in the portfolio currency (kill switch above it); "
+            "empty = QB_VAR_LIMIT (50,000).",
+        ),
     },
 )
 def realtime_risk() -> None:
@@ -64,7 +78,9 @@ def realtime_risk() -> None:
         alert_callback=_page_risk_desk,
         execution_timeout=None,
     )
-    ExecutionWorkerOperator(task_id="execution_worker", duration_s="{{ params.duration_s }}", execution_timeout=None)
+    ExecutionWorkerOperator(
+        task_id="execution_worker", duration_s="{{ params.duration_s }}", execution_timeout=None
+    )
 
 
 dag = realtime_risk()

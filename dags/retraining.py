@@ -35,10 +35,19 @@ from quantbridge_airflow.assets import PRICES, STRESS_LEDGER, SYNTHETIC
     default_args={"owner": "quant-research", "retries": 2, "retry_delay": timedelta(minutes=5)},
     params={
         "model_kind": Param("gbm", type="string", enum=["gbm"], description="Model family to train."),
-        "window_days": Param(750, type="integer", minimum=150, maximum=10000,
-                             description="Trading days of history in the training window."),
-        "as_of": Param(None, type=["null", "string"], format="date",
-                       description="Train on data up to this date; empty = the lake's last date."),
+        "window_days": Param(
+            750,
+            type="integer",
+            minimum=150,
+            maximum=10000,
+            description="Trading days of history in the training window.",
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Train on data up to this date; empty = the lake's last date.",
+        ),
     },
 )
 def retraining() -> None:
@@ -60,8 +69,15 @@ def retraining() -> None:
             raise AirflowSkipException(f"no prices in the lake at {lake.root}")
         as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else dates[-1]
         try:
-            return retrain(lake, as_of, params["window_days"], params["model_kind"], seed=settings.seed,
-                           stress_weight=settings.train_stress_weight, dask_scheduler=settings.dask_scheduler)
+            return retrain(
+                lake,
+                as_of,
+                params["window_days"],
+                params["model_kind"],
+                seed=settings.seed,
+                stress_weight=settings.train_stress_weight,
+                dask_scheduler=settings.dask_scheduler,
+            )
         except NoDataError as exc:
             raise AirflowSkipException(str(exc)) from None
 

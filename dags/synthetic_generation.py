@@ -31,14 +31,19 @@ from quantbridge_airflow.assets import SYNTHETIC
 
 
 def _spec_and_run(context: Any, seed: int) -> tuple[Any, str]:
-    from synthetic.pipeline import RunSpec, run_id
-
     from quantbridge_airflow.run_date import run_date
+    from synthetic.pipeline import RunSpec, run_id
 
     params = context["params"]
     day = run_date(context)
-    spec = RunSpec(model_kind=params["model_kind"], beta=float(params["beta"]), epochs=int(params["epochs"]),
-                   samples=int(params["samples"]), seed=seed, end=day.isoformat())
+    spec = RunSpec(
+        model_kind=params["model_kind"],
+        beta=float(params["beta"]),
+        epochs=int(params["epochs"]),
+        samples=int(params["samples"]),
+        seed=seed,
+        end=day.isoformat(),
+    )
     return spec, run_id(day, spec)
 
 
@@ -52,14 +57,32 @@ def _spec_and_run(context: Any, seed: int) -> tuple[Any, str]:
     tags=["synthetic", "gan", "esg", "assets"],
     default_args={"owner": "quant-research", "retries": 2, "retry_delay": timedelta(minutes=2)},
     params={
-        "model_kind": Param("cgan", type="string", enum=["cgan", "vae"],
-                            description="Generator: conditional WGAN over return windows, or the VAE."),
-        "beta": Param(0.0, type="number", minimum=0,
-                      description="ESG weight in the loss: loss + beta * (1 - esg_score); 0 = no tilt."),
-        "epochs": Param(450, type="integer", minimum=1, maximum=2000,
-                        description="Training epochs (450 = the README sweep's default model, ~3 min on 2 cores)."),
-        "samples": Param(1000, type="integer", minimum=1, maximum=100000,
-                         description="Synthetic 5-day windows written to the lake."),
+        "model_kind": Param(
+            "cgan",
+            type="string",
+            enum=["cgan", "vae"],
+            description="Generator: conditional WGAN over return windows, or the VAE.",
+        ),
+        "beta": Param(
+            0.0,
+            type="number",
+            minimum=0,
+            description="ESG weight in the loss: loss + beta * (1 - esg_score); 0 = no tilt.",
+        ),
+        "epochs": Param(
+            450,
+            type="integer",
+            minimum=1,
+            maximum=2000,
+            description="Training epochs (450 = the README sweep's default model, ~3 min on 2 cores).",
+        ),
+        "samples": Param(
+            1000,
+            type="integer",
+            minimum=1,
+            maximum=100000,
+            description="Synthetic 5-day windows written to the lake.",
+        ),
     },
 )
 def synthetic_generation() -> None:
@@ -98,9 +121,14 @@ def synthetic_generation() -> None:
         settings = airflow_settings()
         spec, run = _spec_and_run(get_current_context(), settings.seed)
         metadata = evaluate_run(Lake(settings.lake_root), run, spec, trained)
-        return {"run": run, "model_version": metadata["model_version"], "report": metadata["report"],
-                "discriminative_score": metadata["metrics"]["discriminative_score"],
-                "mean_esg": metadata["metrics"]["mean_esg"], "samples": generated["samples"]}
+        return {
+            "run": run,
+            "model_version": metadata["model_version"],
+            "report": metadata["report"],
+            "discriminative_score": metadata["metrics"]["discriminative_score"],
+            "mean_esg": metadata["metrics"]["mean_esg"],
+            "samples": generated["samples"],
+        }
 
     trained = train()
     evaluate(trained, generate(trained))

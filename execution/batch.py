@@ -65,8 +65,14 @@ def _decode(raw: Mapping[Any, Any]) -> tuple[dict[str, str], str | None]:
     return fields, bad
 
 
-def intake(index: int, entry_id: str, raw: Mapping[Any, Any], tickers: frozenset[str] | set[str],
-           deliveries: int = 1, max_deliveries: int = 5) -> Intake:
+def intake(
+    index: int,
+    entry_id: str,
+    raw: Mapping[Any, Any],
+    tickers: frozenset[str] | set[str],
+    deliveries: int = 1,
+    max_deliveries: int = 5,
+) -> Intake:
     """Validate one stream entry (bytes or text). Never raises: anything unusable becomes a dead-letter
     reason. An entry past the delivery cap keeps its parsed order, so an open one can be finished."""
     fields, bad = _decode(raw)
@@ -112,8 +118,9 @@ class BookView:
     heartbeat: bool = False
 
 
-def risk_age(updated_at: str | None, heartbeat: bool, now: float,
-             max_age_s: float) -> tuple[bool, float | None]:
+def risk_age(
+    updated_at: str | None, heartbeat: bool, now: float, max_age_s: float
+) -> tuple[bool, float | None]:
     """(stale, age in seconds) of the VaR figures: stale when the sensor's heartbeat is gone, the figures
     carry no readable time, or they are older than ``max_age_s``."""
     if not updated_at:
@@ -142,8 +149,15 @@ EvaluateMany = Callable[[list[tuple[SubmitOrder, RiskContext]]], list[PolicyVerd
 Evaluate = Callable[[SubmitOrder, RiskContext], PolicyVerdict]
 
 
-def verdicts(orders: Sequence[SubmitOrder], view: BookView, esg: Mapping[str, float], now: float,
-             max_age_s: float, evaluate_many: EvaluateMany, evaluate: Evaluate) -> list[PolicyVerdict | None]:
+def verdicts(
+    orders: Sequence[SubmitOrder],
+    view: BookView,
+    esg: Mapping[str, float],
+    now: float,
+    max_age_s: float,
+    evaluate_many: EvaluateMany,
+    evaluate: Evaluate,
+) -> list[PolicyVerdict | None]:
     """The verdict on each order as if the batch's orders were checked one after another: an allowed
     order's shares count as in flight for the orders after it. One policy query for the batch assumes every
     earlier order is allowed; an order whose ticker saw an earlier denial is checked again on its own.
@@ -153,10 +167,17 @@ def verdicts(orders: Sequence[SubmitOrder], view: BookView, esg: Mapping[str, fl
 
     def context(order: SubmitOrder, flight: dict[tuple[str, str], float]) -> RiskContext:
         t = order.ticker
-        return RiskContext(mark=view.marks[t], position=view.positions.get(t, 0.0),
-                           pending_buy=flight.get((t, "BUY"), 0.0), pending_sell=flight.get((t, "SELL"), 0.0),
-                           kill_switch=kill, risk_stale=stale, risk_age_s=age, risk_max_age_s=max_age_s,
-                           esg_score=esg.get(t))
+        return RiskContext(
+            mark=view.marks[t],
+            position=view.positions.get(t, 0.0),
+            pending_buy=flight.get((t, "BUY"), 0.0),
+            pending_sell=flight.get((t, "SELL"), 0.0),
+            kill_switch=kill,
+            risk_stale=stale,
+            risk_age_s=age,
+            risk_max_age_s=max_age_s,
+            esg_score=esg.get(t),
+        )
 
     priced = [o for o in orders if _usable_mark(view.marks.get(o.ticker))]
     assumed, flight = [], pending(view.inflight)
@@ -186,8 +207,11 @@ def verdicts(orders: Sequence[SubmitOrder], view: BookView, esg: Mapping[str, fl
         if id(order) in by_id:
             out.append(by_id[id(order)])
         else:
-            out.append(PolicyVerdict(False, (f"NO_MARK: ticker={order.ticker}, mark="
-                                             f"{view.marks.get(order.ticker)}",)))
+            out.append(
+                PolicyVerdict(
+                    False, (f"NO_MARK: ticker={order.ticker}, mark={view.marks.get(order.ticker)}",)
+                )
+            )
     return out
 
 
@@ -197,8 +221,14 @@ def _usable_mark(mark: float | None) -> bool:
 
 def reservation(order: SubmitOrder, remaining: float | None = None) -> str:
     """The in-flight record of an accepted order (canonical JSON)."""
-    return json.dumps({"ticker": order.ticker, "side": order.side,
-                       "remaining": order.quantity if remaining is None else remaining}, sort_keys=True)
+    return json.dumps(
+        {
+            "ticker": order.ticker,
+            "side": order.side,
+            "remaining": order.quantity if remaining is None else remaining,
+        },
+        sort_keys=True,
+    )
 
 
 def state_record(state: str, filled: float, history: list[str], **extra: Any) -> str:
@@ -206,8 +236,9 @@ def state_record(state: str, filled: float, history: list[str], **extra: Any) ->
     return json.dumps({"state": state, "filled": filled, "history": history, **extra}, sort_keys=True)
 
 
-def after_fills(history: Sequence[str], fills: Sequence[float],
-                quantity: float) -> tuple[list[list[str]], list[str]]:
+def after_fills(
+    history: Sequence[str], fills: Sequence[float], quantity: float
+) -> tuple[list[list[str]], list[str]]:
     """The history after each fill of the given sizes, then the final history (the open rest cancelled)."""
     steps, filled, current = [], 0.0, list(history)
     for size in fills:  # a fill on a finished order raises InvalidTransition: it is a bug, never dropped

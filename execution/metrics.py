@@ -47,23 +47,45 @@ class WorkerMetrics:
         self.registry = r = CollectorRegistry()
         self.orders = Counter("qb_worker_orders_total", "Orders handled, by outcome", ["outcome"], registry=r)
         self.fills = Counter("qb_worker_fills_total", "Fills recorded, by venue", ["venue"], registry=r)
-        self.quantity = Counter("qb_worker_fill_quantity_total", "Shares filled, by venue", ["venue"], registry=r)
-        self.notional = Counter("qb_worker_fill_notional_total", "Notional filled, by venue", ["venue"], registry=r)
-        self.fees = Counter("qb_worker_fees_total", "Fees paid, by venue (portfolio currency)", ["venue"], registry=r)
-        self.slippage = Summary("qb_worker_slippage_bps", "Slippage of each fill vs the reference price, bps",
-                                ["venue"], registry=r)
-        self.decision = Histogram("qb_worker_decision_seconds", "Order pick-up to decision (route or reject)",
-                                  buckets=DECISION_BUCKETS, registry=r)
-        self.order_age = Histogram("qb_worker_order_to_decision_seconds",
-                                   "Order XADD (stream entry id) to decision, queueing included",
-                                   buckets=AGE_BUCKETS, registry=r)
-        self.kill_switch = Gauge("qb_worker_kill_switch", "1 while the kill switch was set at the last decision",
-                                 registry=r)
-        self.errors = Counter("qb_worker_batch_errors_total", "Batches that failed (entries left pending)",
-                              registry=r)
-        self.reconnects = Counter("qb_worker_redis_reconnects_total", "Redis connection losses survived", registry=r)
-        self.last_poll = Gauge("qb_worker_last_poll_timestamp", "Unix time the worker's loop last read the stream",
-                               registry=r)
+        self.quantity = Counter(
+            "qb_worker_fill_quantity_total", "Shares filled, by venue", ["venue"], registry=r
+        )
+        self.notional = Counter(
+            "qb_worker_fill_notional_total", "Notional filled, by venue", ["venue"], registry=r
+        )
+        self.fees = Counter(
+            "qb_worker_fees_total", "Fees paid, by venue (portfolio currency)", ["venue"], registry=r
+        )
+        self.slippage = Summary(
+            "qb_worker_slippage_bps",
+            "Slippage of each fill vs the reference price, bps",
+            ["venue"],
+            registry=r,
+        )
+        self.decision = Histogram(
+            "qb_worker_decision_seconds",
+            "Order pick-up to decision (route or reject)",
+            buckets=DECISION_BUCKETS,
+            registry=r,
+        )
+        self.order_age = Histogram(
+            "qb_worker_order_to_decision_seconds",
+            "Order XADD (stream entry id) to decision, queueing included",
+            buckets=AGE_BUCKETS,
+            registry=r,
+        )
+        self.kill_switch = Gauge(
+            "qb_worker_kill_switch", "1 while the kill switch was set at the last decision", registry=r
+        )
+        self.errors = Counter(
+            "qb_worker_batch_errors_total", "Batches that failed (entries left pending)", registry=r
+        )
+        self.reconnects = Counter(
+            "qb_worker_redis_reconnects_total", "Redis connection losses survived", registry=r
+        )
+        self.last_poll = Gauge(
+            "qb_worker_last_poll_timestamp", "Unix time the worker's loop last read the stream", registry=r
+        )
         self.last_poll.set(time.time())  # from start: a loop that never polls goes stale one bound later
         self._outcome = {o: self.orders.labels(o) for o in OUTCOMES}
         self._venue: dict[str, tuple[Any, ...]] = {}
@@ -74,7 +96,8 @@ class WorkerMetrics:
         children = self._venue.get(venue)
         if children is None:
             children = self._venue[venue] = tuple(
-                c.labels(venue) for c in (self.fills, self.quantity, self.notional, self.fees, self.slippage))
+                c.labels(venue) for c in (self.fills, self.quantity, self.notional, self.fees, self.slippage)
+            )
         return children
 
     def outcome(self, state: str) -> None:

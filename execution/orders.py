@@ -43,10 +43,14 @@ def advance(history: Sequence[str], target: str) -> list[str]:
     current = history[-1] if history else None
     allowed = TRANSITIONS.get(current)
     if allowed is None:
-        raise InvalidTransition(f"order state {current!r} is unknown: expected one of {', '.join(s for s in TRANSITIONS if s)}")
+        raise InvalidTransition(
+            f"order state {current!r} is unknown: expected one of {', '.join(s for s in TRANSITIONS if s)}"
+        )
     if target not in allowed:
-        raise InvalidTransition(f"order state change {current} -> {target} is not allowed: from {current} only "
-                                f"{', '.join(sorted(allowed)) or 'nothing (terminal)'}")
+        raise InvalidTransition(
+            f"order state change {current} -> {target} is not allowed: from {current} only "
+            f"{', '.join(sorted(allowed)) or 'nothing (terminal)'}"
+        )
     return list(history) if target == current else [*history, target]
 
 

@@ -76,9 +76,16 @@ class PolicyEngine:
 
     @staticmethod
     def _item(order: SubmitOrder, context: RiskContext) -> dict[str, Any]:
-        return {"order": {"ticker": order.ticker, "side": order.side, "quantity": order.quantity,
-                          "reference_price": order.reference_price, "strategy": order.strategy},
-                **vars(context)}  # not dataclasses.asdict: its deep copy showed in the worker's profile
+        return {
+            "order": {
+                "ticker": order.ticker,
+                "side": order.side,
+                "quantity": order.quantity,
+                "reference_price": order.reference_price,
+                "strategy": order.strategy,
+            },
+            **vars(context),
+        }  # not dataclasses.asdict: its deep copy showed in the worker's profile
 
     def evaluate(self, order: SubmitOrder, context: RiskContext) -> PolicyVerdict:
         """The verdict on one order in ``context``."""

@@ -18,11 +18,11 @@ from datetime import date
 from typing import Any
 
 from quantbridge.lake import Lake
-from quantbridge.state import read_positions, text
+from quantbridge.positions import read_positions
+from quantbridge.redis_client import text
 from quantbridge.redis_schema import RedisSchema
 
 TOLERANCE = 1e-6
-
 
 
 def reconcile(client: Any, schema: RedisSchema, lake: Lake, day: date) -> dict[str, Any]:
@@ -44,24 +44,58 @@ def reconcile(client: Any, schema: RedisSchema, lake: Lake, day: date) -> dict[s
     market_value = day_pnl = 0.0
     for ticker in sorted(set(positions) | set(traded)):
         held, fills_qty = positions.get(ticker, 0.0), traded.get(ticker, 0.0)
-        price = float(mark[ticker]) if mark is not None and ticker in mark.index and mark[ticker] == mark[ticker] else None
-        row = {"ticker": ticker, "position": held, "fills_position": fills_qty, "mark": price,
-               "market_value": held * price if price is not None else None, "day_pnl": None}
+        price = (
+            float(mark[ticker])
+            if mark is not None and ticker in mark.index and mark[ticker] == mark[ticker]
+            else None
+        )
+        row = {
+            "ticker": ticker,
+            "position": held,
+            "fills_position": fills_qty,
+            "mark": price,
+            "market_value": held * price if price is not None else None,
+            "day_pnl": None,
+        }
         if abs(held - fills_qty) > TOLERANCE:
-            breaks.append({"ticker": ticker, "break": "POSITION_VS_FILLS", "position": held, "fills": fills_qty,
-                           "cause": f"positions hash {held:g} vs signed fills {fills_qty:g}: an update lost or counted twice"})
+            breaks.append(
+                {
+                    "ticker": ticker,
+                    "break": "POSITION_VS_FILLS",
+                    "position": held,
+                    "fills": fills_qty,
+                    "cause": f"positions hash {held:g} vs signed fills {fills_qty:g}: an update lost or counted twice",
+                }
+            )
         if ticker not in known and ticker in traded:
-            breaks.append({"ticker": ticker, "break": "UNKNOWN_INSTRUMENT",
-                           "cause": "fills for a ticker with no price history in the lake"})
+            breaks.append(
+                {
+                    "ticker": ticker,
+                    "break": "UNKNOWN_INSTRUMENT",
+                    "cause": "fills for a ticker with no price history in the lake",
+                }
+            )
         elif price is None and held:
-            breaks.append({"ticker": ticker, "break": "NO_MARK",
-                           "cause": f"no lake close on {day.isoformat()} (missing or quarantined)"})
+            breaks.append(
+                {
+                    "ticker": ticker,
+                    "break": "NO_MARK",
+                    "cause": f"no lake close on {day.isoformat()} (missing or quarantined)",
+                }
+            )
         if price is not None:
             market_value += held * price
             if prev is not None and ticker in prev.index:
                 row["day_pnl"] = held * (price - float(prev[ticker]))
                 day_pnl += row["day_pnl"]
         rows.append(row)
-    return {"date": day.isoformat(), "positions": rows, "breaks": breaks, "market_value": market_value,
-            "risk_day_pnl": day_pnl, "execution_cash": cash, "execution_pnl_to_date": market_value + cash,
-            "ok": not breaks}
+    return {
+        "date": day.isoformat(),
+        "positions": rows,
+        "breaks": breaks,
+        "market_value": market_value,
+        "risk_day_pnl": day_pnl,
+        "execution_cash": cash,
+        "execution_pnl_to_date": market_value + cash,
+        "ok": not breaks,
+    }

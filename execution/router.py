@@ -33,10 +33,21 @@ class Router:
 
     def cost_bps(self, venue: VenueSpec, ticker: str, quantity: float) -> float:
         size = min(quantity, venue.depth)
-        return venue.taker_fee_bps + venue.half_spread_bps + self.filter(venue.name, ticker).expected_bps(size, venue.depth)
+        return (
+            venue.taker_fee_bps
+            + venue.half_spread_bps
+            + self.filter(venue.name, ticker).expected_bps(size, venue.depth)
+        )
 
-    def route(self, order_id: str, ticker: str, side: str, quantity: float, reference_price: float,
-              limit_price: float | None = None) -> list[Child]:
+    def route(
+        self,
+        order_id: str,
+        ticker: str,
+        side: str,
+        quantity: float,
+        reference_price: float,
+        limit_price: float | None = None,
+    ) -> list[Child]:
         """Children that cover ``quantity``, cheapest venue first (the last may be larger than its depth).
         ``reference_price`` is the worker's trusted mark; an order's own ``limit_price`` caps every child."""
         ranked = sorted(self.venues.values(), key=lambda v: self.cost_bps(v, ticker, quantity))
@@ -47,12 +58,17 @@ class Router:
                 break
             take = left if i == len(ranked) - 1 else min(left, venue.depth)
             f = self.filter(venue.name, ticker)
-            band = venue.half_spread_bps + f.expected_bps(min(take, venue.depth), venue.depth) + 3 * math.sqrt(
-                f.variance + venue.noise_bps ** 2)
+            band = (
+                venue.half_spread_bps
+                + f.expected_bps(min(take, venue.depth), venue.depth)
+                + 3 * math.sqrt(f.variance + venue.noise_bps**2)
+            )
             limit = reference_price * (1 + sign * band / 1e4)
             if limit_price is not None:  # the tighter of the two: never pay more (or sell for less)
                 limit = min(limit, limit_price) if sign > 0 else max(limit, limit_price)
-            children.append(Child(f"{order_id}#{i}", venue.name, take, limit, self.cost_bps(venue, ticker, take)))
+            children.append(
+                Child(f"{order_id}#{i}", venue.name, take, limit, self.cost_bps(venue, ticker, take))
+            )
             left -= take
         return children
 

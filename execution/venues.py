@@ -49,12 +49,39 @@ class VenueSpec:
 
 #: Three venues with different trade-offs: a cheap but thin one, a deep lit one, a slow dark pool.
 DEFAULT_VENUES = (
-    VenueSpec("ALPHA", taker_fee_bps=0.5, maker_fee_bps=-0.2, half_spread_bps=2.0, true_slippage_bps=1.5,
-              noise_bps=0.5, depth=400, latency_ms=0.2, seed=11),
-    VenueSpec("BETA", taker_fee_bps=1.5, maker_fee_bps=-0.1, half_spread_bps=1.0, true_slippage_bps=0.8,
-              noise_bps=0.3, depth=3000, latency_ms=0.5, seed=22),
-    VenueSpec("GAMMA", taker_fee_bps=0.8, maker_fee_bps=0.0, half_spread_bps=0.5, true_slippage_bps=3.0,
-              noise_bps=1.0, depth=1500, latency_ms=2.0, seed=33),
+    VenueSpec(
+        "ALPHA",
+        taker_fee_bps=0.5,
+        maker_fee_bps=-0.2,
+        half_spread_bps=2.0,
+        true_slippage_bps=1.5,
+        noise_bps=0.5,
+        depth=400,
+        latency_ms=0.2,
+        seed=11,
+    ),
+    VenueSpec(
+        "BETA",
+        taker_fee_bps=1.5,
+        maker_fee_bps=-0.1,
+        half_spread_bps=1.0,
+        true_slippage_bps=0.8,
+        noise_bps=0.3,
+        depth=3000,
+        latency_ms=0.5,
+        seed=22,
+    ),
+    VenueSpec(
+        "GAMMA",
+        taker_fee_bps=0.8,
+        maker_fee_bps=0.0,
+        half_spread_bps=0.5,
+        true_slippage_bps=3.0,
+        noise_bps=1.0,
+        depth=1500,
+        latency_ms=2.0,
+        seed=33,
+    ),
 )
 
 
@@ -66,8 +93,16 @@ class SimulatedVenue:
         digest = int.from_bytes(hashlib.sha256(child_id.encode()).digest()[:8], "big")
         return np.random.default_rng([self.spec.seed, digest])
 
-    def execute(self, child_id: str, order_id: str, ticker: str, side: str, quantity: float,
-                reference_price: float, limit_price: float | None = None) -> Fill | None:
+    def execute(
+        self,
+        child_id: str,
+        order_id: str,
+        ticker: str,
+        side: str,
+        quantity: float,
+        reference_price: float,
+        limit_price: float | None = None,
+    ) -> Fill | None:
         """Fill what the book allows of one child order (None when nothing fills)."""
         s = self.spec
         if self.sleep:
@@ -79,6 +114,15 @@ class SimulatedVenue:
         price = reference_price * (1 + sign * (s.half_spread_bps + slippage) / 1e4)
         if limit_price is not None and sign * (price - limit_price) > 0:
             return None
-        return Fill(fill_id=child_id, order_id=order_id, venue=s.name, ticker=ticker, side=side, quantity=filled,
-                    price=price, fee=filled * price * s.taker_fee_bps / 1e4, slippage_bps=slippage,
-                    latency_ms=s.latency_ms)
+        return Fill(
+            fill_id=child_id,
+            order_id=order_id,
+            venue=s.name,
+            ticker=ticker,
+            side=side,
+            quantity=filled,
+            price=price,
+            fee=filled * price * s.taker_fee_bps / 1e4,
+            slippage_bps=slippage,
+            latency_ms=s.latency_ms,
+        )

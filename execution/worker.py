@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from execution import batch as core
@@ -46,8 +46,8 @@ from execution.venues import DEFAULT_VENUES, Fill, SimulatedVenue, VenueSpec
 from quantbridge.audit import AuditWriter, Effects, GuardFailed
 from quantbridge.errors import ServiceError
 from quantbridge.messages import SubmitOrder
+from quantbridge.redis_client import text
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
-from quantbridge.state import text
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,23 @@ class ExecutionWorker:
     """One consumer of the orders stream. ``marks`` (ticker -> price) are the lake's last closes; a fresher
     price in ``qb:marks`` wins. Orders in a ticker without any mark are rejected (NO_MARK)."""
 
-    def __init__(self, client: Any, schema: RedisSchema, consumer: str, tickers: Iterable[str],
-                 esg: dict[str, float] | None = None, venues: tuple[VenueSpec, ...] = DEFAULT_VENUES,
-                 policy: PolicyEngine | None = None,
-                 on_event: Callable[[str, str], None] | None = None,
-                 metrics: WorkerMetrics | None = None, *, marks: Mapping[str, float] | None = None,
-                 risk_stale_after_s: float = 90.0, max_deliveries: int = 5,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: Any,
+        schema: RedisSchema,
+        consumer: str,
+        tickers: Iterable[str],
+        esg: dict[str, float] | None = None,
+        venues: tuple[VenueSpec, ...] = DEFAULT_VENUES,
+        policy: PolicyEngine | None = None,
+        on_event: Callable[[str, str], None] | None = None,
+        metrics: WorkerMetrics | None = None,
+        *,
+        marks: Mapping[str, float] | None = None,
+        risk_stale_after_s: float = 90.0,
+        max_deliveries: int = 5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client, self.schema, self.consumer = client, schema, consumer
         self.tickers, self.esg = frozenset(tickers), dict(esg or {})
         self.marks = {t: float(p) for t, p in (marks or {}).items()}
@@ -112,9 +122,20 @@ class ExecutionWorker:
         # make every read of the stream (or of this consumer's pending entries) raise for ever.
         self._reader = _undecoded(client)
         self.stream = schema.key("orders")
-        self._keys = {name: schema.key(name) for name in
-                      ("order_state", "positions", "kill_switch", "fills", "dead_letter", "inflight",
-                       "inflight_rev", "marks", "risk_current")}
+        self._keys = {
+            name: schema.key(name)
+            for name in (
+                "order_state",
+                "positions",
+                "kill_switch",
+                "fills",
+                "dead_letter",
+                "inflight",
+                "inflight_rev",
+                "marks",
+                "risk_current",
+            )
+        }
         self._heartbeat = schema.heartbeat(SENSOR)
         try:
             client.xgroup_create(self.stream, ORDERS_GROUP, id="0", mkstream=True)
@@ -130,15 +151,21 @@ class ExecutionWorker:
         """Handle one stream entry (not acknowledged: see :meth:`process_batch`)."""
         return self.process_batch([(entry_id, raw)])[0]
 
-    def process_batch(self, entries: list[tuple[str, dict[Any, Any]]], ack: bool = False,
-                      deliveries: Mapping[str, int] | None = None) -> list[Outcome | None]:
+    def process_batch(
+        self,
+        entries: list[tuple[str, dict[Any, Any]]],
+        ack: bool = False,
+        deliveries: Mapping[str, int] | None = None,
+    ) -> list[Outcome | None]:
         """Handle stream entries in order; with ``ack`` their acknowledgement lands with the final commit.
         ``deliveries``: entry id -> times delivered (from XPENDING). An entry whose handling failed gets None
         and stays pending for a retry (until the delivery cap dead-letters it)."""
         picked_up = time.perf_counter()
         counts = deliveries or {}
-        items = [core.intake(i, e, raw, self.tickers, counts.get(e, 1), self.max_deliveries)
-                 for i, (e, raw) in enumerate(entries)]
+        items = [
+            core.intake(i, e, raw, self.tickers, counts.get(e, 1), self.max_deliveries)
+            for i, (e, raw) in enumerate(entries)
+        ]
         outcomes: list[Outcome | None] = [None] * len(entries)
         works = [_Work(it, it.order) for it in items if it.order is not None and it.dead is None]
         trail: Trail = []
@@ -146,9 +173,16 @@ class ExecutionWorker:
         for it in items:
             if it.dead is not None:
                 trail.append(("dead_letter", it.ref, {"entry_id": it.entry_id, "reason": it.dead}))
-                dead_letters.append((self._keys["dead_letter"], (
-                    ("entry_id", it.entry_id), ("reason", it.dead),
-                    ("fields", json.dumps(it.fields)[:core.MAX_PAYLOAD_BYTES]))))
+                dead_letters.append(
+                    (
+                        self._keys["dead_letter"],
+                        (
+                            ("entry_id", it.entry_id),
+                            ("reason", it.dead),
+                            ("fields", json.dumps(it.fields)[: core.MAX_PAYLOAD_BYTES]),
+                        ),
+                    )
+                )
                 outcomes[it.index] = Outcome(it.ref, "DEAD_LETTER", reasons=(it.dead,))
         capped = [it for it in items if it.order is not None and it.dead is not None]
         closing = self._close_capped(capped, trail)
@@ -161,8 +195,9 @@ class ExecutionWorker:
                 self.metrics.outcome(o.state)
         return outcomes
 
-    def _close_capped(self, capped: list[core.Intake], trail: Trail
-                      ) -> tuple[list[Guard], list[tuple[str, str]], list[tuple[str, str]]]:
+    def _close_capped(
+        self, capped: list[core.Intake], trail: Trail
+    ) -> tuple[list[Guard], list[tuple[str, str]], list[tuple[str, str]]]:
         """Guards, state updates and reservation releases that cancel the open orders among entries past the
         delivery cap: dead-lettering the entry alone would leave such an order NEW, its shares reserved."""
         if not capped:
@@ -176,8 +211,18 @@ class ExecutionWorker:
                 continue
             oid, history = it.order.order_id, life.advance(state["history"], life.CANCELLED)
             guards.append((k["order_state"], oid, text(raw)))
-            update.append((oid, core.state_record(life.CANCELLED, state["filled"], history,
-                                                  children=state.get("children", []), reasons=[it.dead])))
+            update.append(
+                (
+                    oid,
+                    core.state_record(
+                        life.CANCELLED,
+                        state["filled"],
+                        history,
+                        children=state.get("children", []),
+                        reasons=[it.dead],
+                    ),
+                )
+            )
             hdel.append((k["inflight"], oid))
             payload = {"state": life.CANCELLED, "filled": state["filled"], "reason": it.dead}
             trail.append(("state", oid, payload))
@@ -205,10 +250,13 @@ class ExecutionWorker:
             revisions={t: (text(v) if v is not None else None) for t, v in zip(tickers, revs)},
             marks={t: (live[t] if live[t] is not None else self.marks.get(t)) for t in tickers},
             kill_switch=text(kill) if kill is not None else None,
-            risk_updated_at=text(updated_at) if updated_at is not None else None, heartbeat=bool(beat))
+            risk_updated_at=text(updated_at) if updated_at is not None else None,
+            heartbeat=bool(beat),
+        )
 
-    def _decide(self, works: list[_Work], outcomes: list[Outcome | None], trail: Trail,
-                picked_up: float) -> list[_Work] | None:
+    def _decide(
+        self, works: list[_Work], outcomes: list[Outcome | None], trail: Trail, picked_up: float
+    ) -> list[_Work] | None:
         """Verdicts and routes for the fresh orders, committed with their audit entries and reservations;
         returns the orders to send (fresh ones accepted, open ones resumed)."""
         k = self._keys
@@ -224,8 +272,13 @@ class ExecutionWorker:
                 w.state = json.loads(w.raw_state) if w.raw_state else None
                 if oid in seen or (w.state and w.state["state"] in TERMINAL):
                     outcomes[w.item.index] = Outcome(oid, "DUPLICATE", (w.state or {}).get("filled", 0.0))
-                    entries.append(("duplicate", oid, {"entry_id": w.item.entry_id,
-                                                       "state": (w.state or {}).get("state", "IN_BATCH")}))
+                    entries.append(
+                        (
+                            "duplicate",
+                            oid,
+                            {"entry_id": w.item.entry_id, "state": (w.state or {}).get("state", "IN_BATCH")},
+                        )
+                    )
                     continue
                 seen.add(oid)
                 if w.state is not None:  # open: resume with the stored children, at the mark of now
@@ -236,8 +289,15 @@ class ExecutionWorker:
                     to_send.append(w)
                     continue
                 fresh.append(w)
-            verdicts = core.verdicts([w.order for w in fresh], view, self.esg, self.clock(),
-                                     self.risk_stale_after_s, self.policy.evaluate_many, self.policy.evaluate)
+            verdicts = core.verdicts(
+                [w.order for w in fresh],
+                view,
+                self.esg,
+                self.clock(),
+                self.risk_stale_after_s,
+                self.policy.evaluate_many,
+                self.policy.evaluate,
+            )
             accepted = False
             for w, verdict in zip(fresh, verdicts):
                 order = w.order
@@ -245,24 +305,47 @@ class ExecutionWorker:
                     continue  # its evaluation failed: left pending for a retry
                 mark = view.marks.get(order.ticker)
                 try:
-                    children = [] if not verdict.allowed else self.router.route(
-                        order.order_id, order.ticker, order.side, order.quantity, float(mark),
-                        getattr(order, "limit_price", None))
+                    children = (
+                        []
+                        if not verdict.allowed
+                        else self.router.route(
+                            order.order_id,
+                            order.ticker,
+                            order.side,
+                            order.quantity,
+                            float(mark),
+                            getattr(order, "limit_price", None),
+                        )
+                    )
                 except Exception:  # noqa: BLE001 - one bad order must not stop the worker (left pending)
                     log.exception("routing order %r failed; left pending for a retry", order.order_id)
                     continue
                 guards.append((k["order_state"], order.order_id, None))
-                context = {"mark": mark, "position": view.positions.get(order.ticker, 0.0),
-                           "kill_switch": view.kill_switch is not None, "policy_sha256": self.policy.sha256}
-                entries += [("order", order.order_id, order.to_dict()),
-                            ("verdict", order.order_id, {**verdict.as_dict(), **context})]
+                context = {
+                    "mark": mark,
+                    "position": view.positions.get(order.ticker, 0.0),
+                    "kill_switch": view.kill_switch is not None,
+                    "policy_sha256": self.policy.sha256,
+                }
+                entries += [
+                    ("order", order.order_id, order.to_dict()),
+                    ("verdict", order.order_id, {**verdict.as_dict(), **context}),
+                ]
                 if not verdict.allowed:
-                    state = {"state": life.REJECTED, "filled": 0.0, "reasons": list(verdict.reasons),
-                             "history": life.advance([], life.REJECTED)}
+                    state = {
+                        "state": life.REJECTED,
+                        "filled": 0.0,
+                        "reasons": list(verdict.reasons),
+                        "history": life.advance([], life.REJECTED),
+                    }
                     outcomes[w.item.index] = Outcome(order.order_id, life.REJECTED, reasons=verdict.reasons)
                 else:
-                    state = {"state": life.NEW, "filled": 0.0, "children": [c.__dict__ for c in children],
-                             "history": life.advance([], life.NEW)}
+                    state = {
+                        "state": life.NEW,
+                        "filled": 0.0,
+                        "children": [c.__dict__ for c in children],
+                        "history": life.advance([], life.NEW),
+                    }
                     w.children, w.state, w.mark = children, state, float(mark)
                     hset.append((k["inflight"], order.order_id, core.reservation(order)))
                     hincr.append((k["inflight_rev"], order.ticker, 1.0))
@@ -281,8 +364,13 @@ class ExecutionWorker:
                 trail += entries
                 return to_send
             try:
-                effects = Effects(state_key=k["order_state"], update=tuple(update), guards=tuple(guards),
-                                  hset=tuple(hset), hincr=tuple(hincr))
+                effects = Effects(
+                    state_key=k["order_state"],
+                    update=tuple(update),
+                    guards=tuple(guards),
+                    hset=tuple(hset),
+                    hincr=tuple(hincr),
+                )
                 self.audit.commit(entries, effects)
             except GuardFailed as exc:
                 log.info("state moved while deciding (%s); reading again", exc)
@@ -290,14 +378,23 @@ class ExecutionWorker:
                     outcomes[w.item.index] = None
                 continue
             return to_send
-        log.warning("batch of %d orders left pending: the state kept moving for %d attempts", len(works),
-                    DECIDE_ATTEMPTS)
+        log.warning(
+            "batch of %d orders left pending: the state kept moving for %d attempts",
+            len(works),
+            DECIDE_ATTEMPTS,
+        )
         return None
 
-    def _fill_and_commit(self, entries: list[tuple[str, dict[Any, Any]]], to_send: list[_Work],
-                         outcomes: list[Outcome | None], trail: list[tuple[str, str, dict[str, Any]]],
-                         dead_letters: list[tuple[str, tuple[tuple[str, str], ...]]], ack: bool,
-                         closing: tuple[list[Any], list[Any], list[Any]] = ([], [], [])) -> None:
+    def _fill_and_commit(
+        self,
+        entries: list[tuple[str, dict[Any, Any]]],
+        to_send: list[_Work],
+        outcomes: list[Outcome | None],
+        trail: list[tuple[str, str, dict[str, Any]]],
+        dead_letters: list[tuple[str, tuple[tuple[str, str], ...]]],
+        ack: bool,
+        closing: tuple[list[Any], list[Any], list[Any]] = ([], [], []),
+    ) -> None:
         """Send the children, then commit fills, positions, final states, reservations released, dead
         letters, duplicates, their audit entries and the acknowledgements in one Lua call. ``closing``:
         (guards, state updates, releases) of open orders cancelled with their dead-lettered entry."""
@@ -307,11 +404,16 @@ class ExecutionWorker:
         hincr, xadd = [], list(dead_letters)
         for w in to_send:
             order, mark = w.order, w.mark
-            got = [self.venues[c.venue].execute(c.child_id, order.order_id, order.ticker, order.side,
-                                                c.quantity, mark, c.limit_price) for c in w.children]
+            got = [
+                self.venues[c.venue].execute(
+                    c.child_id, order.order_id, order.ticker, order.side, c.quantity, mark, c.limit_price
+                )
+                for c in w.children
+            ]
             got = [f for f in got if f is not None]
-            steps, history = core.after_fills(w.state.get("history", [life.NEW]), [f.quantity for f in got],
-                                              order.quantity)
+            steps, history = core.after_fills(
+                w.state.get("history", [life.NEW]), [f.quantity for f in got], order.quantity
+            )
             filled = 0.0
             for fill, step in zip(got, steps):
                 filled += fill.quantity
@@ -323,19 +425,36 @@ class ExecutionWorker:
                 trail.append(("fill", order.order_id, {**fields, "state": step[-1], "filled": filled}))
                 fills.append(fill)
             if not got or history[-1] == life.CANCELLED:
-                trail.append(("state", order.order_id, {"state": history[-1], "filled": filled,
-                                                        "cancelled": order.quantity - filled}))
+                trail.append(
+                    (
+                        "state",
+                        order.order_id,
+                        {"state": history[-1], "filled": filled, "cancelled": order.quantity - filled},
+                    )
+                )
             guards.append((k["order_state"], order.order_id, w.raw_state))
-            update.append((order.order_id, core.state_record(history[-1], filled, history,
-                                                             children=w.state["children"])))
+            update.append(
+                (
+                    order.order_id,
+                    core.state_record(history[-1], filled, history, children=w.state["children"]),
+                )
+            )
             hdel.append((k["inflight"], order.order_id))
             outcomes[w.item.index] = Outcome(order.order_id, history[-1], filled)
         acks = tuple(entries[i][0] for i, o in enumerate(outcomes) if o is not None) if ack else ()
         if not (trail or update or acks):
             return
-        effects = Effects(state_key=k["order_state"], update=tuple(update), guards=tuple(guards),
-                          stream=self.stream if acks else "", group=ORDERS_GROUP if acks else "", ack=acks,
-                          hdel=tuple(hdel), hincr=tuple(hincr), xadd=tuple(xadd))
+        effects = Effects(
+            state_key=k["order_state"],
+            update=tuple(update),
+            guards=tuple(guards),
+            stream=self.stream if acks else "",
+            group=ORDERS_GROUP if acks else "",
+            ack=acks,
+            hdel=tuple(hdel),
+            hincr=tuple(hincr),
+            xadd=tuple(xadd),
+        )
         try:
             self.audit.commit(trail, effects)
         except GuardFailed as exc:  # another worker finished one of these orders: all stay pending, re-read
@@ -360,9 +479,9 @@ class ExecutionWorker:
             if not mine:
                 break
         while True:
-            start, claimed, *_ = self._reader.xautoclaim(self.stream, ORDERS_GROUP, self.consumer,
-                                                         min_idle_ms,
-                                                        start_id=start, count=100)
+            start, claimed, *_ = self._reader.xautoclaim(
+                self.stream, ORDERS_GROUP, self.consumer, min_idle_ms, start_id=start, count=100
+            )
             live = [(text(e), raw) for e, raw in claimed if raw]
             gone = [e for e, raw in claimed if not raw]  # deleted from the stream meanwhile
             if gone:
@@ -377,14 +496,24 @@ class ExecutionWorker:
         if not entries:
             return {}
         ids = [e for e, _ in entries]
-        rows = self.client.xpending_range(self.stream, ORDERS_GROUP, min=min(ids, key=_id_key),
-                                          max=max(ids, key=_id_key), count=len(ids) + 1000)
+        rows = self.client.xpending_range(
+            self.stream,
+            ORDERS_GROUP,
+            min=min(ids, key=_id_key),
+            max=max(ids, key=_id_key),
+            count=len(ids) + 1000,
+        )
         wanted = set(ids)
         counts = {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
         return {e: n for e, n in counts.items() if e in wanted}
 
-    def run(self, stop: threading.Event, block_ms: int = 500, max_orders: int | None = None,
-            reclaim_idle_ms: int = 30_000) -> int:
+    def run(
+        self,
+        stop: threading.Event,
+        block_ms: int = 500,
+        max_orders: int | None = None,
+        reclaim_idle_ms: int = 30_000,
+    ) -> int:
         """Consume until ``stop`` is set (or ``max_orders``); returns orders handled.
 
         Redis going away is survived (back-off 0.2 s doubling to 5 s, then a reclaim); any other error is
@@ -403,14 +532,17 @@ class ExecutionWorker:
                 backoff = 0.2
                 self.metrics.last_poll.set(time.time())
                 if time.monotonic() - last_beat >= 1.0:
-                    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                    self.client.set(self.schema.heartbeat(COMPONENT), f"{stamp} {self.consumer}",
-                                    ex=HEARTBEAT_TTL_S)
+                    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                    self.client.set(
+                        self.schema.heartbeat(COMPONENT), f"{stamp} {self.consumer}", ex=HEARTBEAT_TTL_S
+                    )
                     last_beat = time.monotonic()
             except redis.AuthenticationError as exc:  # a refused password never fixes itself by retrying
-                raise ServiceError(f"Redis refused this worker's credentials ({exc}): set QB_REDIS_PASSWORD, "
-                                   "or make the password file (<services_dir>/redis/password) readable to "
-                                   "it") from exc
+                raise ServiceError(
+                    f"Redis refused this worker's credentials ({exc}): set QB_REDIS_PASSWORD, "
+                    "or make the password file (<services_dir>/redis/password) readable to "
+                    "it"
+                ) from exc
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
                 self.metrics.reconnects.inc()
@@ -425,8 +557,9 @@ class ExecutionWorker:
 
     def _read_once(self, block_ms: int | None, start: str = ">") -> int:
         """Process one batch: new entries (``>``), or this consumer's own pending ones (``0``)."""
-        reply = self._reader.xreadgroup(ORDERS_GROUP, self.consumer, {self.stream: start}, count=BATCH,
-                                        block=block_ms)
+        reply = self._reader.xreadgroup(
+            ORDERS_GROUP, self.consumer, {self.stream: start}, count=BATCH, block=block_ms
+        )
         handled = 0
         for _stream, got in reply or []:
             batch = [(text(e), raw) for e, raw in got if raw]

@@ -19,8 +19,8 @@ from typing import Protocol
 
 import pandas as pd
 
-from quantbridge.errors import InputError, NoDataError
 from marketdata.quality import PRICE_COLUMNS
+from quantbridge.errors import InputError, NoDataError
 
 
 class PriceFeed(Protocol):
@@ -52,7 +52,12 @@ def skfolio_factor_prices() -> pd.DataFrame:
 
 
 def _to_long(wide: pd.DataFrame) -> pd.DataFrame:
-    long = wide.rename_axis(index="date", columns="ticker").stack(future_stack=True).rename("close").reset_index()
+    long = (
+        wide.rename_axis(index="date", columns="ticker")
+        .stack(future_stack=True)
+        .rename("close")
+        .reset_index()
+    )
     long["date"] = long["date"].dt.date
     long["close"] = long["close"].astype("float64")
     return long.loc[:, list(PRICE_COLUMNS)].sort_values(["date", "ticker"], ignore_index=True)
@@ -77,7 +82,9 @@ class SkfolioFeed:
         if self.tickers:
             unknown = sorted(set(self.tickers) - set(wide.columns))
             if unknown:
-                raise InputError("universe", ",".join(unknown), f"tickers of the feed: {', '.join(wide.columns)}")
+                raise InputError(
+                    "universe", ",".join(unknown), f"tickers of the feed: {', '.join(wide.columns)}"
+                )
             wide = wide.loc[:, list(self.tickers)]
         window = wide.loc[pd.Timestamp(start) : pd.Timestamp(end)]
         return _to_long(window)
@@ -102,12 +109,20 @@ class FileFeed:
         raw.columns = [str(c).strip().lower() for c in raw.columns]
         missing = [c for c in PRICE_COLUMNS if c not in raw.columns]
         if missing:
-            raise InputError(f"{self.path.name} columns", list(raw.columns), f"columns {', '.join(PRICE_COLUMNS)}",
-                             hint=f"missing: {', '.join(missing)}")
+            raise InputError(
+                f"{self.path.name} columns",
+                list(raw.columns),
+                f"columns {', '.join(PRICE_COLUMNS)}",
+                hint=f"missing: {', '.join(missing)}",
+            )
         extra = [c for c in raw.columns if c not in PRICE_COLUMNS]
         if extra:
-            raise InputError(f"{self.path.name} columns", list(raw.columns), f"exactly {', '.join(PRICE_COLUMNS)}",
-                             hint=f"unexpected: {', '.join(extra)}; nothing is dropped silently")
+            raise InputError(
+                f"{self.path.name} columns",
+                list(raw.columns),
+                f"exactly {', '.join(PRICE_COLUMNS)}",
+                hint=f"unexpected: {', '.join(extra)}; nothing is dropped silently",
+            )
         return raw
 
     def fetch(self, start: date, end: date) -> pd.DataFrame:
@@ -117,17 +132,21 @@ class FileFeed:
         bad = raw["date"].notna() & parsed_dates.isna()
         if bad.any():
             i = int(bad.idxmax())
-            raise InputError(f"{self.path.name} row {i + 2} date", raw.at[i, "date"], "a date like 2020-01-02")
+            raise InputError(
+                f"{self.path.name} row {i + 2} date", raw.at[i, "date"], "a date like 2020-01-02"
+            )
         close = pd.to_numeric(raw["close"], errors="coerce")
         bad = raw["close"].notna() & close.isna()
         if bad.any():
             i = int(bad.idxmax())
             raise InputError(f"{self.path.name} row {i + 2} close", raw.at[i, "close"], "a number")
-        frame = pd.DataFrame({
-            "date": parsed_dates.dt.date,
-            "ticker": raw["ticker"].where(raw["ticker"].isna(), raw["ticker"].astype(str).str.strip()),
-            "close": close.astype("float64"),
-        })
+        frame = pd.DataFrame(
+            {
+                "date": parsed_dates.dt.date,
+                "ticker": raw["ticker"].where(raw["ticker"].isna(), raw["ticker"].astype(str).str.strip()),
+                "close": close.astype("float64"),
+            }
+        )
         # Rows with no date cannot be placed in a partition: they are a schema error of the whole file.
         if frame["date"].isna().any():
             i = int(frame["date"].isna().idxmax())
@@ -140,6 +159,8 @@ def fetch_or_raise(feed: PriceFeed, start: date, end: date) -> pd.DataFrame:
     """Fetch, raising :class:`NoDataError` when the feed has no rows in the range."""
     batch = feed.fetch(start, end)
     if batch.empty:
-        raise NoDataError(f"feed {feed.name} has no prices between {start.isoformat()} and {end.isoformat()} "
-                          "(weekend, market holiday, or outside the feed's history)")
+        raise NoDataError(
+            f"feed {feed.name} has no prices between {start.isoformat()} and {end.isoformat()} "
+            "(weekend, market holiday, or outside the feed's history)"
+        )
     return batch

@@ -42,8 +42,14 @@ class StagedBatch:
     source: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "rows": self.rows,
-                "dates": [d.isoformat() for d in self.dates], "tickers": list(self.tickers), "source": self.source}
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "rows": self.rows,
+            "dates": [d.isoformat() for d in self.dates],
+            "tickers": list(self.tickers),
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,9 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     schema = pa.schema([("date", pa.date32()), ("ticker", pa.string()), ("close", pa.float64())])
-    table = pa.Table.from_pandas(frame.loc[:, ["date", "ticker", "close"]], schema=schema, preserve_index=False)
+    table = pa.Table.from_pandas(
+        frame.loc[:, ["date", "ticker", "close"]], schema=schema, preserve_index=False
+    )
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)  # atomic: a reader never sees half a batch
@@ -106,7 +114,9 @@ def stage(lake: Lake, feed: PriceFeed, start: date, end: date) -> StagedBatch:
 def read_staged(lake: Lake, start: date, end: date) -> pd.DataFrame:
     path = _staged_file(lake, start, end)
     if not path.is_file():
-        raise NoDataError(f"no staged batch for {start.isoformat()}..{end.isoformat()} at {path}: run the stage step first")
+        raise NoDataError(
+            f"no staged batch for {start.isoformat()}..{end.isoformat()} at {path}: run the stage step first"
+        )
     return pd.read_parquet(path)
 
 
@@ -176,7 +186,9 @@ def ingest_range(
     t0 = time.perf_counter()
     lake = Lake(settings.lake_root)
     staged = stage(lake, feed, start, end)
-    progress(f"staged {staged.rows} rows, {len(staged.dates)} date(s), {len(staged.tickers)} ticker(s) from {feed.name}")
+    progress(
+        f"staged {staged.rows} rows, {len(staged.dates)} date(s), {len(staged.tickers)} ticker(s) from {feed.name}"
+    )
     report = gate(lake, settings, start, end)
     progress(report.to_text(limit=10))
     if spark is None and set(report.failed_dates) != set(report.dates):

@@ -66,7 +66,13 @@ class Violation:
         value = self.value
         if isinstance(value, float) and not np.isfinite(value):
             value = None if np.isnan(value) else str(value)
-        return {"rule": self.rule, "date": self.date, "ticker": self.ticker, "column": self.column, "value": value}
+        return {
+            "rule": self.rule,
+            "date": self.date,
+            "ticker": self.ticker,
+            "column": self.column,
+            "value": value,
+        }
 
 
 @dataclass(frozen=True)
@@ -186,11 +192,28 @@ def _suite_spec(limits: GateLimits, dates: Sequence[date]) -> list[tuple[str, st
         ("missing", "ticker", gxe.ExpectColumnValuesToNotBeNull(column="ticker")),
         ("schema", "date", gxe.ExpectColumnValuesToNotBeNull(column="date_iso")),
         ("duplicate", "date,ticker", gxe.ExpectCompoundColumnsToBeUnique(column_list=["date_iso", "ticker"])),
-        ("non_positive", "close", gxe.ExpectColumnValuesToBeBetween(column="close", min_value=0, strict_min=True)),
-        ("stale", "stale_run", gxe.ExpectColumnValuesToBeBetween(column="stale_run", max_value=limits.max_stale_days)),
-        ("outlier", "ret", gxe.ExpectColumnValuesToBeBetween(
-            column="ret", min_value=limits.min_daily_return, max_value=limits.max_daily_return)),
-        ("xs_skew", "xs_skew", gxe.ExpectColumnValuesToBeBetween(column="xs_skew", min_value=-k, max_value=k)),
+        (
+            "non_positive",
+            "close",
+            gxe.ExpectColumnValuesToBeBetween(column="close", min_value=0, strict_min=True),
+        ),
+        (
+            "stale",
+            "stale_run",
+            gxe.ExpectColumnValuesToBeBetween(column="stale_run", max_value=limits.max_stale_days),
+        ),
+        (
+            "outlier",
+            "ret",
+            gxe.ExpectColumnValuesToBeBetween(
+                column="ret", min_value=limits.min_daily_return, max_value=limits.max_daily_return
+            ),
+        ),
+        (
+            "xs_skew",
+            "xs_skew",
+            gxe.ExpectColumnValuesToBeBetween(column="xs_skew", min_value=-k, max_value=k),
+        ),
     ]
 
 
@@ -208,7 +231,9 @@ def _run_gx(frame: pd.DataFrame, spec: list[tuple[str, str, Any]]) -> list[Any]:
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name="price_gates", data=batch_definition, suite=suite)
     )
-    result = validation.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
+    result = validation.run(
+        batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"}
+    )
     # GX may reorder results; match them back to our rules by expectation id.
     by_id = {r.expectation_config.id: r for r in result.results}
     return [by_id[e.id] for _, _, e in spec]
@@ -242,7 +267,9 @@ def validate_prices(
         for idx in dict.fromkeys(res.result.get("unexpected_index_list") or []):
             row = frame.loc[idx]
             day = row["date_iso"] if isinstance(row["date_iso"], str) else "?"
-            violations.append(Violation(rule, day, str(row["ticker"]), value_column, _plain(row[value_column])))
+            violations.append(
+                Violation(rule, day, str(row["ticker"]), value_column, _plain(row[value_column]))
+            )
     violations.sort(key=lambda v: (v.date, v.ticker, v.rule))
     return QualityReport(
         rows=len(batch),

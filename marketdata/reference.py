@@ -21,8 +21,14 @@ DATA_DIR = Path(__file__).with_name("reference_data")
 SCHEMAS: dict[str, dict[str, str]] = {
     "esg": {"ticker": "string", "sector": "string", "esg_score": "float64"},
     "curve": {"as_of": "date", "tenor_years": "float64", "par_rate": "float64"},
-    "bond_book": {"id": "string", "face": "float64", "coupon_rate": "float64", "maturity_date": "date",
-                  "coupon_frequency": "int64", "currency": "string"},
+    "bond_book": {
+        "id": "string",
+        "face": "float64",
+        "coupon_rate": "float64",
+        "maturity_date": "date",
+        "coupon_frequency": "int64",
+        "currency": "string",
+    },
     "fx": {"currency": "string", "notional": "float64", "spot_usd": "float64", "annual_vol": "float64"},
 }
 
@@ -58,7 +64,9 @@ def read_reference_csv(table: str, path: str | Path | None = None) -> pd.DataFra
         out[column] = typed.astype(kind) if kind not in {"date", "string"} else typed
     if table == "esg" and not out["esg_score"].between(0, 1).all():
         row = int((~out["esg_score"].between(0, 1)).idxmax())
-        raise InputError(f"{path.name} row {row + 1} esg_score", float(out.at[row, "esg_score"]), "a score in [0, 1]")
+        raise InputError(
+            f"{path.name} row {row + 1} esg_score", float(out.at[row, "esg_score"]), "a score in [0, 1]"
+        )
     return out
 
 
@@ -83,8 +91,10 @@ def read_reference(lake: Lake, table: str) -> pd.DataFrame:
     """A reference table from the lake (run :func:`load_reference_tables` first)."""
     path = lake.reference(table)
     if not path.is_file():
-        raise FileNotFoundError(f"reference table {table!r} is not in the lake at {path}: run `qb ingest` or the "
-                                "market_data_ingest DAG first (it loads the reference tables)")
+        raise FileNotFoundError(
+            f"reference table {table!r} is not in the lake at {path}: run `qb ingest` or the "
+            "market_data_ingest DAG first (it loads the reference tables)"
+        )
     return pd.read_parquet(path)
 
 

@@ -85,7 +85,9 @@ def write_prices(spark: Any, sources: Sequence[Path], lake: Lake) -> int:
     from pyspark.sql import functions as F
 
     frame = spark.read.parquet(*[str(p) for p in sources]).select(
-        F.col("date").cast("date").alias("date"), F.col("ticker").cast("string"), F.col("close").cast("double")
+        F.col("date").cast("date").alias("date"),
+        F.col("ticker").cast("string"),
+        F.col("close").cast("double"),
     )
     rows = frame.count()
     (

@@ -18,5 +18,11 @@ class QuantbridgePlugin(AirflowPlugin):
     name = "quantbridge"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "quantbridge risk dashboard"}]
     # href relative (no leading slash), as Airflow's UI resolves it against its base URL.
-    external_views = [{"name": "Risk dashboard", "href": URL_PREFIX.lstrip("/") + "/", "destination": "nav",
-                       "url_route": "risk_dashboard"}]
+    external_views = [
+        {
+            "name": "Risk dashboard",
+            "href": URL_PREFIX.lstrip("/") + "/",
+            "destination": "nav",
+            "url_route": "risk_dashboard",
+        }
+    ]

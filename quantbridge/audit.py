@@ -24,14 +24,14 @@ import math
 import os
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantbridge.errors import ConfigError, QuantbridgeError
 from quantbridge.lake import Lake
+from quantbridge.redis_client import text
 from quantbridge.redis_schema import RedisSchema
-from quantbridge.state import text
 
 if TYPE_CHECKING:  # cryptography is imported where keys are used: appends on the hot path do not need it
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -178,22 +178,40 @@ class Effects:
     xadd: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def __bool__(self) -> bool:
-        return any((self.create, self.update, self.ack, self.guards, self.set_keys, self.delete_keys,
-                    self.hset, self.hdel, self.hincr, self.xadd))
+        return any(
+            (
+                self.create,
+                self.update,
+                self.ack,
+                self.guards,
+                self.set_keys,
+                self.delete_keys,
+                self.hset,
+                self.hdel,
+                self.hincr,
+                self.xadd,
+            )
+        )
 
     def encode(self) -> tuple[list[str], list[Any], list[Any]]:
         """(keys after the 4 fixed ones, ARGV for the guards, ARGV for the effects) in the script's order."""
         if (self.create or self.update) and not self.state_key:
             raise ValueError("Effects.state_key is empty but create/update fields were given: name the hash")
         if self.ack and not (self.stream and self.group):
-            raise ValueError(f"Effects.ack has {len(self.ack)} ids but stream={self.stream!r}, "
-                             f"group={self.group!r}: both are required to acknowledge")
+            raise ValueError(
+                f"Effects.ack has {len(self.ack)} ids but stream={self.stream!r}, "
+                f"group={self.group!r}: both are required to acknowledge"
+            )
         keys: list[str] = []
         guards: list[Any] = [len(self.guards)]
         for key, field, expected in self.guards:
             keys.append(key)
-            guards += ["s" if field is None else "h", field or "", "0" if expected is None else "1",
-                       expected or ""]
+            guards += [
+                "s" if field is None else "h",
+                field or "",
+                "0" if expected is None else "1",
+                expected or "",
+            ]
         tail: list[Any] = [len(self.create)]
         for pair in self.create:
             tail += pair
@@ -220,8 +238,9 @@ class Effects:
         tail.append(len(self.hincr))
         for key, field, amount in self.hincr:
             if not math.isfinite(float(amount)):
-                raise ValueError(f"Effects.hincr amount for {key} field {field} is {amount!r}: "
-                                 "must be finite")
+                raise ValueError(
+                    f"Effects.hincr amount for {key} field {field} is {amount!r}: must be finite"
+                )
             keys.append(key)
             tail += [field, repr(float(amount))]
         tail.append(len(self.xadd))
@@ -252,8 +271,9 @@ class AuditWriter:
         """Append (kind, ref, payload) entries in order, atomically; returns [(stream id, hash)]."""
         return self.commit(entries)[0]
 
-    def commit(self, entries: list[tuple[str, str, dict[str, Any]]],
-               effects: Effects = Effects()) -> tuple[list[tuple[str, str]], list[bool]]:
+    def commit(
+        self, entries: list[tuple[str, str, dict[str, Any]]], effects: Effects = Effects()
+    ) -> tuple[list[tuple[str, str]], list[bool]]:
         """Append ``entries`` and apply ``effects`` atomically; returns ([(stream id, hash)], [created per
         ``effects.create`` field]). Raises :class:`GuardFailed` (nothing written) when a guard fails."""
         pending = self._prepare(entries, effects)
@@ -261,8 +281,9 @@ class AuditWriter:
             return [], []
         return self.settle(pending, self._script(keys=pending[0], args=pending[1]))
 
-    def queue(self, pipe: Any, entries: list[tuple[str, str, dict[str, Any]]],
-              effects: Effects = Effects()) -> Any:
+    def queue(
+        self, pipe: Any, entries: list[tuple[str, str, dict[str, Any]]], effects: Effects = Effects()
+    ) -> Any:
         """Queue :meth:`commit`'s first attempt on a redis pipeline (one round trip with its other commands);
         pass the pipeline's reply for it to :meth:`settle`. Returns None when there is nothing to do."""
         pending = self._prepare(entries, effects)
@@ -293,8 +314,13 @@ class AuditWriter:
         if not entries and not effects:
             return None
         extra_keys, guards, tail = effects.encode()
-        keys = [self.head_key, self.stream, effects.state_key or self.head_key, effects.stream or self.stream,
-                *extra_keys]
+        keys = [
+            self.head_key,
+            self.stream,
+            effects.state_key or self.head_key,
+            effects.stream or self.stream,
+            *extra_keys,
+        ]
         expected = GENESIS
         if entries:
             expected = self._head
@@ -303,7 +329,7 @@ class AuditWriter:
         prev, args, hashes = expected, [], []
         for kind, ref, payload in entries:
             body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-            ts = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+            ts = datetime.now(UTC).isoformat(timespec="microseconds")
             digest = entry_hash(prev, kind, ref, ts, body)
             args += [kind, ref, ts, body, prev, digest]
             hashes.append(digest)
@@ -344,24 +370,32 @@ def load_signing_key(key_path: Path, *, create: bool = True) -> Ed25519PrivateKe
             key_path.parent.mkdir(parents=True)
             os.chmod(key_path.parent, 0o700)  # whatever the umask; a folder that existed is left as it is
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         # Created 0600 (never readable by others, not even briefly); O_EXCL: never overwrite a key.
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(pem)
-        public_key_path(key_path).write_bytes(key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        public_key_path(key_path).write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
         return key
     mode = stat.S_IMODE(key_path.stat().st_mode)
     if mode & 0o077:
-        raise ConfigError("audit_key_path", str(key_path),
-                          f"a key file only its owner can read (mode 0600), found mode {mode:04o}: "
-                          f"run `chmod 600 {key_path}`")
+        raise ConfigError(
+            "audit_key_path",
+            str(key_path),
+            f"a key file only its owner can read (mode 0600), found mode {mode:04o}: "
+            f"run `chmod 600 {key_path}`",
+        )
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError("audit_key_path", str(key_path),
-                          f"an Ed25519 private key, found {type(key).__name__}")
+        raise ConfigError(
+            "audit_key_path", str(key_path), f"an Ed25519 private key, found {type(key).__name__}"
+        )
     return key
 
 
@@ -375,8 +409,9 @@ def load_public_key(key_path: Path) -> Ed25519PublicKey | None:
     if pub.exists():
         key = serialization.load_pem_public_key(pub.read_bytes())
         if not isinstance(key, Ed25519PublicKey):
-            raise ConfigError("audit_key_path", str(pub),
-                              f"an Ed25519 public key, found {type(key).__name__}")
+            raise ConfigError(
+                "audit_key_path", str(pub), f"an Ed25519 public key, found {type(key).__name__}"
+            )
         return key
     if key_path.exists():
         return load_signing_key(key_path, create=False).public_key()
@@ -395,8 +430,9 @@ def _signed_bytes(record: dict[str, Any]) -> bytes:
     return canonical(CHECKPOINT_TAG, str(record["entries"]), record["hash"], record["entry_id"], record["at"])
 
 
-def checkpoint(client: Any, schema: RedisSchema, lake: Lake, signing_key: Ed25519PrivateKey,
-               now: datetime | None = None) -> dict[str, Any]:
+def checkpoint(
+    client: Any, schema: RedisSchema, lake: Lake, signing_key: Ed25519PrivateKey, now: datetime | None = None
+) -> dict[str, Any]:
     """Sign (entry count, head hash, head entry id, time) and append it to :func:`checkpoints_path`.
 
     The count, the last entry and the head are read in one MULTI, so they describe one state of the chain;
@@ -415,10 +451,12 @@ def checkpoint(client: Any, schema: RedisSchema, lake: Lake, signing_key: Ed2551
     last_hash = {text(k): text(v) for k, v in raw.items()}.get("hash")
     head = text(head) if head is not None else None
     if head != last_hash:
-        raise ChainBroken(f"audit head {head!r} is not the last entry's hash {last_hash!r} (entry "
-                          f"{text(entry_id)}): the chain is broken, run `qb audit verify` instead of "
-                          "signing it")
-    at = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+        raise ChainBroken(
+            f"audit head {head!r} is not the last entry's hash {last_hash!r} (entry "
+            f"{text(entry_id)}): the chain is broken, run `qb audit verify` instead of "
+            "signing it"
+        )
+    at = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     record: dict[str, Any] = {"entries": int(count), "hash": head, "entry_id": text(entry_id), "at": at}
     record["key"] = fingerprint(signing_key.public_key())
     record["signature"] = base64.b64encode(signing_key.sign(_signed_bytes(record))).decode()
@@ -431,8 +469,9 @@ def checkpoint(client: Any, schema: RedisSchema, lake: Lake, signing_key: Ed2551
     return record
 
 
-def _read_checkpoints(lake: Lake, public_key: Ed25519PublicKey | None
-                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _read_checkpoints(
+    lake: Lake, public_key: Ed25519PublicKey | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(trusted checkpoints, rejected ones with line and reason), each in file order."""
     from cryptography.exceptions import InvalidSignature
 
@@ -459,8 +498,9 @@ def _read_checkpoints(lake: Lake, public_key: Ed25519PublicKey | None
             rejected.append({"line": number, "reason": "no public key to check its signature"})
             continue
         if cp["key"] != expected_key:
-            rejected.append({"line": number,
-                             "reason": f"signed by key {cp['key']}, not the trusted {expected_key}"})
+            rejected.append(
+                {"line": number, "reason": f"signed by key {cp['key']}, not the trusted {expected_key}"}
+            )
             continue
         try:
             public_key.verify(base64.b64decode(cp["signature"], validate=True), _signed_bytes(cp))
@@ -475,8 +515,14 @@ def _checkpoint_shape(cp: Any) -> str:
     """Why a parsed checkpoint line is malformed ('' when it is well formed)."""
     if not isinstance(cp, dict):
         return "not a JSON object"
-    for name, kind in (("entries", int), ("hash", str), ("entry_id", str), ("at", str), ("key", str),
-                       ("signature", str)):
+    for name, kind in (
+        ("entries", int),
+        ("hash", str),
+        ("entry_id", str),
+        ("at", str),
+        ("key", str),
+        ("signature", str),
+    ):
         if not isinstance(cp.get(name), kind) or isinstance(cp.get(name), bool):
             return f"field {name} missing or not {kind.__name__}: {cp.get(name)!r}"
     return ""
@@ -510,8 +556,13 @@ def _break(count: int, entry_id: str | None, reason: str, **extra: Any) -> dict[
     return {"ok": False, "entries_checked": count, "first_bad": entry_id, "reason": reason, **extra}
 
 
-def verify(client: Any, schema: RedisSchema, lake: Lake | None = None,
-           public_key: Ed25519PublicKey | None = None, batch: int = 1000) -> dict[str, Any]:
+def verify(
+    client: Any,
+    schema: RedisSchema,
+    lake: Lake | None = None,
+    public_key: Ed25519PublicKey | None = None,
+    batch: int = 1000,
+) -> dict[str, Any]:
     """Walk the chain and check it against the signed checkpoints in ``lake``.
 
     ``ok`` False names the first break: ``first_bad`` (entry id) and ``reason`` (edited, deleted, reordered,
@@ -541,8 +592,9 @@ def verify(client: Any, schema: RedisSchema, lake: Lake | None = None,
             if problem is not None:
                 return _break(count, eid, f"malformed entry: {problem[1]}", field=problem[0])
             if fields["prev"] != prev:
-                return _break(count, eid, "prev-hash mismatch: an entry before it was deleted, inserted or "
-                                          "reordered")
+                return _break(
+                    count, eid, "prev-hash mismatch: an entry before it was deleted, inserted or reordered"
+                )
             if entry_hash(*(fields[name] for name in _HASHED)) != fields["hash"]:
                 return _break(count, eid, "content does not match its hash: the entry was edited")
             prev, count, last_id = fields["hash"], count + 1, eid
@@ -553,21 +605,46 @@ def verify(client: Any, schema: RedisSchema, lake: Lake | None = None,
     if head != prev:
         return _break(count, last_id, "the head hash is not the last entry's: entries after it were removed")
     for cp in sorted(trusted, key=lambda c: c["line"], reverse=True):
-        where = (f"signed checkpoint at line {cp['line']} ({cp['at']}: {cp['entries']} entries, "
-                 f"last {cp['entry_id']})")
+        where = (
+            f"signed checkpoint at line {cp['line']} ({cp['at']}: {cp['entries']} entries, "
+            f"last {cp['entry_id']})"
+        )
         if cp["entries"] > count:
-            return _break(count, cp["entry_id"], f"the chain holds {count} entries, fewer than the {where}: "
-                          "entries were deleted together with the head", checkpoint=cp,
-                          checkpoints_rejected=rejected)
+            return _break(
+                count,
+                cp["entry_id"],
+                f"the chain holds {count} entries, fewer than the {where}: "
+                "entries were deleted together with the head",
+                checkpoint=cp,
+                checkpoints_rejected=rejected,
+            )
         if seen.get(cp["entries"]) != (cp["entry_id"], cp["hash"]):
             got = seen.get(cp["entries"], ("?", "?"))
-            return _break(count, got[0], f"entry number {cp['entries']} is {got[0]} with hash {got[1]}, not "
-                          f"the {where} with hash {cp['hash']}: history up to it was rewritten",
-                          checkpoint=cp, checkpoints_rejected=rejected)
+            return _break(
+                count,
+                got[0],
+                f"entry number {cp['entries']} is {got[0]} with hash {got[1]}, not "
+                f"the {where} with hash {cp['hash']}: history up to it was rewritten",
+                checkpoint=cp,
+                checkpoints_rejected=rejected,
+            )
     newest = trusted[-1] if trusted else None
     if rejected and lake is not None:
-        return _break(count, None, f"{len(rejected)} checkpoint line(s) of {checkpoints_path(lake)} are not "
-                      f"trusted (first: line {rejected[0]['line']}, {rejected[0]['reason']})",
-                      checkpoint=newest, checkpoints_rejected=rejected, head=head)
-    return {"ok": True, "entries_checked": count, "head": head, "first_bad": None, "reason": None,
-            "checkpoint": newest, "checkpoints_rejected": []}
+        return _break(
+            count,
+            None,
+            f"{len(rejected)} checkpoint line(s) of {checkpoints_path(lake)} are not "
+            f"trusted (first: line {rejected[0]['line']}, {rejected[0]['reason']})",
+            checkpoint=newest,
+            checkpoints_rejected=rejected,
+            head=head,
+        )
+    return {
+        "ok": True,
+        "entries_checked": count,
+        "head": head,
+        "first_bad": None,
+        "reason": None,
+        "checkpoint": newest,
+        "checkpoints_rejected": [],
+    }

@@ -11,12 +11,12 @@ An operator's switch is never taken over by a non-operator, so the sensor can ne
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from quantbridge.audit import AuditWriter, Effects, GuardFailed
+from quantbridge.redis_client import text
 from quantbridge.redis_schema import RedisSchema
-from quantbridge.state import text
 
 OPERATOR_PREFIX = "operator:"
 #: ``reason`` of a switch whose stored value is not a JSON object: it still blocks (fail closed).
@@ -43,11 +43,12 @@ def read(client: Any, schema: RedisSchema) -> dict[str, Any] | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def engage(client: Any, schema: RedisSchema, *, by: str, reason: str,
-           details: dict[str, Any] | None = None) -> bool:
+def engage(
+    client: Any, schema: RedisSchema, *, by: str, reason: str, details: dict[str, Any] | None = None
+) -> bool:
     """Set the switch with a ``kill_switch_set`` audit entry, in one Lua call; returns whether it wrote.
 
     Writes nothing (False) when the switch is already set by the same ``by``, or when it is set by an
@@ -56,8 +57,9 @@ def engage(client: Any, schema: RedisSchema, *, by: str, reason: str,
     the switch changes between the read and the write, the decision is made again on the new value.
     """
     if not by or not reason:
-        raise ValueError(f"kill switch engage needs a non-empty by and reason, got by={by!r}, "
-                         f"reason={reason!r}")
+        raise ValueError(
+            f"kill switch engage needs a non-empty by and reason, got by={by!r}, reason={reason!r}"
+        )
     key = schema.key("kill_switch")
     writer = AuditWriter(client, schema)
     for _ in range(_ATTEMPTS):
@@ -71,24 +73,30 @@ def engage(client: Any, schema: RedisSchema, *, by: str, reason: str,
         record = {**(details or {}), "reason": reason, "by": by, "at": _now()}
         value = json.dumps(record, sort_keys=True, default=str)
         try:
-            writer.commit([("kill_switch_set", by, {**record, "previous": current})],
-                          Effects(guards=((key, None, raw),), set_keys=((key, value),)))
+            writer.commit(
+                [("kill_switch_set", by, {**record, "previous": current})],
+                Effects(guards=((key, None, raw),), set_keys=((key, value),)),
+            )
         except GuardFailed:
             continue  # changed under us: decide again on what is there now
         return True
-    raise RuntimeError(f"kill switch {key} changed under every one of {_ATTEMPTS} attempts to engage it "
-                       f"(by={by!r}); it was not written")
+    raise RuntimeError(
+        f"kill switch {key} changed under every one of {_ATTEMPTS} attempts to engage it "
+        f"(by={by!r}); it was not written"
+    )
 
 
-def release(client: Any, schema: RedisSchema, *, by: str, reason: str,
-            only_if_set_by: str | None = None) -> bool:
+def release(
+    client: Any, schema: RedisSchema, *, by: str, reason: str, only_if_set_by: str | None = None
+) -> bool:
     """Delete the switch with a ``kill_switch_cleared`` audit entry, in one Lua call; returns whether it
     cleared. With ``only_if_set_by``, only a switch whose ``by`` equals it is cleared. The delete is guarded
     on the exact value read, so a switch that changed meanwhile (e.g. an operator's replacing the sensor's)
     is left set and False is returned: releasing never clears a switch it has not seen."""
     if not by or not reason:
-        raise ValueError(f"kill switch release needs a non-empty by and reason, got by={by!r}, "
-                         f"reason={reason!r}")
+        raise ValueError(
+            f"kill switch release needs a non-empty by and reason, got by={by!r}, reason={reason!r}"
+        )
     key = schema.key("kill_switch")
     got = client.get(key)
     if got is None:
@@ -99,8 +107,9 @@ def release(client: Any, schema: RedisSchema, *, by: str, reason: str,
         return False
     payload = {"reason": reason, "by": by, "at": _now(), "cleared": current}
     try:
-        AuditWriter(client, schema).commit([("kill_switch_cleared", by, payload)],
-                                           Effects(guards=((key, None, raw),), delete_keys=(key,)))
+        AuditWriter(client, schema).commit(
+            [("kill_switch_cleared", by, payload)], Effects(guards=((key, None, raw),), delete_keys=(key,))
+        )
     except GuardFailed:
         return False
     return True

@@ -69,7 +69,11 @@ class Lake:
     def quarantined_dates(self) -> list[date]:
         if not self.quarantine_root.is_dir():
             return []
-        return sorted(date.fromisoformat(c.name[5:]) for c in self.quarantine_root.iterdir() if c.name.startswith("date="))
+        return sorted(
+            date.fromisoformat(c.name[5:])
+            for c in self.quarantine_root.iterdir()
+            if c.name.startswith("date=")
+        )
 
     def read_prices(
         self, start: date | None = None, end: date | None = None, last_n_dates: int | None = None
@@ -85,10 +89,16 @@ class Lake:
         if last_n_dates is not None:
             days = days[-last_n_dates:] if last_n_dates > 0 else []
         if not days:
-            return pd.DataFrame({"date": pd.Series(dtype=object), "ticker": pd.Series(dtype=object),
-                                 "close": pd.Series(dtype="float64")})
+            return pd.DataFrame(
+                {
+                    "date": pd.Series(dtype=object),
+                    "ticker": pd.Series(dtype=object),
+                    "close": pd.Series(dtype="float64"),
+                }
+            )
         dataset = ds.dataset(
-            self.prices, format="parquet",
+            self.prices,
+            format="parquet",
             partitioning=ds.partitioning(pa.schema([("date", pa.date32())]), flavor="hive"),
         )
         table = dataset.to_table(

@@ -48,32 +48,45 @@ class SubmitOrder:
             value = getattr(self, name)
             hidden = next((c for c in value if unicodedata.category(c) in _HIDDEN), None)
             if hidden is not None:
-                raise InputError(name, value[:80],
-                                 f"text without control or format characters (found U+{ord(hidden):04X})")
+                raise InputError(
+                    name, value[:80], f"text without control or format characters (found U+{ord(hidden):04X})"
+                )
         if not _TICKER.fullmatch(self.ticker):
             raise InputError("ticker", self.ticker, "an upper-case ticker such as AAPL")
         if self.side not in SIDES:
             raise InputError("side", self.side, "BUY or SELL")
         for name in ("quantity", "reference_price"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 raise InputError(name, value, "a positive finite number")
         limit = self.limit_price
-        if limit is not None and (not isinstance(limit, (int, float)) or isinstance(limit, bool)
-                                  or not math.isfinite(limit) or limit <= 0):
+        if limit is not None and (
+            not isinstance(limit, (int, float))
+            or isinstance(limit, bool)
+            or not math.isfinite(limit)
+            or limit <= 0
+        ):
             raise InputError("limit_price", self.limit_price, "a positive finite number or None (no limit)")
 
     def to_dict(self) -> dict[str, str]:
         """Flat string fields, as a Redis stream entry (``limit_price`` only when there is one)."""
-        out = {k: str(v) for k, v in asdict(self).items()
-               if k != "explanation" and not (k == "limit_price" and v is None)}
+        out = {
+            k: str(v)
+            for k, v in asdict(self).items()
+            if k != "explanation" and not (k == "limit_price" and v is None)
+        }
         out["explanation"] = json.dumps(self.explanation, sort_keys=True)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[Any, Any]) -> SubmitOrder:
         """Parse a stream entry (bytes or text); raises InputError naming the bad field."""
-        from quantbridge.state import text
+        from quantbridge.redis_client import text
 
         fields = {text(k): text(v) for k, v in data.items()}
         required = ("order_id", "ts", "strategy", "ticker", "side", "quantity", "reference_price")
@@ -85,7 +98,9 @@ class SubmitOrder:
             if name not in fields:
                 continue  # only limit_price is optional: the required ones were checked above
             if not _NUMBER.fullmatch(fields[name]):
-                raise InputError(name, fields[name][:80], "a number in plain ASCII decimal notation, e.g. 150.25")
+                raise InputError(
+                    name, fields[name][:80], "a number in plain ASCII decimal notation, e.g. 150.25"
+                )
             numbers[name] = float(fields[name])
         raw = fields.get("explanation", "{}")
         if len(raw) > MAX_EXPLANATION_CHARS:
@@ -94,5 +109,13 @@ class SubmitOrder:
             explanation = {str(k): float(v) for k, v in json.loads(raw).items()}
         except (ValueError, AttributeError, TypeError):
             raise InputError("explanation", raw[:80], "a JSON object feature -> contribution") from None
-        return cls(order_id=fields["order_id"], ts=fields["ts"], strategy=fields["strategy"], ticker=fields["ticker"],
-                   side=fields["side"], model_version=fields.get("model_version", ""), explanation=explanation, **numbers)
+        return cls(
+            order_id=fields["order_id"],
+            ts=fields["ts"],
+            strategy=fields["strategy"],
+            ticker=fields["ticker"],
+            side=fields["side"],
+            model_version=fields.get("model_version", ""),
+            explanation=explanation,
+            **numbers,
+        )

@@ -22,54 +22,159 @@ class RedisKey:
 
 
 KEYS: tuple[RedisKey, ...] = (
-    RedisKey("orders", "orders", "stream (consumer group `workers`)", "strategy rebalance, `qb order`",
-             "execution worker", "Orders to execute; one entry per order, fields of the order message."),
-    RedisKey("dead_letter", "orders:dead", "stream", "execution worker", "operators, dashboard",
-             "Malformed or undeliverable orders with the reason."),
-    RedisKey("fills", "fills", "stream", "execution worker", "reconciliation, dashboard",
-             "Every (partial) fill with venue, price, quantity, fees."),
-    RedisKey("positions", "positions", "hash ticker -> quantity", "execution worker",
-             "VaR sensor, rebalance, reconciliation", "Current position per ticker (shares)."),
-    RedisKey("risk_current", "risk:current", "hash", "VaR sensor", "dashboard, execution worker",
-             "Latest VaR/CVaR figures, model, backend, timestamp."),
-    RedisKey("risk_history", "risk:history", "stream", "VaR sensor", "dashboard, nightly report",
-             "History of VaR/CVaR refreshes."),
-    RedisKey("kill_switch", "risk:kill_switch", "string (JSON: reason, by, at) or absent",
-             "VaR sensor, operators (`qb kill-switch`, dashboard), through `quantbridge.kill_switch`",
-             "execution worker", "Present while risk-increasing orders are blocked; every set/clear lands with "
-             "its audit entry; the sensor never clears an operator's switch."),
-    RedisKey("alerts", "alerts", "pub/sub channel", "VaR sensor, quality gates", "operators, dashboard",
-             "Alert messages (JSON)."),
-    RedisKey("stress_ledger", "stress:ledger", "stream", "nightly stress", "retraining, dashboard",
-             "Stress outcomes, one entry per scenario and position."),
-    RedisKey("audit", "audit", "stream (hash chain)", "every state change: execution worker, VaR sensor, "
-             "operators", "auditors, `qb audit verify`", "Tamper-evident audit chain: orders, verdicts, state "
-             "transitions, fills, dead letters, kill switch, limits loaded."),
-    RedisKey("explanations", "orders:explanations", "hash order_id -> JSON", "strategy rebalance",
-             "`qb explain`, audit, dashboard", "SHAP explanation of every order: model version, base value, "
-             "prediction, contribution per feature."),
-    RedisKey("audit_head", "audit:head", "string (hash of the last audit entry)", "every audit writer",
-             "`qb audit verify`", "Head of the audit hash chain; appends check and move it in one Lua script "
-             "(a stale head is refused)."),
-    RedisKey("order_state", "orders:state", "hash order_id -> JSON (state, filled, history, children)",
-             "execution worker", "execution worker, reconciliation, dashboard", "FIX-style state of every order: "
-             "NEW, PARTIALLY_FILLED, FILLED, CANCELLED (unfilled rest) or REJECTED; makes processing idempotent "
-             "per order id."),
-    RedisKey("heartbeat", "heartbeat:{component}", "string (ISO timestamp) with TTL",
-             "VaR sensor, execution worker", "`qb status`, dashboard", "Liveness of a long-running process."),
-    RedisKey("inflight", "orders:inflight", "hash order_id -> JSON (ticker, side, remaining)",
-             "execution worker (Lua, with the order's state and audit entry)", "execution worker",
-             "Shares of accepted orders not yet filled, reserved when an order is accepted and released on its "
-             "fill or cancel: limits and the kill switch count them, so racing workers cannot together breach "
-             "a limit."),
-    RedisKey("inflight_rev", "orders:inflight:rev", "hash ticker -> revision", "execution worker (Lua)",
-             "execution worker", "Bumped by every reservation: a worker's decision commits only if the "
-             "revisions it decided on are unchanged (otherwise it reads again and decides again)."),
-    RedisKey("marks", "marks", "hash ticker -> price", "price feeds, simulated venues (mid)",
-             "execution worker", "Trusted marks fresher than the lake's last close; limits and venues price "
-             "orders at the mark, never only at the order's own reference price."),
-    RedisKey("ingest_last", "ingest:last", "hash", "market_data_ingest DAG, `qb ingest`", "`qb status`, dashboard",
-             "Last ingested date, rows, tickers, run id and time."),
+    RedisKey(
+        "orders",
+        "orders",
+        "stream (consumer group `workers`)",
+        "strategy rebalance, `qb order`",
+        "execution worker",
+        "Orders to execute; one entry per order, fields of the order message.",
+    ),
+    RedisKey(
+        "dead_letter",
+        "orders:dead",
+        "stream",
+        "execution worker",
+        "operators, dashboard",
+        "Malformed or undeliverable orders with the reason.",
+    ),
+    RedisKey(
+        "fills",
+        "fills",
+        "stream",
+        "execution worker",
+        "reconciliation, dashboard",
+        "Every (partial) fill with venue, price, quantity, fees.",
+    ),
+    RedisKey(
+        "positions",
+        "positions",
+        "hash ticker -> quantity",
+        "execution worker",
+        "VaR sensor, rebalance, reconciliation",
+        "Current position per ticker (shares).",
+    ),
+    RedisKey(
+        "risk_current",
+        "risk:current",
+        "hash",
+        "VaR sensor",
+        "dashboard, execution worker",
+        "Latest VaR/CVaR figures, model, backend, timestamp.",
+    ),
+    RedisKey(
+        "risk_history",
+        "risk:history",
+        "stream",
+        "VaR sensor",
+        "dashboard, nightly report",
+        "History of VaR/CVaR refreshes.",
+    ),
+    RedisKey(
+        "kill_switch",
+        "risk:kill_switch",
+        "string (JSON: reason, by, at) or absent",
+        "VaR sensor, operators (`qb kill-switch`, dashboard), through `quantbridge.kill_switch`",
+        "execution worker",
+        "Present while risk-increasing orders are blocked; every set/clear lands with "
+        "its audit entry; the sensor never clears an operator's switch.",
+    ),
+    RedisKey(
+        "alerts",
+        "alerts",
+        "pub/sub channel",
+        "VaR sensor, quality gates",
+        "operators, dashboard",
+        "Alert messages (JSON).",
+    ),
+    RedisKey(
+        "stress_ledger",
+        "stress:ledger",
+        "stream",
+        "nightly stress",
+        "retraining, dashboard",
+        "Stress outcomes, one entry per scenario and position.",
+    ),
+    RedisKey(
+        "audit",
+        "audit",
+        "stream (hash chain)",
+        "every state change: execution worker, VaR sensor, operators",
+        "auditors, `qb audit verify`",
+        "Tamper-evident audit chain: orders, verdicts, state "
+        "transitions, fills, dead letters, kill switch, limits loaded.",
+    ),
+    RedisKey(
+        "explanations",
+        "orders:explanations",
+        "hash order_id -> JSON",
+        "strategy rebalance",
+        "`qb explain`, audit, dashboard",
+        "SHAP explanation of every order: model version, base value, prediction, contribution per feature.",
+    ),
+    RedisKey(
+        "audit_head",
+        "audit:head",
+        "string (hash of the last audit entry)",
+        "every audit writer",
+        "`qb audit verify`",
+        "Head of the audit hash chain; appends check and move it in one Lua script "
+        "(a stale head is refused).",
+    ),
+    RedisKey(
+        "order_state",
+        "orders:state",
+        "hash order_id -> JSON (state, filled, history, children)",
+        "execution worker",
+        "execution worker, reconciliation, dashboard",
+        "FIX-style state of every order: "
+        "NEW, PARTIALLY_FILLED, FILLED, CANCELLED (unfilled rest) or REJECTED; makes processing idempotent "
+        "per order id.",
+    ),
+    RedisKey(
+        "heartbeat",
+        "heartbeat:{component}",
+        "string (ISO timestamp) with TTL",
+        "VaR sensor, execution worker",
+        "`qb status`, dashboard",
+        "Liveness of a long-running process.",
+    ),
+    RedisKey(
+        "inflight",
+        "orders:inflight",
+        "hash order_id -> JSON (ticker, side, remaining)",
+        "execution worker (Lua, with the order's state and audit entry)",
+        "execution worker",
+        "Shares of accepted orders not yet filled, reserved when an order is accepted and released on its "
+        "fill or cancel: limits and the kill switch count them, so racing workers cannot together breach "
+        "a limit.",
+    ),
+    RedisKey(
+        "inflight_rev",
+        "orders:inflight:rev",
+        "hash ticker -> revision",
+        "execution worker (Lua)",
+        "execution worker",
+        "Bumped by every reservation: a worker's decision commits only if the "
+        "revisions it decided on are unchanged (otherwise it reads again and decides again).",
+    ),
+    RedisKey(
+        "marks",
+        "marks",
+        "hash ticker -> price",
+        "price feeds, simulated venues (mid)",
+        "execution worker",
+        "Trusted marks fresher than the lake's last close; limits and venues price "
+        "orders at the mark, never only at the order's own reference price.",
+    ),
+    RedisKey(
+        "ingest_last",
+        "ingest:last",
+        "hash",
+        "market_data_ingest DAG, `qb ingest`",
+        "`qb status`, dashboard",
+        "Last ingested date, rows, tickers, run id and time.",
+    ),
 )
 
 _BY_NAME = {k.name: k for k in KEYS}

@@ -68,16 +68,22 @@ def read_password_file(path: Path) -> str:
     except FileNotFoundError:
         return ""
     if mode & 0o077:
-        raise ConfigError("redis password file", str(path),
-                          f"a file only its owner can read or write (mode 0600), not mode {mode:04o}: "
-                          f"run `chmod 600 {path}`")
+        raise ConfigError(
+            "redis password file",
+            str(path),
+            f"a file only its owner can read or write (mode 0600), not mode {mode:04o}: "
+            f"run `chmod 600 {path}`",
+        )
     try:
         password = path.read_text().strip()
     except OSError as exc:
         raise ConfigError("redis password file", str(path), f"a file this user can read ({exc})") from None
     if not password:
-        raise ConfigError("redis password file", str(path),
-                          "a non-empty password: delete the file and run `make services` to generate one")
+        raise ConfigError(
+            "redis password file",
+            str(path),
+            "a non-empty password: delete the file and run `make services` to generate one",
+        )
     return password
 
 
@@ -162,23 +168,41 @@ class Settings:
         if self.max_cross_sectional_skew <= 0:
             raise ConfigError("max_cross_sectional_skew", self.max_cross_sectional_skew, "a positive number")
         if self.history_days < self.max_stale_days + 1:
-            raise ConfigError("history_days", self.history_days, f"at least max_stale_days + 1 = {self.max_stale_days + 1}")
+            raise ConfigError(
+                "history_days", self.history_days, f"at least max_stale_days + 1 = {self.max_stale_days + 1}"
+            )
         if self.risk_stale_s < 0:
-            raise ConfigError("risk_stale_s", self.risk_stale_s, "seconds >= 0 (0 = three VaR sensor intervals)")
+            raise ConfigError(
+                "risk_stale_s", self.risk_stale_s, "seconds >= 0 (0 = three VaR sensor intervals)"
+            )
         if self.max_deliveries < 1:
             raise ConfigError("max_deliveries", self.max_deliveries, "an integer >= 1")
         if self.array_backend not in {"auto", "gpu", "cpu"}:
             raise ConfigError("array_backend", self.array_backend, "one of auto, gpu, cpu")
-        if self.var_model not in {"normal", "student_t", "ewma", "historical", "filtered_historical",
-                                  "filtered_historical_portfolio"}:  # risk.var.VAR_MODELS
-            raise ConfigError("var_model", self.var_model, "one of normal, student_t, ewma, historical, "
-                                                           "filtered_historical, filtered_historical_portfolio")
+        if self.var_model not in {
+            "normal",
+            "student_t",
+            "ewma",
+            "historical",
+            "filtered_historical",
+            "filtered_historical_portfolio",
+        }:  # risk.var.VAR_MODELS
+            raise ConfigError(
+                "var_model",
+                self.var_model,
+                "one of normal, student_t, ewma, historical, "
+                "filtered_historical, filtered_historical_portfolio",
+            )
         if not 0.5 <= self.var_confidence < 1:
             raise ConfigError("var_confidence", self.var_confidence, "a number in [0.5, 1)")
         if self.var_horizon_days < 1 or self.var_window < 20:
-            raise ConfigError("var_horizon_days/var_window", (self.var_horizon_days, self.var_window), ">= 1 and >= 20")
+            raise ConfigError(
+                "var_horizon_days/var_window", (self.var_horizon_days, self.var_window), ">= 1 and >= 20"
+            )
         if self.var_interval_s <= 0 or self.var_limit <= 0:
-            raise ConfigError("var_interval_s/var_limit", (self.var_interval_s, self.var_limit), "positive numbers")
+            raise ConfigError(
+                "var_interval_s/var_limit", (self.var_interval_s, self.var_limit), "positive numbers"
+            )
         if self.train_stress_weight < 0:
             raise ConfigError("train_stress_weight", self.train_stress_weight, "a number >= 0 (0 = off)")
         if not 0 < self.var_clear_ratio <= 1:
@@ -190,16 +214,23 @@ class Settings:
         except ValueError:
             scheme = ""
         if scheme not in {"redis", "rediss", "unix"}:
-            raise ConfigError("redis_url", shown_url,
-                              "a redis://, rediss:// or unix:// URL with a numeric port")
-        tls_files = {"redis_tls_ca_cert": self.redis_tls_ca_cert, "redis_tls_cert": self.redis_tls_cert,
-                     "redis_tls_key": self.redis_tls_key}
+            raise ConfigError(
+                "redis_url", shown_url, "a redis://, rediss:// or unix:// URL with a numeric port"
+            )
+        tls_files = {
+            "redis_tls_ca_cert": self.redis_tls_ca_cert,
+            "redis_tls_cert": self.redis_tls_cert,
+            "redis_tls_key": self.redis_tls_key,
+        }
         if scheme != "rediss" and any(tls_files.values()):
             named = ", ".join(f"{ENV_PREFIX}{k.upper()}" for k, v in tls_files.items() if v)
             raise ConfigError("redis_url", shown_url, f"a rediss:// (TLS) URL, since {named} is set")
         if bool(self.redis_tls_cert) != bool(self.redis_tls_key):
-            raise ConfigError("redis_tls_cert/redis_tls_key", (self.redis_tls_cert, self.redis_tls_key),
-                              "both set (a client certificate and its key) or both empty")
+            raise ConfigError(
+                "redis_tls_cert/redis_tls_key",
+                (self.redis_tls_cert, self.redis_tls_key),
+                "both set (a client certificate and its key) or both empty",
+            )
 
     @property
     def redis_host(self) -> str:
@@ -218,15 +249,21 @@ class Settings:
         """redis-py's TLS keyword arguments (``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``) for the
         files that are set; each must be a file on this machine. Empty for a plain ``redis://`` URL."""
         options: dict[str, str] = {}
-        for name, kwarg in (("redis_tls_ca_cert", "ssl_ca_certs"), ("redis_tls_cert", "ssl_certfile"),
-                            ("redis_tls_key", "ssl_keyfile")):
+        for name, kwarg in (
+            ("redis_tls_ca_cert", "ssl_ca_certs"),
+            ("redis_tls_cert", "ssl_certfile"),
+            ("redis_tls_key", "ssl_keyfile"),
+        ):
             value = getattr(self, name)
             if not value:
                 continue
             path = Path(value).expanduser()
             if not path.is_file():
-                raise ConfigError(f"{ENV_PREFIX}{name.upper()}", value,
-                                  "a PEM file that exists on this machine (fix the path or copy the file here)")
+                raise ConfigError(
+                    f"{ENV_PREFIX}{name.upper()}",
+                    value,
+                    "a PEM file that exists on this machine (fix the path or copy the file here)",
+                )
             options[kwarg] = str(path)
         return options
 
@@ -241,8 +278,11 @@ class Settings:
 
     def __repr__(self) -> str:
         # The generated repr would print redis_url as given, password included when it is embedded there.
-        shown = (f"{f.name}={self.redis_url_redacted() if f.name == 'redis_url' else getattr(self, f.name)!r}"
-                 for f in fields(self) if f.repr)
+        shown = (
+            f"{f.name}={self.redis_url_redacted() if f.name == 'redis_url' else getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.repr
+        )
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def as_public_dict(self) -> dict[str, Any]:
@@ -313,7 +353,7 @@ def load_settings(
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX):
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         if name not in _FIELD_TYPES:
             # The value is not shown: a misspelt name (QB_REDIS_PASWORD) may well hold a secret.
             known = ", ".join(f"{ENV_PREFIX}{n.upper()}" for n in sorted(_FIELD_TYPES))
@@ -330,8 +370,9 @@ def _stored_redis_password(values: Mapping[str, Any]) -> dict[str, str]:
     """``{"redis_password": ...}`` from the password file of ``qb services``, for the local server's URL."""
     try:
         parts = urlsplit(values.get("redis_url", _DEFAULTS["redis_url"]))
-        local = (parts.scheme in {"redis", "rediss"} and parts.hostname in LOCAL_HOSTS
-                 and parts.password is None)
+        local = (
+            parts.scheme in {"redis", "rediss"} and parts.hostname in LOCAL_HOSTS and parts.password is None
+        )
     except ValueError:  # Settings() reports the malformed URL
         return {}
     if not local:  # a remote Redis (or a password in the URL): its password is not the local server's

@@ -55,6 +55,9 @@ def array_module(preference: str = "auto") -> Backend:
     if cupy is not None:
         return Backend(cupy, "cupy")
     if preference == "gpu":
-        raise ConfigError("array_backend", preference,
-                          "a machine with an NVIDIA GPU and `pip install -r requirements-gpu.txt` (cupy did not load)")
+        raise ConfigError(
+            "array_backend",
+            preference,
+            "a machine with an NVIDIA GPU and `pip install -r requirements-gpu.txt` (cupy did not load)",
+        )
     return Backend(np, "numpy")

@@ -3,7 +3,7 @@ Kupiec's proportion-of-failures test, Christoffersen's independence test and the
 of every 250-day window.
 
 Every forecast is :func:`risk.var.forecast`, the formula the VaR sensor and ``qb var`` run through
-:func:`risk.measure.portfolio_var`, on the same quarantine-aware daily returns
+:func:`risk.portfolio_var.portfolio_var`, on the same quarantine-aware daily returns
 (:func:`quantbridge.returns.daily_returns`): the forecast for date D uses the returns up to D only and is
 compared with the book's loss from D's close to the next lake date's. Losses and VaR are in money.
 (``arch`` 8.0.0, the newest release reachable here, does not ship these tests yet; they are written here
@@ -86,7 +86,7 @@ def forecast_history(
     ``positions``: ticker -> shares (``hold="shares"``: exposures are shares x D's close, the live book
     held constant in shares) or ticker -> money (``hold="money"``: the book rebalanced to the same money at
     every close, e.g. the reference books). For each date D the forecast is :func:`risk.var.forecast` on the
-    last ``spec.window`` daily returns ending on or before D (exactly what :func:`risk.measure.portfolio_var`
+    last ``spec.window`` daily returns ending on or before D (exactly what :func:`risk.portfolio_var.portfolio_var`
     computes live on D's closes) and is compared with the book's loss over the next kept return, from D to
     the next lake date. Dates whose next return was dropped (a quarantined date or a missing price in
     between) have no outcome and no row. ``last``: only the latest ``last`` rows.

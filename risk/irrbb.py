@@ -62,11 +62,13 @@ def scenario_shift(name: str, currency: str = "USD") -> Callable[[np.ndarray], n
         return lambda t: bcbs_shock(name, t, currency)
     if name.startswith("parallel_") and name.endswith("bp"):
         try:
-            bp = float(name[len("parallel_"):-2])
+            bp = float(name[len("parallel_") : -2])
         except ValueError:
             raise InputError("scenario", name, "parallel_<number>bp, e.g. parallel_+50bp") from None
         return lambda t: np.full_like(np.asarray(t, dtype=np.float64), bp / 10_000)
-    raise InputError("scenario", name, "a BCBS scenario (" + ", ".join(BCBS_SCENARIOS) + ") or parallel_<N>bp")
+    raise InputError(
+        "scenario", name, "a BCBS scenario (" + ", ".join(BCBS_SCENARIOS) + ") or parallel_<N>bp"
+    )
 
 
 def _ql_date(d: date) -> Any:
@@ -100,7 +102,9 @@ class ZeroNodes:
         """A QuantLib ZeroCurve through these nodes (linear in the zero rate, continuous compounding)."""
         import QuantLib as ql
 
-        curve = ql.ZeroCurve([_ql_date(d) for d in self.dates], list(map(float, self.zeros)), ql.Actual365Fixed())
+        curve = ql.ZeroCurve(
+            [_ql_date(d) for d in self.dates], list(map(float, self.zeros)), ql.Actual365Fixed()
+        )
         curve.enableExtrapolation()  # a bond past the last pillar: the last segment's slope carries on
         return curve
 
@@ -117,12 +121,30 @@ def bootstrap_par_curve(as_of: date, curve_table: pd.DataFrame, coupons_per_year
     for tenor, rate in sorted(zip(curve_table["tenor_years"], curve_table["par_rate"])):
         months = int(round(float(tenor) * 12))
         if months < 1 or not -0.05 < float(rate) < 0.5:
-            raise InputError("curve row", (tenor, rate), "a tenor of at least one month and a plausible par rate")
+            raise InputError(
+                "curve row", (tenor, rate), "a tenor of at least one month and a plausible par rate"
+            )
         maturity = today + ql.Period(months, ql.Months)
-        schedule = ql.Schedule(today, maturity, ql.Period(_frequency(coupons_per_year)), ql.NullCalendar(),
-                               ql.Unadjusted, ql.Unadjusted, ql.DateGeneration.Backward, False)
-        helpers.append(ql.FixedRateBondHelper(ql.QuoteHandle(ql.SimpleQuote(100.0)), 0, 100.0, schedule,
-                                              [float(rate)], ql.Thirty360(ql.Thirty360.BondBasis)))
+        schedule = ql.Schedule(
+            today,
+            maturity,
+            ql.Period(_frequency(coupons_per_year)),
+            ql.NullCalendar(),
+            ql.Unadjusted,
+            ql.Unadjusted,
+            ql.DateGeneration.Backward,
+            False,
+        )
+        helpers.append(
+            ql.FixedRateBondHelper(
+                ql.QuoteHandle(ql.SimpleQuote(100.0)),
+                0,
+                100.0,
+                schedule,
+                [float(rate)],
+                ql.Thirty360(ql.Thirty360.BondBasis),
+            )
+        )
     curve = ql.PiecewiseLinearZero(today, helpers, ql.Actual365Fixed())
     nodes = curve.nodes()
     dates = tuple(date(d.year(), d.month(), d.dayOfMonth()) for d, _ in nodes)
@@ -136,7 +158,9 @@ def _bond(row: Any, as_of: date) -> Any:
 
     maturity = row.maturity_date
     if maturity <= as_of:
-        raise InputError(f"bond {row.id} maturity_date", maturity.isoformat(), f"a date after {as_of.isoformat()}")
+        raise InputError(
+            f"bond {row.id} maturity_date", maturity.isoformat(), f"a date after {as_of.isoformat()}"
+        )
     if not row.face > 0:
         raise InputError(f"bond {row.id} face", row.face, "a positive amount")
     if row.currency not in SHOCK_SIZES_BP:
@@ -144,10 +168,19 @@ def _bond(row: Any, as_of: date) -> Any:
     freq = _frequency(int(row.coupon_frequency))
     # A schedule long enough to roll backward from maturity; past coupons are ignored by the engine.
     start = _ql_date(as_of) - ql.Period(1, ql.Years)
-    schedule = ql.Schedule(start, _ql_date(maturity), ql.Period(freq), ql.NullCalendar(), ql.Unadjusted,
-                           ql.Unadjusted, ql.DateGeneration.Backward, False)
-    return ql.FixedRateBond(0, float(row.face), schedule, [float(row.coupon_rate)],
-                            ql.Thirty360(ql.Thirty360.BondBasis))
+    schedule = ql.Schedule(
+        start,
+        _ql_date(maturity),
+        ql.Period(freq),
+        ql.NullCalendar(),
+        ql.Unadjusted,
+        ql.Unadjusted,
+        ql.DateGeneration.Backward,
+        False,
+    )
+    return ql.FixedRateBond(
+        0, float(row.face), schedule, [float(row.coupon_rate)], ql.Thirty360(ql.Thirty360.BondBasis)
+    )
 
 
 def price_book(book: pd.DataFrame, nodes: ZeroNodes) -> pd.Series:
@@ -176,15 +209,31 @@ class ScenarioOutcome:
         return self.shocked - self.base
 
     def rows(self) -> list[dict[str, Any]]:
-        out = [{"scenario": self.scenario, "position": pid, "base_value": float(self.base[pid]),
-                "shocked_value": float(self.shocked[pid]), "change": float(self.change[pid])} for pid in self.base.index]
-        out.append({"scenario": self.scenario, "position": "TOTAL", "base_value": float(self.base.sum()),
-                    "shocked_value": float(self.shocked.sum()), "change": float(self.change.sum())})
+        out = [
+            {
+                "scenario": self.scenario,
+                "position": pid,
+                "base_value": float(self.base[pid]),
+                "shocked_value": float(self.shocked[pid]),
+                "change": float(self.change[pid]),
+            }
+            for pid in self.base.index
+        ]
+        out.append(
+            {
+                "scenario": self.scenario,
+                "position": "TOTAL",
+                "base_value": float(self.base.sum()),
+                "shocked_value": float(self.shocked.sum()),
+                "change": float(self.change.sum()),
+            }
+        )
         return out
 
 
-def rate_scenarios(book: pd.DataFrame, nodes: ZeroNodes, scenarios: Iterable[str] = BCBS_SCENARIOS,
-                   shock_scale: float = 1.0) -> list[ScenarioOutcome]:
+def rate_scenarios(
+    book: pd.DataFrame, nodes: ZeroNodes, scenarios: Iterable[str] = BCBS_SCENARIOS, shock_scale: float = 1.0
+) -> list[ScenarioOutcome]:
     """Delta EVE of the book under each scenario (shocks multiplied by ``shock_scale``)."""
     if not math.isfinite(shock_scale) or shock_scale <= 0:
         raise InputError("shock_scale", shock_scale, "a positive number (1 = the standard's sizes)")

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from quantbridge.lake import Lake
-from quantbridge.state import text
+from quantbridge.redis_client import text
 from quantbridge.redis_schema import RedisSchema
 
 PART_FILE = "part-00000.parquet"
@@ -39,13 +39,15 @@ def read_partition(lake: Lake, day: date) -> pd.DataFrame:
     return pd.read_parquet(partition_path(lake, day))
 
 
-
 def publish_stream(client: Any, schema: RedisSchema, day: date, frame: pd.DataFrame) -> dict[str, int]:
     """Replace the date's entries on the ledger stream with ``frame``'s rows; returns removed/added counts."""
     key = schema.key("stress_ledger")
     iso = day.isoformat()
-    stale = [entry_id for entry_id, fields in client.xrange(key)
-             if text(fields.get("date", fields.get(b"date", b""))) == iso]
+    stale = [
+        entry_id
+        for entry_id, fields in client.xrange(key)
+        if text(fields.get("date", fields.get(b"date", b""))) == iso
+    ]
     pipe = client.pipeline(transaction=True)
     if stale:
         pipe.xdel(key, *stale)
@@ -57,5 +59,8 @@ def publish_stream(client: Any, schema: RedisSchema, day: date, frame: pd.DataFr
 
 def stream_rows(client: Any, schema: RedisSchema, day: date | None = None) -> list[dict[str, str]]:
     """Ledger entries from the stream (optionally one date's), fields as text."""
-    rows = [{text(k): text(v) for k, v in fields.items()} for _, fields in client.xrange(schema.key("stress_ledger"))]
+    rows = [
+        {text(k): text(v) for k, v in fields.items()}
+        for _, fields in client.xrange(schema.key("stress_ledger"))
+    ]
     return [r for r in rows if day is None or r.get("date") == day.isoformat()]

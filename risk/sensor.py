@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -37,9 +37,9 @@ import pandas as pd
 from quantbridge import kill_switch
 from quantbridge.errors import InputError, ServiceError
 from quantbridge.lake import Lake
+from quantbridge.positions import read_positions
 from quantbridge.redis_schema import RedisSchema
-from quantbridge.state import read_positions
-from risk.measure import portfolio_var
+from risk.portfolio_var import portfolio_var
 from risk.var import VarSpec
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,16 @@ class SensorConfig:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> SensorConfig:
-        values = dict(limit=settings.var_limit, clear_ratio=settings.var_clear_ratio,
-                      interval_s=settings.var_interval_s, model=settings.var_model,
-                      confidence=settings.var_confidence, horizon_days=settings.var_horizon_days,
-                      window=settings.var_window, stale_after_s=settings.risk_stale_after_s)
+        values = dict(
+            limit=settings.var_limit,
+            clear_ratio=settings.var_clear_ratio,
+            interval_s=settings.var_interval_s,
+            model=settings.var_model,
+            confidence=settings.var_confidence,
+            horizon_days=settings.var_horizon_days,
+            window=settings.var_window,
+            stale_after_s=settings.risk_stale_after_s,
+        )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -99,14 +105,17 @@ class VarSensor:
         if self.metrics is not None:  # the alert rules compare the last refresh with the same bound
             self.metrics.stale_after.set(self.config.heartbeat_ttl_s)
         if self.config.heartbeat_ttl_s < self.config.interval_s:
-            log.warning("VaR sensor: refreshes every %.1f s but figures count as stale after %.1f s: the "
-                        "worker will block risk-increasing orders between refreshes (raise QB_RISK_STALE_S)",
-                        self.config.interval_s, self.config.heartbeat_ttl_s)
+            log.warning(
+                "VaR sensor: refreshes every %.1f s but figures count as stale after %.1f s: the "
+                "worker will block risk-increasing orders between refreshes (raise QB_RISK_STALE_S)",
+                self.config.interval_s,
+                self.config.heartbeat_ttl_s,
+            )
 
     def _latest_closes(self) -> pd.DataFrame:
         """The latest closes holding ``window`` daily returns (the backtest's window on the same lake:
-        :func:`risk.measure.recent_closes`), reloaded only when the lake's dates or quarantine change."""
-        from risk.measure import recent_closes
+        :func:`risk.portfolio_var.recent_closes`), reloaded only when the lake's dates or quarantine change."""
+        from risk.portfolio_var import recent_closes
 
         dates = self.lake.price_dates()
         key = (dates[-1], len(dates), len(self.lake.quarantined_dates())) if dates else None
@@ -118,22 +127,50 @@ class VarSensor:
     def refresh(self, client: Any) -> dict[str, Any]:
         """One measurement: figures to Redis, kill switch and alerts. Returns what was published."""
         cfg = self.config
-        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # seconds would age fresh figures by up to 1 s
+        now = datetime.now(UTC).isoformat(
+            timespec="microseconds"
+        )  # seconds would age fresh figures by up to 1 s
         positions = {t: q for t, q in read_positions(client, self.schema).items() if q != 0.0}
-        figures: dict[str, Any] = {"updated_at": now, "limit": cfg.limit, "positions": len(positions), "model": cfg.model}
+        figures: dict[str, Any] = {
+            "updated_at": now,
+            "limit": cfg.limit,
+            "positions": len(positions),
+            "model": cfg.model,
+        }
         if positions:
             closes = self._latest_closes()
             if closes.empty:
                 raise RuntimeError(f"no prices in the lake at {self.lake.root}: run `qb ingest` first")
-            result = portfolio_var(closes, positions, quarantined=self.lake.quarantined_dates(),
-                                   model=cfg.model, confidence=cfg.confidence,
-                                   horizon_days=cfg.horizon_days, window=cfg.window)
-            figures.update(var=result.var, cvar=result.cvar, volatility=result.volatility, backend=result.backend,
-                           confidence=cfg.confidence, horizon_days=cfg.horizon_days, seconds=result.seconds,
-                           as_of=str(closes.index[-1]))
+            result = portfolio_var(
+                closes,
+                positions,
+                quarantined=self.lake.quarantined_dates(),
+                model=cfg.model,
+                confidence=cfg.confidence,
+                horizon_days=cfg.horizon_days,
+                window=cfg.window,
+            )
+            figures.update(
+                var=result.var,
+                cvar=result.cvar,
+                volatility=result.volatility,
+                backend=result.backend,
+                confidence=cfg.confidence,
+                horizon_days=cfg.horizon_days,
+                seconds=result.seconds,
+                as_of=str(closes.index[-1]),
+            )
         else:
-            figures.update(var=0.0, cvar=0.0, volatility=0.0, backend="none", confidence=cfg.confidence,
-                           horizon_days=cfg.horizon_days, seconds=0.0, as_of="")
+            figures.update(
+                var=0.0,
+                cvar=0.0,
+                volatility=0.0,
+                backend="none",
+                confidence=cfg.confidence,
+                horizon_days=cfg.horizon_days,
+                seconds=0.0,
+                as_of="",
+            )
         _require_valued(figures, positions)
         flat = {k: str(v) for k, v in figures.items()}
         pipe = client.pipeline(transaction=True)
@@ -154,18 +191,36 @@ class VarSensor:
         current = kill_switch.read(client, self.schema)
         if var > limit and current is None:
             details = {"var": var, "limit": limit}
-            if kill_switch.engage(client, self.schema, by=COMPONENT, reason="VAR_LIMIT_BREACHED",
-                                  details=details):
-                self._alert(client, {"event": "kill_switch_set", "reason": "VAR_LIMIT_BREACHED", **details,
-                                     "at": figures["updated_at"], "by": COMPONENT})
+            if kill_switch.engage(
+                client, self.schema, by=COMPONENT, reason="VAR_LIMIT_BREACHED", details=details
+            ):
+                self._alert(
+                    client,
+                    {
+                        "event": "kill_switch_set",
+                        "reason": "VAR_LIMIT_BREACHED",
+                        **details,
+                        "at": figures["updated_at"],
+                        "by": COMPONENT,
+                    },
+                )
             return True  # engaged now, or set by someone else meanwhile
         clear_level = limit * self.config.clear_ratio
         if current is not None and current.get("by") == COMPONENT and var < clear_level:
             reason = f"VAR_BELOW_CLEAR_LEVEL: var={var:.2f}, clear_level={clear_level:.2f}"
-            if kill_switch.release(client, self.schema, by=COMPONENT, reason=reason,
-                                   only_if_set_by=COMPONENT):
-                self._alert(client, {"event": "kill_switch_cleared", "var": var, "limit": limit,
-                                     "clear_level": clear_level, "at": figures["updated_at"]})
+            if kill_switch.release(
+                client, self.schema, by=COMPONENT, reason=reason, only_if_set_by=COMPONENT
+            ):
+                self._alert(
+                    client,
+                    {
+                        "event": "kill_switch_cleared",
+                        "var": var,
+                        "limit": limit,
+                        "clear_level": clear_level,
+                        "at": figures["updated_at"],
+                    },
+                )
                 return False
             return kill_switch.read(client, self.schema) is not None  # it changed under us: report what is
         return current is not None
@@ -180,13 +235,20 @@ class VarSensor:
         import redis
 
         self._errors_in_row += 1
-        log.error("VaR refresh failed (%d in a row); no heartbeat written, retrying in %.1f s",
-                  self._errors_in_row, retry_in_s, exc_info=exc)
+        log.error(
+            "VaR refresh failed (%d in a row); no heartbeat written, retrying in %.1f s",
+            self._errors_in_row,
+            retry_in_s,
+            exc_info=exc,
+        )
         if self.metrics is not None:
             self.metrics.errors.inc()
-        alert = {"event": "var_sensor_error", "error": f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS],
-                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "consecutive": self._errors_in_row}
+        alert = {
+            "event": "var_sensor_error",
+            "error": f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS],
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "consecutive": self._errors_in_row,
+        }
         if self._client is not None:
             try:
                 self._client.publish(self.schema.key("alerts"), json.dumps(alert))
@@ -211,8 +273,10 @@ class VarSensor:
                 self.refresh(self._client)
                 done, attempts, backoff, self._errors_in_row = done + 1, attempts + 1, 0.5, 0
             except redis.AuthenticationError as exc:  # a refused password never fixes itself by retrying
-                raise ServiceError(f"Redis refused the VaR sensor's credentials ({exc}): set QB_REDIS_PASSWORD, "
-                                   "or make the password file (<services_dir>/redis/password) readable to it") from exc
+                raise ServiceError(
+                    f"Redis refused the VaR sensor's credentials ({exc}): set QB_REDIS_PASSWORD, "
+                    "or make the password file (<services_dir>/redis/password) readable to it"
+                ) from exc
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
                 self._client = None
@@ -240,12 +304,19 @@ def _require_valued(figures: dict[str, Any], positions: dict[str, float]) -> Non
     NaN quantity or price, a ticker with no usable prices); publishing it would let trading go on."""
     if not positions:
         return
-    bad = {k: figures[k] for k in ("var", "cvar")
-           if not (math.isfinite(float(figures[k])) and float(figures[k]) > 0)}
+    bad = {
+        k: figures[k]
+        for k in ("var", "cvar")
+        if not (math.isfinite(float(figures[k])) and float(figures[k]) > 0)
+    }
     if bad:
-        raise InputError("positions", positions, "a book the lake's prices can value (VaR and CVaR positive "
-                         f"and finite); got {bad}", hint="check the quantities in the positions hash and "
-                         "that every held ticker has recent closes in the lake")
+        raise InputError(
+            "positions",
+            positions,
+            f"a book the lake's prices can value (VaR and CVaR positive and finite); got {bad}",
+            hint="check the quantities in the positions hash and "
+            "that every held ticker has recent closes in the lake",
+        )
 
 
 class SensorMetrics:
@@ -258,19 +329,28 @@ class SensorMetrics:
         self.var = Gauge("qb_var", "Portfolio VaR (portfolio currency)", registry=self.registry)
         self.cvar = Gauge("qb_cvar", "Portfolio CVaR (portfolio currency)", registry=self.registry)
         self.limit = Gauge("qb_var_limit", "VaR limit (portfolio currency)", registry=self.registry)
-        self.seconds = Gauge("qb_var_compute_seconds", "Time of the last VaR computation", registry=self.registry)
+        self.seconds = Gauge(
+            "qb_var_compute_seconds", "Time of the last VaR computation", registry=self.registry
+        )
         # Starts at the sensor's start, so one that never completes a refresh goes stale one bound later.
-        self.last = Gauge("qb_var_last_refresh_timestamp",
-                          "Unix time of the last successful refresh (the sensor's start before the first)",
-                          registry=self.registry)
+        self.last = Gauge(
+            "qb_var_last_refresh_timestamp",
+            "Unix time of the last successful refresh (the sensor's start before the first)",
+            registry=self.registry,
+        )
         self.last.set(time.time())
-        self.stale_after = Gauge("qb_var_stale_after_seconds",
-                                 "Figures older than this count as missing (heartbeat TTL, RISK_STALE bound)",
-                                 registry=self.registry)
+        self.stale_after = Gauge(
+            "qb_var_stale_after_seconds",
+            "Figures older than this count as missing (heartbeat TTL, RISK_STALE bound)",
+            registry=self.registry,
+        )
         self.kill = Gauge("qb_kill_switch", "1 while the kill switch is set", registry=self.registry)
-        self.reconnects = Counter("qb_var_sensor_redis_reconnects", "Redis connection losses", registry=self.registry)
-        self.errors = Counter("qb_var_sensor_errors", "Refreshes that raised (no heartbeat written)",
-                              registry=self.registry)
+        self.reconnects = Counter(
+            "qb_var_sensor_redis_reconnects", "Redis connection losses", registry=self.registry
+        )
+        self.errors = Counter(
+            "qb_var_sensor_errors", "Refreshes that raised (no heartbeat written)", registry=self.registry
+        )
 
     def observe(self, figures: dict[str, Any]) -> None:
         self.var.set(float(figures["var"]))

@@ -7,7 +7,7 @@ horizon scales one-day figures by sqrt(``horizon_days``) (i.i.d. returns).
 Forecasts (:class:`VarSpec`, :func:`forecast`, :func:`window_figures`): the next-day VaR/CVaR of every
 model from a window of daily returns, in closed form (normal, Student-t) or on the window's scenarios
 (historical, filtered historical). This is the one formula of the VaR sensor, ``qb var``, the nightly
-report and the backtest (:mod:`risk.measure`, :mod:`risk.backtest`).
+report and the backtest (:mod:`risk.portfolio_var`, :mod:`risk.backtest`).
 
 Monte Carlo (:func:`monte_carlo_var`, used by the FX stress and ``make bench``; NumPy or CuPy), two modes
 on the same random draws:
@@ -395,7 +395,7 @@ def window_figures(
 
     ``r``: (n_obs, n_assets) finite float64 daily returns ending on the valuation date; ``e``: (n_assets,)
     finite money exposures. Losses are positive, in money, over ``spec.horizon_days`` (sqrt-time scaling).
-    The live path (:func:`forecast` from :func:`risk.measure.portfolio_var`: the sensor, ``qb var``) and
+    The live path (:func:`forecast` from :func:`risk.portfolio_var.portfolio_var`: the sensor, ``qb var``) and
     the backtest (:func:`risk.backtest.forecast_history`: ``qb var backtest``, the nightly report) both
     run this function on the same window; only the checks of :func:`forecast` are done once per history
     by the backtest. Shares (when ``components``) sum to 1: position i's share of VaR and of CVaR.

@@ -28,28 +28,44 @@ def _per_ticker(frame: pd.DataFrame) -> pd.DataFrame:
         g = g.sort_values("date")
         close = g["close"]
         ret = close.pct_change(fill_method=None)
-        feats = pd.DataFrame({
-            "date": g["date"].to_numpy(),
-            "ticker": ticker,
-            "ret_1d": ret.to_numpy(),
-            "ret_5d": close.pct_change(5, fill_method=None).to_numpy(),
-            "mom_21d": close.pct_change(21, fill_method=None).to_numpy(),
-            "mom_63d": close.pct_change(63, fill_method=None).to_numpy(),
-            "vol_21d": ret.rolling(21).std().to_numpy(),
-            "mr_z21": ((close - close.rolling(21).mean()) / close.rolling(21).std()).to_numpy(),
-            "mkt": g["mkt"].to_numpy(),
-            "fwd_5d": (close.shift(-HORIZON) / close - 1).to_numpy(),
-        })
+        feats = pd.DataFrame(
+            {
+                "date": g["date"].to_numpy(),
+                "ticker": ticker,
+                "ret_1d": ret.to_numpy(),
+                "ret_5d": close.pct_change(5, fill_method=None).to_numpy(),
+                "mom_21d": close.pct_change(21, fill_method=None).to_numpy(),
+                "mom_63d": close.pct_change(63, fill_method=None).to_numpy(),
+                "vol_21d": ret.rolling(21).std().to_numpy(),
+                "mr_z21": ((close - close.rolling(21).mean()) / close.rolling(21).std()).to_numpy(),
+                "mkt": g["mkt"].to_numpy(),
+                "fwd_5d": (close.shift(-HORIZON) / close - 1).to_numpy(),
+            }
+        )
         cov = ret.rolling(LOOKBACK).cov(pd.Series(g["mkt"].to_numpy(), index=ret.index))
-        feats["beta_63d"] = (cov / pd.Series(g["mkt"].to_numpy(), index=ret.index).rolling(LOOKBACK).var()).to_numpy()
+        feats["beta_63d"] = (
+            cov / pd.Series(g["mkt"].to_numpy(), index=ret.index).rolling(LOOKBACK).var()
+        ).to_numpy()
         out.append(feats)
-    columns = ["date", "ticker", "ret_1d", "ret_5d", "mom_21d", "mom_63d", "vol_21d", "mr_z21", "mkt", "fwd_5d",
-               "beta_63d"]
+    columns = [
+        "date",
+        "ticker",
+        "ret_1d",
+        "ret_5d",
+        "mom_21d",
+        "mom_63d",
+        "vol_21d",
+        "mr_z21",
+        "mkt",
+        "fwd_5d",
+        "beta_63d",
+    ]
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
 
 
-def build_features(closes: pd.DataFrame, esg: pd.Series | None = None, npartitions: int = 4,
-                   dask_scheduler: str = "") -> pd.DataFrame:
+def build_features(
+    closes: pd.DataFrame, esg: pd.Series | None = None, npartitions: int = 4, dask_scheduler: str = ""
+) -> pd.DataFrame:
     """Feature panel from a (dates x tickers) close matrix; one row per (date, ticker) with a full lookback.
 
     ``esg``: score per ticker (missing tickers get NaN, which the model pipeline imputes).
@@ -67,8 +83,9 @@ def build_features(closes: pd.DataFrame, esg: pd.Series | None = None, npartitio
     meta = _per_ticker(long.iloc[0:0])
     # Keep dates as Python dates (Dask would turn object columns into strings).
     with dask.config.set({"dataframe.convert-string": False}):
-        graph = dd.from_pandas(long, npartitions=max(1, min(npartitions, long.index.nunique())), sort=True) \
-            .map_partitions(_per_ticker, meta=meta)
+        graph = dd.from_pandas(
+            long, npartitions=max(1, min(npartitions, long.index.nunique())), sort=True
+        ).map_partitions(_per_ticker, meta=meta)
         if dask_scheduler:
             from dask.distributed import Client
 
@@ -79,7 +96,7 @@ def build_features(closes: pd.DataFrame, esg: pd.Series | None = None, npartitio
     panel = panel.sort_values(["date", "ticker"], ignore_index=True)
     panel["esg"] = panel["ticker"].map(esg) if esg is not None else np.nan
     panel[TARGET] = panel["fwd_5d"] - panel.groupby("date")["fwd_5d"].transform("mean")
-    first_full = sorted(panel["date"].unique())[LOOKBACK:LOOKBACK + 1]
+    first_full = sorted(panel["date"].unique())[LOOKBACK : LOOKBACK + 1]
     if not first_full:
         return panel.iloc[0:0].loc[:, ["date", "ticker", *FEATURES, TARGET]]
     panel = panel[panel["date"] >= first_full[0]]

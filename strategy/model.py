@@ -30,11 +30,22 @@ def make_model(kind: str = "gbm", seed: int = 20260101) -> Any:
 
     if kind not in MODEL_KINDS:
         raise InputError("model_kind", kind, "one of " + ", ".join(MODEL_KINDS))
-    return Pipeline([
-        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-        ("gbm", HistGradientBoostingRegressor(max_iter=150, learning_rate=0.05, max_depth=3, min_samples_leaf=50,
-                                              l2_regularization=1.0, random_state=seed)),
-    ])
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            (
+                "gbm",
+                HistGradientBoostingRegressor(
+                    max_iter=150,
+                    learning_rate=0.05,
+                    max_depth=3,
+                    min_samples_leaf=50,
+                    l2_regularization=1.0,
+                    random_state=seed,
+                ),
+            ),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -54,36 +65,53 @@ class Evaluation:
 def daily_ic(frame: pd.DataFrame, prediction: np.ndarray) -> pd.Series:
     """Spearman correlation of prediction and realised target, per date."""
     scored = frame.assign(pred=prediction)
-    return scored.groupby("date").apply(
-        lambda g: g["pred"].rank().corr(g[TARGET].rank()) if len(g) > 2 else np.nan, include_groups=False
-    ).dropna()
+    return (
+        scored.groupby("date")
+        .apply(
+            lambda g: g["pred"].rank().corr(g[TARGET].rank()) if len(g) > 2 else np.nan, include_groups=False
+        )
+        .dropna()
+    )
 
 
 def _weights(rows: pd.DataFrame) -> np.ndarray | None:
     return rows["weight"].to_numpy() if "weight" in rows else None
 
 
-def walk_forward(panel: pd.DataFrame, kind: str = "gbm", folds: int = 4, seed: int = 20260101) -> tuple[Evaluation, pd.DataFrame]:
+def walk_forward(
+    panel: pd.DataFrame, kind: str = "gbm", folds: int = 4, seed: int = 20260101
+) -> tuple[Evaluation, pd.DataFrame]:
     """Purged walk-forward evaluation; returns the metrics and the out-of-sample predictions."""
     labelled = panel.dropna(subset=[TARGET])
     dates = np.array(sorted(labelled["date"].unique()))
     if len(dates) < (folds + 1) * 20:
-        raise InputError("panel", f"{len(dates)} labelled dates", f"at least {(folds + 1) * 20} for {folds} folds")
-    blocks = np.array_split(dates[len(dates) // (folds + 1):], folds)
+        raise InputError(
+            "panel", f"{len(dates)} labelled dates", f"at least {(folds + 1) * 20} for {folds} folds"
+        )
+    blocks = np.array_split(dates[len(dates) // (folds + 1) :], folds)
     ics, hits, predictions = [], [], []
     for block in blocks:
         train_end = dates[max(0, np.searchsorted(dates, block[0]) - HORIZON)]  # purge the overlapping labels
         train = labelled[labelled["date"] < train_end]
         test = labelled[labelled["date"].isin(block)]
-        model = make_model(kind, seed).fit(train.loc[:, FEATURES], train[TARGET], gbm__sample_weight=_weights(train))
+        model = make_model(kind, seed).fit(
+            train.loc[:, FEATURES], train[TARGET], gbm__sample_weight=_weights(train)
+        )
         pred = model.predict(test.loc[:, FEATURES])
         ics.append(daily_ic(test, pred))
         hits.append(float(np.mean(np.sign(pred) == np.sign(test[TARGET].to_numpy()))))
         predictions.append(test.loc[:, ["date", "ticker", TARGET]].assign(pred=pred))
     ic = pd.concat(ics)
     oos = pd.concat(predictions, ignore_index=True)
-    return Evaluation(ic=float(ic.mean()), ic_std=float(ic.std()), hit_rate=float(np.mean(hits)), folds=folds,
-                      test_days=int(oos["date"].nunique()), start=str(oos["date"].min()), end=str(oos["date"].max())), oos
+    return Evaluation(
+        ic=float(ic.mean()),
+        ic_std=float(ic.std()),
+        hit_rate=float(np.mean(hits)),
+        folds=folds,
+        test_days=int(oos["date"].nunique()),
+        start=str(oos["date"].min()),
+        end=str(oos["date"].max()),
+    ), oos
 
 
 def fit(panel: pd.DataFrame, kind: str = "gbm", seed: int = 20260101) -> Any:
@@ -91,4 +119,6 @@ def fit(panel: pd.DataFrame, kind: str = "gbm", seed: int = 20260101) -> Any:
     labelled = panel.dropna(subset=[TARGET])
     if labelled.empty:
         raise InputError("panel", "no labelled rows", "at least one date with a forward return")
-    return make_model(kind, seed).fit(labelled.loc[:, FEATURES], labelled[TARGET], gbm__sample_weight=_weights(labelled))
+    return make_model(kind, seed).fit(
+        labelled.loc[:, FEATURES], labelled[TARGET], gbm__sample_weight=_weights(labelled)
+    )

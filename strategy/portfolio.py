@@ -29,11 +29,17 @@ class Constraints:
         if self.max_gross < 1:
             raise InputError("max_gross", self.max_gross, "at least 1 (fully invested)")
         if self.max_turnover <= 0 or self.risk_aversion <= 0:
-            raise InputError("max_turnover/risk_aversion", (self.max_turnover, self.risk_aversion), "positive numbers")
+            raise InputError(
+                "max_turnover/risk_aversion", (self.max_turnover, self.risk_aversion), "positive numbers"
+            )
 
 
-def optimise(mu: np.ndarray, cov: np.ndarray, current: np.ndarray | None = None,
-             constraints: Constraints = Constraints()) -> np.ndarray:
+def optimise(
+    mu: np.ndarray,
+    cov: np.ndarray,
+    current: np.ndarray | None = None,
+    constraints: Constraints = Constraints(),
+) -> np.ndarray:
     """Target weights (n,) that satisfy every constraint (InputError when none can)."""
     import cvxpy as cp
 
@@ -42,18 +48,27 @@ def optimise(mu: np.ndarray, cov: np.ndarray, current: np.ndarray | None = None,
     if cov.shape != (n, n) or not np.isfinite(mu).all() or not np.isfinite(cov).all():
         raise InputError("mu/cov", (mu.shape, cov.shape), "finite mu (n,) and cov (n, n)")
     if n * constraints.max_weight < 1 - 1e-12:
-        raise InputError("max_weight", constraints.max_weight, f"at least 1/n = {1 / n:.4f} to be fully invested")
+        raise InputError(
+            "max_weight", constraints.max_weight, f"at least 1/n = {1 / n:.4f} to be fully invested"
+        )
     current = np.full(n, 1.0 / n) if current is None else np.asarray(current, dtype=np.float64)
     w = cp.Variable(n)
     psd = cp.psd_wrap((cov + cov.T) / 2)
     objective = cp.Maximize(mu @ w - constraints.risk_aversion / 2 * cp.quad_form(w, psd))
-    rules = [cp.sum(w) == 1, cp.abs(w) <= constraints.max_weight, cp.norm1(w - current) <= constraints.max_turnover]
+    rules = [
+        cp.sum(w) == 1,
+        cp.abs(w) <= constraints.max_weight,
+        cp.norm1(w - current) <= constraints.max_turnover,
+    ]
     rules.append(w >= 0 if constraints.long_only else cp.norm1(w) <= constraints.max_gross)
     problem = cp.Problem(objective, rules)
     problem.solve(solver=cp.CLARABEL)
     if problem.status not in {"optimal", "optimal_inaccurate"} or w.value is None:
-        raise InputError("portfolio constraints", problem.status,
-                         "a feasible problem (loosen max_turnover or max_weight from the current book)")
+        raise InputError(
+            "portfolio constraints",
+            problem.status,
+            "a feasible problem (loosen max_turnover or max_weight from the current book)",
+        )
     weights = np.asarray(w.value, dtype=np.float64)
     if constraints.long_only:
         weights = np.clip(weights, 0.0, None)

@@ -8,7 +8,7 @@ missing (each order lands with its explanation in one atomic step).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -17,9 +17,9 @@ import pandas as pd
 from quantbridge.errors import InputError, NoDataError
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
-from quantbridge.returns import daily_returns
-from quantbridge.state import read_positions
+from quantbridge.positions import read_positions
 from quantbridge.redis_schema import RedisSchema
+from quantbridge.returns import daily_returns
 from strategy.explain import explain, top_contributions
 from strategy.features import FEATURES, HORIZON, LOOKBACK, build_features
 from strategy.portfolio import Constraints, optimise
@@ -28,9 +28,15 @@ from strategy.registry import champion, load_model
 STRATEGY = "gbm_mv"
 
 
-
-def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfolio_value: float = 1_000_000.0,
-              constraints: Constraints = Constraints(), cov_days: int = 250) -> dict[str, Any]:
+def rebalance(
+    lake: Lake,
+    client: Any,
+    schema: RedisSchema,
+    as_of: date,
+    portfolio_value: float = 1_000_000.0,
+    constraints: Constraints = Constraints(),
+    cov_days: int = 250,
+) -> dict[str, Any]:
     """Score, optimise and publish orders for ``as_of``; returns the orders and the target weights."""
     from risk.covariance import covariance
 
@@ -38,9 +44,11 @@ def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfol
     if current_champion is None:
         raise NoDataError("no champion model in the registry: run the retraining DAG first")
     model = load_model(current_champion)
-    dates = [d for d in lake.price_dates() if d <= as_of][-(max(cov_days, LOOKBACK) + 2):]
+    dates = [d for d in lake.price_dates() if d <= as_of][-(max(cov_days, LOOKBACK) + 2) :]
     if len(dates) < LOOKBACK + 2:
-        raise NoDataError(f"rebalance needs {LOOKBACK + 2} trading days up to {as_of.isoformat()}; the lake has {len(dates)}")
+        raise NoDataError(
+            f"rebalance needs {LOOKBACK + 2} trading days up to {as_of.isoformat()}; the lake has {len(dates)}"
+        )
     closes = lake.read_close_matrix(dates[0], dates[-1])
     from marketdata.reference import esg_scores
 
@@ -63,25 +71,41 @@ def rebalance(lake: Lake, client: Any, schema: RedisSchema, as_of: date, portfol
     target_qty = np.floor(weights * value / prices.to_numpy())
     delta = target_qty - held_qty.to_numpy()
     expected, shap_values = explain(model, today)
-    ts = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    ts = datetime.now(UTC).isoformat(timespec="seconds")
     orders, records = [], []
     for i, ticker in enumerate(tickers):
         if abs(delta[i]) < 1:
             continue
-        order = SubmitOrder(order_id=f"{as_of.isoformat()}:{STRATEGY}:{ticker}:{current_champion.version}", ts=ts,
-                            strategy=STRATEGY, ticker=ticker, side="BUY" if delta[i] > 0 else "SELL",
-                            quantity=float(abs(delta[i])), reference_price=float(prices[ticker]),
-                            model_version=current_champion.version,
-                            explanation=top_contributions(shap_values.loc[ticker]))
-        record = {"order_id": order.order_id, "model_version": current_champion.version, "base_value": expected,
-                  "prediction": float(mu[i]), "contributions": shap_values.loc[ticker].to_dict(),
-                  "features": today.loc[ticker, list(FEATURES)].astype(float).to_dict()}
+        order = SubmitOrder(
+            order_id=f"{as_of.isoformat()}:{STRATEGY}:{ticker}:{current_champion.version}",
+            ts=ts,
+            strategy=STRATEGY,
+            ticker=ticker,
+            side="BUY" if delta[i] > 0 else "SELL",
+            quantity=float(abs(delta[i])),
+            reference_price=float(prices[ticker]),
+            model_version=current_champion.version,
+            explanation=top_contributions(shap_values.loc[ticker]),
+        )
+        record = {
+            "order_id": order.order_id,
+            "model_version": current_champion.version,
+            "base_value": expected,
+            "prediction": float(mu[i]),
+            "contributions": shap_values.loc[ticker].to_dict(),
+            "features": today.loc[ticker, list(FEATURES)].astype(float).to_dict(),
+        }
         orders.append(order)
         records.append(json.dumps(record))
     published = publish_orders(client, schema, orders, records)
-    return {"as_of": str(today["date"].iloc[0]), "model_version": current_champion.version, "orders": len(orders),
-            "published": published, "portfolio_value": value,
-            "weights": {t: round(float(w), 6) for t, w in zip(tickers, weights)}}
+    return {
+        "as_of": str(today["date"].iloc[0]),
+        "model_version": current_champion.version,
+        "orders": len(orders),
+        "published": published,
+        "portfolio_value": value,
+        "weights": {t: round(float(w), 6) for t, w in zip(tickers, weights)},
+    }
 
 
 # Per order, in one script (nothing runs between its commands): an order whose explanation is absent is
@@ -104,7 +128,9 @@ return published
 """
 
 
-def publish_orders(client: Any, schema: RedisSchema, orders: list[SubmitOrder], explanations: list[str]) -> int:
+def publish_orders(
+    client: Any, schema: RedisSchema, orders: list[SubmitOrder], explanations: list[str]
+) -> int:
     """Publish each order with its explanation in one atomic step (one Lua call for all); an order whose
     explanation is already stored was published before and is skipped. Returns how many were published."""
     if len(orders) != len(explanations):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ def code_version() -> str:
     """The git commit of the code that trained the model (or the package version outside a checkout)."""
     here = Path(__file__).resolve().parent
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=5)
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
         if done.returncode == 0:
             return done.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
@@ -49,12 +50,16 @@ def register(lake: Lake, model: Any, meta: dict[str, Any], version: str | None =
     """Store a fitted model and its metadata as a new version (``version`` defaults to a UTC timestamp)."""
     import joblib
 
-    version = version or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    version = version or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder = lake.partition("models", "version", version)
     folder.mkdir(parents=True, exist_ok=False)
     joblib.dump(model, folder / "model.joblib")
-    full = {**meta, "version": version, "code_version": code_version(),
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    full = {
+        **meta,
+        "version": version,
+        "code_version": code_version(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     (folder / "meta.json").write_text(json.dumps(full, indent=2, sort_keys=True, default=str) + "\n")
     return Registered(version, folder, full)
 
@@ -91,5 +96,11 @@ def promote_if_better(lake: Lake, challenger: Registered, metric: str = "ic") ->
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"version": challenger.version, metric: new_score}) + "\n")
         tmp.replace(path)
-    return {"challenger": challenger.version, "champion_before": current.version if current else None,
-            "metric": metric, "challenger_score": new_score, "champion_score": old_score, "promoted": promoted}
+    return {
+        "challenger": challenger.version,
+        "champion_before": current.version if current else None,
+        "metric": metric,
+        "challenger_score": new_score,
+        "champion_score": old_score,
+        "promoted": promoted,
+    }

@@ -27,8 +27,16 @@ def stress_windows(lake: Lake) -> list[tuple[date, date]]:
     return sorted(windows)
 
 
-def retrain(lake: Lake, as_of: date, window_days: int = 750, kind: str = "gbm", folds: int = 4,
-            seed: int = 20260101, stress_weight: float = 0.0, dask_scheduler: str = "") -> dict[str, Any]:
+def retrain(
+    lake: Lake,
+    as_of: date,
+    window_days: int = 750,
+    kind: str = "gbm",
+    folds: int = 4,
+    seed: int = 20260101,
+    stress_weight: float = 0.0,
+    dask_scheduler: str = "",
+) -> dict[str, Any]:
     """Train a challenger on the ``window_days`` trading days up to ``as_of`` and register it.
 
     ``stress_weight`` > 0 gives the training rows inside the stress ledger's historical windows a sample
@@ -38,11 +46,13 @@ def retrain(lake: Lake, as_of: date, window_days: int = 750, kind: str = "gbm", 
     from marketdata.reference import esg_scores
 
     t0 = time.perf_counter()
-    dates = [d for d in lake.price_dates() if d <= as_of][-(window_days + LOOKBACK):]
+    dates = [d for d in lake.price_dates() if d <= as_of][-(window_days + LOOKBACK) :]
     needed = LOOKBACK + (folds + 1) * 20 + 5
     if len(dates) < needed:
-        raise NoDataError(f"retraining needs at least {needed} trading days up to {as_of.isoformat()}; "
-                          f"the lake has {len(dates)}: ingest more history first")
+        raise NoDataError(
+            f"retraining needs at least {needed} trading days up to {as_of.isoformat()}; "
+            f"the lake has {len(dates)}: ingest more history first"
+        )
     closes = lake.read_close_matrix(dates[0], dates[-1])
     panel = build_features(closes, esg_scores(lake), dask_scheduler=dask_scheduler)
     windows = stress_windows(lake) if stress_weight > 0 else []
@@ -51,12 +61,24 @@ def retrain(lake: Lake, as_of: date, window_days: int = 750, kind: str = "gbm", 
         panel = panel.assign(weight=1.0 + stress_weight * inside.astype(float))
     evaluation, _ = walk_forward(panel, kind, folds, seed)
     model = fit(panel, kind, seed)
-    meta = {"kind": kind, "features": list(FEATURES), "as_of": as_of.isoformat(),
-            "data_window": [str(panel["date"].min()), str(panel["date"].max())], "rows": len(panel),
-            "tickers": sorted(panel["ticker"].unique()), "metrics": evaluation.as_dict(), "seed": seed,
-            "stress_weight": stress_weight, "stress_windows": [[str(a), str(b)] for a, b in windows],
-            "stress_rows": int((panel["weight"] > 1).sum()) if "weight" in panel else 0}
+    meta = {
+        "kind": kind,
+        "features": list(FEATURES),
+        "as_of": as_of.isoformat(),
+        "data_window": [str(panel["date"].min()), str(panel["date"].max())],
+        "rows": len(panel),
+        "tickers": sorted(panel["ticker"].unique()),
+        "metrics": evaluation.as_dict(),
+        "seed": seed,
+        "stress_weight": stress_weight,
+        "stress_windows": [[str(a), str(b)] for a, b in windows],
+        "stress_rows": int((panel["weight"] > 1).sum()) if "weight" in panel else 0,
+    }
     registered = register(lake, model, meta)
-    return {"version": registered.version, "metrics": evaluation.as_dict(), "rows": len(panel),
-            "stress_rows": meta["stress_rows"],
-            "seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "version": registered.version,
+        "metrics": evaluation.as_dict(),
+        "rows": len(panel),
+        "stress_rows": meta["stress_rows"],
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

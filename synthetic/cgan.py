@@ -74,9 +74,16 @@ def regimes(windows: np.ndarray, edges: np.ndarray | None = None) -> np.ndarray:
 
 
 def _validate(windows: np.ndarray, esg: np.ndarray) -> None:
-    if windows.ndim != 3 or windows.shape[-1] != len(esg) or len(windows) < 2 or not np.isfinite(windows).all():
-        raise ValueError(f"windows shape {windows.shape} is invalid: expected finite (n >= 2, length, {len(esg)}) "
-                         "windows, one ESG score per asset")
+    if (
+        windows.ndim != 3
+        or windows.shape[-1] != len(esg)
+        or len(windows) < 2
+        or not np.isfinite(windows).all()
+    ):
+        raise ValueError(
+            f"windows shape {windows.shape} is invalid: expected finite (n >= 2, length, {len(esg)}) "
+            "windows, one ESG score per asset"
+        )
 
 
 def _generator_class() -> Any:
@@ -118,12 +125,12 @@ def _generator_class() -> Any:
             rows = torch.as_tensor(windows.reshape(-1, self.assets), dtype=torch.float32)
             cov = torch.cov(rows.T)
             values, vectors = torch.linalg.eigh(cov)
-            top = torch.argsort(values, descending=True)[:self.factors]
+            top = torch.argsort(values, descending=True)[: self.factors]
             loadings = vectors[:, top] * values[top].clamp(min=0).sqrt()
-            resid = (torch.diag(cov) - (loadings ** 2).sum(1)).clamp(min=1e-3)
+            resid = (torch.diag(cov) - (loadings**2).sum(1)).clamp(min=1e-3)
             with torch.no_grad():
                 self.loadings.copy_(loadings)
-                self.idio.copy_(0.5 * torch.log(resid) - self.tail ** 2 / 2)
+                self.idio.copy_(0.5 * torch.log(resid) - self.tail**2 / 2)
 
     return Generator
 
@@ -148,10 +155,16 @@ def _Critic(net: Any, length: int, assets: int, features: bool) -> Any:
         def forward(self, xc: Any) -> Any:
             if not features:
                 return self.net(xc)
-            x, c = xc[:, :length * assets], xc[:, length * assets:]
+            x, c = xc[:, : length * assets], xc[:, length * assets :]
             w = x.view(len(x), length, assets)
-            parts = [x, w.mean(2), (w.var(2, unbiased=False) + 1e-6).sqrt(), w.abs().mean(1),
-                     w.abs().mean((1, 2))[:, None], c]
+            parts = [
+                x,
+                w.mean(2),
+                (w.var(2, unbiased=False) + 1e-6).sqrt(),
+                w.abs().mean(1),
+                w.abs().mean((1, 2))[:, None],
+                c,
+            ]
             return self.net(torch.cat(parts, 1))
 
     return Critic()
@@ -179,13 +192,27 @@ class ConditionalGAN:
         size = length * assets
         gen = _Generator(cfg.noise + cfg.regimes, cfg.hidden, length, assets, cfg.factors)
         extra = 2 * length + assets + 1 if cfg.critic_features else 0
-        critic = _Critic(nn.Sequential(nn.Linear(size + extra + cfg.regimes, cfg.hidden), act,
-                                       nn.Linear(cfg.hidden, cfg.hidden), act, nn.Linear(cfg.hidden, 1)),
-                         length, assets, cfg.critic_features)
+        critic = _Critic(
+            nn.Sequential(
+                nn.Linear(size + extra + cfg.regimes, cfg.hidden),
+                act,
+                nn.Linear(cfg.hidden, cfg.hidden),
+                act,
+                nn.Linear(cfg.hidden, 1),
+            ),
+            length,
+            assets,
+            cfg.critic_features,
+        )
         return gen.to(_device()), critic.to(_device())
 
-    def fit(self, windows: np.ndarray, esg: np.ndarray, checkpoint: Path | None = None,
-            progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None) -> ConditionalGAN:
+    def fit(
+        self,
+        windows: np.ndarray,
+        esg: np.ndarray,
+        checkpoint: Path | None = None,
+        progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
+    ) -> ConditionalGAN:
         """Fit on real ``windows`` (n, length, n_assets) with ``esg`` (n_assets,) in [0, 1].
 
         With ``checkpoint``, the state is saved there every ``checkpoint_every`` epochs and at the end, and a
@@ -195,8 +222,13 @@ class ConditionalGAN:
         with threads(self.config.threads):
             return self._fit(windows, esg, checkpoint, progress)
 
-    def _fit(self, windows: np.ndarray, esg: np.ndarray, checkpoint: Path | None,
-             progress: Callable[[int, int, dict[str, float]], None]) -> ConditionalGAN:
+    def _fit(
+        self,
+        windows: np.ndarray,
+        esg: np.ndarray,
+        checkpoint: Path | None,
+        progress: Callable[[int, int, dict[str, float]], None],
+    ) -> ConditionalGAN:
         import torch
         import torch.nn.functional as F
 
@@ -215,8 +247,12 @@ class ConditionalGAN:
         self.regime_weights_ = np.bincount(regimes(windows, edges), minlength=cfg.regimes) / n
         start, history = 0, []
         saved = ckpt.load(checkpoint) if checkpoint is not None else None
-        if saved is not None and saved["config"] == _resumable(cfg) and saved["shape"] == (length, assets) \
-                and saved["epoch"] <= cfg.epochs:
+        if (
+            saved is not None
+            and saved["config"] == _resumable(cfg)
+            and saved["shape"] == (length, assets)
+            and saved["epoch"] <= cfg.epochs
+        ):
             gen.load_state_dict(saved["generator"])
             critic.load_state_dict(saved["critic"])
             opt_g.load_state_dict(saved["opt_g"])
@@ -238,7 +274,7 @@ class ConditionalGAN:
             step = cfg.batch_size * cfg.critic_steps
             for first in range(0, n - cfg.batch_size + 1, step):
                 for k in range(cfg.critic_steps):
-                    idx = order[first + k * cfg.batch_size:first + (k + 1) * cfg.batch_size]
+                    idx = order[first + k * cfg.batch_size : first + (k + 1) * cfg.batch_size]
                     if len(idx) < 2:
                         continue
                     x, c = x_all[idx], c_all[idx]
@@ -246,13 +282,15 @@ class ConditionalGAN:
                         fake = torch.asinh(fake_batch(c))
                     alpha = torch.rand(len(idx), 1, generator=rng).to(device)
                     mix = (alpha * x + (1 - alpha) * fake).requires_grad_(True)
-                    grad, = torch.autograd.grad(critic(torch.cat([mix, c], 1)).sum(), mix, create_graph=True)
+                    (grad,) = torch.autograd.grad(
+                        critic(torch.cat([mix, c], 1)).sum(), mix, create_graph=True
+                    )
                     penalty = ((grad.norm(dim=1) - 1) ** 2).mean()
                     c_loss = critic(torch.cat([fake, c], 1)).mean() - critic(torch.cat([x, c], 1)).mean()
                     opt_c.zero_grad()
                     (c_loss + cfg.gp * penalty).backward()
                     opt_c.step()
-                c = c_all[order[first:first + cfg.batch_size]]
+                c = c_all[order[first : first + cfg.batch_size]]
                 fake_returns = fake_batch(c)
                 fake = torch.asinh(fake_returns)
                 adversarial = -critic(torch.cat([fake, c], 1)).mean()
@@ -266,13 +304,30 @@ class ConditionalGAN:
             progress(epoch + 1, cfg.epochs, history[-1])
             done = epoch + 1 == cfg.epochs
             if checkpoint is not None and (done or (epoch + 1) % cfg.checkpoint_every == 0):
-                ckpt.save(checkpoint, {"config": _resumable(cfg), "shape": (length, assets), "epoch": epoch + 1,
-                                       "generator": gen.state_dict(), "critic": critic.state_dict(),
-                                       "opt_g": opt_g.state_dict(), "opt_c": opt_c.state_dict(),
-                                       "rng": rng.get_state(), "history": history, "edges": edges,
-                                       "regime_weights": self.regime_weights_,
-                                       "version": VERSION, "full_config": dataclasses.asdict(cfg)})
-        self.generator_, self.edges_, self.shape_, self.history_ = gen.eval(), edges, (length, assets), history
+                ckpt.save(
+                    checkpoint,
+                    {
+                        "config": _resumable(cfg),
+                        "shape": (length, assets),
+                        "epoch": epoch + 1,
+                        "generator": gen.state_dict(),
+                        "critic": critic.state_dict(),
+                        "opt_g": opt_g.state_dict(),
+                        "opt_c": opt_c.state_dict(),
+                        "rng": rng.get_state(),
+                        "history": history,
+                        "edges": edges,
+                        "regime_weights": self.regime_weights_,
+                        "version": VERSION,
+                        "full_config": dataclasses.asdict(cfg),
+                    },
+                )
+        self.generator_, self.edges_, self.shape_, self.history_ = (
+            gen.eval(),
+            edges,
+            (length, assets),
+            history,
+        )
         return self
 
     @classmethod
@@ -280,12 +335,18 @@ class ConditionalGAN:
         """A fitted model from a checkpoint written by :meth:`fit`."""
         saved = ckpt.load(path)
         if saved is None or saved.get("version") != VERSION:
-            raise FileNotFoundError(f"checkpoint {path} is missing or not a {VERSION} checkpoint: train first")
+            raise FileNotFoundError(
+                f"checkpoint {path} is missing or not a {VERSION} checkpoint: train first"
+            )
         model = cls(GANConfig(**saved["full_config"]))
         gen, _ = model._nets(*saved["shape"])
         gen.load_state_dict(saved["generator"])
-        model.generator_, model.edges_, model.shape_, model.history_ = gen.eval(), saved["edges"], saved["shape"], \
-            saved["history"]
+        model.generator_, model.edges_, model.shape_, model.history_ = (
+            gen.eval(),
+            saved["edges"],
+            saved["shape"],
+            saved["history"],
+        )
         model.resumed_from_ = saved["epoch"]
         model.regime_weights_ = saved["regime_weights"]
         return model
@@ -304,7 +365,9 @@ class ConditionalGAN:
         self._check_fitted()
         return f"{VERSION}-{ckpt.weights_digest(self.generator_)}"
 
-    def sample(self, n: int, regime: int | None = None, seed: int = 20260101) -> tuple[np.ndarray, np.ndarray]:
+    def sample(
+        self, n: int, regime: int | None = None, seed: int = 20260101
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``n`` windows (n, length, n_assets) and their regimes (n,): all ``regime`` when given, else drawn
         in the training windows' proportions."""
         import torch
@@ -316,8 +379,11 @@ class ConditionalGAN:
             raise ValueError(f"regime={regime!r} is invalid: expected an integer in 0..{k - 1} (0 calmest)")
         if n < 1:
             raise ValueError(f"n={n!r} is invalid: expected a positive number of windows")
-        labels = np.full(n, regime, dtype=np.int64) if regime is not None else \
-            np.random.default_rng(seed).choice(k, size=n, p=self.regime_weights_)
+        labels = (
+            np.full(n, regime, dtype=np.int64)
+            if regime is not None
+            else np.random.default_rng(seed).choice(k, size=n, p=self.regime_weights_)
+        )
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             z = torch.randn(n, self.config.noise, generator=g).to(_device())

@@ -23,11 +23,16 @@ def mean_esg_score(exposure: Any, esg: Any, temperature: float = 1.0) -> float:
     """The mean score of exposure rows (n, n_assets) given as arrays (NumPy or lists), as a float."""
     import torch
 
-    return float(esg_score(torch.tensor(exposure, dtype=torch.float32), torch.tensor(esg, dtype=torch.float32),
-                           temperature).mean())
+    return float(
+        esg_score(
+            torch.tensor(exposure, dtype=torch.float32), torch.tensor(esg, dtype=torch.float32), temperature
+        ).mean()
+    )
 
 
-def esg_constrained_loss(recon_loss: Any, samples: Any, esg: Any, beta: float, temperature: float = 1.0) -> Any:
+def esg_constrained_loss(
+    recon_loss: Any, samples: Any, esg: Any, beta: float, temperature: float = 1.0
+) -> Any:
     """``recon_loss + beta * (1 - esg_score)`` with the batch-mean score (a scalar tensor)."""
     if beta < 0:
         raise ValueError(f"beta={beta!r} is invalid: expected a number >= 0")

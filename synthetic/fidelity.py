@@ -29,7 +29,7 @@ def _acf(x: np.ndarray, lags: int = 5) -> np.ndarray:
     """Autocorrelation at lags 1..min(lags, length - 1) inside windows (n, length, assets), each asset
     centred on its mean over all windows and days, averaged over assets: (lags,)."""
     x = x - x.mean(axis=(0, 1), keepdims=True)
-    var = (x ** 2).mean(axis=(0, 1))
+    var = (x**2).mean(axis=(0, 1))
     out = []
     for k in range(1, min(lags, x.shape[1] - 1) + 1):
         cov = (x[:, k:, :] * x[:, :-k, :]).mean(axis=(0, 1))
@@ -43,16 +43,25 @@ def window_features(windows: np.ndarray) -> np.ndarray:
     and largest absolute return and its mean pairwise cross-asset correlation. (n, features)."""
     n = len(windows)
     centred = windows - windows.mean(axis=1, keepdims=True)
-    norm = np.sqrt((centred ** 2).sum(axis=1)) + 1e-12
+    norm = np.sqrt((centred**2).sum(axis=1)) + 1e-12
     unit = centred / norm[:, None, :]
     corr = np.einsum("nta,ntb->nab", unit, unit)
     k = windows.shape[-1]
     mean_corr = (corr.sum(axis=(1, 2)) - k) / (k * (k - 1))
-    return np.c_[windows.reshape(n, -1), windows.mean(axis=2), windows.std(axis=2), np.abs(windows).mean(axis=1),
-                 np.abs(windows).mean(axis=(1, 2)), np.abs(windows).max(axis=(1, 2)), mean_corr]
+    return np.c_[
+        windows.reshape(n, -1),
+        windows.mean(axis=2),
+        windows.std(axis=2),
+        np.abs(windows).mean(axis=1),
+        np.abs(windows).mean(axis=(1, 2)),
+        np.abs(windows).max(axis=(1, 2)),
+        mean_corr,
+    ]
 
 
-def discriminative_scores(real: np.ndarray, synthetic: np.ndarray, seed: int = 0, folds: int = 5) -> dict[str, float]:
+def discriminative_scores(
+    real: np.ndarray, synthetic: np.ndarray, seed: int = 0, folds: int = 5
+) -> dict[str, float]:
     """|accuracy - 0.5| of two gradient-boosting classifiers telling real from synthetic windows, accuracy
     measured out of fold (stratified ``folds``-fold cross-validation, so every window is scored once):
 
@@ -96,14 +105,18 @@ def predictive_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> 
 def fidelity(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """Every metric of the module docstring, as plain numbers."""
     if real.ndim != 3 or synthetic.shape[1:] != real.shape[1:]:
-        raise ValueError(f"windows shapes {real.shape} and {synthetic.shape} are invalid: expected (n, length, assets) "
-                         "with the same length and assets")
+        raise ValueError(
+            f"windows shapes {real.shape} and {synthetic.shape} are invalid: expected (n, length, assets) "
+            "with the same length and assets"
+        )
     pr, ps = _pooled(real), _pooled(synthetic)
     n_assets = real.shape[-1]
     corr_r, corr_s = np.corrcoef(pr, rowvar=False), np.corrcoef(ps, rowvar=False)
     scores = discriminative_scores(real, synthetic, seed)
     return {
-        "wasserstein_mean": float(np.mean([stats.wasserstein_distance(pr[:, i], ps[:, i]) for i in range(n_assets)])),
+        "wasserstein_mean": float(
+            np.mean([stats.wasserstein_distance(pr[:, i], ps[:, i]) for i in range(n_assets)])
+        ),
         "ks_mean": float(np.mean([stats.ks_2samp(pr[:, i], ps[:, i]).statistic for i in range(n_assets)])),
         "kurtosis_real": float(np.mean(stats.kurtosis(pr, axis=0))),
         "kurtosis_synthetic": float(np.mean(stats.kurtosis(ps, axis=0))),

@@ -56,9 +56,17 @@ class RunSpec:
             raise InputError("model_kind", self.model_kind, f"one of {', '.join(MODEL_KINDS)}")
         if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta >= 0:
             raise InputError("beta", self.beta, "a number >= 0")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+        if (
+            isinstance(self.epochs, bool)
+            or not isinstance(self.epochs, int)
+            or not 1 <= self.epochs <= MAX_EPOCHS
+        ):
             raise InputError("epochs", self.epochs, f"an integer in 1..{MAX_EPOCHS}")
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or not 1 <= self.samples <= MAX_SAMPLES:
+        if (
+            isinstance(self.samples, bool)
+            or not isinstance(self.samples, int)
+            or not 1 <= self.samples <= MAX_SAMPLES
+        ):
             raise InputError("samples", self.samples, f"an integer in 1..{MAX_SAMPLES}")
 
     def model(self) -> ConditionalGAN | WindowVAE:
@@ -89,7 +97,9 @@ def load_data(lake: Lake, end: str | None = None, seed: int = 20260101) -> tuple
     if missing:
         raise InputError("esg table", ",".join(missing), "an ESG score for every ticker in the lake")
     # Returns spanning a quarantined date are dropped, as everywhere else (quantbridge.returns).
-    return split_windows(closes, seed=seed, quarantined=lake.quarantined_dates()), scores.loc[list(closes.columns)].to_numpy(dtype=np.float64)
+    return split_windows(closes, seed=seed, quarantined=lake.quarantined_dates()), scores.loc[
+        list(closes.columns)
+    ].to_numpy(dtype=np.float64)
 
 
 def load_model(lake: Lake, run: str, model_kind: str) -> ConditionalGAN | WindowVAE:
@@ -99,20 +109,35 @@ def load_model(lake: Lake, run: str, model_kind: str) -> ConditionalGAN | Window
     return (ConditionalGAN if model_kind == "cgan" else WindowVAE).load(path)
 
 
-def train_run(lake: Lake, run: str, spec: RunSpec,
-              progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None) -> dict[str, Any]:
+def train_run(
+    lake: Lake,
+    run: str,
+    spec: RunSpec,
+    progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
+) -> dict[str, Any]:
     """Fit ``spec``'s model on the training windows, checkpointing into the run's folder (a re-run resumes)."""
     split, esg = load_data(lake, spec.end, spec.seed)
     folder = run_folder(lake, run)
     t0 = time.perf_counter()
     model = spec.model().fit(split.train, esg, checkpoint=folder / "checkpoint.pt", progress=progress)
-    return {"run": run, "partition": str(folder), "model_kind": spec.model_kind, "version": model.version(),
-            "epochs": spec.epochs, "resumed_from_epoch": model.resumed_from_,
-            "train_seconds": round(time.perf_counter() - t0, 2), "train_windows": len(split.train),
-            "test_windows": len(split.test), "data_start": split.start, "data_end": split.end}
+    return {
+        "run": run,
+        "partition": str(folder),
+        "model_kind": spec.model_kind,
+        "version": model.version(),
+        "epochs": spec.epochs,
+        "resumed_from_epoch": model.resumed_from_,
+        "train_seconds": round(time.perf_counter() - t0, 2),
+        "train_windows": len(split.train),
+        "test_windows": len(split.test),
+        "data_start": split.start,
+        "data_end": split.end,
+    }
 
 
-def samples_frame(windows: np.ndarray, labels: np.ndarray, tickers: tuple[str, ...], scale: np.ndarray) -> pd.DataFrame:
+def samples_frame(
+    windows: np.ndarray, labels: np.ndarray, tickers: tuple[str, ...], scale: np.ndarray
+) -> pd.DataFrame:
     """Long-by-day frame of windows (n, length, n_assets) in volatility units, as simple daily returns."""
     n, length, assets = windows.shape
     frame = pd.DataFrame((windows * scale).reshape(n * length, assets), columns=list(tickers))
@@ -136,8 +161,13 @@ def generate_run(lake: Lake, run: str, spec: RunSpec) -> dict[str, Any]:
         raise ValueError(f"run {run} produced non-finite samples: retrain with other parameters")
     path = run_folder(lake, run) / "samples.parquet"
     samples_frame(windows, labels, split.tickers, split.scale).to_parquet(path, index=False)
-    return {"run": run, "samples": str(path), "windows": len(windows), "shape": list(windows.shape),
-            "mean_esg": model.esg_score(windows, esg)}
+    return {
+        "run": run,
+        "samples": str(path),
+        "windows": len(windows),
+        "shape": list(windows.shape),
+        "mean_esg": model.esg_score(windows, esg),
+    }
 
 
 def evaluate_run(lake: Lake, run: str, spec: RunSpec, trained: dict[str, Any]) -> dict[str, Any]:
@@ -150,14 +180,33 @@ def evaluate_run(lake: Lake, run: str, spec: RunSpec, trained: dict[str, Any]) -
     metrics["mean_esg"] = model.esg_score(synthetic, esg)
     metrics["mean_esg_real"] = model.esg_score(split.test, esg)
     folder = run_folder(lake, run)
-    from synthetic.html_report import write_report
+    from synthetic.report_page import write_report
 
-    report = write_report(folder / "report", split.test, synthetic, split.tickers, metrics,
-                          f"Synthetic run {run}", context={"model": model.version(), "beta": spec.beta,
-                                                           "epochs": spec.epochs, "data": f"{split.start}..{split.end}"})
-    metadata = {"run": run, "model_version": model.version(), "config": dataclasses.asdict(model.config),
-                "spec": dataclasses.asdict(spec), "training": trained, "tickers": list(split.tickers),
-                "scale": split.scale.round(8).tolist(), "metrics": metrics, "report": str(report),
-                "samples": str(folder / "samples.parquet")}
+    report = write_report(
+        folder / "report",
+        split.test,
+        synthetic,
+        split.tickers,
+        metrics,
+        f"Synthetic run {run}",
+        context={
+            "model": model.version(),
+            "beta": spec.beta,
+            "epochs": spec.epochs,
+            "data": f"{split.start}..{split.end}",
+        },
+    )
+    metadata = {
+        "run": run,
+        "model_version": model.version(),
+        "config": dataclasses.asdict(model.config),
+        "spec": dataclasses.asdict(spec),
+        "training": trained,
+        "tickers": list(split.tickers),
+        "scale": split.scale.round(8).tolist(),
+        "metrics": metrics,
+        "report": str(report),
+        "samples": str(folder / "samples.parquet"),
+    }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     return metadata

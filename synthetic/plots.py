@@ -38,7 +38,15 @@ def distributions(real: np.ndarray, synthetic: np.ndarray, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     bins = np.linspace(-8, 8, 81)
     for data, label in ((real, "real (held out)"), (synthetic, "synthetic")):
-        ax.hist(np.clip(data.ravel(), -8, 8), bins=bins, density=True, histtype="step", lw=1.4, label=label, log=True)
+        ax.hist(
+            np.clip(data.ravel(), -8, 8),
+            bins=bins,
+            density=True,
+            histtype="step",
+            lw=1.4,
+            label=label,
+            log=True,
+        )
     ax.set_xlabel("daily return / asset volatility")
     ax.set_ylabel("density (log)")
     ax.set_title("Return distribution, all assets pooled")
@@ -84,7 +92,9 @@ def sweep(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     ax.set_xlabel("beta (ESG weight in the generator loss)")
     ax.set_ylabel("mean ESG score of samples", color="tab:green")
     other = ax.twinx()
-    other.plot(betas, [r["discriminative_score"] for r in rows], "s--", color="tab:red", label="discriminative")
+    other.plot(
+        betas, [r["discriminative_score"] for r in rows], "s--", color="tab:red", label="discriminative"
+    )
     other.axhline(0.15, color="tab:red", lw=0.8, ls=":")
     other.set_ylim(0, 0.5)
     other.set_ylabel("discriminative score (0 best)", color="tab:red")

@@ -55,9 +55,12 @@ def build(features: int, cfg: VAEConfig) -> Any:
     class VAE(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.encoder = nn.Sequential(nn.Linear(features, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * cfg.latent))
-            self.decoder = nn.Sequential(nn.Linear(cfg.latent, cfg.hidden), nn.ReLU(),
-                                         nn.Linear(cfg.hidden, 2 * features))
+            self.encoder = nn.Sequential(
+                nn.Linear(features, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * cfg.latent)
+            )
+            self.decoder = nn.Sequential(
+                nn.Linear(cfg.latent, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * features)
+            )
 
         def decode(self, z: Any) -> tuple[Any, Any]:
             """Mean and log noise scale of each feature given z (the scale depends on z: volatility regimes)."""
@@ -80,21 +83,33 @@ class WindowVAE:
     def __init__(self, config: VAEConfig = VAEConfig()) -> None:
         self.config = config
 
-    def fit(self, data: np.ndarray, esg: np.ndarray, checkpoint: Path | None = None,
-            progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None) -> WindowVAE:
+    def fit(
+        self,
+        data: np.ndarray,
+        esg: np.ndarray,
+        checkpoint: Path | None = None,
+        progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
+    ) -> WindowVAE:
         """Fit on ``data`` (n, n_assets) or (n, length, n_assets); resumes from ``checkpoint`` as
         :meth:`synthetic.cgan.ConditionalGAN.fit` does."""
         with threads(self.config.threads):
             return self._fit(data, esg, checkpoint, progress)
 
-    def _fit(self, data: np.ndarray, esg: np.ndarray, checkpoint: Path | None,
-             progress: Callable[[int, int, dict[str, float]], None]) -> WindowVAE:
+    def _fit(
+        self,
+        data: np.ndarray,
+        esg: np.ndarray,
+        checkpoint: Path | None,
+        progress: Callable[[int, int, dict[str, float]], None],
+    ) -> WindowVAE:
         import torch
 
         cfg = self.config
         if data.ndim not in (2, 3) or data.shape[-1] != len(esg) or not np.isfinite(data).all():
-            raise ValueError(f"data shape {data.shape} is invalid: expected finite (rows, {len(esg)}) or "
-                             f"(rows, length, {len(esg)}) values")
+            raise ValueError(
+                f"data shape {data.shape} is invalid: expected finite (rows, {len(esg)}) or "
+                f"(rows, length, {len(esg)}) values"
+            )
         if cfg.beta < 0:
             raise ValueError(f"beta={cfg.beta!r} is invalid: expected a number >= 0")
         shape = data.shape[1:]
@@ -105,8 +120,15 @@ class WindowVAE:
         rng = torch.Generator(device="cpu").manual_seed(cfg.seed)
         start, history = 0, []
         saved = ckpt.load(checkpoint) if checkpoint is not None else None
-        resumable = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("epochs", "checkpoint_every")}
-        if saved is not None and saved["config"] == resumable and saved["shape"] == shape and saved["epoch"] <= cfg.epochs:
+        resumable = {
+            k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("epochs", "checkpoint_every")
+        }
+        if (
+            saved is not None
+            and saved["config"] == resumable
+            and saved["shape"] == shape
+            and saved["epoch"] <= cfg.epochs
+        ):
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["opt"])
             rng.set_state(saved["rng"])
@@ -120,11 +142,13 @@ class WindowVAE:
             order = torch.randperm(len(x_all), generator=rng)
             total = 0.0
             for first in range(0, len(order), cfg.batch_size):
-                x = x_all[order[first:first + cfg.batch_size]]
+                x = x_all[order[first : first + cfg.batch_size]]
                 recon, log_noise, mu, logvar = model(x)
                 recon_loss = torch.mean(0.5 * ((recon - x) * torch.exp(-log_noise)) ** 2 + log_noise)
-                kl = -0.5 * torch.mean(1 + logvar - mu ** 2 - logvar.exp()) * cfg.latent / x.shape[1]
-                exposure = recon.view(len(x), steps, -1).mean(dim=1)  # asinh space: a tilt costs realism smoothly
+                kl = -0.5 * torch.mean(1 + logvar - mu**2 - logvar.exp()) * cfg.latent / x.shape[1]
+                exposure = recon.view(len(x), steps, -1).mean(
+                    dim=1
+                )  # asinh space: a tilt costs realism smoothly
                 loss = esg_constrained_loss(recon_loss + kl, exposure, esg_t, cfg.beta)
                 opt.zero_grad()
                 loss.backward()
@@ -132,12 +156,25 @@ class WindowVAE:
                 total += float(loss.detach()) * len(x)
             history.append({"loss": total / len(x_all)})
             progress(epoch + 1, cfg.epochs, history[-1])
-            if checkpoint is not None and (epoch + 1 == cfg.epochs or (epoch + 1) % cfg.checkpoint_every == 0):
-                ckpt.save(checkpoint, {"config": resumable, "full_config": dataclasses.asdict(cfg), "shape": shape,
-                                       "epoch": epoch + 1, "model": model.state_dict(), "opt": opt.state_dict(),
-                                       "rng": rng.get_state(), "torch_rng": torch.get_rng_state(),
-                                       "history": history, "version": VERSION,
-                                       "edges": regime_edges(windows, cfg.regimes)})
+            if checkpoint is not None and (
+                epoch + 1 == cfg.epochs or (epoch + 1) % cfg.checkpoint_every == 0
+            ):
+                ckpt.save(
+                    checkpoint,
+                    {
+                        "config": resumable,
+                        "full_config": dataclasses.asdict(cfg),
+                        "shape": shape,
+                        "epoch": epoch + 1,
+                        "model": model.state_dict(),
+                        "opt": opt.state_dict(),
+                        "rng": rng.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "history": history,
+                        "version": VERSION,
+                        "edges": regime_edges(windows, cfg.regimes),
+                    },
+                )
         self.model_, self.shape_, self.history_ = model.eval(), shape, history
         self.edges_ = regime_edges(windows, cfg.regimes)
         return self
@@ -146,11 +183,18 @@ class WindowVAE:
     def load(cls, path: Path) -> WindowVAE:
         saved = ckpt.load(path)
         if saved is None or saved.get("version") != VERSION:
-            raise FileNotFoundError(f"checkpoint {path} is missing or not a {VERSION} checkpoint: train first")
+            raise FileNotFoundError(
+                f"checkpoint {path} is missing or not a {VERSION} checkpoint: train first"
+            )
         out = cls(VAEConfig(**saved["full_config"]))
         model = build(int(np.prod(saved["shape"])), out.config)
         model.load_state_dict(saved["model"])
-        out.model_, out.shape_, out.history_, out.edges_ = model.eval(), saved["shape"], saved["history"], saved["edges"]
+        out.model_, out.shape_, out.history_, out.edges_ = (
+            model.eval(),
+            saved["shape"],
+            saved["history"],
+            saved["edges"],
+        )
         out.resumed_from_ = saved["epoch"]
         return out
 
@@ -165,7 +209,9 @@ class WindowVAE:
             raise RuntimeError("WindowVAE is not fitted: call fit() or load() first")
         return f"{VERSION}-{ckpt.weights_digest(self.model_)}"
 
-    def sample(self, n: int, regime: int | None = None, seed: int = 20260101) -> tuple[np.ndarray, np.ndarray]:
+    def sample(
+        self, n: int, regime: int | None = None, seed: int = 20260101
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``n`` samples shaped like the training rows, drawn from the prior, and the volatility regime of
         each (the VAE is unconditional: ``regime`` must be None)."""
         import torch
@@ -184,4 +230,3 @@ class WindowVAE:
             out = torch.sinh(mean + noise).cpu().numpy().astype(np.float64).reshape(n, *self.shape_)
         windows = out if out.ndim == 3 else out[:, None, :]
         return out, regimes(windows, self.edges_)
-

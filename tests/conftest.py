@@ -38,15 +38,17 @@ os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ["QB_REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
 os.environ["QB_LAKE_ROOT"] = str(_SESSION_DIR / "lake")
 os.environ["QB_SERVICES_DIR"] = str(_SESSION_DIR / "services")
-os.environ["QB_AUDIT_KEY_PATH"] = str(_SESSION_DIR / "audit" / "checkpoint_ed25519.pem")  # never the project's key
+os.environ["QB_AUDIT_KEY_PATH"] = str(
+    _SESSION_DIR / "audit" / "checkpoint_ed25519.pem"
+)  # never the project's key
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ["QB_SPARK_MASTER"] = "local[2]"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
 
-from quantbridge.airflow_env import apply_airflow_environment  # noqa: E402
-from quantbridge.services import redis_conf_quote, write_private  # noqa: E402
+from app.airflow_env import apply_airflow_environment  # noqa: E402
+from app.services import redis_conf_quote, write_private  # noqa: E402
 from quantbridge.settings import Settings, load_settings  # noqa: E402
 
 apply_airflow_environment(load_settings())
@@ -67,9 +69,26 @@ def redis_server() -> Iterator[int]:
     conf = folder / "redis.conf"  # the password stays off the command line, as in `qb services start`
     write_private(conf, f"requirepass {redis_conf_quote(REDIS_PASSWORD)}\n")
     proc = subprocess.Popen(
-        [binary, str(conf), "--bind", "127.0.0.1", "--port", str(REDIS_PORT), "--dir", str(folder),
-         "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", str(folder / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            str(conf),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(REDIS_PORT),
+            "--dir",
+            str(folder),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(folder / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     import redis
 
@@ -127,7 +146,7 @@ def spark() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """The Airflow metadata DB (SQLite in the session's AIRFLOW_HOME), migrated once."""
-    from quantbridge.cli.backfill import migrate_metadata_db
+    from app.cli.backfill import migrate_metadata_db
 
     migrate_metadata_db()
     return Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"

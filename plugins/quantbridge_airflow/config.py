@@ -31,7 +31,9 @@ def _overrides(raw: str | None) -> dict[str, Any]:
     try:
         overrides = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"Airflow Variable {SETTINGS_VARIABLE}", raw, f"a JSON object ({exc.msg})") from None
+        raise ConfigError(
+            f"Airflow Variable {SETTINGS_VARIABLE}", raw, f"a JSON object ({exc.msg})"
+        ) from None
     if not isinstance(overrides, dict):
         raise ConfigError(f"Airflow Variable {SETTINGS_VARIABLE}", raw, "a JSON object")
     return overrides

@@ -1,6 +1,6 @@
 """The risk dashboard over HTTP: a FastAPI app the Airflow api-server mounts under ``/quantbridge``
 (registered by ``plugins/quantbridge_plugin.py``). It only does HTTP; the data comes from
-:func:`quantbridge.snapshot.risk_snapshot`.
+:func:`reporting.snapshot.risk_snapshot`.
 
 Routes (every one needs an authenticated Airflow user, validated by Airflow's own auth manager from the
 ``Authorization: Bearer <jwt>`` header or the UI's ``_token`` cookie; a page request without a valid
@@ -135,14 +135,19 @@ def check_csrf(request: Request) -> None:
         referer = urlsplit(request.headers["referer"])
         origin = f"{referer.scheme}://{referer.netloc}"
     if not origin or origin not in _origins(request):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"cross-site request refused: Origin {origin or 'absent'} is not this server; "
-                            "send the Authorization: Bearer header or use the dashboard page")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"cross-site request refused: Origin {origin or 'absent'} is not this server; "
+            "send the Authorization: Bearer header or use the dashboard page",
+        )
     session = request.cookies.get(COOKIE_NAME_JWT_TOKEN) or ""
     sent = request.headers.get(CSRF_HEADER, "")
     if not session or not hmac.compare_digest(sent, csrf_token(session)):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"missing or wrong {CSRF_HEADER} header: reload the "
-                            "dashboard page (it fetches the token from api/csrf)")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"missing or wrong {CSRF_HEADER} header: reload the "
+            "dashboard page (it fetches the token from api/csrf)",
+        )
 
 
 def _scrub(message: str) -> str:
@@ -155,8 +160,9 @@ def _scrub(message: str) -> str:
 def _login_redirect(request: Request) -> RedirectResponse:
     from airflow.api_fastapi.app import get_auth_manager
 
-    return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)),
-                            status_code=status.HTTP_303_SEE_OTHER)
+    return RedirectResponse(
+        get_auth_manager().get_url_login(next_url=str(request.url)), status_code=status.HTTP_303_SEE_OTHER
+    )
 
 
 def create_app(
@@ -164,13 +170,13 @@ def create_app(
     snapshot: Callable[[Settings], dict[str, Any]] | None = None,
 ) -> FastAPI:
     """The dashboard app. ``settings_provider`` is called per request (tests pass fixed settings);
-    ``snapshot`` defaults to :func:`quantbridge.snapshot.risk_snapshot`."""
+    ``snapshot`` defaults to :func:`reporting.snapshot.risk_snapshot`."""
     app = FastAPI(title="quantbridge risk dashboard", docs_url=None, redoc_url=None, openapi_url=None)
 
     def read() -> dict[str, Any]:
         import redis
 
-        from quantbridge.snapshot import risk_snapshot
+        from reporting.snapshot import risk_snapshot
 
         settings = load()
         try:
@@ -184,12 +190,15 @@ def create_app(
         try:
             return settings_provider()
         except QuantbridgeError as exc:
-            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
-                                _scrub(f"quantbridge settings: {exc}")) from exc
+            raise HTTPException(
+                status.HTTP_500_INTERNAL_SERVER_ERROR, _scrub(f"quantbridge settings: {exc}")
+            ) from exc
 
     def unavailable(settings: Settings, exc: Exception) -> HTTPException:
-        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                             _scrub(f"Redis at {settings.redis_url_redacted()} is unavailable: {exc}"))
+        return HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            _scrub(f"Redis at {settings.redis_url_redacted()} is unavailable: {exc}"),
+        )
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request, user: Any = Depends(optional_user)) -> Response:
@@ -210,15 +219,20 @@ def create_app(
         from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
 
         session = request.cookies.get(COOKIE_NAME_JWT_TOKEN)
-        return JSONResponse({"header": CSRF_HEADER, "token": csrf_token(session) if session else None},
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {"header": CSRF_HEADER, "token": csrf_token(session) if session else None},
+            headers={"Cache-Control": "no-store"},
+        )
 
     @app.post("/api/kill-switch")
     async def kill_switch(request: Request, user: Any = Depends(authenticated_user)) -> JSONResponse:
         check_csrf(request)
         if not may_operate(user):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.get_name()!r} may not set or clear "
-                                "the kill switch: that needs Airflow's Op or Admin role")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"user {user.get_name()!r} may not set or clear "
+                "the kill switch: that needs Airflow's Op or Admin role",
+            )
         action, reason = parse_switch_request(await request.body())
         return JSONResponse(change_switch(load(), action, reason, user.get_name()))
 
@@ -226,8 +240,8 @@ def create_app(
         import redis
 
         from quantbridge import kill_switch as switch
+        from quantbridge.redis_client import connect
         from quantbridge.redis_schema import RedisSchema
-        from quantbridge.state import connect
 
         by, schema = f"operator:{name}", RedisSchema(settings.redis_prefix)
         client = connect(settings)
@@ -240,15 +254,21 @@ def create_app(
         finally:
             client.close()
         log.warning("kill switch %s by %s (changed=%s): %s", action, by, changed, reason)
-        return {"action": action, "changed": changed, "by": by, "reason": reason,
-                "active": record is not None, "switch": record}
+        return {
+            "action": action,
+            "changed": changed,
+            "by": by,
+            "reason": reason,
+            "active": record is not None,
+            "switch": record,
+        }
 
     @app.get("/reports/{path:path}")
     def report(path: str, request: Request, user: Any = Depends(optional_user)) -> Response:
         if user is None:
             return _login_redirect(request)
         from quantbridge.errors import InputError
-        from quantbridge.snapshot import report_file
+        from reporting.snapshot import report_file
 
         try:
             return FileResponse(report_file(settings_provider(), path))
@@ -269,18 +289,27 @@ def parse_switch_request(body: bytes) -> tuple[str, str]:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            'body: expected a JSON object {"action": "on" or "off", "reason": "..."}')
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            'body: expected a JSON object {"action": "on" or "off", "reason": "..."}',
+        )
     action, reason = data.get("action"), data.get("reason")
     if action not in ("on", "off"):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            f"action={action!r} is invalid: expected 'on' or 'off'")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS \
-            or any(ord(c) < 32 and c != "\t" for c in reason):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"action={action!r} is invalid: expected 'on' or 'off'"
+        )
+    if (
+        not isinstance(reason, str)
+        or not reason.strip()
+        or len(reason) > MAX_REASON_CHARS
+        or any(ord(c) < 32 and c != "\t" for c in reason)
+    ):
         shown = reason[:80] if isinstance(reason, str) else reason
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            f"reason={shown!r} is invalid: expected one line of 1 to {MAX_REASON_CHARS} "
-                            "characters (the audit trail records who and why)")
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"reason={shown!r} is invalid: expected one line of 1 to {MAX_REASON_CHARS} "
+            "characters (the audit trail records who and why)",
+        )
     return action, reason.strip()
 
 
@@ -297,7 +326,9 @@ def _num(value: Any, digits: int = 2) -> str:
     return "-" if value is None else f"{float(value):,.{digits}f}"
 
 
-def _table(headers: list[str], rows: list[list[str]], table_id: str, empty: str, text_columns: int = 1) -> str:
+def _table(
+    headers: list[str], rows: list[list[str]], table_id: str, empty: str, text_columns: int = 1
+) -> str:
     """An HTML table; the first ``text_columns`` columns are left-aligned text, the rest numbers."""
     if not rows:
         return f'<p class="empty" id="{table_id}-empty">{_e(empty)}</p>'
@@ -306,7 +337,9 @@ def _table(headers: list[str], rows: list[list[str]], table_id: str, empty: str,
         return "" if i < text_columns else ' class="n"'
 
     head = "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows
+    )
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -320,18 +353,23 @@ def _sparkline(history: list[dict[str, Any]], width: int = 900, height: int = 14
 
     def line(key: str) -> str:
         step = width / (len(points) - 1)
-        return " ".join(f"{i * step:.1f},{height - (h[key] - low) / (high - low) * height:.1f}"
-                        for i, h in enumerate(points) if h.get(key) is not None)
+        return " ".join(
+            f"{i * step:.1f},{height - (h[key] - low) / (high - low) * height:.1f}"
+            for i, h in enumerate(points)
+            if h.get(key) is not None
+        )
 
     stroke = 'fill="none" vector-effect="non-scaling-stroke"'
-    return (f'<svg id="history" viewBox="0 0 {width} {height}" width="100%" height="{height}" '
-            f'preserveAspectRatio="none" role="img" aria-label="VaR history, {len(points)} refreshes">'
-            f'<polyline {stroke} stroke="#c0392b" stroke-dasharray="4 3" points="{line("limit")}"/>'
-            f'<polyline {stroke} stroke="#8e44ad" points="{line("cvar")}"/>'
-            f'<polyline {stroke} stroke="#2471a3" stroke-width="2" points="{line("var")}"/></svg>'
-            f'<p class="legend"><span style="color:#2471a3">VaR</span> · <span style="color:#8e44ad">CVaR</span> · '
-            f'<span style="color:#c0392b">limit</span> · {len(points)} refreshes, {_e(points[0]["at"])} to '
-            f'{_e(points[-1]["at"])}</p>')
+    return (
+        f'<svg id="history" viewBox="0 0 {width} {height}" width="100%" height="{height}" '
+        f'preserveAspectRatio="none" role="img" aria-label="VaR history, {len(points)} refreshes">'
+        f'<polyline {stroke} stroke="#c0392b" stroke-dasharray="4 3" points="{line("limit")}"/>'
+        f'<polyline {stroke} stroke="#8e44ad" points="{line("cvar")}"/>'
+        f'<polyline {stroke} stroke="#2471a3" stroke-width="2" points="{line("var")}"/></svg>'
+        f'<p class="legend"><span style="color:#2471a3">VaR</span> · <span style="color:#8e44ad">CVaR</span> · '
+        f'<span style="color:#c0392b">limit</span> · {len(points)} refreshes, {_e(points[0]["at"])} to '
+        f"{_e(points[-1]['at'])}</p>"
+    )
 
 
 def render_panel(snap: dict[str, Any]) -> str:
@@ -343,55 +381,104 @@ def render_panel(snap: dict[str, Any]) -> str:
     if kill["active"]:
         reason = kill["reason"]
         record = reason if isinstance(reason, dict) else {"reason": str(reason)}
-        switch = (f'<span id="kill-switch" class="badge on">ACTIVE</span> <small id="kill-reason">'
-                  f'{_e(record.get("reason", ""))}</small><br><small>set by <span id="kill-by">'
-                  f'{_e(record.get("by") or "unknown")}</span> at <span id="kill-at">'
-                  f'{_e(record.get("at") or "-")}</span></small>')
+        switch = (
+            f'<span id="kill-switch" class="badge on">ACTIVE</span> <small id="kill-reason">'
+            f'{_e(record.get("reason", ""))}</small><br><small>set by <span id="kill-by">'
+            f'{_e(record.get("by") or "unknown")}</span> at <span id="kill-at">'
+            f"{_e(record.get('at') or '-')}</span></small>"
+        )
     else:
         switch = '<span id="kill-switch" class="badge off">OFF</span>'
-    beats = " · ".join(f'{_e(c)}: <span id="heartbeat-{_e(c)}">{_e(t or "no heartbeat")}</span>'
-                       for c, t in snap["heartbeats"].items())
+    beats = " · ".join(
+        f'{_e(c)}: <span id="heartbeat-{_e(c)}">{_e(t or "no heartbeat")}</span>'
+        for c, t in snap["heartbeats"].items()
+    )
     figures = (
         f'<section class="cards">'
         f'<div class="card"><h3>VaR</h3><div class="big" id="var" data-value="{_e(_raw(var))}">{_money(var)}</div>'
-        f'<small>{_e(usage)}</small></div>'
+        f"<small>{_e(usage)}</small></div>"
         f'<div class="card"><h3>CVaR</h3><div class="big" id="cvar" data-value="{_e(_raw(cvar))}">{_money(cvar)}</div></div>'
         f'<div class="card"><h3>Limit</h3><div class="big" id="limit">{_money(limit)}</div></div>'
         f'<div class="card"><h3>Kill switch</h3><div class="big">{switch}</div></div>'
         f'</section><p class="meta">model <b>{_e(risk.get("model", "-"))}</b>, backend {_e(risk.get("backend", "-"))}, '
-        f'confidence {_e(risk.get("confidence", "-"))}, horizon {_count(risk.get("horizon_days"))} d, '
+        f"confidence {_e(risk.get('confidence', '-'))}, horizon {_count(risk.get('horizon_days'))} d, "
         f'{_count(risk.get("positions"))} positions, prices as of <span id="as-of">{_e(risk.get("as_of") or "-")}</span>, '
         f'updated <span id="updated">{_e(risk.get("updated_at", "never"))}</span><br>{beats}</p>'
     )
     stress = snap["stress"]
-    stress_rows = [[_e(s["family"]), _e(s["scenario"]), _money(s["base_value"]), _money(s["shocked_value"]),
-                    f'<span class="{"neg" if s["change"] < 0 else "pos"}">{_money(s["change"])}</span>']
-                   for s in stress["scenarios"]]
-    fills = [[_e(f.get("ts", "")), _e(f.get("ticker")), _e(f.get("side")), f'<span class="venue">{_e(f.get("venue"))}</span>',
-              _num(f.get("quantity"), 0), _money(f.get("price")), _money(f.get("fee")), _num(f.get("slippage_bps"))]
-             for f in snap["fills"]]
-    costs = [[f'<span class="venue">{_e(c["venue"])}</span>', str(c["fills"]), _num(c["quantity"], 0),
-              _money(c["notional"]), _money(c["fees"]), _num(c["fee_bps"]), _num(c["slippage_bps"]),
-              f'<b>{_num(c["cost_bps"])}</b>'] for c in snap["venue_costs"]]
+    stress_rows = [
+        [
+            _e(s["family"]),
+            _e(s["scenario"]),
+            _money(s["base_value"]),
+            _money(s["shocked_value"]),
+            f'<span class="{"neg" if s["change"] < 0 else "pos"}">{_money(s["change"])}</span>',
+        ]
+        for s in stress["scenarios"]
+    ]
+    fills = [
+        [
+            _e(f.get("ts", "")),
+            _e(f.get("ticker")),
+            _e(f.get("side")),
+            f'<span class="venue">{_e(f.get("venue"))}</span>',
+            _num(f.get("quantity"), 0),
+            _money(f.get("price")),
+            _money(f.get("fee")),
+            _num(f.get("slippage_bps")),
+        ]
+        for f in snap["fills"]
+    ]
+    costs = [
+        [
+            f'<span class="venue">{_e(c["venue"])}</span>',
+            str(c["fills"]),
+            _num(c["quantity"], 0),
+            _money(c["notional"]),
+            _money(c["fees"]),
+            _num(c["fee_bps"]),
+            _num(c["slippage_bps"]),
+            f"<b>{_num(c['cost_bps'])}</b>",
+        ]
+        for c in snap["venue_costs"]
+    ]
     positions = [[_e(t), _num(q, 0)] for t, q in sorted(snap["positions"].items())]
     report = snap.get("report")
-    report_link = (f'<a id="report-link" href="reports/{_e(report["path"])}">nightly report of {_e(report["date"])}</a>'
-                   if report else '<span id="report-link">no nightly report in the lake yet</span>')
-    stress_title = (f'Stress, {_e(stress["date"])} <small>({_e(stress["source"])}, {stress["rows"]} ledger rows, '
-                    f'totals worst first)</small>' if stress["date"] else "Stress")
+    report_link = (
+        f'<a id="report-link" href="reports/{_e(report["path"])}">nightly report of {_e(report["date"])}</a>'
+        if report
+        else '<span id="report-link">no nightly report in the lake yet</span>'
+    )
+    stress_title = (
+        f"Stress, {_e(stress['date'])} <small>({_e(stress['source'])}, {stress['rows']} ledger rows, "
+        f"totals worst first)</small>"
+        if stress["date"]
+        else "Stress"
+    )
     return (
         figures
-        + f'<section><h2>VaR history</h2>{_sparkline(snap["history"])}</section>'
-        + f'<section><h2>{stress_title}</h2>'
-        + _table(["family", "scenario", "base", "shocked", "change"], stress_rows, "stress", "no stress run yet", 2)
+        + f"<section><h2>VaR history</h2>{_sparkline(snap['history'])}</section>"
+        + f"<section><h2>{stress_title}</h2>"
+        + _table(
+            ["family", "scenario", "base", "shocked", "change"], stress_rows, "stress", "no stress run yet", 2
+        )
         + '</section><section class="two"><div><h2>Execution cost by venue <small>(bps of notional)</small></h2>'
-        + _table(["venue", "fills", "shares", "notional", "fees", "fee bps", "slippage bps", "cost bps"], costs,
-                 "venue-costs", "no fills yet")
-        + '</div><div><h2>Positions</h2>'
+        + _table(
+            ["venue", "fills", "shares", "notional", "fees", "fee bps", "slippage bps", "cost bps"],
+            costs,
+            "venue-costs",
+            "no fills yet",
+        )
+        + "</div><div><h2>Positions</h2>"
         + _table(["ticker", "shares"], positions, "positions", "no positions")
-        + '</div></section><section><h2>Recent fills</h2>'
-        + _table(["time", "ticker", "side", "venue", "shares", "price", "fee", "slippage bps"], fills, "fills",
-                 "no fills yet", 4)
+        + "</div></section><section><h2>Recent fills</h2>"
+        + _table(
+            ["time", "ticker", "side", "venue", "shares", "price", "fee", "slippage bps"],
+            fills,
+            "fills",
+            "no fills yet",
+            4,
+        )
         + f'</section><p class="meta">{report_link} · generated {_e(snap["generated_at"])} · '
         + '<a href="api/snapshot">JSON</a></p>'
     )
@@ -458,16 +545,20 @@ def render_controls(may_set: bool) -> str:
     """The kill switch's controls (outside the refreshed panel, so typing survives a refresh), or for users
     without the right a line saying who has it."""
     if not may_set:
-        return ('<section id="kill-controls"><h2>Kill switch control</h2>'
-                '<p class="empty" id="kill-not-allowed">Setting or clearing the kill switch needs '
-                "Airflow's Op or Admin role.</p></section>")
-    return ('<section id="kill-controls"><h2>Kill switch control</h2><form id="kill-form">'
-            f'<input id="kill-reason-input" name="reason" required maxlength="{MAX_REASON_CHARS}" size="60" '
-            'placeholder="reason (kept in the audit trail with your name)"> '
-            '<button type="submit" id="kill-on" name="action" value="on">Set (halt risk-increasing orders)'
-            '</button> '
-            '<button type="submit" id="kill-off" name="action" value="off">Clear</button> '
-            '<span id="kill-result" class="meta"></span></form></section>')
+        return (
+            '<section id="kill-controls"><h2>Kill switch control</h2>'
+            '<p class="empty" id="kill-not-allowed">Setting or clearing the kill switch needs '
+            "Airflow's Op or Admin role.</p></section>"
+        )
+    return (
+        '<section id="kill-controls"><h2>Kill switch control</h2><form id="kill-form">'
+        f'<input id="kill-reason-input" name="reason" required maxlength="{MAX_REASON_CHARS}" size="60" '
+        'placeholder="reason (kept in the audit trail with your name)"> '
+        '<button type="submit" id="kill-on" name="action" value="on">Set (halt risk-increasing orders)'
+        "</button> "
+        '<button type="submit" id="kill-off" name="action" value="off">Clear</button> '
+        '<span id="kill-result" class="meta"></span></form></section>'
+    )
 
 
 def render_page(snap: dict[str, Any], user: str, may_set: bool = False) -> str:
@@ -475,8 +566,8 @@ def render_page(snap: dict[str, Any], user: str, may_set: bool = False) -> str:
     URLs, so any mount works)."""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>quantbridge risk dashboard</title>'
-        f'<style>{_STYLE}</style></head><body><header><b>quantbridge · live risk</b><span>'
+        f"<style>{_STYLE}</style></head><body><header><b>quantbridge · live risk</b><span>"
         f'<span id="status">live</span> · signed in as <span id="user">{_e(user)}</span> · <a href="../">Airflow</a>'
         f'</span></header><main id="panel">{render_panel(snap)}</main><div class="controls">{render_controls(may_set)}</div>'
-        f'<script>{_SCRIPT % REFRESH_MS}{_CONTROL_SCRIPT}</script></body></html>'
+        f"<script>{_SCRIPT % REFRESH_MS}{_CONTROL_SCRIPT}</script></body></html>"
     )

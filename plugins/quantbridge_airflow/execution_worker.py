@@ -16,7 +16,9 @@ class ExecutionWorkerOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("duration_s",)
 
-    def __init__(self, *, duration_s: float | str = 0, redis_conn_id: str = REDIS_CONN_ID, **kwargs: Any) -> None:
+    def __init__(
+        self, *, duration_s: float | str = 0, redis_conn_id: str = REDIS_CONN_ID, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.duration_s = duration_s
         self.redis_conn_id = redis_conn_id
@@ -38,10 +40,16 @@ class ExecutionWorkerOperator(BaseOperator):
         scores = esg_scores(lake)
         esg = scores.to_dict() if scores is not None else {}
         consumer = f"airflow-{context['run_id']}"[:120]
-        worker = ExecutionWorker(RedisHook(redis_conn_id=self.redis_conn_id).get_conn(),
-                                 RedisSchema(settings.redis_prefix), consumer, tickers, esg,
-                                 marks=lake_marks(lake), risk_stale_after_s=settings.risk_stale_after_s,
-                                 max_deliveries=settings.max_deliveries)
+        worker = ExecutionWorker(
+            RedisHook(redis_conn_id=self.redis_conn_id).get_conn(),
+            RedisSchema(settings.redis_prefix),
+            consumer,
+            tickers,
+            esg,
+            marks=lake_marks(lake),
+            risk_stale_after_s=settings.risk_stale_after_s,
+            max_deliveries=settings.max_deliveries,
+        )
         duration = float(self.duration_s or 0)
         timer = threading.Timer(duration, self._stop.set) if duration > 0 else None
         if timer is not None:
@@ -51,8 +59,11 @@ class ExecutionWorkerOperator(BaseOperator):
             try:
                 server = worker.metrics.serve(settings.worker_metrics_port)
             except OSError as exc:  # e.g. a `qb worker` already serves that port: trade anyway
-                self.log.warning("metrics port %s unavailable (%s); running without /metrics",
-                                 settings.worker_metrics_port, exc)
+                self.log.warning(
+                    "metrics port %s unavailable (%s); running without /metrics",
+                    settings.worker_metrics_port,
+                    exc,
+                )
         try:
             handled = worker.run(self._stop)
         finally:

@@ -70,10 +70,19 @@ class VarSensorOperator(BaseOperator):
             try:
                 server = metrics.serve(settings.var_metrics_port)
             except OSError as exc:  # e.g. a `qb var-sensor` already serves that port: measure anyway
-                self.log.warning("metrics port %s unavailable (%s); running without /metrics",
-                                 settings.var_metrics_port, exc)
-        sensor = VarSensor(config, Lake(settings.lake_root), RedisSchema(settings.redis_prefix), hook.get_conn,
-                           on_alert=on_alert, metrics=metrics)
+                self.log.warning(
+                    "metrics port %s unavailable (%s); running without /metrics",
+                    settings.var_metrics_port,
+                    exc,
+                )
+        sensor = VarSensor(
+            config,
+            Lake(settings.lake_root),
+            RedisSchema(settings.redis_prefix),
+            hook.get_conn,
+            on_alert=on_alert,
+            metrics=metrics,
+        )
         try:
             refreshes = sensor.run(self._stop)
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -15,17 +15,19 @@ from quantbridge.redis_schema import RedisSchema
 
 @pytest.fixture(scope="module")
 def dag(airflow_db):
-    from quantbridge.cli.backfill import load_dag
+    from app.cli.backfill import load_dag
 
     return load_dag("market_data_ingest")
 
 
 def _run(dag, day: date, **conf):
-    from quantbridge.cli.backfill import _task_states
+    from app.cli.backfill import _task_states
 
     # Every Param is sent, as the UI's trigger form does (dag.test keeps a previous run's conf otherwise).
     conf = {"date": None, "source": "", **conf}
-    run = dag.test(logical_date=datetime(day.year, day.month, day.day, 22, tzinfo=timezone.utc), run_conf=conf)
+    run = dag.test(
+        logical_date=datetime(day.year, day.month, day.day, 22, tzinfo=UTC), run_conf=conf
+    )
     return str(run.state), _task_states(dag.dag_id, run.run_id)
 
 
@@ -41,7 +43,9 @@ def test_dag_when_three_trading_days_then_partitions_published_and_summary_in_re
     pd.testing.assert_frame_equal(lake.read_prices(), SkfolioFeed().fetch(date(2021, 6, 1), date(2021, 6, 3)))
     assert lake.reference("esg").is_file()
     last = redis_client.hgetall(RedisSchema(settings.redis_prefix).ingest_last)
-    assert last["last_date"] == "2021-06-03" and last["rows"] == "20" and last["run_id"].startswith("manual__")
+    assert (
+        last["last_date"] == "2021-06-03" and last["rows"] == "20" and last["run_id"].startswith("manual__")
+    )
 
 
 def test_dag_when_same_date_rerun_then_partition_byte_identical(dag, settings, spark, redis_client):
@@ -73,8 +77,9 @@ def test_dag_when_source_param_has_corrupted_batch_then_gate_fails_and_batch_is_
     lake = Lake(settings.lake_root)
     assert lake.price_dates() == [] and lake.quarantined_dates() == [day]
     report = json.loads((lake.quarantine(day) / "report.json").read_text())
-    assert report["violations"] == [{"rule": "missing", "date": "2021-06-08", "ticker": "BAC", "column": "close",
-                                     "value": None}]
+    assert report["violations"] == [
+        {"rule": "missing", "date": "2021-06-08", "ticker": "BAC", "column": "close", "value": None}
+    ]
 
 
 def test_dag_when_date_param_given_then_it_overrides_the_logical_date(dag, settings, spark, redis_client):

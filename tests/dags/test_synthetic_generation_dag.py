@@ -4,7 +4,7 @@ synthetic/run=R/, the lake_synthetic Asset, an identical re-run that resumes fro
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -25,22 +25,29 @@ def lake(tmp_path_factory):
 
 
 def _run(conf: dict, monkeypatch, lake: Lake):
-    from quantbridge.cli.backfill import _task_states, load_dag
+    from app.cli.backfill import _task_states, load_dag
 
     monkeypatch.setenv("QB_LAKE_ROOT", str(lake.root))
     dag = load_dag("synthetic_generation")
-    run = dag.test(logical_date=datetime(DAY.year, DAY.month, DAY.day, 3, tzinfo=timezone.utc), run_conf=conf)
+    run = dag.test(logical_date=datetime(DAY.year, DAY.month, DAY.day, 3, tzinfo=UTC), run_conf=conf)
     return str(run.state), _task_states("synthetic_generation", run.run_id), run
 
 
 def _folder(lake: Lake, conf: dict):
-    spec = RunSpec(model_kind=conf["model_kind"], beta=conf["beta"], epochs=conf["epochs"], samples=conf["samples"],
-                   seed=load_settings().seed, end=DAY.isoformat())
+    spec = RunSpec(
+        model_kind=conf["model_kind"],
+        beta=conf["beta"],
+        epochs=conf["epochs"],
+        samples=conf["samples"],
+        seed=load_settings().seed,
+        end=DAY.isoformat(),
+    )
     return lake.partition("synthetic", "run", run_id(DAY, spec))
 
 
 def test_dag_when_run_twice_for_a_date_then_same_samples_metadata_report_and_asset_event(
-        airflow_db, lake, monkeypatch):
+    airflow_db, lake, monkeypatch
+):
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
@@ -58,15 +65,23 @@ def test_dag_when_run_twice_for_a_date_then_same_samples_metadata_report_and_ass
     assert metadata["training"]["data_end"] == "2019-12-31"
     assert "distributions.png" in (folder / "report" / "index.html").read_text()
     with create_session() as session:
-        events = session.execute(select(func.count()).select_from(AssetEvent).join(
-            AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.name == "lake_synthetic")).scalar()
+        events = session.execute(
+            select(func.count())
+            .select_from(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "lake_synthetic")
+        ).scalar()
     assert events >= 1
 
-    state, _, _ = _run(CONF, monkeypatch, lake)  # re-run of the same date: resumes (nothing left), same output
+    state, _, _ = _run(
+        CONF, monkeypatch, lake
+    )  # re-run of the same date: resumes (nothing left), same output
     assert state == "success"
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "samples.parquet"), samples)
     again = json.loads((folder / "metadata.json").read_text())
-    assert again["training"]["resumed_from_epoch"] == 3 and again["model_version"] == metadata["model_version"]
+    assert (
+        again["training"]["resumed_from_epoch"] == 3 and again["model_version"] == metadata["model_version"]
+    )
     assert again["metrics"] == metadata["metrics"]
 
 

@@ -16,9 +16,9 @@ import uuid
 
 import pytest
 
-from quantbridge.cli.main import main
+from app.cli.main import main
+from app.services import AIRFLOW_COMPONENTS, read_pid
 from quantbridge.lake import Lake
-from quantbridge.services import AIRFLOW_COMPONENTS, read_pid
 from tests.conftest import _free_port
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,10 @@ def metadata_db(request, monkeypatch):
         pytest.skip(f"no PostgreSQL at {PG_DSN} (set TEST_POSTGRES_DSN): {exc}")
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
-    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"{PG_DSN.replace('postgresql://', 'postgresql+psycopg2://')}/{name}")
+    monkeypatch.setenv(
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        f"{PG_DSN.replace('postgresql://', 'postgresql+psycopg2://')}/{name}",
+    )
     yield "postgres"
     cur = admin.cursor()
     cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
@@ -85,7 +88,9 @@ def stack(tmp_path, monkeypatch, settings, redis_client, capsys, metadata_db):
 
 
 @pytest.mark.parametrize("metadata_db", ["sqlite", "postgres"], indirect=True)
-def test_stack_when_started_then_login_required_and_rest_trigger_runs_dag_on_scheduler(stack, settings, metadata_db):
+def test_stack_when_started_then_login_required_and_rest_trigger_runs_dag_on_scheduler(
+    stack, settings, metadata_db
+):
     base = stack["url"]
     assert _request(base + "/api/v2/dags")[0] == 401  # anonymous: refused
     status, token = _request(base + "/auth/token", body={"username": "admin", "password": stack["password"]})
@@ -106,8 +111,11 @@ def test_stack_when_started_then_login_required_and_rest_trigger_runs_dag_on_sch
     # Counted while paused: once unpaused, the scheduler may add the latest interval's scheduled run.
     assert _request(runs, bearer)[1]["total_entries"] == 0
     assert _request(base + "/api/v2/dags/market_data_ingest", bearer, {"is_paused": False}, "PATCH")[0] == 200
-    status, run = _request(base + "/api/v2/dags/market_data_ingest/dagRuns", bearer,
-                           {"logical_date": "2020-04-06T22:00:00Z", "conf": {"date": None, "source": ""}})
+    status, run = _request(
+        base + "/api/v2/dags/market_data_ingest/dagRuns",
+        bearer,
+        {"logical_date": "2020-04-06T22:00:00Z", "conf": {"date": None, "source": ""}},
+    )
     assert status == 200, run
     url = f"{base}/api/v2/dags/market_data_ingest/dagRuns/{run['dag_run_id']}"
     deadline = time.monotonic() + 180

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
+from app.cli.main import main
 from quantbridge.audit import append, canonical, checkpoint, entry_hash, load_signing_key, verify
-from quantbridge.cli.main import main
 from quantbridge.lake import Lake
+from quantbridge.redis_client import connect
 from quantbridge.redis_schema import RedisSchema
-from quantbridge.state import connect
 
 SCHEMA = RedisSchema("qb")
 STREAM = SCHEMA.key("audit")
@@ -73,8 +73,13 @@ def test_verify_when_entry_deleted_then_the_next_one_is_named(chain):
 
 def test_verify_when_entries_reordered_then_caught(chain):
     entries = chain.xrange(STREAM)
-    swapped = [(e[0], f) for e, f in zip(entries, [x[1] for x in entries[:3]] + [entries[4][1], entries[3][1]]
-                                         + [x[1] for x in entries[5:]])]
+    swapped = [
+        (e[0], f)
+        for e, f in zip(
+            entries,
+            [x[1] for x in entries[:3]] + [entries[4][1], entries[3][1]] + [x[1] for x in entries[5:]],
+        )
+    ]
     _rewrite(chain, swapped)
     result = verify(chain, SCHEMA)
     assert not result["ok"] and result["first_bad"] == entries[3][0]
@@ -87,8 +92,9 @@ def test_verify_when_tail_truncated_then_head_mismatch(chain):
     assert not result["ok"] and "removed" in result["reason"]
 
 
-def test_verify_when_whole_history_rewritten_consistently_then_the_lake_checkpoint_catches_it(chain,
-                                                                                              tmp_path):
+def test_verify_when_whole_history_rewritten_consistently_then_the_lake_checkpoint_catches_it(
+    chain, tmp_path
+):
     lake, key = Lake(tmp_path / "lake"), load_signing_key(tmp_path / "keys" / "audit.pem")
     assert checkpoint(chain, SCHEMA, lake, key)["entries"] == 20
     chain.delete(STREAM, SCHEMA.key("audit_head"))

@@ -8,12 +8,21 @@ import base64
 import json
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from quantbridge.audit import (ChainBroken, append, checkpoint, checkpoints_path, fingerprint,
-                               load_public_key, load_signing_key, public_key_path, verify)
+from quantbridge.audit import (
+    ChainBroken,
+    append,
+    checkpoint,
+    checkpoints_path,
+    fingerprint,
+    load_public_key,
+    load_signing_key,
+    public_key_path,
+    verify,
+)
 from quantbridge.errors import ConfigError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
@@ -88,7 +97,7 @@ def test_load_public_key_when_pub_file_missing_then_derived_from_the_private_key
 
 
 def test_checkpoint_when_signed_then_lake_line_holds_count_head_id_signature_and_key(chain, lake, key):
-    at = datetime(2026, 5, 4, 12, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
     last_id, last = chain.xrevrange(STREAM, count=1)[0]
 
     record = checkpoint(chain, SCHEMA, lake, key, now=at)
@@ -148,7 +157,8 @@ def test_verify_when_tail_rewritten_together_with_the_head_then_the_checkpoint_i
 
 
 def test_verify_when_a_checkpoint_has_a_bad_signature_then_rejected_and_older_valid_ones_still_checked(
-        chain, lake, key):
+    chain, lake, key
+):
     checkpoint(chain, SCHEMA, lake, key)
     _drop_tail(chain, 5)
     forged = checkpoint(chain, SCHEMA, lake, key)  # a checkpoint of the shortened chain...
@@ -162,8 +172,9 @@ def test_verify_when_a_checkpoint_has_a_bad_signature_then_rejected_and_older_va
     assert result["checkpoints_rejected"] == [{"line": 2, "reason": "bad signature"}]
 
 
-def test_verify_when_chain_fine_but_a_checkpoint_line_untrusted_then_not_ok_and_listed(chain, lake, key,
-                                                                                      tmp_path):
+def test_verify_when_chain_fine_but_a_checkpoint_line_untrusted_then_not_ok_and_listed(
+    chain, lake, key, tmp_path
+):
     checkpoint(chain, SCHEMA, lake, key)
     other = load_signing_key(tmp_path / "intruder.pem")
     checkpoint(chain, SCHEMA, lake, other)
@@ -186,13 +197,22 @@ def test_verify_when_checkpoints_exist_but_no_public_key_then_none_is_trusted(ch
     assert not result["ok"] and result["checkpoints_rejected"][0]["reason"].startswith("no public key")
 
 
-@pytest.mark.parametrize("field, value, why", [
-    ("hash", None, "missing"), ("kind", None, "missing"), ("payload", None, "missing"),
-    ("payload", b"\xff\xfe", "not UTF-8"), ("payload", "{not json", "not JSON"),
-    ("prev", "xyz", "SHA-256"), ("hash", "A" * 64, "SHA-256"), ("ref", b"\xc3", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "field, value, why",
+    [
+        ("hash", None, "missing"),
+        ("kind", None, "missing"),
+        ("payload", None, "missing"),
+        ("payload", b"\xff\xfe", "not UTF-8"),
+        ("payload", "{not json", "not JSON"),
+        ("prev", "xyz", "SHA-256"),
+        ("hash", "A" * 64, "SHA-256"),
+        ("ref", b"\xc3", "not UTF-8"),
+    ],
+)
 def test_verify_when_an_entry_field_is_missing_or_malformed_then_a_break_names_entry_and_field(
-        chain, field, value, why):
+    chain, field, value, why
+):
     entries = chain.xrange(STREAM)
     target_id, fields = entries[4]
     if value is None:
@@ -223,11 +243,17 @@ def test_load_keys_when_files_hold_another_key_type_then_config_error_names_the_
 
     other = ec.generate_private_key(ec.SECP256R1())
     key_path.parent.mkdir(parents=True)
-    key_path.write_bytes(other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()))
+    key_path.write_bytes(
+        other.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     os.chmod(key_path, 0o600)
-    public_key_path(key_path).write_bytes(other.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public_key_path(key_path).write_bytes(
+        other.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
 
     with pytest.raises(ConfigError, match="Ed25519 private key, found"):
         load_signing_key(key_path)

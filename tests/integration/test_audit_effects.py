@@ -30,16 +30,29 @@ def test_commit_when_effects_of_every_kind_then_all_land_with_the_entries(redis_
     redis_client.xreadgroup("workers", "c1", {"qb:t:orders": ">"})
     writer = AuditWriter(redis_client, SCHEMA)
     effects = Effects(
-        state_key="qb:t:state", create=(("o1", "NEW"),), update=(("o2", "FILLED"),),
-        stream="qb:t:orders", group="workers", ack=(order_id,),
-        guards=(("qb:t:old", None, "x"), ("qb:t:h", "keep", "2"), ("qb:t:absent", None, None),
-                ("qb:t:h", "nofield", None)),
-        set_keys=(("qb:t:new", "v"),), delete_keys=("qb:t:old",), hset=(("qb:t:h", "added", "3"),),
-        hdel=(("qb:t:h", "gone"),), hincr=(("qb:t:inflight", "AAPL", 2.5), ("qb:t:inflight", "MSFT", -1.0)),
-        xadd=(("qb:t:dead", (("id", "o9"), ("why", "poison"))),))
+        state_key="qb:t:state",
+        create=(("o1", "NEW"),),
+        update=(("o2", "FILLED"),),
+        stream="qb:t:orders",
+        group="workers",
+        ack=(order_id,),
+        guards=(
+            ("qb:t:old", None, "x"),
+            ("qb:t:h", "keep", "2"),
+            ("qb:t:absent", None, None),
+            ("qb:t:h", "nofield", None),
+        ),
+        set_keys=(("qb:t:new", "v"),),
+        delete_keys=("qb:t:old",),
+        hset=(("qb:t:h", "added", "3"),),
+        hdel=(("qb:t:h", "gone"),),
+        hincr=(("qb:t:inflight", "AAPL", 2.5), ("qb:t:inflight", "MSFT", -1.0)),
+        xadd=(("qb:t:dead", (("id", "o9"), ("why", "poison"))),),
+    )
 
-    written, created = writer.commit([("order", "o1", {"q": 1}), ("dead_letter", "o9", {"why": "poison"})],
-                                     effects)
+    written, created = writer.commit(
+        [("order", "o1", {"q": 1}), ("dead_letter", "o9", {"why": "poison"})], effects
+    )
 
     assert len(written) == 2 and created == [True]
     assert redis_client.hgetall("qb:t:state") == {"o1": "NEW", "o2": "FILLED"}
@@ -61,18 +74,31 @@ def test_commit_when_hincr_brings_a_field_to_zero_then_the_field_is_deleted(redi
     assert redis_client.hgetall("qb:t:inflight") == {"MSFT": "5"}  # 0.3 - 3 x 0.1 is ~5.5e-17, not kept
 
 
-@pytest.mark.parametrize("guard", [
-    ("qb:t:k", None, "other"), ("qb:t:k", None, None), ("qb:t:h", "f", None), ("qb:t:h", "f", "2"),
-    ("qb:t:missing", None, "1"), ("qb:t:h", "nope", "1"),
-])
+@pytest.mark.parametrize(
+    "guard",
+    [
+        ("qb:t:k", None, "other"),
+        ("qb:t:k", None, None),
+        ("qb:t:h", "f", None),
+        ("qb:t:h", "f", "2"),
+        ("qb:t:missing", None, "1"),
+        ("qb:t:h", "nope", "1"),
+    ],
+)
 def test_commit_when_a_guard_fails_then_nothing_is_written_and_guard_failed_names_it(redis_client, guard):
     append(redis_client, SCHEMA, "order", "o0", {})
     redis_client.set("qb:t:k", "v")
     redis_client.hset("qb:t:h", "f", "1")
     before = _snapshot(redis_client)
-    effects = Effects(guards=(("qb:t:k", None, "v"), guard), state_key="qb:t:state", create=(("o1", "NEW"),),
-                      set_keys=(("qb:t:k", "changed"),), delete_keys=("qb:t:h",),
-                      hincr=(("qb:t:h", "g", 1.0),), xadd=(("qb:t:dead", (("a", "b"),)),))
+    effects = Effects(
+        guards=(("qb:t:k", None, "v"), guard),
+        state_key="qb:t:state",
+        create=(("o1", "NEW"),),
+        set_keys=(("qb:t:k", "changed"),),
+        delete_keys=("qb:t:h",),
+        hincr=(("qb:t:h", "g", 1.0),),
+        xadd=(("qb:t:dead", (("a", "b"),)),),
+    )
 
     with pytest.raises(GuardFailed) as failed:
         AuditWriter(redis_client, SCHEMA).commit([("order", "o1", {"q": 1})], effects)
@@ -96,8 +122,9 @@ def test_settle_when_queued_attempt_guard_fails_then_guard_failed_and_the_pipeli
     writer = AuditWriter(redis_client, SCHEMA)
     pipe = redis_client.pipeline(transaction=False)
     pipe.set("qb:t:other", "1")
-    pending = writer.queue(pipe, [("order", "o1", {})], Effects(guards=(("qb:t:k", None, "v"),),
-                                                                 set_keys=(("qb:t:k", "w"),)))
+    pending = writer.queue(
+        pipe, [("order", "o1", {})], Effects(guards=(("qb:t:k", None, "v"),), set_keys=(("qb:t:k", "w"),))
+    )
 
     reply = pipe.execute()
 
@@ -110,8 +137,9 @@ def test_settle_when_head_moved_and_guard_broken_meanwhile_then_the_retry_checks
     writer, other = AuditWriter(redis_client, SCHEMA), AuditWriter(redis_client, SCHEMA)
     redis_client.set("qb:t:k", "v")
     pipe = redis_client.pipeline(transaction=False)
-    pending = writer.queue(pipe, [("order", "o1", {})], Effects(guards=(("qb:t:k", None, "v"),),
-                                                                 delete_keys=("qb:t:k",)))
+    pending = writer.queue(
+        pipe, [("order", "o1", {})], Effects(guards=(("qb:t:k", None, "v"),), delete_keys=("qb:t:k",))
+    )
     other.append_many([("fill", "o0", {})])  # moves the head: the queued attempt will be refused...
     redis_client.set("qb:t:k", "changed")  # ...and by the retry, the guarded value has changed
 
@@ -126,8 +154,9 @@ def test_settle_when_head_moved_and_guard_holds_then_rechained_and_applied(redis
     writer, other = AuditWriter(redis_client, SCHEMA), AuditWriter(redis_client, SCHEMA)
     redis_client.set("qb:t:k", "v")
     pipe = redis_client.pipeline(transaction=False)
-    pending = writer.queue(pipe, [("order", "o1", {})], Effects(guards=(("qb:t:k", None, "v"),),
-                                                                 delete_keys=("qb:t:k",)))
+    pending = writer.queue(
+        pipe, [("order", "o1", {})], Effects(guards=(("qb:t:k", None, "v"),), delete_keys=("qb:t:k",))
+    )
     other.append_many([("fill", "o0", {})])
 
     written, _ = writer.settle(pending, pipe.execute()[-1])
@@ -152,14 +181,16 @@ def test_commit_when_nothing_to_do_then_no_call(redis_client):
     assert redis_client.dbsize() == 0
 
 
-@pytest.mark.parametrize("effects, word", [
-    (Effects(create=(("o1", "NEW"),)), "state_key"),
-    (Effects(ack=("1-0",), stream="s"), "group"),
-    (Effects(hincr=(("k", "f", float("nan")),)), "finite"),
-    (Effects(xadd=(("k", ()),)), "pairs"),
-])
+@pytest.mark.parametrize(
+    "effects, word",
+    [
+        (Effects(create=(("o1", "NEW"),)), "state_key"),
+        (Effects(ack=("1-0",), stream="s"), "group"),
+        (Effects(hincr=(("k", "f", float("nan")),)), "finite"),
+        (Effects(xadd=(("k", ()),)), "pairs"),
+    ],
+)
 def test_commit_when_effects_malformed_then_value_error_names_it(redis_client, effects, word):
     with pytest.raises(ValueError, match=word):
         AuditWriter(redis_client, SCHEMA).commit([("order", "o1", {})], effects)
     assert redis_client.dbsize() == 0
-

@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from quantbridge.cli.main import main
+from app.cli.main import main
 from quantbridge.redis_schema import KEYS
 
 
@@ -33,10 +33,16 @@ def test_qb_ingest_when_first_quarter_2020_then_one_partition_per_trading_day_wi
     assert "esg" in status["lake"]["reference_tables"]
 
 
-def test_qb_ingest_when_source_file_corrupted_then_exit_1_and_quarantine_listed(capsys, settings, spark, tmp_path):
+def test_qb_ingest_when_source_file_corrupted_then_exit_1_and_quarantine_listed(
+    capsys, settings, spark, tmp_path
+):
     path = tmp_path / "mine.csv"
-    pd.DataFrame({"date": ["2021-01-04", "2021-01-04"], "ticker": ["AAA", "AAA"], "close": [1.0, 1.0]}).to_csv(path, index=False)
-    code, out = run_json(capsys, "ingest", "--start", "2021-01-01", "--end", "2021-01-31", "--source", str(path))
+    pd.DataFrame(
+        {"date": ["2021-01-04", "2021-01-04"], "ticker": ["AAA", "AAA"], "close": [1.0, 1.0]}
+    ).to_csv(path, index=False)
+    code, out = run_json(
+        capsys, "ingest", "--start", "2021-01-01", "--end", "2021-01-31", "--source", str(path)
+    )
     assert code == 1 and out["quarantined"] == ["2021-01-04"] and out["published"] == 0
     assert out["quality"]["violations"][0]["rule"] == "duplicate"
 
@@ -67,9 +73,13 @@ def test_qb_when_setting_invalid_then_exit_2_names_variable(capsys, settings, mo
 def test_qb_schema_when_json_then_every_key_with_writer_and_reader(capsys, settings):
     code, out = run_json(capsys, "schema")
     assert code == 0 and len(out["keys"]) == len(KEYS)
-    assert {"key": "qb:positions", "type": "hash ticker -> quantity", "writer": "execution worker",
-            "reader": "VaR sensor, rebalance, reconciliation",
-            "description": "Current position per ticker (shares)."} in out["keys"]
+    assert {
+        "key": "qb:positions",
+        "type": "hash ticker -> quantity",
+        "writer": "execution worker",
+        "reader": "VaR sensor, rebalance, reconciliation",
+        "description": "Current position per ticker (shares).",
+    } in out["keys"]
     assert main(["schema"]) == 0 and "| `qb:orders` |" in capsys.readouterr().out
 
 
@@ -91,10 +101,17 @@ def test_qb_backfill_when_redis_down_then_exit_3_says_start_services(capsys, set
     assert "make services" in capsys.readouterr().err
 
 
-def test_qb_backfill_when_two_days_then_each_run_succeeds_in_process(capsys, settings, spark, redis_client, airflow_db):
-    code, out = run_json(capsys, "backfill", "market_data_ingest", "--start", "2020-05-01", "--end", "2020-05-04")
+def test_qb_backfill_when_two_days_then_each_run_succeeds_in_process(
+    capsys, settings, spark, redis_client, airflow_db
+):
+    code, out = run_json(
+        capsys, "backfill", "market_data_ingest", "--start", "2020-05-01", "--end", "2020-05-04"
+    )
     assert code == 0, out
-    assert [r["date"] for r in out["runs"]] == ["2020-05-01", "2020-05-04"]  # the weekend is not a trading day
+    assert [r["date"] for r in out["runs"]] == [
+        "2020-05-01",
+        "2020-05-04",
+    ]  # the weekend is not a trading day
     assert out["succeeded"] == 2 and out["failed"] == 0
     assert all(r["tasks"]["publish"] == "success" for r in out["runs"])
 
@@ -112,17 +129,32 @@ def test_qb_human_output_when_no_json_then_readable_lines(capsys, settings):
 
 @pytest.mark.slow
 def test_qb_demo_when_run_then_whole_chain_succeeds_worker_trades_the_orders_and_books_reconcile(
-        capsys, settings, spark, redis_client, airflow_db):
+    capsys, settings, spark, redis_client, airflow_db
+):
     from pathlib import Path
 
-    code, out = run_json(capsys, "demo", "--start", "2019-06-03", "--end", "2020-03-31", "--date", "2020-04-01",
-                         "--sensor-interval", "0.1")
+    code, out = run_json(
+        capsys,
+        "demo",
+        "--start",
+        "2019-06-03",
+        "--end",
+        "2020-03-31",
+        "--date",
+        "2020-04-01",
+        "--sensor-interval",
+        "0.1",
+    )
     assert code == 0, out
     assert out["bulk_ingest"]["published"] == 210 and len(out["bulk_ingest"]["tickers"]) == 20
     dags = {r["dag_id"]: r for r in out["dag_runs"]}
-    assert list(dags)[:2] == ["market_data_ingest", "nightly_stress"] and list(dags)[-2:] == ["retraining",
-                                                                                           "daily_rebalance"]
-    assert all(r["state"] == "success" and set(r["tasks"].values()) == {"success"} for r in dags.values()), dags
+    assert list(dags)[:2] == ["market_data_ingest", "nightly_stress"] and list(dags)[-2:] == [
+        "retraining",
+        "daily_rebalance",
+    ]
+    assert all(r["state"] == "success" and set(r["tasks"].values()) == {"success"} for r in dags.values()), (
+        dags
+    )
     live = out["live"]
     assert live["orders_waiting"] > 0 and live["orders_handled"] == live["orders_waiting"]
     assert sum(live["order_states"].values()) == live["orders_waiting"]
@@ -135,7 +167,9 @@ def test_qb_demo_when_run_then_whole_chain_succeeds_worker_trades_the_orders_and
     assert out["lake"]["price_partitions"] == 211
 
 
-def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, settings, spark, redis_client, tmp_path):
+def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(
+    capsys, settings, spark, redis_client, tmp_path
+):
     from marketdata.feed import SkfolioFeed
     from marketdata.ingest import ingest_range
     from risk.var import VAR_MODELS
@@ -154,8 +188,9 @@ def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, s
     assert code == 0 and [m["model"] for m in bt["models"]] == list(VAR_MODELS)
     assert bt["models"][0]["observations"] == 123 - 60 and bt["best_model"] in VAR_MODELS
     assert bt["book"].startswith("equal_weight") and bt["default_model"] == settings.var_model
-    code, ls = run_json(capsys, "var", "backtest", "--window", "60", "--book", "long_short", "--model",
-                        "ewma")
+    code, ls = run_json(
+        capsys, "var", "backtest", "--window", "60", "--book", "long_short", "--model", "ewma"
+    )
     assert code == 0 and ls["book"].startswith("long_short")
     assert [m["model"] for m in ls["models"]] == ["ewma"]
     assert main(["var", "backtest", "--window", "60", "--model", "historical", "--quiet"]) == 0
@@ -169,10 +204,12 @@ def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(capsys, s
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [(["var", "backtest", "--book", "long_short", "--positions", "book.csv"], "--book='long_short'"),
-     (["var", "backtest", "--horizon", "10"], "horizon_days=10"),
-     (["var", "--forecasts", "out.csv"], "qb var backtest"),
-     (["var", "backtest", "--window", "5"], "window=5")],
+    [
+        (["var", "backtest", "--book", "long_short", "--positions", "book.csv"], "--book='long_short'"),
+        (["var", "backtest", "--horizon", "10"], "horizon_days=10"),
+        (["var", "--forecasts", "out.csv"], "qb var backtest"),
+        (["var", "backtest", "--window", "5"], "window=5"),
+    ],
 )
 def test_qb_var_when_options_conflict_or_invalid_then_exit_2_names_them(capsys, settings, argv, message):
     _tiny_lake(settings.lake_root)
@@ -193,7 +230,8 @@ def _tiny_lake(root) -> None:
 
 
 def test_qb_var_when_redis_is_down_then_the_demo_book_and_backtest_prints_its_table_and_csv(
-        capsys, settings, monkeypatch, tmp_path):
+    capsys, settings, monkeypatch, tmp_path
+):
     from tests.conftest import _free_port
 
     _tiny_lake(settings.lake_root)
@@ -202,8 +240,22 @@ def test_qb_var_when_redis_is_down_then_the_demo_book_and_backtest_prints_its_ta
     code, out = run_json(capsys, "var", "--window", "20")
     assert code == 0 and out["positions_source"].startswith("demo") and out["observations"] == 20
     path = tmp_path / "f.csv"
-    assert main(["var", "backtest", "--window", "20", "--model", settings.var_model, "--forecasts", str(path),
-                 "-q"]) == 0
+    assert (
+        main(
+            [
+                "var",
+                "backtest",
+                "--window",
+                "20",
+                "--model",
+                settings.var_model,
+                "--forecasts",
+                str(path),
+                "-q",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"default model (QB_VAR_MODEL): {settings.var_model}, passes:" in printed
     assert f"forecasts: {path}" in printed and len(pd.read_csv(path)) == 29 - 20

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -36,7 +36,10 @@ def tokens(auth_manager):
     from airflow.api_fastapi.auth.tokens import JWTGenerator
 
     admin = SimpleAuthManagerUser(username="admin", role="admin")
-    forged = JWTGenerator(secret_key="not-the-servers-secret", valid_for=600, audience=auth_manager._get_jwt_audience())
+    forged = JWTGenerator(
+        secret_key="not-the-servers-secret", valid_for=600, audience=auth_manager._get_jwt_audience()
+    )
+
     def token(name: str, role: str) -> str:
         return auth_manager.generate_jwt(SimpleAuthManagerUser(username=name, role=role))
 
@@ -60,7 +63,9 @@ def client(settings, auth_manager):
     from quantbridge_airflow.dashboard import URL_PREFIX, create_app
 
     root = FastAPI()
-    root.mount(URL_PREFIX, create_app(settings_provider=lambda: settings))  # as airflow.api_fastapi.app.init_plugins
+    root.mount(
+        URL_PREFIX, create_app(settings_provider=lambda: settings)
+    )  # as airflow.api_fastapi.app.init_plugins
     with TestClient(root, base_url="http://127.0.0.1:8080", follow_redirects=False) as test_client:
         yield test_client
 
@@ -69,18 +74,38 @@ def client(settings, auth_manager):
 def state(redis_client, settings):
     """Figures as the sensor writes them, an operator's kill switch, two orders through the real worker,
     and a nightly report in the lake."""
-    figures = {"var": "23456.789", "cvar": "30111.5", "limit": "50000.0", "model": "filtered_historical",
-               "backend": "numpy", "updated_at": "2026-01-05T14:30:00+00:00", "positions": "2"}
+    figures = {
+        "var": "23456.789",
+        "cvar": "30111.5",
+        "limit": "50000.0",
+        "model": "filtered_historical",
+        "backend": "numpy",
+        "updated_at": "2026-01-05T14:30:00+00:00",
+        "positions": "2",
+    }
     redis_client.hset(SCHEMA.key("risk_current"), mapping=figures)
     redis_client.xadd(SCHEMA.key("risk_history"), figures)
     redis_client.xadd(SCHEMA.key("risk_history"), {**figures, "var": "24000.0"})
     redis_client.set(SCHEMA.heartbeat("var_sensor"), figures["updated_at"])  # the sensor is alive
     # The worker's clock 30 s after the figures (fresh), its marks the prices the orders carry.
-    worker = ExecutionWorker(redis_client, SCHEMA, "w1", ["AAPL", "MSFT"], marks={"AAPL": 150.0, "MSFT": 150.0},
-                             clock=lambda: datetime(2026, 1, 5, 14, 30, 30, tzinfo=timezone.utc).timestamp())
+    worker = ExecutionWorker(
+        redis_client,
+        SCHEMA,
+        "w1",
+        ["AAPL", "MSFT"],
+        marks={"AAPL": 150.0, "MSFT": 150.0},
+        clock=lambda: datetime(2026, 1, 5, 14, 30, 30, tzinfo=UTC).timestamp(),
+    )
     for order_id, ticker, qty in (("o1", "AAPL", 100.0), ("o2", "MSFT", 5000.0)):
-        order = SubmitOrder(order_id=order_id, ts="2026-01-05T14:30:00+00:00", strategy="test", ticker=ticker,
-                            side="BUY", quantity=qty, reference_price=150.0)
+        order = SubmitOrder(
+            order_id=order_id,
+            ts="2026-01-05T14:30:00+00:00",
+            strategy="test",
+            ticker=ticker,
+            side="BUY",
+            quantity=qty,
+            reference_price=150.0,
+        )
         redis_client.xadd(SCHEMA.key("orders"), order.to_dict())
     assert worker.run(threading.Event(), block_ms=50, max_orders=2) == 2
     redis_client.set(SCHEMA.key("kill_switch"), json.dumps({"reason": "MANUAL_HALT", "by": "operator"}))
@@ -104,12 +129,16 @@ def test_dashboard_when_anonymous_then_page_redirects_to_login_and_data_refused(
     assert client.get("/quantbridge/reports/date=2020-12-31/report.html").status_code == 303
 
 
-@pytest.mark.parametrize("kind, code", [("forged", 403), ("garbage", 403), ("expired", 401), ("no_role", 403)])
+@pytest.mark.parametrize(
+    "kind, code", [("forged", 403), ("garbage", 403), ("expired", 401), ("no_role", 403)]
+)
 def test_dashboard_when_token_bad_or_user_not_allowed_then_refused(client, state, tokens, kind, code):
     bearer = {"Authorization": f"Bearer {tokens[kind]}"}
     assert client.get("/quantbridge/api/snapshot", headers=bearer).status_code == code
     assert client.get("/quantbridge/api/snapshot", cookies={"_token": tokens[kind]}).status_code == code
-    assert client.get("/quantbridge/", cookies={"_token": tokens[kind]}).status_code == 303  # back to the login
+    assert (
+        client.get("/quantbridge/", cookies={"_token": tokens[kind]}).status_code == 303
+    )  # back to the login
 
 
 def test_dashboard_when_bearer_token_then_snapshot_json_from_redis(client, state, tokens):
@@ -122,7 +151,9 @@ def test_dashboard_when_bearer_token_then_snapshot_json_from_redis(client, state
     assert snap["report"]["path"] == "date=2020-12-31/report.html"
 
 
-def test_dashboard_when_cookie_login_then_page_shows_figures_switch_fills_and_report_link(client, state, tokens):
+def test_dashboard_when_cookie_login_then_page_shows_figures_switch_fills_and_report_link(
+    client, state, tokens
+):
     client.cookies.set("_token", tokens["admin"])
     page = client.get("/quantbridge/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -140,8 +171,12 @@ def test_dashboard_reports_when_logged_in_then_file_served_and_traversal_refused
     client.cookies.set("_token", tokens["admin"])
     report = client.get("/quantbridge/reports/date=2020-12-31/report.html")
     assert report.status_code == 200 and report.text == "<h1>nightly 2020-12-31</h1>"
-    for path in ("/quantbridge/reports/..%2Fsecret.txt", "/quantbridge/reports/date=2020-12-31/..%2F..%2Fsecret.txt",
-                 "/quantbridge/reports/%2Fetc%2Fpasswd", "/quantbridge/reports/date=2020-12-31/missing.html"):
+    for path in (
+        "/quantbridge/reports/..%2Fsecret.txt",
+        "/quantbridge/reports/date=2020-12-31/..%2F..%2Fsecret.txt",
+        "/quantbridge/reports/%2Fetc%2Fpasswd",
+        "/quantbridge/reports/date=2020-12-31/missing.html",
+    ):
         reply = client.get(path)
         assert reply.status_code == 404 and "outside reports" not in reply.text
 
@@ -158,8 +193,9 @@ def test_dashboard_when_redis_down_then_503_naming_redis(settings, tokens, monke
     root.mount("/quantbridge", create_app(settings_provider=lambda: down))
     bearer = {"Authorization": f"Bearer {tokens['admin']}"}
     snapshot = TestClient(root).get("/quantbridge/api/snapshot", headers=bearer)
-    switch = TestClient(root).post("/quantbridge/api/kill-switch", headers=bearer,
-                                   json={"action": "on", "reason": "redis is down"})
+    switch = TestClient(root).post(
+        "/quantbridge/api/kill-switch", headers=bearer, json={"action": "on", "reason": "redis is down"}
+    )
     for reply in (snapshot, switch):
         assert reply.status_code == 503
         assert "redis://:***@127.0.0.1:1/0" in reply.json()["detail"] and "s3cret" not in reply.text
@@ -177,12 +213,15 @@ def test_dashboard_when_settings_invalid_then_500_with_every_url_password_redact
 
     root = FastAPI()
     root.mount("/quantbridge", create_app(settings_provider=broken))
-    reply = TestClient(root).get("/quantbridge/api/snapshot", headers={"Authorization": f"Bearer {tokens['admin']}"})
+    reply = TestClient(root).get(
+        "/quantbridge/api/snapshot", headers={"Authorization": f"Bearer {tokens['admin']}"}
+    )
     assert reply.status_code == 500
     assert "redis://:***@127.0.0.1:bad/0" in reply.json()["detail"] and "s3cret" not in reply.text
 
 
 # --- the kill switch's controls -----------------------------------------------------------------------------
+
 
 def _switch(client, body, token=None, cookie=None, headers=None):
     """POST api/kill-switch with a bearer token, or with a cookie session and the given headers."""
@@ -213,9 +252,16 @@ def test_dashboard_kill_switch_when_op_or_admin_bearer_then_set_and_cleared_with
     assert kill_switch.read(redis_client, SCHEMA) is None
     (set_kind, set_ref, set_entry), (clear_kind, clear_ref, clear_entry) = _audit(redis_client)
     assert (set_kind, set_ref, set_entry["by"], set_entry["reason"]) == (
-        "kill_switch_set", f"operator:{name}", f"operator:{name}", "venue outage")
+        "kill_switch_set",
+        f"operator:{name}",
+        f"operator:{name}",
+        "venue outage",
+    )
     assert (clear_kind, clear_ref, clear_entry["reason"]) == (
-        "kill_switch_cleared", f"operator:{name}", "venue back")
+        "kill_switch_cleared",
+        f"operator:{name}",
+        "venue back",
+    )
     assert verify(redis_client, SCHEMA)["ok"] is True
 
 
@@ -243,8 +289,11 @@ def test_dashboard_kill_switch_when_cross_site_form_post_with_cookie_only_then_4
 
     form = client.post("/quantbridge/api/kill-switch", headers=forged, content=b"action=on&reason=pwned")
     no_origin = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "pwned"})
-    evil_referer = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "pwned"},
-                               headers={"Referer": "https://evil.example/page"})
+    evil_referer = client.post(
+        "/quantbridge/api/kill-switch",
+        json={"action": "on", "reason": "pwned"},
+        headers={"Referer": "https://evil.example/page"},
+    )
 
     for reply in (form, no_origin, evil_referer):
         assert reply.status_code == 403 and "cross-site request refused" in reply.json()["detail"]
@@ -260,8 +309,9 @@ def test_dashboard_kill_switch_when_same_origin_cookie_without_right_csrf_token_
     body = {"action": "on", "reason": "pwned"}
 
     missing = _switch(client, body, cookie=tokens["admin"], headers={"Origin": ORIGIN})
-    other_session = _switch(client, body, cookie=tokens["admin"], headers={"Origin": ORIGIN,
-                                                                           "X-CSRF-Token": viewer_csrf})
+    other_session = _switch(
+        client, body, cookie=tokens["admin"], headers={"Origin": ORIGIN, "X-CSRF-Token": viewer_csrf}
+    )
 
     for reply in (missing, other_session):
         assert reply.status_code == 403 and "X-CSRF-Token" in reply.json()["detail"]
@@ -275,10 +325,16 @@ def test_dashboard_kill_switch_when_page_session_same_origin_with_csrf_token_the
     csrf = client.get("/quantbridge/api/csrf")
     token = csrf.json()["token"]
 
-    on = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "from the page"},
-                     headers={"Origin": ORIGIN, "X-CSRF-Token": token})
-    again = client.post("/quantbridge/api/kill-switch", json={"action": "on", "reason": "twice"},
-                        headers={"Referer": f"{ORIGIN}/quantbridge/", "X-CSRF-Token": token})
+    on = client.post(
+        "/quantbridge/api/kill-switch",
+        json={"action": "on", "reason": "from the page"},
+        headers={"Origin": ORIGIN, "X-CSRF-Token": token},
+    )
+    again = client.post(
+        "/quantbridge/api/kill-switch",
+        json={"action": "on", "reason": "twice"},
+        headers={"Referer": f"{ORIGIN}/quantbridge/", "X-CSRF-Token": token},
+    )
 
     assert csrf.status_code == 200 and csrf.headers["cache-control"] == "no-store" and len(token) == 64
     assert on.status_code == 200 and on.json()["changed"] is True
@@ -299,14 +355,17 @@ def test_dashboard_kill_switch_when_operator_takes_over_sensor_switch_then_owned
     assert kind == "kill_switch_set" and entry["previous"]["by"] == "var_sensor"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"action": "maybe", "reason": "x"}, "action='maybe'"),
-    ({"action": "on"}, "reason=None"),
-    ({"action": "on", "reason": "   "}, "reason='   '"),
-    ({"action": "on", "reason": "two\nlines"}, "reason='two\\nlines'"),
-    ({"action": "on", "reason": "x" * 1001}, "reason='xxxx"),
-    (["on", "why"], "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"action": "maybe", "reason": "x"}, "action='maybe'"),
+        ({"action": "on"}, "reason=None"),
+        ({"action": "on", "reason": "   "}, "reason='   '"),
+        ({"action": "on", "reason": "two\nlines"}, "reason='two\\nlines'"),
+        ({"action": "on", "reason": "x" * 1001}, "reason='xxxx"),
+        (["on", "why"], "body"),
+    ],
+)
 def test_dashboard_kill_switch_when_body_invalid_then_400_naming_the_field(
     client, redis_client, tokens, body, field
 ):
@@ -317,9 +376,11 @@ def test_dashboard_kill_switch_when_body_invalid_then_400_naming_the_field(
 
 
 def test_dashboard_kill_switch_when_body_not_json_then_400(client, redis_client, tokens):
-    reply = client.post("/quantbridge/api/kill-switch", content=b"{not json",
-                        headers={"Authorization": f"Bearer {tokens['op']}",
-                                 "Content-Type": "application/json"})
+    reply = client.post(
+        "/quantbridge/api/kill-switch",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {tokens['op']}", "Content-Type": "application/json"},
+    )
 
     assert reply.status_code == 400 and reply.json()["detail"].startswith("body: expected a JSON object")
     assert redis_client.get(SCHEMA.key("kill_switch")) is None
@@ -333,8 +394,9 @@ def test_dashboard_kill_switch_when_anonymous_or_bad_token_then_refused(client, 
     assert redis_client.get(SCHEMA.key("kill_switch")) is None
 
 
-@pytest.mark.parametrize("role, controls",
-                         [("admin", True), ("op", True), ("user", False), ("viewer", False)])
+@pytest.mark.parametrize(
+    "role, controls", [("admin", True), ("op", True), ("user", False), ("viewer", False)]
+)
 def test_dashboard_page_when_switch_set_then_who_why_when_shown_and_controls_only_for_op_or_admin(
     client, redis_client, tokens, role, controls
 ):

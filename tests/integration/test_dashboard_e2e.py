@@ -27,14 +27,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app.cli.main import main
+from app.services import AIRFLOW_COMPONENTS, read_pid
 from quantbridge import kill_switch
 from quantbridge.audit import verify
-from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import RedisSchema
-from quantbridge.services import AIRFLOW_COMPONENTS, read_pid
-from quantbridge.snapshot import risk_snapshot
+from reporting.snapshot import risk_snapshot
 from tests.conftest import _free_port
 
 pytestmark = pytest.mark.slow
@@ -64,14 +64,16 @@ def _request(url: str, token: str | None = None, body: dict | None = None, metho
         return err.code, {}
 
 
-def _raw_get(url: str, headers: dict[str, str] | None = None, method: str = "GET",
-             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def _raw_get(
+    url: str, headers: dict[str, str] | None = None, method: str = "GET", body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """One request (GET unless told) without following redirects."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
-        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body,
-                     headers=headers or {})
+        conn.request(
+            method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers or {}
+        )
         reply = conn.getresponse()
         return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
     finally:
@@ -82,8 +84,10 @@ def _raw_get(url: str, headers: dict[str, str] | None = None, method: str = "GET
 def browser_binaries():
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not (os.path.exists(p) and os.access(p, os.X_OK))]
     if missing:
-        pytest.skip(f"headless Chromium is not installed ({', '.join(missing)} missing): "
-                    "`make system` installs Debian's chromium and chromium-driver")
+        pytest.skip(
+            f"headless Chromium is not installed ({', '.join(missing)} missing): "
+            "`make system` installs Debian's chromium and chromium-driver"
+        )
 
 
 @pytest.fixture
@@ -124,10 +128,10 @@ def _trade_and_measure(settings, redis_client) -> list[dict]:
     written by the functions the nightly_stress tasks call (partition + stream). Returns the refreshes after
     each fill."""
     from execution.worker import ExecutionWorker, lake_marks
-    from quantbridge.state import read_positions
+    from quantbridge.positions import read_positions
     from risk.ledger import publish_stream, write_partition
     from risk.sensor import SensorConfig, VarSensor
-    from risk.stress_run import load_inputs, run_stress
+    from risk.stress_night import load_inputs, run_stress
 
     lake = Lake(settings.lake_root)
     last = lake.read_close_matrix(end=LAKE_END).ffill().iloc[-1]
@@ -136,12 +140,21 @@ def _trade_and_measure(settings, redis_client) -> list[dict]:
     sensor.refresh(redis_client)  # figures and heartbeat first: without them the worker fails closed
     refreshes: list[dict] = []
     for i, (ticker, shares) in enumerate(BOOK.items()):
-        order = SubmitOrder(order_id=f"e2e-{i}", ts=f"{DAY.isoformat()}T14:3{i}:00+00:00", strategy="e2e",
-                            ticker=ticker, side="BUY", quantity=float(shares), reference_price=float(last[ticker]))
+        order = SubmitOrder(
+            order_id=f"e2e-{i}",
+            ts=f"{DAY.isoformat()}T14:3{i}:00+00:00",
+            strategy="e2e",
+            ticker=ticker,
+            side="BUY",
+            quantity=float(shares),
+            reference_price=float(last[ticker]),
+        )
         redis_client.xadd(SCHEMA.key("orders"), order.to_dict())
         assert worker.run(threading.Event(), block_ms=50, max_orders=1) == 1
         refreshes.append(sensor.refresh(redis_client))
-    frame = run_stress(load_inputs(lake, DAY, read_positions(redis_client, SCHEMA)), paths=2000, seed=settings.seed)
+    frame = run_stress(
+        load_inputs(lake, DAY, read_positions(redis_client, SCHEMA)), paths=2000, seed=settings.seed
+    )
     write_partition(lake, DAY, frame)
     publish_stream(redis_client, SCHEMA, DAY, frame)
     return refreshes
@@ -160,7 +173,9 @@ def _wait_for_dag(base: str, token: str, dag_id: str) -> None:
 def _trigger(base: str, token: str, dag_id: str, logical_date: str, conf: dict) -> str:
     """Unpause and trigger as the UI's form does; returns the run's URL."""
     assert _request(f"{base}/api/v2/dags/{dag_id}", token, {"is_paused": False}, "PATCH")[0] == 200
-    status, run = _request(f"{base}/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": logical_date, "conf": conf})
+    status, run = _request(
+        f"{base}/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": logical_date, "conf": conf}
+    )
     assert status == 200, run
     return f"{base}/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
 
@@ -183,11 +198,14 @@ def _login(driver, url: str, username: str, password: str) -> None:
 
     wait = WebDriverWait(driver, 30)
     driver.get(url)
-    wait.until(ec.presence_of_element_located((By.NAME, "username")),
-               f"no login form at {driver.current_url}").send_keys(username)
+    wait.until(
+        ec.presence_of_element_located((By.NAME, "username")), f"no login form at {driver.current_url}"
+    ).send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(password)
-    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]")),
-               "the login form's submit button stayed disabled").click()
+    wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]")),
+        "the login form's submit button stayed disabled",
+    ).click()
     wait.until(ec.url_to_be(url), f"login did not return to {url}")
 
 
@@ -203,8 +221,11 @@ def _switch_with_real_tokens(base: str, passwords: dict[str, str], redis_client)
     before = redis_client.get(SCHEMA.key("kill_switch"))
     assert _request(url, tokens["vera"], {"action": "off", "reason": "viewer tries"})[0] == 403
     assert _request(url, tokens["vera"], {"action": "on", "reason": "viewer tries"})[0] == 403
-    cross_site = {"Cookie": f"_token={tokens['admin']}", "Origin": "https://evil.example",
-                  "Content-Type": "application/x-www-form-urlencoded"}
+    cross_site = {
+        "Cookie": f"_token={tokens['admin']}",
+        "Origin": "https://evil.example",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     assert _raw_get(url, cross_site, "POST", b"action=off&reason=csrf")[0] == 403
     assert redis_client.get(SCHEMA.key("kill_switch")) == before  # none of the three changed it
     status, on = _request(url, tokens["olga"], {"action": "on", "reason": "e2e: op halts"})
@@ -233,18 +254,24 @@ def _switch_in_browser(driver, dashboard: str, password: str) -> None:
     driver.delete_all_cookies()
     _login(driver, dashboard, "olga", password)
     wait = WebDriverWait(driver, 30)
-    for action, reason, shown in (("on", "e2e: halt from the page", "ACTIVE"),
-                                  ("off", "e2e: resume from the page", "OFF")):
+    for action, reason, shown in (
+        ("on", "e2e: halt from the page", "ACTIVE"),
+        ("off", "e2e: resume from the page", "OFF"),
+    ):
         box = wait.until(ec.presence_of_element_located((By.ID, "kill-reason-input")), "no kill switch form")
         box.clear()
         box.send_keys(reason)
         driver.find_element(By.ID, f"kill-{action}").click()
-        wait.until(ec.text_to_be_present_in_element((By.ID, "kill-result"), f"done: switch {shown}"),
-                   f"kill switch {action} from the page: {driver.find_element(By.ID, 'kill-result').text!r}")
+        wait.until(
+            ec.text_to_be_present_in_element((By.ID, "kill-result"), f"done: switch {shown}"),
+            f"kill switch {action} from the page: {driver.find_element(By.ID, 'kill-result').text!r}",
+        )
         # The panel is re-rendered after the POST: read it until it shows the new state (a read that lands
         # mid-render finds a stale element and is tried again).
-        wait.until(lambda d: _text_or_none(d, "kill-switch") == shown,
-                   f"kill switch panel after {action}: {_text_or_none(driver, 'kill-switch')!r}")
+        wait.until(
+            lambda d: _text_or_none(d, "kill-switch") == shown,
+            f"kill switch panel after {action}: {_text_or_none(driver, 'kill-switch')!r}",
+        )
         if action == "on":
             assert driver.find_element(By.ID, "kill-by").text == "operator:olga"
             assert driver.find_element(By.ID, "kill-reason").text == reason
@@ -256,8 +283,14 @@ def _chrome():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1900",
-                "--disable-gpu", "--no-first-run"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1900",
+        "--disable-gpu",
+        "--no-first-run",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
@@ -290,7 +323,9 @@ def test_dashboard_e2e_when_logged_in_through_airflow_then_live_risk_stress_and_
     status, token = _request(base + "/auth/token", body={"username": "admin", "password": stack["password"]})
     assert status == 201
     _wait_for_dag(base, token["access_token"], "market_data_ingest")
-    run_url = _trigger(base, token["access_token"], "market_data_ingest", f"{DAY.isoformat()}T22:00:00Z", INGEST_CONF)
+    run_url = _trigger(
+        base, token["access_token"], "market_data_ingest", f"{DAY.isoformat()}T22:00:00Z", INGEST_CONF
+    )
     _wait_for_run(run_url, token["access_token"])
     lap("DAG parsed, triggered, run to success")
     assert Lake(settings.lake_root).price_dates()[-1] == DAY  # the DAG's partition
@@ -316,7 +351,9 @@ def test_dashboard_e2e_when_logged_in_through_airflow_then_live_risk_stress_and_
     try:
         _login(driver, dashboard, "admin", stack["password"])  # anonymous: the login form, then back here
         wait = WebDriverWait(driver, 30)
-        var_cell = wait.until(ec.presence_of_element_located((By.ID, "var")), "no VaR figure on the dashboard")
+        var_cell = wait.until(
+            ec.presence_of_element_located((By.ID, "var")), "no VaR figure on the dashboard"
+        )
 
         assert var_cell.text == f"{var_in_redis:,.2f}"
         assert float(var_cell.get_attribute("data-value")) == var_in_redis
@@ -379,13 +416,20 @@ def test_dashboard_e2e_kill_switch_when_tokens_from_the_api_server_then_only_op_
     entries = redis_client.xrange(SCHEMA.key("audit"))
     changes = [(e["kind"], e["ref"], json.loads(e["payload"])) for _, e in entries]
     assert [(kind, ref) for kind, ref, _ in changes] == [
-        ("kill_switch_set", "var_sensor"), ("kill_switch_set", changed_by[0]),
-        ("kill_switch_cleared", changed_by[1]), ("kill_switch_set", "operator:olga"),
-        ("kill_switch_cleared", "operator:olga")]
+        ("kill_switch_set", "var_sensor"),
+        ("kill_switch_set", changed_by[0]),
+        ("kill_switch_cleared", changed_by[1]),
+        ("kill_switch_set", "operator:olga"),
+        ("kill_switch_cleared", "operator:olga"),
+    ]
     assert changes[1][2]["previous"]["by"] == "var_sensor"  # the Op took over the sensor's switch
-    assert [p["reason"] for _, _, p in changes[3:]] == ["e2e: halt from the page",
-                                                         "e2e: resume from the page"]
+    assert [p["reason"] for _, _, p in changes[3:]] == [
+        "e2e: halt from the page",
+        "e2e: resume from the page",
+    ]
     assert redis_client.get(SCHEMA.key("kill_switch")) is None and verify(redis_client, SCHEMA)["ok"] is True
     with capsys.disabled():
-        print(f"\nstack start {stack['start_seconds']:.1f} s; REST checks {rest_s:.1f} s; "
-              f"browser set + clear {time.monotonic() - t0 - rest_s:.1f} s")
+        print(
+            f"\nstack start {stack['start_seconds']:.1f} s; REST checks {rest_s:.1f} s; "
+            f"browser set + clear {time.monotonic() - t0 - rest_s:.1f} s"
+        )

@@ -22,9 +22,37 @@ from tests.conftest import ROOT, _free_port
 SCHEMA = RedisSchema("qb")
 DASHBOARD = ROOT / "ops" / "grafana" / "quantbridge.json"
 # PromQL words and the label names the queries group by; every other identifier must be a metric.
-PROMQL = {"sum", "max", "min", "avg", "by", "without", "rate", "increase", "histogram_quantile", "time", "and",
-          "or", "unless", "on", "le", "outcome", "venue", "absent", "changes", "delta", "clamp_min", "bool",
-          "offset", "count", "ignoring", "group_left", "group_right", "vector", "label_replace"}
+PROMQL = {
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "by",
+    "without",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "time",
+    "and",
+    "or",
+    "unless",
+    "on",
+    "le",
+    "outcome",
+    "venue",
+    "absent",
+    "changes",
+    "delta",
+    "clamp_min",
+    "bool",
+    "offset",
+    "count",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "vector",
+    "label_replace",
+}
 
 
 def _targets(panels: list[dict]) -> list[dict]:
@@ -49,12 +77,22 @@ def _scrape(port: int) -> set[str]:
 def exposed(redis_client, tmp_path) -> set[str]:
     """Sample names served by a real sensor refresh and a real worker that handled an order."""
     sensor_metrics = SensorMetrics()
-    VarSensor(SensorConfig(limit=50_000), Lake(tmp_path), SCHEMA, lambda: redis_client,
-              metrics=sensor_metrics).refresh(redis_client)
+    VarSensor(
+        SensorConfig(limit=50_000), Lake(tmp_path), SCHEMA, lambda: redis_client, metrics=sensor_metrics
+    ).refresh(redis_client)
     worker = ExecutionWorker(redis_client, SCHEMA, "g1", ["AAPL"], esg={}, marks={"AAPL": 100.0})
-    redis_client.xadd(SCHEMA.key("orders"), SubmitOrder(order_id="g", ts="2026-01-05T14:30:00+00:00", strategy="t",
-                                                        ticker="AAPL", side="BUY", quantity=10.0,
-                                                        reference_price=100.0).to_dict())
+    redis_client.xadd(
+        SCHEMA.key("orders"),
+        SubmitOrder(
+            order_id="g",
+            ts="2026-01-05T14:30:00+00:00",
+            strategy="t",
+            ticker="AAPL",
+            side="BUY",
+            quantity=10.0,
+            reference_price=100.0,
+        ).to_dict(),
+    )
     assert worker.run(threading.Event(), block_ms=50, max_orders=1) == 1
     ports = _free_port(), _free_port()
     servers = [sensor_metrics.serve(ports[0]), worker.metrics.serve(ports[1])]
@@ -76,15 +114,25 @@ def test_dashboard_when_loaded_then_every_query_names_only_exposed_metrics(expos
         used |= names
     assert used - exposed == set()
     # The panels the operators asked for are all there.
-    assert {"qb_var", "qb_cvar", "qb_var_limit", "qb_kill_switch", "qb_worker_orders_total",
-            "qb_worker_decision_seconds_bucket", "qb_worker_fees_total"} <= used
+    assert {
+        "qb_var",
+        "qb_cvar",
+        "qb_var_limit",
+        "qb_kill_switch",
+        "qb_worker_orders_total",
+        "qb_worker_decision_seconds_bucket",
+        "qb_worker_fees_total",
+    } <= used
 
 
 def test_dashboard_when_loaded_then_var_panel_draws_the_limit_as_a_red_threshold():
     panels = {p["title"]: p for p in json.loads(DASHBOARD.read_text())["panels"]}
     var = panels["VaR and CVaR vs limit"]
     steps = var["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    assert steps[-1]["color"] == "red" and var["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
+    assert (
+        steps[-1]["color"] == "red"
+        and var["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
+    )
     limit_ref = next(t["refId"] for t in var["targets"] if t["expr"] == "qb_var_limit")
     config = next(t for t in var["transformations"] if t["id"] == "configFromData")["options"]
     assert config["configRefId"] == limit_ref and config["mappings"][0]["handlerKey"] == "threshold1"

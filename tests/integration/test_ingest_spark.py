@@ -29,7 +29,9 @@ def test_ingest_range_when_real_month_then_one_partition_per_trading_day_with_20
     stored = lake.read_prices(date(2020, 1, 2), date(2020, 1, 31))
     expected = SkfolioFeed().fetch(date(2020, 1, 2), date(2020, 1, 31))
     pd.testing.assert_frame_equal(stored, expected)
-    assert not (settings.lake_root / "_staging" / "prices").exists() or not any((settings.lake_root / "_staging" / "prices").iterdir())
+    assert not (settings.lake_root / "_staging" / "prices").exists() or not any(
+        (settings.lake_root / "_staging" / "prices").iterdir()
+    )
 
 
 def test_ingest_range_when_same_dates_run_twice_then_partitions_are_byte_identical(settings, spark):
@@ -46,7 +48,9 @@ def _corrupted_source(tmp_path, settings, spark) -> tuple:
     ingest_range(settings, SkfolioFeed(), date(2020, 3, 2), date(2020, 3, 6), spark=spark)
     good = SkfolioFeed().fetch(date(2020, 3, 9), date(2020, 3, 11))
     bad = good.copy()
-    bad.loc[(bad["date"] == date(2020, 3, 9)) & (bad["ticker"] == "JPM"), "close"] = float("nan")  # missing price
+    bad.loc[(bad["date"] == date(2020, 3, 9)) & (bad["ticker"] == "JPM"), "close"] = float(
+        "nan"
+    )  # missing price
     dup = bad[(bad["date"] == date(2020, 3, 10)) & (bad["ticker"] == "KO")]  # duplicated row
     bad = pd.concat([bad, dup], ignore_index=True)
     prev = good.loc[(good["date"] == date(2020, 3, 10)) & (good["ticker"] == "AMD"), "close"].iloc[0]
@@ -66,7 +70,10 @@ def test_ingest_when_batch_corrupted_then_each_bad_date_is_quarantined_with_reas
     assert result.published == ()
     assert lake.price_dates()[-1] == date(2020, 3, 6)
     assert lake.quarantined_dates() == list(result.quarantined)
-    reasons = {d: json.loads((lake.quarantine(d) / "report.json").read_text())["violations"] for d in result.quarantined}
+    reasons = {
+        d: json.loads((lake.quarantine(d) / "report.json").read_text())["violations"]
+        for d in result.quarantined
+    }
     assert [(v["rule"], v["ticker"]) for v in reasons[date(2020, 3, 9)]] == [("missing", "JPM")]
     assert {(v["rule"], v["ticker"]) for v in reasons[date(2020, 3, 10)]} == {("duplicate", "KO")}
     assert ("outlier", "AMD") in {(v["rule"], v["ticker"]) for v in reasons[date(2020, 3, 11)]}

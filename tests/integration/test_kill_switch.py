@@ -44,7 +44,7 @@ def test_read_when_off_then_none(redis_client):
     assert kill_switch.read(redis_client, SCHEMA) is None
 
 
-@pytest.mark.parametrize("raw", ["MANUAL HALT", "[1, 2]", "\"text\"", "{broken"])
+@pytest.mark.parametrize("raw", ["MANUAL HALT", "[1, 2]", '"text"', "{broken"])
 def test_read_when_value_is_not_a_json_object_then_unreadable_and_still_set(redis_client, raw):
     redis_client.set(KEY, raw)
 
@@ -54,8 +54,9 @@ def test_read_when_value_is_not_a_json_object_then_unreadable_and_still_set(redi
 
 
 def test_engage_when_off_then_set_with_its_audit_entry_and_the_chain_verifies(redis_client):
-    assert kill_switch.engage(redis_client, SCHEMA, by=SENSOR, reason="VAR_LIMIT_BREACHED",
-                              details={"var": 2.0, "limit": 1.0})
+    assert kill_switch.engage(
+        redis_client, SCHEMA, by=SENSOR, reason="VAR_LIMIT_BREACHED", details={"var": 2.0, "limit": 1.0}
+    )
 
     record = kill_switch.read(redis_client, SCHEMA)
     assert record["by"] == SENSOR and record["reason"] == "VAR_LIMIT_BREACHED" and record["var"] == 2.0
@@ -95,7 +96,8 @@ def test_engage_when_sensor_over_operator_then_false_and_the_operator_keeps_it(r
 
 
 def test_engage_when_operator_sets_it_between_read_and_write_then_sensor_decides_again_and_yields(
-        redis_client):
+    redis_client,
+):
     racing = WriteAfterFirstGet(redis_client, json.dumps({"reason": "desk halt", "by": OPERATOR}))
 
     assert kill_switch.engage(racing, SCHEMA, by=SENSOR, reason="VAR_LIMIT_BREACHED") is False
@@ -126,7 +128,9 @@ def test_release_when_sensor_owns_it_and_only_if_set_by_sensor_then_cleared(redi
     assert kill_switch.release(redis_client, SCHEMA, by=SENSOR, reason="VaR back", only_if_set_by=SENSOR)
 
     assert not redis_client.exists(KEY) and [k for k, _, _ in _audit(redis_client)] == [
-        "kill_switch_set", "kill_switch_cleared"]
+        "kill_switch_set",
+        "kill_switch_cleared",
+    ]
 
 
 def test_release_when_operator_replaces_it_between_read_and_delete_then_not_cleared(redis_client):

@@ -12,21 +12,21 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from app.cli.main import main
 from execution.worker import ExecutionWorker, lake_marks
 from marketdata.feed import FileFeed, SkfolioFeed
 from marketdata.ingest import ingest_range
 from marketdata.reference import load_reference_tables
-from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.settings import load_settings
 from reporting import RedisSnapshot, build_nightly_report
 from reporting.nightly import SECTIONS
-from tests.risk_support import publish_fresh_risk
 from risk.ledger import write_partition
 from risk.sensor import SensorConfig, VarSensor
-from risk.stress_run import load_inputs, run_stress
+from risk.stress_night import load_inputs, run_stress
+from tests.risk_support import publish_fresh_risk
 
 DAY = date(2020, 6, 30)
 SCHEMA = RedisSchema("qb")
@@ -58,12 +58,20 @@ def live_redis(redis_client, report_lake):
     publish_fresh_risk(redis_client, SCHEMA)
     worker = ExecutionWorker(redis_client, SCHEMA, "r1", list(BOOK), esg={}, marks=marks)
     for i, (ticker, qty) in enumerate(BOOK.items()):
-        redis_client.xadd(SCHEMA.key("orders"), SubmitOrder(
-            order_id=f"o{i}", ts=f"{DAY.isoformat()}T15:00:00+00:00", strategy="t", ticker=ticker, side="BUY",
-            quantity=qty, reference_price=marks[ticker]).to_dict())
+        redis_client.xadd(
+            SCHEMA.key("orders"),
+            SubmitOrder(
+                order_id=f"o{i}",
+                ts=f"{DAY.isoformat()}T15:00:00+00:00",
+                strategy="t",
+                ticker=ticker,
+                side="BUY",
+                quantity=qty,
+                reference_price=marks[ticker],
+            ).to_dict(),
+        )
     worker.run(threading.Event(), block_ms=50, max_orders=len(BOOK))
-    sensor = VarSensor(SensorConfig(limit=1e12, window=100), Lake(report_lake), SCHEMA,
-                       lambda: redis_client)
+    sensor = VarSensor(SensorConfig(limit=1e12, window=100), Lake(report_lake), SCHEMA, lambda: redis_client)
     sensor.refresh(redis_client)
     sensor.refresh(redis_client)
     redis_client.hset(SCHEMA.key("ingest_last"), mapping={"last_date": DAY.isoformat(), "rows": "20"})
@@ -76,21 +84,24 @@ def _synthetic_run(lake: Lake) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     pd.DataFrame(rng.standard_t(4, size=(400, 3)) * 0.015, columns=["AAPL", "MSFT", "XOM"]).to_parquet(
-        folder / "samples.parquet")
+        folder / "samples.parquet"
+    )
 
 
 def _independent_exceptions(lake: Lake, positions: dict[str, float], window: int, days: int) -> int:
     """Book-level filtered historical simulation written out again: the book (shares) valued at each date's
     close, its P&L on the past ``window`` returns rescaled by EWMA(0.94) volatility started at the window's
     mean square, the 99% quantile of that loss against the next day's loss."""
-    assert not [d for d in lake.quarantined_dates() if d <= DAY]  # so plain consecutive returns are the lake's
+    assert not [
+        d for d in lake.quarantined_dates() if d <= DAY
+    ]  # so plain consecutive returns are the lake's
     closes = lake.read_close_matrix(end=DAY).loc[:, list(positions)]
     shares = pd.Series(positions)
     returns = closes.pct_change(fill_method=None).iloc[1:].to_numpy()
     hits = []
     for j in range(window, len(returns)):  # return j runs from closes.index[j] to the next date
         money = (shares * closes.iloc[j]).to_numpy()
-        pnl = returns[j - window:j] @ money
+        pnl = returns[j - window : j] @ money
         level = [np.mean(pnl**2)]
         for x in pnl:
             level.append(0.94 * level[-1] + 0.06 * x * x)
@@ -100,7 +111,9 @@ def _independent_exceptions(lake: Lake, positions: dict[str, float], window: int
     return sum(hits[-days:])
 
 
-def test_report_when_lake_and_redis_hold_everything_then_every_section_has_a_valid_picture(report_lake, live_redis):
+def test_report_when_lake_and_redis_hold_everything_then_every_section_has_a_valid_picture(
+    report_lake, live_redis
+):
     lake = Lake(report_lake)
     _synthetic_run(lake)
     path = build_nightly_report(lake, DAY, live_redis)
@@ -121,7 +134,9 @@ def test_report_when_lake_and_redis_hold_everything_then_every_section_has_a_val
     positions = {k: float(v) for k, v in live_redis.hgetall(SCHEMA.key("positions")).items()}
     assert var["book"] == "Redis positions" and var["window"] == 60
     assert var["exceptions"] == _independent_exceptions(lake, positions, var["window"], 250)
-    assert var["exceptions"] == len(var["exception_dates"]) and var["exceptions"] > 0  # March 2020 is in range
+    assert (
+        var["exceptions"] == len(var["exception_dates"]) and var["exceptions"] > 0
+    )  # March 2020 is in range
     assert var["live_points"] == 2
     venues = summary["sections"]["execution"]["figures"]["venues"]
     fills = [f for _, f in live_redis.xrange(SCHEMA.key("fills"))]
@@ -140,7 +155,9 @@ def test_report_when_rerun_for_the_same_date_then_files_are_byte_identical(repor
     assert again == first
     assert {p.name: p.read_bytes() for p in again.parent.iterdir()} == before
     quality = json.loads((first.parent / "report.json").read_text())["sections"]["quality"]["figures"]
-    assert quality["rules"] == {"non_positive": 1, "outlier": 1} and quality["day"] == "quarantined"  # -1 is both
+    assert (
+        quality["rules"] == {"non_positive": 1, "outlier": 1} and quality["day"] == "quarantined"
+    )  # -1 is both
 
 
 def test_report_when_inputs_missing_then_each_section_says_why_and_draws_nothing(tmp_path):
@@ -175,12 +192,15 @@ def test_report_when_lake_too_short_for_a_forecast_then_var_note_names_the_short
     assert note.startswith("no data yet: lake history=") and "at least 80" in note
 
 
-def test_qb_report_when_date_given_then_prints_path_and_bad_date_exits_2(report_lake, redis_client, monkeypatch,
-                                                                          capsys):
+def test_qb_report_when_date_given_then_prints_path_and_bad_date_exits_2(
+    report_lake, redis_client, monkeypatch, capsys
+):
     monkeypatch.setenv("QB_LAKE_ROOT", str(report_lake))
     assert main(["report", "--date", DAY.isoformat(), "--json", "-q"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["report"] == str(Lake(report_lake).partition("reports", "date", DAY.isoformat()) / "report.html")
+    assert out["report"] == str(
+        Lake(report_lake).partition("reports", "date", DAY.isoformat()) / "report.html"
+    )
     assert main(["report", "--date", DAY.isoformat(), "-q"]) == 0
     assert out["report"] in capsys.readouterr().out
     with pytest.raises(SystemExit) as info:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from app.cli.main import main
 from quantbridge import kill_switch
-from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import RedisSchema
@@ -77,6 +77,7 @@ def _verify(capsys) -> dict:
 
 # --- kill switch --------------------------------------------------------------------------------------------
 
+
 def test_kill_switch_on_then_off_when_reasons_given_then_each_change_audited_with_who_and_why(
     capsys, settings, redis_client, operator
 ):
@@ -93,9 +94,17 @@ def test_kill_switch_on_then_off_when_reasons_given_then_each_change_audited_wit
     assert redis_client.get(SCHEMA.key("kill_switch")) is None
     (kind_on, ref_on, entry_on), (kind_off, ref_off, entry_off) = _audit(redis_client)
     assert (kind_on, ref_on, entry_on["by"], entry_on["reason"]) == (
-        "kill_switch_set", operator, operator, "venue outage")
+        "kill_switch_set",
+        operator,
+        operator,
+        "venue outage",
+    )
     assert (kind_off, ref_off, entry_off["by"], entry_off["reason"]) == (
-        "kill_switch_cleared", operator, operator, "venue back")
+        "kill_switch_cleared",
+        operator,
+        operator,
+        "venue back",
+    )
     assert entry_off["cleared"]["reason"] == "venue outage"
     assert _verify(capsys)["entries_checked"] == 2
 
@@ -143,9 +152,11 @@ def test_var_sensor_when_operator_switch_set_then_neither_clears_nor_takes_it_ov
 
     run_json(capsys, "kill-switch", "on", "--reason", "manual halt")
     before = redis_client.get(SCHEMA.key("kill_switch"))
+
     def sensor(limit: float) -> VarSensor:
-        return VarSensor(SensorConfig(limit=limit, window=20, model="historical"), lake, SCHEMA,
-                         lambda: redis_client)
+        return VarSensor(
+            SensorConfig(limit=limit, window=20, model="historical"), lake, SCHEMA, lambda: redis_client
+        )
 
     calm, breached = sensor(1e12), sensor(1.0)
 
@@ -162,21 +173,45 @@ def test_var_sensor_when_operator_switch_set_then_neither_clears_nor_takes_it_ov
 
 # --- order submit -------------------------------------------------------------------------------------------
 
+
 def test_order_submit_when_single_order_then_on_the_stream_at_the_lake_close_with_its_audit_entry(
     capsys, settings, redis_client, operator, last_close
 ):
-    code, out, _ = run_json(capsys, "order", "submit", "--ticker", "msft", "--side", "buy",
-                            "--quantity", "150", "--limit-price", "99.5", "--reason", "client request 42")
+    code, out, _ = run_json(
+        capsys,
+        "order",
+        "submit",
+        "--ticker",
+        "msft",
+        "--side",
+        "buy",
+        "--quantity",
+        "150",
+        "--limit-price",
+        "99.5",
+        "--reason",
+        "client request 42",
+    )
 
     assert code == 0 and out["submitted"] == 1 and out["prices_as_of"] == LAST.isoformat()
     (order,) = _orders(redis_client)
     assert order.order_id == out["orders"][0]["order_id"] and order.order_id.startswith("op:")
     assert (order.ticker, order.side, order.quantity, order.limit_price, order.strategy) == (
-        "MSFT", "BUY", 150.0, 99.5, "operator")
+        "MSFT",
+        "BUY",
+        150.0,
+        99.5,
+        "operator",
+    )
     assert order.reference_price == pytest.approx(last_close["MSFT"], rel=1e-12)
     ((kind, ref, entry),) = _audit(redis_client)
     assert (kind, ref, entry["by"], entry["source"], entry["reason"]) == (
-        "order_submitted", order.order_id, operator, "cli", "client request 42")
+        "order_submitted",
+        order.order_id,
+        operator,
+        "cli",
+        "client request 42",
+    )
     assert SubmitOrder.from_dict(entry["order"]) == order
     _verify(capsys)
 
@@ -184,8 +219,9 @@ def test_order_submit_when_single_order_then_on_the_stream_at_the_lake_close_wit
 def test_order_submit_when_id_given_and_no_limit_then_that_id_and_no_limit_field(
     capsys, settings, redis_client, operator, last_close
 ):
-    code, out, _ = run_json(capsys, "order", "submit", "--ticker", "XOM", "--side", "SELL",
-                            "--quantity", "10", "--id", "desk|7")
+    code, out, _ = run_json(
+        capsys, "order", "submit", "--ticker", "XOM", "--side", "SELL", "--quantity", "10", "--id", "desk|7"
+    )
 
     ((_, fields),) = redis_client.xrange(SCHEMA.key("orders"))
     assert code == 0 and fields["order_id"] == "desk|7" and "limit_price" not in fields
@@ -241,13 +277,21 @@ def test_order_submit_when_file_and_flags_together_then_exit_2(capsys, settings,
     assert code == 2 and "--ticker='AAPL' is invalid: expected no order flags with --file" in err
 
 
-@pytest.mark.parametrize("name, body", [
-    ("orders.csv",
-     "ticker,side,quantity,limit_price,id\nAAPL,BUY,100,,f-1\nMSFT,SELL,50,250.5,\nXOM,buy,7,,\n"),
-    ("orders.jsonl", '{"ticker": "AAPL", "side": "BUY", "quantity": 100, "id": "f-1"}\n'
-                     '{"ticker": "MSFT", "side": "SELL", "quantity": 50, "limit_price": 250.5}\n\n'
-                     '{"ticker": "XOM", "side": "buy", "quantity": "7"}\n'),
-])
+@pytest.mark.parametrize(
+    "name, body",
+    [
+        (
+            "orders.csv",
+            "ticker,side,quantity,limit_price,id\nAAPL,BUY,100,,f-1\nMSFT,SELL,50,250.5,\nXOM,buy,7,,\n",
+        ),
+        (
+            "orders.jsonl",
+            '{"ticker": "AAPL", "side": "BUY", "quantity": 100, "id": "f-1"}\n'
+            '{"ticker": "MSFT", "side": "SELL", "quantity": 50, "limit_price": 250.5}\n\n'
+            '{"ticker": "XOM", "side": "buy", "quantity": "7"}\n',
+        ),
+    ],
+)
 def test_order_submit_when_file_valid_then_every_order_published_with_its_line_in_the_audit(
     capsys, settings, redis_client, operator, last_close, tmp_path, name, body
 ):
@@ -259,28 +303,43 @@ def test_order_submit_when_file_valid_then_every_order_published_with_its_line_i
     orders = _orders(redis_client)
     assert code == 0 and out["submitted"] == 3 and out["source"] == f"file:{name}"
     assert [(o.ticker, o.side, o.quantity, o.limit_price) for o in orders] == [
-        ("AAPL", "BUY", 100.0, None), ("MSFT", "SELL", 50.0, 250.5), ("XOM", "BUY", 7.0, None)]
+        ("AAPL", "BUY", 100.0, None),
+        ("MSFT", "SELL", 50.0, 250.5),
+        ("XOM", "BUY", 7.0, None),
+    ]
     assert orders[0].order_id == "f-1" and len({o.order_id for o in orders}) == 3
     assert all(o.reference_price == pytest.approx(last_close[o.ticker], rel=1e-12) for o in orders)
     audit = _audit(redis_client)
     lines = [2, 3, 4] if name.endswith(".csv") else [1, 2, 4]
     assert [(k, r, e["line"], e["source"], e["by"]) for k, r, e in audit] == [
-        ("order_submitted", o.order_id, line, f"file:{name}", operator) for o, line in zip(orders, lines)]
+        ("order_submitted", o.order_id, line, f"file:{name}", operator) for o, line in zip(orders, lines)
+    ]
     _verify(capsys)
 
 
-@pytest.mark.parametrize("name, body, problems", [
-    ("orders.csv",
-     "ticker,side,quantity,id\nAAPL,BUY,100,a\nMSFT,SELL,,b\nTSLA,BUY,5,c\nXOM,BUY,5,a\nJPM,HOLD,0,d\n",
-     ["line 3: quantity is missing", "line 4: ticker='TSLA' has no close",
-      "line 5: id='a' repeats the id of line 2", "line 6: side='HOLD' is invalid",
-      "line 6: quantity='0' is invalid"]),
-    ("orders.jsonl",
-     '{"ticker": "AAPL", "side": "BUY", "quantity": 100}\n'
-     '{"ticker": "MSFT", "side": "SELL", "quantity": -5}\n'
-     '{"ticker": "XOM", "side": "BUY", "quantity": 5, "limit_price": "cheap"}\n',
-     ["line 2: quantity=-5 is invalid", "line 3: limit_price='cheap' is invalid"]),
-])
+@pytest.mark.parametrize(
+    "name, body, problems",
+    [
+        (
+            "orders.csv",
+            "ticker,side,quantity,id\nAAPL,BUY,100,a\nMSFT,SELL,,b\nTSLA,BUY,5,c\nXOM,BUY,5,a\nJPM,HOLD,0,d\n",
+            [
+                "line 3: quantity is missing",
+                "line 4: ticker='TSLA' has no close",
+                "line 5: id='a' repeats the id of line 2",
+                "line 6: side='HOLD' is invalid",
+                "line 6: quantity='0' is invalid",
+            ],
+        ),
+        (
+            "orders.jsonl",
+            '{"ticker": "AAPL", "side": "BUY", "quantity": 100}\n'
+            '{"ticker": "MSFT", "side": "SELL", "quantity": -5}\n'
+            '{"ticker": "XOM", "side": "BUY", "quantity": 5, "limit_price": "cheap"}\n',
+            ["line 2: quantity=-5 is invalid", "line 3: limit_price='cheap' is invalid"],
+        ),
+    ],
+)
 def test_order_submit_when_file_has_bad_rows_then_refused_whole_listing_every_bad_row(
     capsys, settings, redis_client, operator, lake, tmp_path, name, body, problems
 ):
@@ -292,15 +351,16 @@ def test_order_submit_when_file_has_bad_rows_then_refused_whole_listing_every_ba
     err = capsys.readouterr().err
     assert code == 2 and f"{path} refused, nothing submitted ({len(problems)} problem(s))" in err
     listed = [line.strip() for line in err.splitlines()[1:]]
-    assert [line[:len(p)] for line, p in zip(listed, problems)] == problems  # every one, in line order
+    assert [line[: len(p)] for line, p in zip(listed, problems)] == problems  # every one, in line order
     assert redis_client.xlen(SCHEMA.key("orders")) == 0 and redis_client.xlen(SCHEMA.key("audit")) == 0
 
 
 def test_order_submit_when_file_reuses_an_id_with_a_state_then_refused_naming_its_line(
     capsys, settings, redis_client, operator, lake, tmp_path
 ):
-    redis_client.hset(SCHEMA.key("order_state"),
-                      mapping={"old": json.dumps({"state": "REJECTED"}), "odd": "{bad"})
+    redis_client.hset(
+        SCHEMA.key("order_state"), mapping={"old": json.dumps({"state": "REJECTED"}), "odd": "{bad"}
+    )
     path = tmp_path / "orders.csv"
     path.write_text("ticker,side,quantity,id\nAAPL,BUY,1,new\nAAPL,BUY,1,old\nAAPL,BUY,1,odd\n")
 
@@ -316,13 +376,13 @@ def test_order_submit_when_file_reuses_an_id_with_a_state_then_refused_naming_it
 def test_publish_when_an_id_gets_a_state_after_the_check_then_guard_refuses_the_whole_batch(
     settings, redis_client, operator, last_close
 ):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from quantbridge.cli.ops import OrderRow, _plan, publish
+    from app.cli.ops import OrderRow, _plan, publish
     from quantbridge.errors import InputError
 
     rows = [OrderRow(2, "AAPL", "BUY", 1.0, None, "race-1"), OrderRow(3, "MSFT", "BUY", 1.0, None, "race-2")]
-    planned, problems = _plan(rows, last_close, LAST, {}, datetime.now(timezone.utc), {})
+    planned, problems = _plan(rows, last_close, LAST, {}, datetime.now(UTC), {})
     redis_client.hset(SCHEMA.key("order_state"), "race-2", json.dumps({"state": "NEW"}))  # another submitter
 
     with pytest.raises(InputError, match="id='race-2'.*another process used it meanwhile"):
@@ -359,14 +419,26 @@ def test_order_submit_when_redis_down_then_exit_3_with_the_url_redacted(
 
 # --- order status -------------------------------------------------------------------------------------------
 
+
 def test_order_status_when_worker_took_operator_orders_then_states_as_json_and_table(
     capsys, settings, redis_client, operator, last_close
 ):
     from execution.worker import ExecutionWorker
 
     for order_id, ticker, quantity in (("s-1", "AAPL", "10"), ("s-2", "MSFT", "20")):
-        run_json(capsys, "order", "submit", "--ticker", ticker, "--side", "BUY", "--quantity", quantity,
-                 "--id", order_id)
+        run_json(
+            capsys,
+            "order",
+            "submit",
+            "--ticker",
+            ticker,
+            "--side",
+            "BUY",
+            "--quantity",
+            quantity,
+            "--id",
+            order_id,
+        )
     worker = ExecutionWorker(redis_client, SCHEMA, "w1", list(TICKERS))
     assert worker.run(threading.Event(), block_ms=50, max_orders=2) == 2
     stored = {k: json.loads(v) for k, v in redis_client.hgetall(SCHEMA.key("order_state")).items()}
@@ -380,8 +452,10 @@ def test_order_status_when_worker_took_operator_orders_then_states_as_json_and_t
     assert one == {"count": 1, "orders": [{"order_id": "s-1", **stored["s-1"]}]}
     assert every["orders"] == [{"order_id": k, **stored[k]} for k in ("s-1", "s-2")]
     assert table[0].split()[:4] == ["order", "id", "state", "filled"]
-    assert [line.split()[:2] for line in table[1:]] == [["s-1", stored["s-1"]["state"]],
-                                                       ["s-2", stored["s-2"]["state"]]]
+    assert [line.split()[:2] for line in table[1:]] == [
+        ["s-1", stored["s-1"]["state"]],
+        ["s-2", stored["s-2"]["state"]],
+    ]
     _verify(capsys)
 
 

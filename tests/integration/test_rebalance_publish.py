@@ -15,8 +15,19 @@ SCHEMA = RedisSchema("qb")
 
 
 def orders(n):
-    return [SubmitOrder(order_id=f"2020-01-02:s:T{i}:v1", ts="t", strategy="s", ticker=f"T{i}", side="BUY",
-                        quantity=10.0 + i, reference_price=100.0, explanation={"mom": 0.1}) for i in range(n)]
+    return [
+        SubmitOrder(
+            order_id=f"2020-01-02:s:T{i}:v1",
+            ts="t",
+            strategy="s",
+            ticker=f"T{i}",
+            side="BUY",
+            quantity=10.0 + i,
+            reference_price=100.0,
+            explanation={"mom": 0.1},
+        )
+        for i in range(n)
+    ]
 
 
 def test_publish_when_run_twice_then_each_order_once_with_its_explanation(redis_client):

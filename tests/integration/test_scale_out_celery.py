@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import pytest
 
-from quantbridge.cli.main import main
+from app.cli.main import main
+from app.services import AIRFLOW_COMPONENTS, CELERY_WORKER, read_pid
 from quantbridge.lake import Lake
-from quantbridge.services import AIRFLOW_COMPONENTS, CELERY_WORKER, read_pid
 from tests.conftest import REDIS_PASSWORD, _free_port
 from tests.integration.test_airflow_stack import PG_DSN, _request
 
@@ -65,7 +65,7 @@ def celery_stack(tmp_path, monkeypatch, settings, redis_client, redis_server, ca
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_db,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL":  # the test's redis-server requires its password, as the project's does
-            f"redis://:{quote(REDIS_PASSWORD, safe='')}@127.0.0.1:{redis_server}/{BROKER_DB}",
+        f"redis://:{quote(REDIS_PASSWORD, safe='')}@127.0.0.1:{redis_server}/{BROKER_DB}",
         # The driver named: SQLAlchemy's default PostgreSQL driver is psycopg 3, which is not installed.
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres_db,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",  # the default forks 16 processes
@@ -90,10 +90,13 @@ def celery_stack(tmp_path, monkeypatch, settings, redis_client, redis_server, ca
 
 
 def test_celery_stack_when_dag_triggered_over_rest_then_celery_worker_runs_it_on_postgres(
-        celery_stack, settings, postgres_db, tmp_path, capsys):
+    celery_stack, settings, postgres_db, tmp_path, capsys
+):
     assert celery_stack["started"] == [*AIRFLOW_COMPONENTS, CELERY_WORKER]
     base = celery_stack["url"]
-    status, token = _request(base + "/auth/token", body={"username": "admin", "password": celery_stack["password"]})
+    status, token = _request(
+        base + "/auth/token", body={"username": "admin", "password": celery_stack["password"]}
+    )
     assert status == 201
     bearer = token["access_token"]
     deadline = time.monotonic() + 120
@@ -108,8 +111,11 @@ def test_celery_stack_when_dag_triggered_over_rest_then_celery_worker_runs_it_on
     assert read_pid(tmp_path / "airflow" / "pids" / f"{CELERY_WORKER}.pid"), worker_log.read_text()[-3000:]
     assert _request(base + "/api/v2/dags/market_data_ingest", bearer, {"is_paused": False}, "PATCH")[0] == 200
     t0 = time.monotonic()
-    status, run = _request(base + "/api/v2/dags/market_data_ingest/dagRuns", bearer,
-                           {"logical_date": "2020-04-06T22:00:00Z", "conf": {"date": None, "source": ""}})
+    status, run = _request(
+        base + "/api/v2/dags/market_data_ingest/dagRuns",
+        bearer,
+        {"logical_date": "2020-04-06T22:00:00Z", "conf": {"date": None, "source": ""}},
+    )
     assert status == 200, run
     url = f"{base}/api/v2/dags/market_data_ingest/dagRuns/{run['dag_run_id']}"
     deadline = time.monotonic() + 300

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -22,7 +21,7 @@ from marketdata.reference import load_reference_tables, read_reference
 from quantbridge.lake import Lake
 from quantbridge.settings import load_settings
 from risk.portfolio import equal_weight_book, exposures
-from risk.stress_run import FAMILIES, StressInputs, run_stress
+from risk.stress_night import FAMILIES, StressInputs, run_stress
 from strategy.features import build_features
 from tests.conftest import ROOT, _free_port
 
@@ -52,13 +51,40 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = []
-    for name, args in (("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-                                      "--no-dashboard"]),
-                       ("worker", ["worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "2",
-                                   "--memory-limit", "2GiB", "--no-dashboard"])):
+    for name, args in (
+        (
+            "scheduler",
+            ["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+        ),
+        (
+            "worker",
+            [
+                "worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "2",
+                "--memory-limit",
+                "2GiB",
+                "--no-dashboard",
+            ],
+        ),
+    ):
         with (logs / f"{name}.log").open("wb") as log:
-            procs.append(subprocess.Popen([dask, *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [dask, *args],
+                    cwd=ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     try:
         with Client(address, timeout=30) as client:
             client.wait_for_workers(1, timeout=30)
@@ -84,13 +110,20 @@ def stress_inputs(tmp_path_factory: pytest.TempPathFactory) -> StressInputs:
     load_reference_tables(lake)
     closes = SkfolioFeed().fetch(date(2019, 6, 3), DAY).pivot(index="date", columns="ticker", values="close")
     last = closes.ffill().iloc[-1]
-    return StressInputs(day=DAY, bond_book=read_reference(lake, "bond_book"), curve=read_reference(lake, "curve"),
-                        fx=read_reference(lake, "fx"), esg=read_reference(lake, "esg"),
-                        holdings=exposures(equal_weight_book(last), last), closes=closes)
+    return StressInputs(
+        day=DAY,
+        bond_book=read_reference(lake, "bond_book"),
+        curve=read_reference(lake, "curve"),
+        fx=read_reference(lake, "fx"),
+        esg=read_reference(lake, "esg"),
+        holdings=exposures(equal_weight_book(last), last),
+        closes=closes,
+    )
 
 
-def test_run_stress_when_qb_dask_scheduler_set_then_cluster_runs_grid_with_in_process_result(dask_cluster,
-                                                                                            stress_inputs):
+def test_run_stress_when_qb_dask_scheduler_set_then_cluster_runs_grid_with_in_process_result(
+    dask_cluster, stress_inputs
+):
     settings = load_settings(environ={"QB_DASK_SCHEDULER": dask_cluster})
     remote = run_stress(stress_inputs, paths=2_000, dask_scheduler=settings.dask_scheduler)
     local = run_stress(stress_inputs, paths=2_000)  # the default: an in-process LocalCluster
@@ -100,10 +133,14 @@ def test_run_stress_when_qb_dask_scheduler_set_then_cluster_runs_grid_with_in_pr
 
 
 def test_build_features_when_qb_dask_scheduler_set_then_cluster_runs_partitions_with_in_process_result(
-        dask_cluster):
+    dask_cluster,
+):
     settings = load_settings(environ={"QB_DASK_SCHEDULER": dask_cluster})
-    closes = SkfolioFeed(("AAPL", "MSFT", "XOM", "JPM")).fetch(date(2019, 1, 2), date(2019, 12, 31)) \
+    closes = (
+        SkfolioFeed(("AAPL", "MSFT", "XOM", "JPM"))
+        .fetch(date(2019, 1, 2), date(2019, 12, 31))
         .pivot(index="date", columns="ticker", values="close")
+    )
     before = _tasks_run(dask_cluster, "")
     remote = build_features(closes, dask_scheduler=settings.dask_scheduler)
     local = build_features(closes)  # local threads

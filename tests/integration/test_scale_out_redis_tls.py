@@ -1,6 +1,6 @@
 """Redis with a password and TLS, for real: a throw-away CA signs a server and a client certificate
 (``openssl``), a redis-server listens only on ``--tls-port`` with ``--requirepass`` and Redis's default
-``tls-auth-clients yes``, and the project's client (``quantbridge.state.connect``) and the Airflow Redis
+``tls-auth-clients yes``, and the project's client (``quantbridge.redis_client.connect``) and the Airflow Redis
 provider's hook (``redis_default`` as exported by ``airflow_environment``) both reach it from settings
 alone. A wrong password, plain TCP and an unknown CA each fail with an error naming what to fix."""
 
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from quantbridge.airflow_env import airflow_environment
+from app.airflow_env import airflow_environment
 from quantbridge.errors import ServiceError
+from quantbridge.redis_client import connect
 from quantbridge.settings import Settings, load_settings
-from quantbridge.state import connect
 from tests.conftest import _free_port
 
 pytestmark = pytest.mark.slow
@@ -36,9 +36,13 @@ class TlsRedis:
 
     def env(self, **changes: str) -> dict[str, str]:
         """The ``QB_*`` variables a deployment sets for this server (``changes`` replace some)."""
-        env = {"QB_REDIS_URL": f"rediss://127.0.0.1:{self.port}/2", "QB_REDIS_PASSWORD": PASSWORD,
-               "QB_REDIS_TLS_CA_CERT": str(self.ca), "QB_REDIS_TLS_CERT": str(self.cert),
-               "QB_REDIS_TLS_KEY": str(self.key)}
+        env = {
+            "QB_REDIS_URL": f"rediss://127.0.0.1:{self.port}/2",
+            "QB_REDIS_PASSWORD": PASSWORD,
+            "QB_REDIS_TLS_CA_CERT": str(self.ca),
+            "QB_REDIS_TLS_CERT": str(self.cert),
+            "QB_REDIS_TLS_KEY": str(self.key),
+        }
         env.update(changes)
         return {k: v for k, v in env.items() if v}
 
@@ -51,14 +55,51 @@ def _openssl(*args: str, cwd: Path) -> None:
 def _certificates(folder: Path) -> None:
     """ca.crt signs server.crt (SAN 127.0.0.1, localhost) and client.crt; EC P-256 keys (fast)."""
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=qb-test-ca",
-             cwd=folder)
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=qb-test-ca",
+        cwd=folder,
+    )
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     for name in ("server", "client"):
-        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=qb-test-{name}",
-                 cwd=folder)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.crt", "-days", "1", "-extfile", "san.ext", cwd=folder)
+        _openssl(
+            "req",
+            *ec,
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN=qb-test-{name}",
+            cwd=folder,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            cwd=folder,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +111,36 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
     _certificates(folder)
     port = _free_port()
     proc = subprocess.Popen(
-        [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--requirepass", PASSWORD,
-         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.crt",
-         "--dir", str(folder), "--save", "", "--appendonly", "no", "--logfile", "redis.log"],
-        cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            binary,
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            PASSWORD,
+            "--tls-cert-file",
+            "server.crt",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.crt",
+            "--dir",
+            str(folder),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            "redis.log",
+        ],
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     server = TlsRedis(port, folder / "ca.crt", folder / "client.crt", folder / "client.key")
     deadline = time.monotonic() + 10
     while True:
@@ -120,8 +187,9 @@ def test_connect_when_password_missing_then_service_error_names_qb_redis_passwor
 
 
 def test_connect_when_plain_redis_url_on_tls_port_then_service_error_says_use_rediss(tls_redis):
-    settings = load_settings(environ={"QB_REDIS_URL": f"redis://127.0.0.1:{tls_redis.port}/2",
-                                      "QB_REDIS_PASSWORD": PASSWORD})
+    settings = load_settings(
+        environ={"QB_REDIS_URL": f"redis://127.0.0.1:{tls_redis.port}/2", "QB_REDIS_PASSWORD": PASSWORD}
+    )
     with pytest.raises(ServiceError, match=r"over redis:// \(no TLS\).*rediss://"):
         connect(settings, verify=True)
 
@@ -138,8 +206,9 @@ def test_connect_when_client_certificate_missing_then_tls_auth_clients_refuses(t
         connect(settings, verify=True)
 
 
-def test_redis_hook_when_redis_default_exported_from_tls_settings_then_reaches_server(tls_redis, tmp_path,
-                                                                                      monkeypatch):
+def test_redis_hook_when_redis_default_exported_from_tls_settings_then_reaches_server(
+    tls_redis, tmp_path, monkeypatch
+):
     from airflow.providers.redis.hooks.redis import RedisHook
 
     settings: Settings = load_settings(environ=tls_redis.env())

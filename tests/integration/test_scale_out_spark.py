@@ -21,7 +21,6 @@ import pytest
 
 from marketdata.feed import SkfolioFeed
 from marketdata.ingest import ingest_range
-from quantbridge.lake import Lake
 from quantbridge.settings import load_settings
 from tests.conftest import ROOT, _free_port
 
@@ -69,20 +68,54 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkClu
     url = f"spark://127.0.0.1:{_free_port()}"
     port = url.rsplit(":", 1)[1]
     # No fixed ports besides the master's: web UIs on ephemeral ports, the master's REST server off.
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
+    }
     commands = {
-        "master": ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", port,
-                   "--webui-port", "0"],
-        "worker": ["org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "1",
-                   "--memory", "1g", "--webui-port", "0", "--work-dir", str(folder / "work")],
+        "master": [
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--webui-port",
+            "0",
+        ],
+        "worker": [
+            "org.apache.spark.deploy.worker.Worker",
+            url,
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "1",
+            "--memory",
+            "1g",
+            "--webui-port",
+            "0",
+            "--work-dir",
+            str(folder / "work"),
+        ],
     }
     procs: list[subprocess.Popen] = []
     try:
-        for name, args in commands.items():  # both JVMs start together; the worker retries until the master is up
+        for (
+            name,
+            args,
+        ) in commands.items():  # both JVMs start together; the worker retries until the master is up
             with (folder / f"{name}.log").open("wb") as log:
-                procs.append(subprocess.Popen([str(spark_class), *args], cwd=folder, env=env,
-                                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
+                procs.append(
+                    subprocess.Popen(
+                        [str(spark_class), *args],
+                        cwd=folder,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
         # Only the master must be up: the application waits for the worker's executor by itself, so the
         # driver's start overlaps the worker's registration (about 10 s less on 2 cores).
         _wait_for(folder / "master.log", "I have been elected leader", procs, 120)
@@ -99,15 +132,38 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def test_ingest_when_qb_spark_master_is_a_standalone_cluster_then_partitions_byte_identical_to_local(
-        spark_cluster, spark, redis_server, tmp_path):
+    spark_cluster, spark, redis_server, tmp_path
+):
     cluster_lake, local_lake = tmp_path / "cluster-lake", tmp_path / "local-lake"
-    env = {**os.environ, "QB_SPARK_MASTER": spark_cluster.url, "QB_LAKE_ROOT": str(cluster_lake),
-           "PYSPARK_PYTHON": sys.executable}
-    cluster_run = subprocess.Popen([sys.executable, "-m", "quantbridge.cli.main", "ingest", "--start",
-                                    START.isoformat(), "--end", END.isoformat(), "--json", "--quiet"],
-                                   cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "QB_SPARK_MASTER": spark_cluster.url,
+        "QB_LAKE_ROOT": str(cluster_lake),
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    cluster_run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli.main",
+            "ingest",
+            "--start",
+            START.isoformat(),
+            "--end",
+            END.isoformat(),
+            "--json",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:  # the local[2] reference run, in-process on the test session's SparkSession, meanwhile
-        result = ingest_range(load_settings({"lake_root": local_lake}), SkfolioFeed(), START, END, spark=spark)
+        result = ingest_range(
+            load_settings({"lake_root": local_lake}), SkfolioFeed(), START, END, spark=spark
+        )
         out, err = cluster_run.communicate(timeout=300)
     finally:
         if cluster_run.poll() is None:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from quantbridge.cli.main import main
+from app.cli.main import main
+from app.services import RedisService, read_pid, stop_pid
 from quantbridge.errors import ServiceError
-from quantbridge.services import RedisService, read_pid, stop_pid
+from quantbridge.redis_client import connect
 from quantbridge.settings import load_settings
-from quantbridge.state import connect
 from tests.conftest import _free_port
 
 #: Spaces, quotes, '#' and a backslash: the config file must carry it literally.
@@ -27,8 +27,13 @@ ODD_PASSWORD = 'pw with "quotes" #not-a-comment \\ end'
 
 @pytest.fixture
 def own_redis(tmp_path):
-    settings = load_settings({"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "services_dir": tmp_path / "svc",
-                              "redis_password": ODD_PASSWORD})
+    settings = load_settings(
+        {
+            "redis_url": f"redis://127.0.0.1:{_free_port()}/0",
+            "services_dir": tmp_path / "svc",
+            "redis_password": ODD_PASSWORD,
+        }
+    )
     service = RedisService(settings)
     yield service
     service.stop()
@@ -70,7 +75,7 @@ def test_redis_service_when_started_twice_then_second_is_noop_and_data_persists_
     assert first["started"] is True and own_redis.ping()
     second = own_redis.start()
     assert second["started"] is False and second["pid"] == first["pid"]
-    from quantbridge.state import connect
+    from quantbridge.redis_client import connect
 
     client = connect(own_redis.settings)
     client.set("qb-test", "kept")
@@ -108,14 +113,16 @@ def test_qb_services_start_when_no_password_then_generates_a_0600_file_and_serve
     assert connect(settings, verify=True).ping()
 
 
-def test_qb_services_start_when_server_runs_then_password_on_no_command_line_nor_in_qb_settings(qb_services,
-                                                                                             capsys):
+def test_qb_services_start_when_server_runs_then_password_on_no_command_line_nor_in_qb_settings(
+    qb_services, capsys
+):
     settings = load_settings()
     password = settings.redis_password
     pid = qb_services["pid"]
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True,
-                        check=True)
+    ps = subprocess.run(
+        ["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=True
+    )
     assert "redis-server" in ps.stdout and password not in ps.stdout and password not in cmdline
     assert main(["settings", "--json"]) == 0
     shown = capsys.readouterr().out
@@ -132,22 +139,26 @@ def test_qb_services_start_when_run_again_then_same_password_and_noop(qb_service
 
 
 def test_redis_hook_when_settings_from_password_file_then_redis_default_authenticates(
-        qb_services, monkeypatch, tmp_path):
+    qb_services, monkeypatch, tmp_path
+):
     from airflow.providers.redis.hooks.redis import RedisHook
 
-    from quantbridge.airflow_env import airflow_environment
+    from app.airflow_env import airflow_environment
 
     env = airflow_environment(load_settings(), base={"AIRFLOW_HOME": str(tmp_path / "airflow")})
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", env["AIRFLOW_CONN_REDIS_DEFAULT"])
     assert RedisHook(redis_conn_id="redis_default").get_conn().ping()
 
 
-def test_redis_service_when_port_held_by_server_with_another_password_then_error_says_how_to_fix(own_redis,
-                                                                                               tmp_path):
+def test_redis_service_when_port_held_by_server_with_another_password_then_error_says_how_to_fix(
+    own_redis, tmp_path
+):
     own_redis.start()
     other = RedisService(own_redis.settings.replace(services_dir=tmp_path / "other", redis_password="not-it"))
     assert other.ping() is False and "refused authentication" in other.status()["error"]
-    with pytest.raises(ServiceError, match=r"refused authentication.*`qb services stop` then `make services`"):
+    with pytest.raises(
+        ServiceError, match=r"refused authentication.*`qb services stop` then `make services`"
+    ):
         other.start()
     assert own_redis.ping()  # the running server is left alone
 
@@ -162,7 +173,9 @@ def test_connect_when_client_has_no_password_then_service_error_names_password_f
 
 
 def test_redis_service_when_url_not_local_then_refuses_to_manage_it(tmp_path):
-    service = RedisService(load_settings({"redis_url": "redis://db.internal:6379/0", "services_dir": tmp_path}))
+    service = RedisService(
+        load_settings({"redis_url": "redis://db.internal:6379/0", "services_dir": tmp_path})
+    )
     with pytest.raises(ServiceError, match="db.internal"):
         service.start()
 
@@ -201,7 +214,9 @@ def _write(path, pid):
     return path
 
 
-def test_redis_service_when_password_file_exists_and_settings_have_none_then_file_is_read_not_replaced(tmp_path):
+def test_redis_service_when_password_file_exists_and_settings_have_none_then_file_is_read_not_replaced(
+    tmp_path,
+):
     from quantbridge.settings import Settings
 
     service = RedisService(Settings(services_dir=tmp_path))  # built directly: load_settings did not read it
@@ -215,7 +230,12 @@ def test_redis_service_when_password_file_exists_and_settings_have_none_then_fil
 def test_redis_service_when_settings_cannot_make_a_client_then_not_up_and_status_says_why(tmp_path):
     from quantbridge.settings import Settings
 
-    service = RedisService(Settings(redis_url="rediss://127.0.0.1:1/0", services_dir=tmp_path,
-                                    redis_tls_ca_cert=str(tmp_path / "absent.crt")))
+    service = RedisService(
+        Settings(
+            redis_url="rediss://127.0.0.1:1/0",
+            services_dir=tmp_path,
+            redis_tls_ca_cert=str(tmp_path / "absent.crt"),
+        )
+    )
     assert service.ping() is False
     assert "QB_REDIS_TLS_CA_CERT" in service.status()["error"]

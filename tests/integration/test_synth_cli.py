@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from app.cli.main import main
 from marketdata.feed import SkfolioFeed
 from marketdata.reference import load_reference_tables
-from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 
 
@@ -35,7 +35,8 @@ def _qb(capsys, *argv: str) -> tuple[int, dict, str]:
 
 
 def test_qb_synth_train_then_sample_when_lake_has_prices_then_checkpoint_resumes_and_samples_are_returns(
-        settings, capsys, tmp_path):
+    settings, capsys, tmp_path
+):
     write_prices(settings.lake_root, date(2018, 1, 2), date(2019, 12, 31))
     code, out, err = _qb(capsys, "train", "--run", "t", "--epochs", "2", "--json")
     assert code == 0 and out["resumed_from_epoch"] == 0 and out["epochs"] == 2 and out["train_seconds"] > 0
@@ -55,12 +56,27 @@ def test_qb_synth_train_then_sample_when_lake_has_prices_then_checkpoint_resumes
     assert 0 < sampled["mean_esg"] < 1
 
 
-def test_qb_synth_report_when_lake_has_prices_then_mean_esg_rises_with_beta_and_html_written(settings, capsys, tmp_path):
+def test_qb_synth_report_when_lake_has_prices_then_mean_esg_rises_with_beta_and_html_written(
+    settings, capsys, tmp_path
+):
     write_prices(settings.lake_root, date(2018, 1, 2), date(2019, 12, 31))
-    code, out, _ = _qb(capsys, "report", "--betas", "0", "20", "--epochs", "3", "--out", str(tmp_path / "rep"),
-                       "--json", "-q")
+    code, out, _ = _qb(
+        capsys,
+        "report",
+        "--betas",
+        "0",
+        "20",
+        "--epochs",
+        "3",
+        "--out",
+        str(tmp_path / "rep"),
+        "--json",
+        "-q",
+    )
     rows = out["rows"]
-    assert code == 0 and [r["beta"] for r in rows] == [0.0, 20.0] and rows[1]["mean_esg"] > rows[0]["mean_esg"]
+    assert (
+        code == 0 and [r["beta"] for r in rows] == [0.0, 20.0] and rows[1]["mean_esg"] > rows[0]["mean_esg"]
+    )
     for row in rows:
         assert 0 <= row["discriminative_score"] <= 0.5 and row["train_seconds"] > 0
         assert row["discriminative_score"] == max(row["discriminative_flat"], row["discriminative_features"])
@@ -70,10 +86,25 @@ def test_qb_synth_report_when_lake_has_prices_then_mean_esg_rises_with_beta_and_
     assert f"<td>discriminative_score</td><td>{rows[0]['discriminative_score']:.4f}</td>" in page
 
 
-def test_qb_synth_report_when_model_vae_then_the_vae_is_swept_and_named_in_the_command(settings, capsys, tmp_path):
+def test_qb_synth_report_when_model_vae_then_the_vae_is_swept_and_named_in_the_command(
+    settings, capsys, tmp_path
+):
     write_prices(settings.lake_root, date(2018, 1, 2), date(2019, 12, 31))
-    code, out, _ = _qb(capsys, "report", "--model", "vae", "--betas", "0", "4", "--epochs", "5",
-                       "--out", str(tmp_path / "vae"), "--json", "-q")
+    code, out, _ = _qb(
+        capsys,
+        "report",
+        "--model",
+        "vae",
+        "--betas",
+        "0",
+        "4",
+        "--epochs",
+        "5",
+        "--out",
+        str(tmp_path / "vae"),
+        "--json",
+        "-q",
+    )
     rows = out["rows"]
     assert code == 0 and out["model"] == "vae" and rows[1]["mean_esg"] > rows[0]["mean_esg"]
     assert "qb synth report --model vae --betas 0 4 --epochs 5" in Path(out["report"]).read_text()

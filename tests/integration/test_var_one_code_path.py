@@ -12,14 +12,14 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from app.cli.main import main
 from marketdata.feed import FileFeed, SkfolioFeed
 from marketdata.ingest import ingest_range
-from quantbridge.cli.main import main
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.settings import load_settings
 from risk.backtest import forecast_history
-from risk.measure import portfolio_var, recent_closes
+from risk.portfolio_var import portfolio_var, recent_closes
 from risk.sensor import SensorConfig, VarSensor
 from risk.var import VarSpec
 

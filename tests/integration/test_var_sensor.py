@@ -13,21 +13,21 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 import redis
 
+from app.services import RedisService
 from marketdata.feed import SkfolioFeed
 from marketdata.ingest import ingest_range
 from quantbridge import kill_switch
 from quantbridge.lake import Lake
+from quantbridge.redis_client import connect
 from quantbridge.redis_schema import RedisSchema
-from quantbridge.services import RedisService
 from quantbridge.settings import load_settings
-from quantbridge.state import connect
 from risk.sensor import SensorConfig, SensorMetrics, VarSensor
 from tests.conftest import ROOT, _free_port
 
@@ -71,10 +71,14 @@ def _sensor(priced_lake, client, limit, **kw):
 
 
 def _book(client, scale=1.0):
-    client.hset(SCHEMA.key("positions"), mapping={"AAPL": 500 * scale, "MSFT": 800 * scale, "XOM": 1000 * scale})
+    client.hset(
+        SCHEMA.key("positions"), mapping={"AAPL": 500 * scale, "MSFT": 800 * scale, "XOM": 1000 * scale}
+    )
 
 
-def test_sensor_when_var_breaches_then_kill_switch_set_and_cleared_only_below_hysteresis(priced_lake, redis_client):
+def test_sensor_when_var_breaches_then_kill_switch_set_and_cleared_only_below_hysteresis(
+    priced_lake, redis_client
+):
     _book(redis_client)
     probe, _ = _sensor(priced_lake, redis_client, limit=1e12)
     var = probe.refresh(redis_client)["var"]
@@ -186,8 +190,11 @@ def test_sensor_when_kill_switch_decision_fails_then_figures_landed_but_no_heart
     assert not redis_client.exists(SCHEMA.heartbeat("var_sensor"))
 
 
-@pytest.mark.parametrize("book", [{"AAPL": 100, "ZZZZ": 10}, {"FLAT": 1000}, {"AAPL": "nan"}],
-                         ids=["ticker-not-in-lake", "zero-var", "nan-quantity"])
+@pytest.mark.parametrize(
+    "book",
+    [{"AAPL": 100, "ZZZZ": 10}, {"FLAT": 1000}, {"AAPL": "nan"}],
+    ids=["ticker-not-in-lake", "zero-var", "nan-quantity"],
+)
 def test_sensor_when_book_cannot_be_valued_then_refresh_fails_closed_without_figures_or_heartbeat(
     small_lake, redis_client, book
 ):
@@ -216,8 +223,10 @@ def test_sensor_when_lake_has_no_prices_then_every_refresh_is_counted_alerted_an
 
     assert done == 0 and sensor.metrics.errors._value.get() == 2
     assert not redis_client.exists(SCHEMA.heartbeat("var_sensor"))
-    assert [(a["event"], a["consecutive"]) for a in alerts] == [("var_sensor_error", 1),
-                                                                  ("var_sensor_error", 2)]
+    assert [(a["event"], a["consecutive"]) for a in alerts] == [
+        ("var_sensor_error", 1),
+        ("var_sensor_error", 2),
+    ]
     assert alerts[0]["error"].startswith("RuntimeError: no prices in the lake")
     published = json.loads(pubsub.get_message(timeout=2)["data"])
     assert published["event"] == "var_sensor_error" and published["error"] == alerts[0]["error"]
@@ -230,8 +239,9 @@ def test_sensor_when_refresh_keeps_failing_then_loop_keeps_trying_and_recovers_o
 ):
     # Arrange: a held ticker the lake does not have; the loop runs until stopped.
     redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 100, "ZZZZ": 10})
-    sensor, alerts = _sensor(small_lake, redis_client, limit=1e9, window=60, interval_s=0.05,
-                             max_backoff_s=0.05)
+    sensor, alerts = _sensor(
+        small_lake, redis_client, limit=1e9, window=60, interval_s=0.05, max_backoff_s=0.05
+    )
     stop = threading.Event()
     loop = threading.Thread(target=sensor.run, args=(stop,))
     loop.start()
@@ -257,8 +267,9 @@ def test_sensor_when_stopped_during_error_backoff_then_loop_ends_at_once(redis_c
     _book(redis_client)
     stop = threading.Event()
     config = SensorConfig(limit=1e9, interval_s=0.01, max_backoff_s=60.0)
-    sensor = VarSensor(config, Lake(tmp_path / "empty"), SCHEMA, lambda: redis_client,
-                       on_alert=lambda _alert: stop.set())  # SIGTERM arriving during the first failure
+    sensor = VarSensor(
+        config, Lake(tmp_path / "empty"), SCHEMA, lambda: redis_client, on_alert=lambda _alert: stop.set()
+    )  # SIGTERM arriving during the first failure
     started = time.monotonic()
 
     done = sensor.run(stop)
@@ -319,9 +330,25 @@ def test_qb_var_sensor_when_sigterm_then_stops_cleanly_and_served_metrics(priced
     _book(redis_client)
     port = _free_port()
     env = {**os.environ, "QB_LAKE_ROOT": str(priced_lake), "QB_VAR_WINDOW": "120", "QB_VAR_LIMIT": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "quantbridge.cli.main", "var-sensor", "--interval", "0.2",
-                             "--metrics-port", str(port), "--json", "--quiet"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli.main",
+            "var-sensor",
+            "--interval",
+            "0.2",
+            "--metrics-port",
+            str(port),
+            "--json",
+            "--quiet",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not redis_client.exists(SCHEMA.key("kill_switch")) and time.monotonic() < deadline:
@@ -340,7 +367,7 @@ def test_qb_var_sensor_when_sigterm_then_stops_cleanly_and_served_metrics(priced
 def test_realtime_risk_dag_when_run_briefly_then_sensor_task_alerts_and_sets_kill_switch(
     airflow_db, priced_lake, redis_client, monkeypatch
 ):
-    from quantbridge.cli.backfill import _task_states, load_dag
+    from app.cli.backfill import _task_states, load_dag
 
     monkeypatch.setenv("QB_LAKE_ROOT", str(priced_lake))
     monkeypatch.setenv("QB_VAR_WINDOW", "120")
@@ -364,12 +391,21 @@ def test_realtime_risk_dag_when_run_briefly_then_sensor_task_alerts_and_sets_kil
     scraper.start()
     from quantbridge.messages import SubmitOrder
 
-    sell = SubmitOrder(order_id="rt-1", ts="2026-01-05T14:30:00+00:00", strategy="t", ticker="AAPL", side="SELL",
-                       quantity=10.0, reference_price=70.0)  # risk-reducing: allowed even under the kill switch
+    sell = SubmitOrder(
+        order_id="rt-1",
+        ts="2026-01-05T14:30:00+00:00",
+        strategy="t",
+        ticker="AAPL",
+        side="SELL",
+        quantity=10.0,
+        reference_price=70.0,
+    )  # risk-reducing: allowed even under the kill switch
     redis_client.xadd(SCHEMA.key("orders"), sell.to_dict())
     dag = load_dag("realtime_risk")
-    run = dag.test(logical_date=datetime(2026, 1, 5, tzinfo=timezone.utc),
-                   run_conf={"duration_s": 1, "interval_s": 0.2, "limit": 1})
+    run = dag.test(
+        logical_date=datetime(2026, 1, 5, tzinfo=UTC),
+        run_conf={"duration_s": 1, "interval_s": 0.2, "limit": 1},
+    )
     assert str(run.state) == "success", _task_states("realtime_risk", run.run_id)
     assert redis_client.exists(SCHEMA.key("kill_switch"))
     assert redis_client.xlen(SCHEMA.key("risk_history")) >= 2

@@ -28,8 +28,15 @@ def client(redis_client):
 
 
 def submit(client, order_id, ticker="AAPL", side="BUY", quantity=100.0, price=None):
-    order = SubmitOrder(order_id=order_id, ts="2026-01-05T14:30:00+00:00", strategy="test", ticker=ticker, side=side,
-                        quantity=quantity, reference_price=MARKS[ticker] if price is None else price)
+    order = SubmitOrder(
+        order_id=order_id,
+        ts="2026-01-05T14:30:00+00:00",
+        strategy="test",
+        ticker=ticker,
+        side=side,
+        quantity=quantity,
+        reference_price=MARKS[ticker] if price is None else price,
+    )
     return client.xadd(SCHEMA.key("orders"), order.to_dict())
 
 
@@ -40,8 +47,10 @@ def worker(client, name="w1", **kwargs):
 
 
 def read_batch(client, consumer="w1"):
-    return [(e, raw) for e, raw in client.xreadgroup(ORDERS_GROUP, consumer, {SCHEMA.key("orders"): ">"},
-                                                      count=100)[0][1]]
+    return [
+        (e, raw)
+        for e, raw in client.xreadgroup(ORDERS_GROUP, consumer, {SCHEMA.key("orders"): ">"}, count=100)[0][1]
+    ]
 
 
 def state(client, oid):
@@ -91,7 +100,9 @@ def test_worker_when_order_price_far_from_mark_then_fills_at_the_mark_and_notion
     submit(client, "ok", quantity=10, price=140.0)  # 6.7% off the mark: inside the 10% band
     w.run(threading.Event(), block_ms=50, max_orders=3)
     assert state(client, "band")["reasons"] == ["PRICE_BAND: band=0.1, mark=150, reference_price=200"]
-    assert state(client, "cheap")["reasons"] == ["NOTIONAL_EXCEEDS_MAX: max=250000, notional=255000, mark=150"]
+    assert state(client, "cheap")["reasons"] == [
+        "NOTIONAL_EXCEEDS_MAX: max=250000, notional=255000, mark=150"
+    ]
     [(_, fill)] = client.xrange(SCHEMA.key("fills"))
     assert abs(float(fill["price"]) / 150.0 - 1) < 0.002  # around the mark, not the order's 140
 
@@ -124,19 +135,73 @@ def test_worker_when_same_order_delivered_twice_then_filled_once_and_duplicate_a
 
 @pytest.mark.parametrize(
     "fields, reason",
-    [({"order_id": "m1"}, "MALFORMED"),
-     ({"order_id": "m2", "ts": "t", "strategy": "s", "ticker": "AAPL", "side": "BUY", "quantity": "-5",
-       "reference_price": "10"}, "MALFORMED: quantity"),
-     ({"order_id": "m3", "ts": "t", "strategy": "s", "ticker": "AAPL", "side": "BUY", "quantity": "5",
-       "reference_price": "nan"}, "MALFORMED: reference_price"),
-     ({"order_id": "m4", "ts": "t", "strategy": "s", "ticker": "ZZZZ", "side": "BUY", "quantity": "5",
-       "reference_price": "10"}, "UNKNOWN_TICKER"),
-     ({"order_id": "m5", "ts": "t", "strategy": "s" * 9000, "ticker": "AAPL", "side": "BUY", "quantity": "5",
-       "reference_price": "10"}, "PAYLOAD_TOO_LARGE"),
-     ({"order_id": "m6", "ts": "t", "strategy": "s", "ticker": "AAPL", "side": "BUY", "quantity": "1e300",
-       "reference_price": "150"}, "MALFORMED: quantity=1e+300")],
+    [
+        ({"order_id": "m1"}, "MALFORMED"),
+        (
+            {
+                "order_id": "m2",
+                "ts": "t",
+                "strategy": "s",
+                "ticker": "AAPL",
+                "side": "BUY",
+                "quantity": "-5",
+                "reference_price": "10",
+            },
+            "MALFORMED: quantity",
+        ),
+        (
+            {
+                "order_id": "m3",
+                "ts": "t",
+                "strategy": "s",
+                "ticker": "AAPL",
+                "side": "BUY",
+                "quantity": "5",
+                "reference_price": "nan",
+            },
+            "MALFORMED: reference_price",
+        ),
+        (
+            {
+                "order_id": "m4",
+                "ts": "t",
+                "strategy": "s",
+                "ticker": "ZZZZ",
+                "side": "BUY",
+                "quantity": "5",
+                "reference_price": "10",
+            },
+            "UNKNOWN_TICKER",
+        ),
+        (
+            {
+                "order_id": "m5",
+                "ts": "t",
+                "strategy": "s" * 9000,
+                "ticker": "AAPL",
+                "side": "BUY",
+                "quantity": "5",
+                "reference_price": "10",
+            },
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            {
+                "order_id": "m6",
+                "ts": "t",
+                "strategy": "s",
+                "ticker": "AAPL",
+                "side": "BUY",
+                "quantity": "1e300",
+                "reference_price": "150",
+            },
+            "MALFORMED: quantity=1e+300",
+        ),
+    ],
 )
-def test_worker_when_order_malformed_then_dead_lettered_once_with_audit_and_worker_goes_on(client, fields, reason):
+def test_worker_when_order_malformed_then_dead_lettered_once_with_audit_and_worker_goes_on(
+    client, fields, reason
+):
     w = worker(client)
     client.xadd(SCHEMA.key("orders"), fields)
     submit(client, "good")
@@ -158,17 +223,28 @@ def test_worker_when_policy_denies_or_kill_switch_set_then_rejected_with_reasons
     submit(client, "r4", ticker="XOM", side="SELL", quantity=20)  # +10 -> -10: through zero
     submit(client, "r5", ticker="XOM", side="SELL", quantity=10)  # +10 -> 0: reduces
     w.run(threading.Event(), block_ms=50, max_orders=3)
-    assert state(client, "r1") == {"state": "REJECTED", "filled": 0.0, "reasons": ["RESTRICTED_INSTRUMENT: ticker=RRC"],
-                                   "history": ["REJECTED"]}
+    assert state(client, "r1") == {
+        "state": "REJECTED",
+        "filled": 0.0,
+        "reasons": ["RESTRICTED_INSTRUMENT: ticker=RRC"],
+        "history": ["REJECTED"],
+    }
     assert state(client, "r2")["state"] == "FILLED"
-    assert state(client, "r3")["reasons"] == ["KILL_SWITCH_ACTIVE: position=0, position_after=10, reducible=0"]
-    assert state(client, "r4")["reasons"] == ["KILL_SWITCH_ACTIVE: position=10, position_after=-10, reducible=10"]
-    assert state(client, "r5")["state"] == "FILLED" and positions(client).get("XOM", 0.0) == 0  # flat: no entry
+    assert state(client, "r3")["reasons"] == [
+        "KILL_SWITCH_ACTIVE: position=0, position_after=10, reducible=0"
+    ]
+    assert state(client, "r4")["reasons"] == [
+        "KILL_SWITCH_ACTIVE: position=10, position_after=-10, reducible=10"
+    ]
+    assert (
+        state(client, "r5")["state"] == "FILLED" and positions(client).get("XOM", 0.0) == 0
+    )  # flat: no entry
 
 
 @pytest.mark.parametrize("age_s, heartbeat", [(500.0, True), (0.0, False)])
 def test_worker_when_risk_figures_stale_or_sensor_heartbeat_gone_then_only_reducing_orders_pass(
-        redis_client, age_s, heartbeat):
+    redis_client, age_s, heartbeat
+):
     redis_client.hset(SCHEMA.key("positions"), "AAPL", 50)
     publish_fresh_risk(redis_client, SCHEMA, age_s=age_s, heartbeat=heartbeat)
     w = worker(redis_client, risk_stale_after_s=90.0)
@@ -211,16 +287,23 @@ def test_worker_when_crash_after_decision_before_fills_then_replay_fills_once(cl
 def test_qb_worker_when_orders_waiting_then_handles_them_and_stops(redis_client, settings, spark, capsys):
     from datetime import date
 
+    from app.cli.main import main
     from marketdata.feed import SkfolioFeed
     from marketdata.ingest import ingest_range
-    from quantbridge.cli.main import main
     from quantbridge.lake import Lake
 
     ingest_range(settings, SkfolioFeed(), date(2020, 1, 2), date(2020, 1, 3), spark=spark)
     publish_fresh_risk(redis_client, SCHEMA)
     close = float(Lake(settings.lake_root).read_close_matrix()["AAPL"].iloc[-1])
-    order = SubmitOrder(order_id="cli-1", ts="t", strategy="s", ticker="AAPL", side="BUY", quantity=100.0,
-                        reference_price=close)
+    order = SubmitOrder(
+        order_id="cli-1",
+        ts="t",
+        strategy="s",
+        ticker="AAPL",
+        side="BUY",
+        quantity=100.0,
+        reference_price=close,
+    )
     redis_client.xadd(SCHEMA.key("orders"), order.to_dict())
     redis_client.xadd(SCHEMA.key("orders"), {**order.to_dict(), "order_id": "cli-2", "ticker": "NOPE"})
     assert main(["worker", "--consumer", "cli", "--max-orders", "2", "--json", "-q"]) == 0
@@ -249,8 +332,19 @@ def test_worker_when_another_consumer_dies_after_start_then_its_orders_are_recla
     assert client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0
 
 
-THIN = (VenueSpec("THIN", taker_fee_bps=1.0, maker_fee_bps=0.0, half_spread_bps=1.0, true_slippage_bps=1.0,
-                  noise_bps=0.1, depth=100, latency_ms=0.1, seed=5),)
+THIN = (
+    VenueSpec(
+        "THIN",
+        taker_fee_bps=1.0,
+        maker_fee_bps=0.0,
+        half_spread_bps=1.0,
+        true_slippage_bps=1.0,
+        noise_bps=0.1,
+        depth=100,
+        latency_ms=0.1,
+        seed=5,
+    ),
+)
 
 
 def test_worker_when_book_thinner_than_order_then_partially_filled_rest_cancelled_and_audited(client):
@@ -312,18 +406,27 @@ def test_worker_when_batch_holds_a_denied_order_then_later_orders_see_the_true_p
     submit(client, "big", quantity=30_000, price=10.0)  # notional 300,000 > 250,000: denied
     submit(client, "fits", quantity=900, price=10.0)  # 19,900 <= 20,000 once "big" is denied
     submit(client, "over", quantity=200, price=10.0)  # 20,100 > 20,000 after "fits"
-    assert [o.state for o in w.process_batch(read_batch(client), ack=True)] == ["REJECTED", "FILLED", "REJECTED"]
-    assert state(client, "over")["reasons"] == ["POSITION_EXCEEDS_MAX: max=20000, position_after=20100, in_flight=900"]
+    assert [o.state for o in w.process_batch(read_batch(client), ack=True)] == [
+        "REJECTED",
+        "FILLED",
+        "REJECTED",
+    ]
+    assert state(client, "over")["reasons"] == [
+        "POSITION_EXCEEDS_MAX: max=20000, position_after=20100, in_flight=900"
+    ]
 
 
 def test_worker_when_open_orders_in_flight_then_position_limit_counts_them(client):
-    client.hset(SCHEMA.key("inflight"), "elsewhere", json.dumps({"ticker": "AAPL", "side": "BUY", "remaining": 1000}))
+    client.hset(
+        SCHEMA.key("inflight"), "elsewhere", json.dumps({"ticker": "AAPL", "side": "BUY", "remaining": 1000})
+    )
     client.hset(SCHEMA.key("positions"), "AAPL", 19_000)
     w = worker(client, marks={**MARKS, "AAPL": 10.0})
     submit(client, "late", quantity=100, price=10.0)
     w.run(threading.Event(), block_ms=50, max_orders=1)
-    assert state(client, "late")["reasons"] == ["POSITION_EXCEEDS_MAX: max=20000, position_after=20100, "
-                                                "in_flight=1000"]
+    assert state(client, "late")["reasons"] == [
+        "POSITION_EXCEEDS_MAX: max=20000, position_after=20100, in_flight=1000"
+    ]
 
 
 def test_worker_when_another_worker_reserves_between_read_and_commit_then_decision_is_made_again(client):
@@ -361,8 +464,8 @@ def _work(w, entries):
 
 
 def test_worker_when_two_workers_race_orders_that_together_breach_the_limit_then_none_breaches(redis_server):
+    from quantbridge.redis_client import connect
     from quantbridge.settings import load_settings
-    from quantbridge.state import connect
 
     settings = load_settings()
     setup = connect(settings)
@@ -370,15 +473,26 @@ def test_worker_when_two_workers_race_orders_that_together_breach_the_limit_then
     publish_fresh_risk(setup, SCHEMA)
     setup.hset(SCHEMA.key("positions"), "AAPL", 15_000)
     for i in range(200):  # 200 x 100 = 20,000 shares of buys, room for 5,000
-        order = SubmitOrder(order_id=f"race{i}", ts="t", strategy="s", ticker="AAPL", side="BUY", quantity=100.0,
-                            reference_price=10.0)
+        order = SubmitOrder(
+            order_id=f"race{i}",
+            ts="t",
+            strategy="s",
+            ticker="AAPL",
+            side="BUY",
+            quantity=100.0,
+            reference_price=10.0,
+        )
         setup.xadd(SCHEMA.key("orders"), order.to_dict())
     stop = threading.Event()
-    workers = [ExecutionWorker(connect(settings), SCHEMA, f"racer{n}", TICKERS, marks={"AAPL": 10.0})
-               for n in range(2)]
+    workers = [
+        ExecutionWorker(connect(settings), SCHEMA, f"racer{n}", TICKERS, marks={"AAPL": 10.0})
+        for n in range(2)
+    ]
     counts: list[int] = []
-    threads = [threading.Thread(target=lambda w=w: counts.append(w.run(stop, block_ms=20, max_orders=200)))
-               for w in workers]
+    threads = [
+        threading.Thread(target=lambda w=w: counts.append(w.run(stop, block_ms=20, max_orders=200)))
+        for w in workers
+    ]
     for t in threads:
         t.start()
     import time
@@ -400,7 +514,9 @@ def test_worker_when_two_workers_race_orders_that_together_breach_the_limit_then
     assert verify(setup, SCHEMA)["ok"]
 
 
-def test_worker_when_a_batch_raises_unexpectedly_then_the_loop_survives_and_the_entry_is_retried(client, monkeypatch):
+def test_worker_when_a_batch_raises_unexpectedly_then_the_loop_survives_and_the_entry_is_retried(
+    client, monkeypatch
+):
     w = worker(client)
     submit(client, "flaky", quantity=10)
     real, calls = w.process_batch, []

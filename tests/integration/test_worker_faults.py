@@ -31,12 +31,12 @@ from typing import Any
 
 import pytest
 
+from app.services import RedisService, read_pid
 from quantbridge.audit import verify
 from quantbridge.messages import SubmitOrder
+from quantbridge.redis_client import connect
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
-from quantbridge.services import RedisService, read_pid
 from quantbridge.settings import load_settings
-from quantbridge.state import connect
 from tests.conftest import ROOT, _free_port
 from tests.risk_support import publish_fresh_risk
 
@@ -56,7 +56,7 @@ WORKER_KILLS_AT = (0.03, 0.12, 0.2, 0.45, 0.75, 0.9)
 SENSOR_KILL_AT, REDIS_KILL_AT = 0.3, 0.6
 BACKLOG, CHUNK = 1000, 200
 FINAL = {"FILLED", "CANCELLED", "REJECTED"}
-CLI = [sys.executable, "-m", "quantbridge.cli.main"]
+CLI = [sys.executable, "-m", "app.cli.main"]
 
 
 @pytest.fixture(scope="module")
@@ -88,18 +88,29 @@ class Env:
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         with open(self.logs / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([*CLI, *args], env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                    stderr=log)
+            proc = subprocess.Popen(
+                [*CLI, *args], env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+            )
         self.procs.append(proc)
         return proc
 
     def worker(self, n: int) -> subprocess.Popen:
-        return self.spawn(f"w{n}", "worker", "--consumer", f"w{n}", "--reclaim-idle-ms", "500",
-                          "--metrics-port", "0", "-q")
+        return self.spawn(
+            f"w{n}", "worker", "--consumer", f"w{n}", "--reclaim-idle-ms", "500", "--metrics-port", "0", "-q"
+        )
 
     def sensor(self) -> subprocess.Popen:
-        return self.spawn("sensor", "var-sensor", "--interval", str(SENSOR_INTERVAL_S), "--limit", "1e12",
-                          "--metrics-port", "0", "-q")
+        return self.spawn(
+            "sensor",
+            "var-sensor",
+            "--interval",
+            str(SENSOR_INTERVAL_S),
+            "--limit",
+            "1e12",
+            "--metrics-port",
+            "0",
+            "-q",
+        )
 
     def client(self) -> Any:
         client = connect(self.settings)
@@ -107,20 +118,32 @@ class Env:
         return client
 
     def log_tails(self) -> str:
-        return "\n".join(f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
-                         for p in sorted(self.logs.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
+            for p in sorted(self.logs.glob("*.log"))
+        )
 
 
 @pytest.fixture
 def fault_env(tmp_path, priced_lake):
-    settings = load_settings({"redis_url": f"redis://127.0.0.1:{_free_port()}/0",
-                              "services_dir": tmp_path / "svc", "lake_root": priced_lake,
-                              "universe": ",".join(TICKERS)})
+    settings = load_settings(
+        {
+            "redis_url": f"redis://127.0.0.1:{_free_port()}/0",
+            "services_dir": tmp_path / "svc",
+            "lake_root": priced_lake,
+            "universe": ",".join(TICKERS),
+        }
+    )
     service = RedisService(settings)
     service.start()
     (tmp_path / "logs").mkdir()
-    env = {**os.environ, "QB_REDIS_URL": settings.redis_url, "QB_LAKE_ROOT": str(priced_lake),
-           "QB_RISK_STALE_S": str(STALE_S), "QB_AUDIT_KEY_PATH": str(tmp_path / "audit" / "key.pem")}
+    env = {
+        **os.environ,
+        "QB_REDIS_URL": settings.redis_url,
+        "QB_LAKE_ROOT": str(priced_lake),
+        "QB_RISK_STALE_S": str(STALE_S),
+        "QB_AUDIT_KEY_PATH": str(tmp_path / "audit" / "key.pem"),
+    }
     state = Env(settings, service, env, tmp_path / "logs")
     yield state
     for proc in state.procs:
@@ -141,9 +164,15 @@ def _order(i: int, marks: dict[str, float]) -> dict[str, str]:
     """Order i: a random ticker, side and size; its reference price within 5% of the lake's last close."""
     rng = random.Random(i)
     ticker = rng.choice(TICKERS)
-    return SubmitOrder(order_id=f"f{i}", ts="2026-01-05T14:30:00+00:00", strategy="fault", ticker=ticker,
-                       side=rng.choice(["BUY", "SELL"]), quantity=float(rng.randint(1, 20)),
-                       reference_price=round(marks[ticker] * rng.uniform(0.95, 1.05), 2)).to_dict()
+    return SubmitOrder(
+        order_id=f"f{i}",
+        ts="2026-01-05T14:30:00+00:00",
+        strategy="fault",
+        ticker=ticker,
+        side=rng.choice(["BUY", "SELL"]),
+        quantity=float(rng.randint(1, 20)),
+        reference_price=round(marks[ticker] * rng.uniform(0.95, 1.05), 2),
+    ).to_dict()
 
 
 def _consumers(client: Any) -> set[str]:
@@ -225,7 +254,7 @@ class Run:
         self.decided = c.hlen(SCHEMA.key("order_state")) + c.xlen(SCHEMA.key("dead_letter"))
         if self.sent < N_ORDERS and self.sent - self.decided < BACKLOG:
             pipe = c.pipeline(transaction=False)
-            for fields in self.orders[self.sent:self.sent + CHUNK]:
+            for fields in self.orders[self.sent : self.sent + CHUNK]:
                 pipe.xadd(SCHEMA.key("orders"), fields)
             pipe.execute()
             self.sent = min(self.sent + CHUNK, N_ORDERS)
@@ -258,8 +287,13 @@ class Run:
         elif sensor_down and time.time() >= f.stale_from + OUTAGE_PAST_BOUND_S:
             f.sensor_restarted = time.time()
             self.sensor = self.env.sensor()
-        elif (working and f.redis_killed is None and f.sensor_restarted is not None
-              and progress >= REDIS_KILL_AT and self.client.exists(SCHEMA.heartbeat("var_sensor"))):
+        elif (
+            working
+            and f.redis_killed is None
+            and f.sensor_restarted is not None
+            and progress >= REDIS_KILL_AT
+            and self.client.exists(SCHEMA.heartbeat("var_sensor"))
+        ):
             os.kill(read_pid(self.env.service.pidfile), signal.SIGKILL)
             f.redis_killed = time.time()
             while read_pid(self.env.service.pidfile) is not None:
@@ -271,19 +305,25 @@ class Run:
 
     def _done(self) -> bool:
         c, f = self.client, self.faults
-        if not (self.sent == N_ORDERS and self.decided >= N_ORDERS and f.redis_back is not None
-                and len(f.worker_kills) == len(WORKER_KILLS_AT)):
+        if not (
+            self.sent == N_ORDERS
+            and self.decided >= N_ORDERS
+            and f.redis_back is not None
+            and len(f.worker_kills) == len(WORKER_KILLS_AT)
+        ):
             return False
         return c.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"] == 0 and all(
-            json.loads(v)["state"] in FINAL for v in c.hvals(SCHEMA.key("order_state")))
+            json.loads(v)["state"] in FINAL for v in c.hvals(SCHEMA.key("order_state"))
+        )
 
     def stop(self) -> None:
         """SIGTERM the last worker once it has joined (a process still importing has no handler yet and
         would die of the signal) and the sensor once it has refreshed after the Redis restart (it survived
         it); both must exit 0."""
         deadline = time.monotonic() + 60
-        while (f"w{self.n_worker}" not in _consumers(self.client)
-               or not self._beat_since(self.faults.redis_back)):
+        while f"w{self.n_worker}" not in _consumers(self.client) or not self._beat_since(
+            self.faults.redis_back
+        ):
             assert time.monotonic() < deadline and self.sensor.poll() is None, self.env.log_tails()
             time.sleep(0.2)
         self.worker.send_signal(signal.SIGTERM)
@@ -327,8 +367,12 @@ def _final_once(client: Any, orders: list[dict[str, str]]) -> dict[str, Any]:
             assert s["filled"] == 0 and s["reasons"], (oid, s)
         else:
             assert s["filled"] < quantity, (oid, s)
-    return {"states": dict(by_state), "dead_letters": len(dead), "reasons": dict(reasons),
-            "fill_ids": sorted(f["fill_id"] for f in fills)}
+    return {
+        "states": dict(by_state),
+        "dead_letters": len(dead),
+        "reasons": dict(reasons),
+        "fill_ids": sorted(f["fill_id"] for f in fills),
+    }
 
 
 def _decisions(client: Any, orders: list[dict[str, str]], faults: Faults) -> dict[str, Any]:
@@ -356,7 +400,8 @@ def _decisions(client: Any, orders: list[dict[str, str]], faults: Faults) -> dic
                 del opened[e["ref"]]
             if e["kind"] == "fill":
                 book[payload["ticker"]] = book.get(payload["ticker"], 0.0) + _signed(
-                    payload["side"], float(payload["quantity"]))
+                    payload["side"], float(payload["quantity"])
+                )
                 fill_ids.append(payload["fill_id"])
             if e["kind"] != "verdict":
                 continue
@@ -368,8 +413,10 @@ def _decisions(client: Any, orders: list[dict[str, str]], faults: Faults) -> dic
                 stale_outside[faults.phase(at)] += stale
                 continue
             increasing = _risk_increasing(held, _signed(order["side"], float(order["quantity"])))
-            in_window["allowed" if payload["allowed"] else "rejected",
-                      "risk-increasing" if increasing else "reducing"] += 1
+            in_window[
+                "allowed" if payload["allowed"] else "rejected",
+                "risk-increasing" if increasing else "reducing",
+            ] += 1
             in_window["RISK_STALE"] += stale
             if payload["allowed"] and increasing:
                 blind.append((entry_id, e["ref"], held, order))
@@ -378,12 +425,19 @@ def _decisions(client: Any, orders: list[dict[str, str]], faults: Faults) -> dic
             break
         ms, seq = chunk[-1][0].split("-")
         start = f"{ms}-{int(seq) + 1}"
-    return {"in_window": in_window, "stale_outside": dict(stale_outside), "blind_increases": blind,
-            "fill_ids": sorted(fill_ids), "entries": entries, "resumed": len(resumed)}
+    return {
+        "in_window": in_window,
+        "stale_outside": dict(stale_outside),
+        "blind_increases": blind,
+        "fill_ids": sorted(fill_ids),
+        "entries": entries,
+        "resumed": len(resumed),
+    }
 
 
 def test_worker_when_worker_sensor_and_redis_sigkilled_then_every_order_final_once_and_no_risk_added_blind(
-        fault_env):
+    fault_env,
+):
     # Arrange: 10,000 orders priced off the lake; the sensor refreshing, the first worker started.
     marks = _lake_marks(fault_env.settings.lake_root)
     orders = [_order(i, marks) for i in range(N_ORDERS)]
@@ -397,8 +451,15 @@ def test_worker_when_worker_sensor_and_redis_sigkilled_then_every_order_final_on
     # risk-increasing order was let through while the sensor was down past the bound.
     client, faults = run.client, run.faults
     outcome = _final_once(client, orders)
-    check = subprocess.run([*CLI, "audit", "verify", "--json"], env=fault_env.env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=120, check=False)
+    check = subprocess.run(
+        [*CLI, "audit", "verify", "--json"],
+        env=fault_env.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stdout + check.stderr
     seen = _decisions(client, orders, faults)
     assert seen["fill_ids"] == outcome["fill_ids"]  # each fill audited once
@@ -408,13 +469,15 @@ def test_worker_when_worker_sensor_and_redis_sigkilled_then_every_order_final_on
     assert seen["resumed"] > 0  # the kills between the two commits landed: open orders were finished
     assert len(faults.worker_kills) == len(WORKER_KILLS_AT) and faults.sensor_restarted and faults.redis_back
     (w0, w1), f = faults.window, faults
-    print(f"\nfault test: {N_ORDERS} orders in {seconds:.0f} s: {outcome['states']}, dead letters "
-          f"{outcome['dead_letters']}, fills {len(outcome['fill_ids'])}, reasons {outcome['reasons']}; "
-          f"worker SIGKILLs {len(f.worker_kills)}; sensor down {f.sensor_restarted - f.sensor_killed:.1f} s, "
-          f"window {w1 - w0:.1f} s: {dict(seen['in_window'])}; RISK_STALE outside it "
-          f"{seen['stale_outside']}; "
-          f"redis-server down {f.redis_back - f.redis_killed:.1f} s; audit entries {seen['entries']}; orders "
-          f"decided by a worker killed before their fills {seen['resumed']}")
+    print(
+        f"\nfault test: {N_ORDERS} orders in {seconds:.0f} s: {outcome['states']}, dead letters "
+        f"{outcome['dead_letters']}, fills {len(outcome['fill_ids'])}, reasons {outcome['reasons']}; "
+        f"worker SIGKILLs {len(f.worker_kills)}; sensor down {f.sensor_restarted - f.sensor_killed:.1f} s, "
+        f"window {w1 - w0:.1f} s: {dict(seen['in_window'])}; RISK_STALE outside it "
+        f"{seen['stale_outside']}; "
+        f"redis-server down {f.redis_back - f.redis_killed:.1f} s; audit entries {seen['entries']}; orders "
+        f"decided by a worker killed before their fills {seen['resumed']}"
+    )
     client.close()
 
 
@@ -437,8 +500,15 @@ def _hostile_corpus(marks: dict[str, float]) -> list[Case]:
     n = iter(range(10**6))
 
     def good(**changes: Any) -> dict[str, Any]:
-        fields = SubmitOrder(order_id=f"h{next(n)}", ts="2026-01-05T14:30:00+00:00", strategy="fuzz",
-                             ticker="AAPL", side="SELL", quantity=5.0, reference_price=mark).to_dict()
+        fields = SubmitOrder(
+            order_id=f"h{next(n)}",
+            ts="2026-01-05T14:30:00+00:00",
+            strategy="fuzz",
+            ticker="AAPL",
+            side="SELL",
+            quantity=5.0,
+            reference_price=mark,
+        ).to_dict()
         fields.update(changes)
         return {k: v for k, v in fields.items() if v is not None}
 
@@ -451,25 +521,62 @@ def _hostile_corpus(marks: dict[str, float]) -> list[Case]:
     cases.append(Case({"QUANTITY": "5", "ORDER_ID": "upper"}, "dead", "MALFORMED"))  # wrong names
     cases.append(Case({"\x00": "\x00"}, "dead", "MALFORMED"))
     # Wrong types, NaN/inf, negative, zero and huge numbers.
-    for value in ("ten", "[5]", "{}", "True", "0x10", "", "5 shares", "1,5", "nan", "NaN", "inf", "-inf",
-                  "Infinity", "1e400", "-1", "0", "-0", "-1e300", "1e300", "1e10", "9e15"):
+    for value in (
+        "ten",
+        "[5]",
+        "{}",
+        "True",
+        "0x10",
+        "",
+        "5 shares",
+        "1,5",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "Infinity",
+        "1e400",
+        "-1",
+        "0",
+        "-0",
+        "-1e300",
+        "1e300",
+        "1e10",
+        "9e15",
+    ):
         cases.append(dead("MALFORMED", quantity=value))
     for value in ("abc", "nan", "inf", "-inf", "1e400", "-5", "0", "[]"):
         cases.append(dead("MALFORMED", reference_price=value))
     for value in ("nan", "inf", "-1", "0", "cheap"):
         cases.append(dead("MALFORMED", limit_price=value))
     # Unicode and control characters where an upper-case ticker or a side is expected.
-    for value in ("", "aapl", "ÄAPL", "AAPL\n", "AA PL", "AAPL|MSFT", "AA\x00PL", "🚀", "ＡＡＰＬ", "A" * 40,
-                  "\u202eLPAA"):
+    for value in (
+        "",
+        "aapl",
+        "ÄAPL",
+        "AAPL\n",
+        "AA PL",
+        "AAPL|MSFT",
+        "AA\x00PL",
+        "🚀",
+        "ＡＡＰＬ",
+        "A" * 40,
+        "\u202eLPAA",
+    ):
         cases.append(dead("MALFORMED", ticker=value))
     cases.append(dead("UNKNOWN_TICKER", ticker="ZZZ"))
     for value in ("buy", "BUY ", "HOLD", "", "ＢＵＹ", "SELL\x00", "SELL|BUY"):
         cases.append(dead("MALFORMED", side=value))
-    for value in ("[", "null", "[1, 2]", "{\"a\": \"x\"}", "{\"a\": {}}", "x" * 5000):
+    for value in ("[", "null", "[1, 2]", '{"a": "x"}', '{"a": {}}', "x" * 5000):
         cases.append(dead("MALFORMED", explanation=value))
     # Bytes that are not UTF-8, in a value or in a field's name.
-    for name, value in (("strategy", b"\xff\xfe\x80"), ("order_id", b"\xc3("), ("ticker", b"AAPL\xff"),
-                        ("quantity", b"\x80"), (b"\xfe\xff", b"x")):
+    for name, value in (
+        ("strategy", b"\xff\xfe\x80"),
+        ("order_id", b"\xc3("),
+        ("ticker", b"AAPL\xff"),
+        ("quantity", b"\x80"),
+        (b"\xfe\xff", b"x"),
+    ):
         cases.append(Case({**good(), name: value}, "dead", "MALFORMED"))
     # An id no order may have: empty or too long.
     cases += [dead("MALFORMED", order_id=""), dead("MALFORMED", order_id="i" * 129)]
@@ -485,19 +592,43 @@ def _hostile_corpus(marks: dict[str, float]) -> list[Case]:
     cases.append(Case(good(side="BUY", quantity="5e8"), "rejected", "NOTIONAL_EXCEEDS_MAX"))
     cases.append(Case(good(ticker="MSFT", reference_price=str(marks["MSFT"] * 3)), "rejected", "PRICE_BAND"))
     # Legal orders with odd ids, strategies and times: exactly one final state under the exact id.
-    odd_ids = ["a|b", "a", "|", "||", "a|b|", "ордер-1", "注文|1", "🚀|🌕", "'; DROP TABLE orders; --",
-               "${jndi:x}", "%s%s%n", "../../etc/passwd", " ", "i" * 128]
+    odd_ids = [
+        "a|b",
+        "a",
+        "|",
+        "||",
+        "a|b|",
+        "ордер-1",
+        "注文|1",
+        "🚀|🌕",
+        "'; DROP TABLE orders; --",
+        "${jndi:x}",
+        "%s%s%n",
+        "../../etc/passwd",
+        " ",
+        "i" * 128,
+    ]
     cases += [Case(good(order_id=oid), "order") for oid in odd_ids]
     cases += [Case(good(strategy=value), "order") for value in ("", "策略", "a|b", "s" * 3000)]
     cases += [Case(good(ts=value), "order") for value in ("not a time", "", "9999-99-99T99:99:99")]
     cases.append(Case(good(extra_field="ignored", model_version="v|1"), "order"))
     # Control and format characters (NUL, newlines, ANSI escapes, bidi overrides, zero-width) would forge
     # lines or colours in logs: refused in every free-text field.
-    for value in ("id\x00nul", "id\nnewline", "id\r\n", "\x1b[31mred\x1b[0m", "\u202edi-lro", "zero\u200bwidth",
-                  "\t"):
+    for value in (
+        "id\x00nul",
+        "id\nnewline",
+        "id\r\n",
+        "\x1b[31mred\x1b[0m",
+        "\u202edi-lro",
+        "zero\u200bwidth",
+        "\t",
+    ):
         cases.append(dead("MALFORMED", order_id=value))
-    cases += [dead("MALFORMED", strategy="策略\x00\x07"), dead("MALFORMED", ts="\x00"),
-              dead("MALFORMED", model_version="v\x00|1")]
+    cases += [
+        dead("MALFORMED", strategy="策略\x00\x07"),
+        dead("MALFORMED", ts="\x00"),
+        dead("MALFORMED", model_version="v\x00|1"),
+    ]
     # Numbers Python's float() reads although no sender should write them (Arabic-Indic digits, "1_0",
     # padding) are refused; fractions down to 1e-300 shares stay legal (no minimum lot), filled as such.
     cases += [dead("MALFORMED", quantity=value) for value in ("١٠", "1_0", " 7 ")]
@@ -505,8 +636,19 @@ def _hostile_corpus(marks: dict[str, float]) -> list[Case]:
     # Duplicate ids with different contents: in the same batch, far apart, three times; also after a copy
     # that was dead-lettered (the later legal one is the order) and before a malformed one (dead-lettered).
     first = good(order_id="dup-near")
-    cases += [Case(first, "order"), Case(good(order_id="dup-near", ticker="MSFT", side="BUY", quantity="7",
-                                              reference_price=str(marks["MSFT"])), "duplicate")]
+    cases += [
+        Case(first, "order"),
+        Case(
+            good(
+                order_id="dup-near",
+                ticker="MSFT",
+                side="BUY",
+                quantity="7",
+                reference_price=str(marks["MSFT"]),
+            ),
+            "duplicate",
+        ),
+    ]
     far = good(order_id="dup|far", quantity="3")
     cases.append(Case(far, "order"))
     third = good(order_id="dup-three", quantity="2")
@@ -517,10 +659,17 @@ def _hostile_corpus(marks: dict[str, float]) -> list[Case]:
     cases.append(Case(good(order_id="dup-then-bad", quantity="1"), "order"))
     cases.append(dead("MALFORMED", order_id="dup-then-bad", quantity="nan"))
     rng.shuffle(cases)  # spread over many batches; the far/third copies go last, after their originals
-    cases.append(Case(good(order_id="dup|far", quantity="8", ticker="KO", reference_price=str(marks["KO"])),
-                      "duplicate"))
-    cases.append(Case(good(order_id="dup-three", quantity="9", ticker="PG", reference_price=str(marks["PG"])),
-                      "duplicate"))
+    cases.append(
+        Case(
+            good(order_id="dup|far", quantity="8", ticker="KO", reference_price=str(marks["KO"])), "duplicate"
+        )
+    )
+    cases.append(
+        Case(
+            good(order_id="dup-three", quantity="9", ticker="PG", reference_price=str(marks["PG"])),
+            "duplicate",
+        )
+    )
     # The shuffle may put the second of a same-id pair first: the first content in stream order wins.
     seen: set[str] = set()
     ordered = []
@@ -534,7 +683,8 @@ def _hostile_corpus(marks: dict[str, float]) -> list[Case]:
 
 
 def test_worker_when_hostile_entries_then_each_dead_lettered_or_rejected_with_reason_and_worker_stays_up(
-        fault_env):
+    fault_env,
+):
     # Arrange: fresh risk figures (no sensor here) and the corpus in the stream, then one legal order.
     env = fault_env
     env.env["QB_RISK_STALE_S"] = "600"
@@ -551,8 +701,10 @@ def test_worker_when_hostile_entries_then_each_dead_lettered_or_rejected_with_re
     # Act: a worker subprocess takes them all.
     worker = env.worker(99)
     deadline = time.monotonic() + 120
-    while not client.hexists(SCHEMA.key("order_state"), "still-alive") or client.xpending(
-            SCHEMA.key("orders"), ORDERS_GROUP)["pending"]:
+    while (
+        not client.hexists(SCHEMA.key("order_state"), "still-alive")
+        or client.xpending(SCHEMA.key("orders"), ORDERS_GROUP)["pending"]
+    ):
         assert time.monotonic() < deadline and worker.poll() is None, env.log_tails()
         time.sleep(0.2)
     alive = worker.poll() is None
@@ -562,8 +714,11 @@ def test_worker_when_hostile_entries_then_each_dead_lettered_or_rejected_with_re
     assert alive and worker.wait(30) == 0, env.log_tails()
     dead = {f["entry_id"]: f["reason"] for _, f in client.xrange(SCHEMA.key("dead_letter"))}
     states = {k: json.loads(v) for k, v in client.hgetall(SCHEMA.key("order_state")).items()}
-    duplicates = Counter(json.loads(e["payload"])["entry_id"] for _, e in client.xrange(SCHEMA.key("audit"))
-                         if e["kind"] == "duplicate")
+    duplicates = Counter(
+        json.loads(e["payload"])["entry_id"]
+        for _, e in client.xrange(SCHEMA.key("audit"))
+        if e["kind"] == "duplicate"
+    )
     counts: Counter = Counter()
     for case, entry_id in zip(cases, entry_ids):
         counts[case.expect] += 1
@@ -595,9 +750,11 @@ def test_worker_when_hostile_entries_then_each_dead_lettered_or_rejected_with_re
     assert client.hlen(SCHEMA.key("inflight")) == 0
     assert verify(client, SCHEMA)["ok"]
     assert counts == {"dead": 98, "order": 29, "rejected": 4, "duplicate": 4}
-    print(f"\nhostile corpus: {len(cases)} entries: {dict(counts)}; dead letters by reason "
-          f"{dict(Counter(r.split(':')[0] for r in dead.values()))}; final states "
-          f"{dict(Counter(s['state'] for s in states.values()))}")
+    print(
+        f"\nhostile corpus: {len(cases)} entries: {dict(counts)}; dead letters by reason "
+        f"{dict(Counter(r.split(':')[0] for r in dead.values()))}; final states "
+        f"{dict(Counter(s['state'] for s in states.values()))}"
+    )
     client.close()
 
 
@@ -608,8 +765,9 @@ def test_worker_when_entry_not_utf8_then_dead_lettered_and_later_orders_still_go
     client = env.client()
     publish_fresh_risk(client, SCHEMA)
     marks = _lake_marks(env.settings.lake_root)
-    client.xadd(SCHEMA.key("orders"), _order(1, marks) | {"order_id": "not-utf8",
-                                                          "strategy": b"\xff\xfe\x80"})
+    client.xadd(
+        SCHEMA.key("orders"), _order(1, marks) | {"order_id": "not-utf8", "strategy": b"\xff\xfe\x80"}
+    )
     client.xadd(SCHEMA.key("orders"), _order(2, marks) | {"order_id": "after"})
 
     # Act
@@ -629,7 +787,8 @@ def test_worker_when_entry_not_utf8_then_dead_lettered_and_later_orders_still_go
 
 
 def test_worker_when_open_order_delivered_past_the_cap_then_it_ends_final_and_its_reservation_released(
-        redis_client):
+    redis_client,
+):
     # Arrange: a worker commits its decision (state NEW, shares reserved) and dies before the fills, five
     # times over: every restart re-reads its pending entries, one delivery more each. ``_decide`` is the
     # worker's first commit on its own: the one way to stop a worker between its two commits on purpose.
@@ -637,8 +796,15 @@ def test_worker_when_open_order_delivered_past_the_cap_then_it_ends_final_and_it
     from execution.worker import ExecutionWorker, _Work
 
     publish_fresh_risk(redis_client, SCHEMA)
-    order = SubmitOrder(order_id="open", ts="2026-01-05T14:30:00+00:00", strategy="fault", ticker="AAPL",
-                        side="BUY", quantity=10.0, reference_price=150.0)
+    order = SubmitOrder(
+        order_id="open",
+        ts="2026-01-05T14:30:00+00:00",
+        strategy="fault",
+        ticker="AAPL",
+        side="BUY",
+        quantity=10.0,
+        reference_price=150.0,
+    )
     redis_client.xadd(SCHEMA.key("orders"), order.to_dict())
     first = ExecutionWorker(redis_client, SCHEMA, "w1", ["AAPL"], marks={"AAPL": 150.0})
     [(_stream, [(entry_id, raw)])] = redis_client.xreadgroup(ORDERS_GROUP, "w1", {SCHEMA.key("orders"): ">"})

@@ -25,8 +25,10 @@ RULE_TESTS = Path(__file__).with_name("prometheus-rules.test.yml")
 def _promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.fail("promtool is not installed: `make system` installs it with Debian's prometheus package "
-                    "(apt-get install prometheus)")
+        pytest.fail(
+            "promtool is not installed: `make system` installs it with Debian's prometheus package "
+            "(apt-get install prometheus)"
+        )
     return subprocess.run([binary, *map(str, args)], capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -58,9 +60,17 @@ def test_rule_tests_when_read_then_every_alert_has_a_firing_and_a_quiet_case():
     quiet = {c["alertname"] for c in cases if not c["exp_alerts"]}
 
     alerts = _alerts(RULES)
-    assert {"QbVarSensorDown", "QbVarSensorAbsent", "QbVarFiguresStale", "QbVarFiguresAbsent",
-            "QbVarSensorErrors", "QbWorkerDown", "QbWorkerAbsent", "QbWorkerBatchErrors",
-            "QbKillSwitchSet"} <= alerts
+    assert {
+        "QbVarSensorDown",
+        "QbVarSensorAbsent",
+        "QbVarFiguresStale",
+        "QbVarFiguresAbsent",
+        "QbVarSensorErrors",
+        "QbWorkerDown",
+        "QbWorkerAbsent",
+        "QbWorkerBatchErrors",
+        "QbKillSwitchSet",
+    } <= alerts
     assert firing == alerts and quiet == alerts
 
 

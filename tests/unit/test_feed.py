@@ -29,7 +29,10 @@ def test_skfolio_feed_when_weekend_then_no_rows_and_fetch_or_raise_explains():
 def test_skfolio_feed_when_universe_has_unknown_ticker_then_error_names_it():
     with pytest.raises(InputError, match="ZZZZ"):
         SkfolioFeed(("AAPL", "ZZZZ")).fetch(date(2020, 1, 2), date(2020, 1, 3))
-    assert set(SkfolioFeed(("AAPL", "MSFT")).fetch(date(2020, 1, 2), date(2020, 1, 3))["ticker"]) == {"AAPL", "MSFT"}
+    assert set(SkfolioFeed(("AAPL", "MSFT")).fetch(date(2020, 1, 2), date(2020, 1, 3))["ticker"]) == {
+        "AAPL",
+        "MSFT",
+    }
 
 
 def test_feed_when_start_after_end_then_error_names_start():
@@ -50,10 +53,15 @@ def _csv(tmp_path: Path, text: str, name: str = "prices.csv") -> Path:
 
 
 def test_file_feed_when_csv_then_rows_in_range_typed_and_sorted(tmp_path):
-    path = _csv(tmp_path, "Date,Ticker,Close\n2021-01-05,MSFT,2\n2021-01-04,AAPL,1.5\n2021-01-04,MSFT,\n2021-02-01,X,3\n")
+    path = _csv(
+        tmp_path,
+        "Date,Ticker,Close\n2021-01-05,MSFT,2\n2021-01-04,AAPL,1.5\n2021-01-04,MSFT,\n2021-02-01,X,3\n",
+    )
     frame = FileFeed(path).fetch(date(2021, 1, 1), date(2021, 1, 31))
-    assert frame.to_dict("records")[:2] == [{"date": date(2021, 1, 4), "ticker": "AAPL", "close": 1.5},
-                                            {"date": date(2021, 1, 4), "ticker": "MSFT", "close": pytest.approx(float("nan"), nan_ok=True)}]
+    assert frame.to_dict("records")[:2] == [
+        {"date": date(2021, 1, 4), "ticker": "AAPL", "close": 1.5},
+        {"date": date(2021, 1, 4), "ticker": "MSFT", "close": pytest.approx(float("nan"), nan_ok=True)},
+    ]
     assert len(frame) == 3  # the empty close stays, for the gates to quarantine
 
 
@@ -65,11 +73,13 @@ def test_file_feed_when_parquet_then_same_as_csv(tmp_path):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("date,ticker\n2021-01-04,A\n", "missing: close"),
-     ("date,ticker,close,volume\n2021-01-04,A,1,5\n", "unexpected: volume"),
-     ("date,ticker,close\n2021-13-45,A,1\n", "row 2 date='2021-13-45'"),
-     ("date,ticker,close\n2021-01-04,A,abc\n", "row 2 close='abc'"),
-     ("date,ticker,close\n,A,1\n", "row 2 date=None")],
+    [
+        ("date,ticker\n2021-01-04,A\n", "missing: close"),
+        ("date,ticker,close,volume\n2021-01-04,A,1,5\n", "unexpected: volume"),
+        ("date,ticker,close\n2021-13-45,A,1\n", "row 2 date='2021-13-45'"),
+        ("date,ticker,close\n2021-01-04,A,abc\n", "row 2 close='abc'"),
+        ("date,ticker,close\n,A,1\n", "row 2 date=None"),
+    ],
 )
 def test_file_feed_when_file_malformed_then_error_names_row_and_value(tmp_path, text, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):

@@ -11,7 +11,9 @@ from quantbridge.lake import Lake
 def _partition(lake: Lake, day: date, prices: dict[str, float]) -> None:
     folder = lake.price_partition(day)
     folder.mkdir(parents=True)
-    pd.DataFrame({"ticker": list(prices), "close": list(prices.values())}).to_parquet(folder / "part-00000.parquet")
+    pd.DataFrame({"ticker": list(prices), "close": list(prices.values())}).to_parquet(
+        folder / "part-00000.parquet"
+    )
 
 
 def test_read_prices_when_window_and_last_n_then_filtered_long_frame(tmp_path):

@@ -11,8 +11,15 @@ from quantbridge.messages import SubmitOrder
 
 
 def _order(**overrides):
-    fields = dict(order_id="op:1", ts="2026-01-05T14:30:00+00:00", strategy="operator", ticker="AAPL",
-                  side="BUY", quantity=10.0, reference_price=150.0)
+    fields = dict(
+        order_id="op:1",
+        ts="2026-01-05T14:30:00+00:00",
+        strategy="operator",
+        ticker="AAPL",
+        side="BUY",
+        quantity=10.0,
+        reference_price=150.0,
+    )
     return SubmitOrder(**{**fields, **overrides})
 
 

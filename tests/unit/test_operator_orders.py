@@ -3,29 +3,49 @@ row is reported with its line, field and value; nothing is dropped silently."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from quantbridge.cli.ops import (MAX_FILE_ORDERS, OrderRow, OrdersRefused, new_order_id, parse_csv,
-                                 parse_jsonl, parse_order, parse_order_file, print_status_table)
+from app.cli.ops import (
+    MAX_FILE_ORDERS,
+    OrderRow,
+    OrdersRefused,
+    new_order_id,
+    parse_csv,
+    parse_jsonl,
+    parse_order,
+    parse_order_file,
+    print_status_table,
+)
 from quantbridge.errors import InputError
 
-FLAGS = {"ticker": "--ticker", "side": "--side", "quantity": "--quantity", "limit_price": "--limit-price",
-         "id": "--id"}
+FLAGS = {
+    "ticker": "--ticker",
+    "side": "--side",
+    "quantity": "--quantity",
+    "limit_price": "--limit-price",
+    "id": "--id",
+}
 
 
 def test_parse_order_when_fields_valid_then_row_with_side_and_ticker_upper_case():
-    row, problems = parse_order({"ticker": " aapl ", "side": "sell", "quantity": "25", "limit_price": "101.5",
-                                 "id": "desk-7"}, None, FLAGS)
+    row, problems = parse_order(
+        {"ticker": " aapl ", "side": "sell", "quantity": "25", "limit_price": "101.5", "id": "desk-7"},
+        None,
+        FLAGS,
+    )
 
     assert problems == []
     assert row == OrderRow(None, "AAPL", "SELL", 25.0, 101.5, "desk-7")
 
 
 def test_parse_order_when_every_field_bad_then_every_problem_named_with_its_flag_and_value():
-    row, problems = parse_order({"ticker": None, "side": "HOLD", "quantity": "-3", "limit_price": "inf",
-                                 "id": "has space"}, None, FLAGS)
+    row, problems = parse_order(
+        {"ticker": None, "side": "HOLD", "quantity": "-3", "limit_price": "inf", "id": "has space"},
+        None,
+        FLAGS,
+    )
 
     assert row is None
     assert problems == [
@@ -38,13 +58,15 @@ def test_parse_order_when_every_field_bad_then_every_problem_named_with_its_flag
 
 
 def test_parse_csv_when_rows_bad_then_each_listed_by_file_line_and_good_rows_kept_apart():
-    body = ("ticker,side,quantity,limit_price,id\n"
-            "AAPL,BUY,100,,\n"
-            "MSFT,SELL,abc,,\n"
-            "\n"
-            ",,,,\n"
-            "JPM,BUY\n"
-            "XOM,BUY,10,nan,x\n")
+    body = (
+        "ticker,side,quantity,limit_price,id\n"
+        "AAPL,BUY,100,,\n"
+        "MSFT,SELL,abc,,\n"
+        "\n"
+        ",,,,\n"
+        "JPM,BUY\n"
+        "XOM,BUY,10,nan,x\n"
+    )
 
     rows, problems = parse_csv(body)
 
@@ -59,12 +81,17 @@ def test_parse_csv_when_rows_bad_then_each_listed_by_file_line_and_good_rows_kep
     ]
 
 
-@pytest.mark.parametrize("header, problem", [
-    ("ticker,side,qty", "line 1: unknown column(s) 'qty': expected columns of ticker, side, quantity, "
-                        "limit_price, id"),
-    ("ticker,side,quantity,side", "line 1: column(s) 'side' given more than once"),
-    ("ticker,quantity", "line 1: required column(s) side missing from the header"),
-])
+@pytest.mark.parametrize(
+    "header, problem",
+    [
+        (
+            "ticker,side,qty",
+            "line 1: unknown column(s) 'qty': expected columns of ticker, side, quantity, limit_price, id",
+        ),
+        ("ticker,side,quantity,side", "line 1: column(s) 'side' given more than once"),
+        ("ticker,quantity", "line 1: required column(s) side missing from the header"),
+    ],
+)
 def test_parse_csv_when_header_wrong_then_refused_naming_the_columns(header, problem):
     rows, problems = parse_csv(header + "\nAAPL,BUY,1\n")
 
@@ -72,18 +99,22 @@ def test_parse_csv_when_header_wrong_then_refused_naming_the_columns(header, pro
 
 
 def test_parse_csv_when_empty_then_problem_asks_for_a_header():
-    assert parse_csv("") == ([], ["the file is empty: expected a header line such as "
-                                  "ticker,side,quantity,limit_price,id"])
+    assert parse_csv("") == (
+        [],
+        ["the file is empty: expected a header line such as ticker,side,quantity,limit_price,id"],
+    )
 
 
 def test_parse_jsonl_when_lines_bad_then_each_listed_by_line():
-    body = ('{"ticker": "AAPL", "side": "BUY", "quantity": 10, "limit_price": 150.5, "id": "j-1"}\n'
-            "\n"
-            '["AAPL", "BUY", 10]\n'
-            '{"ticker": "MSFT", "side": "BUY", "quantity": true}\n'
-            '{"ticker": "MSFT", "side": "BUY", "quantity": 5, "account": "x"}\n'
-            "{not json\n"
-            '{"ticker": 7, "side": "BUY", "quantity": "5"}\n')
+    body = (
+        '{"ticker": "AAPL", "side": "BUY", "quantity": 10, "limit_price": 150.5, "id": "j-1"}\n'
+        "\n"
+        '["AAPL", "BUY", 10]\n'
+        '{"ticker": "MSFT", "side": "BUY", "quantity": true}\n'
+        '{"ticker": "MSFT", "side": "BUY", "quantity": 5, "account": "x"}\n'
+        "{not json\n"
+        '{"ticker": 7, "side": "BUY", "quantity": "5"}\n'
+    )
 
     rows, problems = parse_jsonl(body)
 
@@ -127,7 +158,8 @@ def test_parse_order_file_when_more_orders_than_one_call_takes_then_refused(tmp_
 
     assert len(rows) == MAX_FILE_ORDERS + 1 and problems == [
         f"{MAX_FILE_ORDERS + 1} orders: at most {MAX_FILE_ORDERS:,} per file (they go in one atomic call); "
-        "split the file"]
+        "split the file"
+    ]
 
 
 def test_orders_refused_when_raised_then_message_lists_every_problem():
@@ -138,7 +170,7 @@ def test_orders_refused_when_raised_then_message_lists_every_problem():
 
 
 def test_new_order_id_when_generated_then_op_prefix_utc_time_and_random_suffix():
-    now = datetime(2026, 1, 5, 14, 30, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 5, 14, 30, 12, tzinfo=UTC)
 
     first, second = new_order_id(now), new_order_id(now)
 
@@ -146,17 +178,40 @@ def test_new_order_id_when_generated_then_op_prefix_utc_time_and_random_suffix()
 
 
 def test_print_status_table_when_rows_then_one_line_each_with_state_filled_history_and_detail(capsys):
-    rows = [{"order_id": "a", "state": "FILLED", "filled": 100.0, "history": ["NEW", "FILLED"],
-             "children": [{"venue": "lit"}, {"venue": "dark"}]},
-            {"order_id": "b", "state": "REJECTED", "filled": 0.0, "history": ["REJECTED"],
-             "reasons": ["KILL_SWITCH_ACTIVE"]},
-            {"order_id": "c", "state": "UNREADABLE", "raw": "{oops"}]
+    rows = [
+        {
+            "order_id": "a",
+            "state": "FILLED",
+            "filled": 100.0,
+            "history": ["NEW", "FILLED"],
+            "children": [{"venue": "lit"}, {"venue": "dark"}],
+        },
+        {
+            "order_id": "b",
+            "state": "REJECTED",
+            "filled": 0.0,
+            "history": ["REJECTED"],
+            "reasons": ["KILL_SWITCH_ACTIVE"],
+        },
+        {"order_id": "c", "state": "UNREADABLE", "raw": "{oops"},
+    ]
 
     print_status_table(rows)
     print_status_table([])
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["a", "FILLED", "100", "NEW", ">", "FILLED", "[2", "child", "order(s):",
-                                "lit,", "dark]"]
+    assert lines[1].split() == [
+        "a",
+        "FILLED",
+        "100",
+        "NEW",
+        ">",
+        "FILLED",
+        "[2",
+        "child",
+        "order(s):",
+        "lit,",
+        "dark]",
+    ]
     assert "[reasons: KILL_SWITCH_ACTIVE]" in lines[2] and lines[3].split()[:3] == ["c", "UNREADABLE", "-"]
     assert lines[4] == "no orders in orders:state yet"

@@ -21,13 +21,16 @@ def test_advance_when_rest_cancelled_after_partial_fill_then_cancelled_is_termin
     assert not life.is_open(history[-1]) and life.is_open("PARTIALLY_FILLED")
 
 
-@pytest.mark.parametrize("history, target", [
-    (["NEW", "FILLED"], "NEW"),
-    (["REJECTED"], "FILLED"),
-    ([], "FILLED"),
-    (["NEW"], "REJECTED"),
-    (["NEW", "CANCELLED"], "PARTIALLY_FILLED"),
-])
+@pytest.mark.parametrize(
+    "history, target",
+    [
+        (["NEW", "FILLED"], "NEW"),
+        (["REJECTED"], "FILLED"),
+        ([], "FILLED"),
+        (["NEW"], "REJECTED"),
+        (["NEW", "CANCELLED"], "PARTIALLY_FILLED"),
+    ],
+)
 def test_advance_when_change_not_allowed_then_error_names_both_states(history, target):
     with pytest.raises(life.InvalidTransition, match=f"-> {target} is not allowed"):
         life.advance(history, target)

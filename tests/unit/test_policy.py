@@ -9,8 +9,15 @@ from quantbridge.messages import SubmitOrder
 
 
 def order(ticker="AAPL", side="BUY", quantity=100.0, price=100.0) -> SubmitOrder:
-    return SubmitOrder(order_id="o1", ts="t", strategy="s", ticker=ticker, side=side, quantity=quantity,
-                       reference_price=price)
+    return SubmitOrder(
+        order_id="o1",
+        ts="t",
+        strategy="s",
+        ticker=ticker,
+        side=side,
+        quantity=quantity,
+        reference_price=price,
+    )
 
 
 def ctx(mark=100.0, **kwargs) -> RiskContext:
@@ -29,23 +36,45 @@ def test_policy_when_order_within_limits_then_allowed(engine):
 
 @pytest.mark.parametrize(
     "kwargs, context, reason",
-    [({"ticker": "RRC"}, ctx(esg_score=0.5), "RESTRICTED_INSTRUMENT: ticker=RRC"),
-     ({"quantity": 3000.0}, ctx(), "NOTIONAL_EXCEEDS_MAX: max=250000, notional=300000, mark=100"),
-     ({"quantity": 2600.0, "price": 95.0}, ctx(), "NOTIONAL_EXCEEDS_MAX: max=250000, notional=260000, mark=100"),
-     ({"price": 111.0}, ctx(), "PRICE_BAND: band=0.1, mark=100, reference_price=111"),
-     ({"price": 89.0}, ctx(), "PRICE_BAND: band=0.1, mark=100, reference_price=89"),
-     ({"quantity": 100.0, "price": 10.0}, ctx(mark=10.0, position=19950),
-      "POSITION_EXCEEDS_MAX: max=20000, position_after=20050, in_flight=0"),
-     ({"quantity": 100.0, "price": 10.0}, ctx(mark=10.0, position=19000, pending_buy=950, pending_sell=5000),
-      "POSITION_EXCEEDS_MAX: max=20000, position_after=20050, in_flight=950"),
-     ({"side": "SELL", "quantity": 100.0, "price": 10.0}, ctx(mark=10.0, position=-19000, pending_sell=950),
-      "POSITION_EXCEEDS_MAX: max=20000, position_after=-20050, in_flight=-950"),
-     ({}, ctx(esg_score=0.2), "ESG_EXCLUDED: min=0.25, score=0.2"),
-     ({}, ctx(position=50, kill_switch=True), "KILL_SWITCH_ACTIVE: position=50, position_after=150, reducible=0"),
-     ({"side": "SELL", "quantity": 200.0}, ctx(position=100, kill_switch=True),
-      "KILL_SWITCH_ACTIVE: position=100, position_after=-100, reducible=100"),
-     ({}, ctx(risk_stale=True, risk_age_s=301.5, risk_max_age_s=90), "RISK_STALE: age_s=301.5, max_s=90"),
-     ({}, ctx(risk_stale=True), "RISK_STALE: age_s=null, max_s=90")],
+    [
+        ({"ticker": "RRC"}, ctx(esg_score=0.5), "RESTRICTED_INSTRUMENT: ticker=RRC"),
+        ({"quantity": 3000.0}, ctx(), "NOTIONAL_EXCEEDS_MAX: max=250000, notional=300000, mark=100"),
+        (
+            {"quantity": 2600.0, "price": 95.0},
+            ctx(),
+            "NOTIONAL_EXCEEDS_MAX: max=250000, notional=260000, mark=100",
+        ),
+        ({"price": 111.0}, ctx(), "PRICE_BAND: band=0.1, mark=100, reference_price=111"),
+        ({"price": 89.0}, ctx(), "PRICE_BAND: band=0.1, mark=100, reference_price=89"),
+        (
+            {"quantity": 100.0, "price": 10.0},
+            ctx(mark=10.0, position=19950),
+            "POSITION_EXCEEDS_MAX: max=20000, position_after=20050, in_flight=0",
+        ),
+        (
+            {"quantity": 100.0, "price": 10.0},
+            ctx(mark=10.0, position=19000, pending_buy=950, pending_sell=5000),
+            "POSITION_EXCEEDS_MAX: max=20000, position_after=20050, in_flight=950",
+        ),
+        (
+            {"side": "SELL", "quantity": 100.0, "price": 10.0},
+            ctx(mark=10.0, position=-19000, pending_sell=950),
+            "POSITION_EXCEEDS_MAX: max=20000, position_after=-20050, in_flight=-950",
+        ),
+        ({}, ctx(esg_score=0.2), "ESG_EXCLUDED: min=0.25, score=0.2"),
+        (
+            {},
+            ctx(position=50, kill_switch=True),
+            "KILL_SWITCH_ACTIVE: position=50, position_after=150, reducible=0",
+        ),
+        (
+            {"side": "SELL", "quantity": 200.0},
+            ctx(position=100, kill_switch=True),
+            "KILL_SWITCH_ACTIVE: position=100, position_after=-100, reducible=100",
+        ),
+        ({}, ctx(risk_stale=True, risk_age_s=301.5, risk_max_age_s=90), "RISK_STALE: age_s=301.5, max_s=90"),
+        ({}, ctx(risk_stale=True), "RISK_STALE: age_s=null, max_s=90"),
+    ],
 )
 def test_policy_when_a_rule_is_broken_then_denied_with_reason_code(engine, kwargs, context, reason):
     verdict = engine.evaluate(order(**kwargs), context)
@@ -55,7 +84,9 @@ def test_policy_when_a_rule_is_broken_then_denied_with_reason_code(engine, kwarg
 
 @pytest.mark.parametrize("blocker", [{"kill_switch": True}, {"risk_stale": True}])
 def test_policy_when_halted_or_blind_then_risk_reducing_orders_still_pass(engine, blocker):
-    assert engine.evaluate(order(side="SELL", quantity=50), ctx(position=200, esg_score=0.1, **blocker)).allowed
+    assert engine.evaluate(
+        order(side="SELL", quantity=50), ctx(position=200, esg_score=0.1, **blocker)
+    ).allowed
     assert engine.evaluate(order(side="SELL", quantity=200), ctx(position=200, **blocker)).allowed  # to flat
     assert engine.evaluate(order(side="BUY", quantity=50), ctx(position=-200, **blocker)).allowed
     assert not engine.evaluate(order(side="SELL", quantity=500), ctx(position=200, **blocker)).allowed
@@ -63,7 +94,9 @@ def test_policy_when_halted_or_blind_then_risk_reducing_orders_still_pass(engine
 
 def test_policy_when_orders_in_flight_reduce_then_the_kill_switch_counts_them(engine):
     # Long 100 with a sell of 100 already in flight: a further sell opens a short, so it adds risk.
-    verdict = engine.evaluate(order(side="SELL", quantity=10), ctx(position=100, pending_sell=100, kill_switch=True))
+    verdict = engine.evaluate(
+        order(side="SELL", quantity=10), ctx(position=100, pending_sell=100, kill_switch=True)
+    )
     assert verdict.reasons == ("KILL_SWITCH_ACTIVE: position=0, position_after=-10, reducible=0",)
 
 
@@ -80,12 +113,18 @@ def test_policy_when_folder_has_no_rego_then_error(tmp_path):
 
 
 def test_evaluate_many_when_batch_of_varied_orders_then_each_verdict_equals_the_single_evaluation(engine):
-    cases = [(order(), ctx(esg_score=0.7)), (order(ticker="RRC"), ctx(esg_score=0.5)),
-             (order(quantity=3000.0), ctx(kill_switch=True, esg_score=0.5)),
-             (order(side="SELL", quantity=50.0), ctx(position=100.0, kill_switch=True)),
-             (order(side="BUY", quantity=100.0, price=10.0), ctx(mark=10.0, position=19950.0, kill_switch=True,
-                                                                  esg_score=0.1)),
-             (order(ticker="XOM"), ctx(position=-5.0, esg_score=0.3)), (order(price=200.0), ctx(risk_stale=True))]
+    cases = [
+        (order(), ctx(esg_score=0.7)),
+        (order(ticker="RRC"), ctx(esg_score=0.5)),
+        (order(quantity=3000.0), ctx(kill_switch=True, esg_score=0.5)),
+        (order(side="SELL", quantity=50.0), ctx(position=100.0, kill_switch=True)),
+        (
+            order(side="BUY", quantity=100.0, price=10.0),
+            ctx(mark=10.0, position=19950.0, kill_switch=True, esg_score=0.1),
+        ),
+        (order(ticker="XOM"), ctx(position=-5.0, esg_score=0.3)),
+        (order(price=200.0), ctx(risk_stale=True)),
+    ]
     batch = engine.evaluate_many(cases)
     assert batch == [engine.evaluate(*case) for case in cases]
     assert [v.allowed for v in batch] == [True, False, False, True, False, True, False]

@@ -19,7 +19,9 @@ DAY = date(2020, 3, 2)
 def real() -> tuple[pd.DataFrame, pd.DataFrame]:
     """(history of the 15 trading days before DAY, batch of DAY) from the real feed."""
     frame = SkfolioFeed().fetch(date(2020, 2, 1), DAY)
-    return frame[frame["date"] < DAY].reset_index(drop=True), frame[frame["date"] == DAY].reset_index(drop=True)
+    return frame[frame["date"] < DAY].reset_index(drop=True), frame[frame["date"] == DAY].reset_index(
+        drop=True
+    )
 
 
 def rules(report) -> set[str]:
@@ -30,8 +32,16 @@ def test_validate_when_real_batch_then_every_rule_passes(real):
     history, batch = real
     report = validate_prices(batch, history, [DAY])
     assert report.passed, report.to_text()
-    assert set(report.rules_checked) == {"schema", "date_skew", "missing", "duplicate", "non_positive", "stale",
-                                         "outlier", "xs_skew"}
+    assert set(report.rules_checked) == {
+        "schema",
+        "date_skew",
+        "missing",
+        "duplicate",
+        "non_positive",
+        "stale",
+        "outlier",
+        "xs_skew",
+    }
     assert "passed" in report.to_text()
 
 
@@ -113,7 +123,9 @@ def test_validate_when_cross_section_is_skewed_then_xs_skew_rule_fires():
     rng = np.random.default_rng(7)
     moves = rng.normal(0, 0.002, 100)
     moves[:2] = 0.40
-    batch = pd.DataFrame({"date": date(2021, 1, 5), "ticker": tickers, "close": history["close"] * (1 + moves)})
+    batch = pd.DataFrame(
+        {"date": date(2021, 1, 5), "ticker": tickers, "close": history["close"] * (1 + moves)}
+    )
     report = validate_prices(batch, history, [date(2021, 1, 5)])
     assert rules(report) == {"xs_skew"}
     assert abs(report.violations[0].value) > 4.5
@@ -127,8 +139,13 @@ def test_report_when_serialised_then_json_has_rule_rows_and_failed_dates(real):
     batch.loc[batch["ticker"] == "JPM", "close"] = np.nan
     data = json.loads(json.dumps(validate_prices(batch, history, [DAY]).as_dict()))
     assert data["passed"] is False and data["failed_dates"] == ["2020-03-02"]
-    assert data["violations"][0] == {"rule": "missing", "date": "2020-03-02", "ticker": "JPM", "column": "close",
-                                     "value": None}
+    assert data["violations"][0] == {
+        "rule": "missing",
+        "date": "2020-03-02",
+        "ticker": "JPM",
+        "column": "close",
+        "value": None,
+    }
 
 
 def test_enrich_when_history_given_then_first_batch_return_uses_last_history_close(real):

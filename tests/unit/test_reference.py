@@ -35,14 +35,21 @@ def test_read_reference_when_not_loaded_then_error_says_how_to_load(tmp_path):
 
 @pytest.mark.parametrize(
     "table, text, message",
-    [("esg", "ticker,sector,esg_score\nA,Tech,1.5\n", "esg_score=1.5"),
-     ("esg", "ticker,esg_score\nA,0.5\n", "columns"),
-     ("fx", "currency,notional,spot_usd,annual_vol\nEUR,lots,1,0.1\n", "row 1 notional='lots'"),
-     ("bond_book", "id,face,coupon_rate,maturity_date,coupon_frequency,currency\nB,1,0.1,2030-01-01,2.5,USD\n",
-      "coupon_frequency='2.5'"),
-     ("curve", "as_of,tenor_years,par_rate\n2022-12-28,,0.04\n", "row 1 tenor_years")],
+    [
+        ("esg", "ticker,sector,esg_score\nA,Tech,1.5\n", "esg_score=1.5"),
+        ("esg", "ticker,esg_score\nA,0.5\n", "columns"),
+        ("fx", "currency,notional,spot_usd,annual_vol\nEUR,lots,1,0.1\n", "row 1 notional='lots'"),
+        (
+            "bond_book",
+            "id,face,coupon_rate,maturity_date,coupon_frequency,currency\nB,1,0.1,2030-01-01,2.5,USD\n",
+            "coupon_frequency='2.5'",
+        ),
+        ("curve", "as_of,tenor_years,par_rate\n2022-12-28,,0.04\n", "row 1 tenor_years"),
+    ],
 )
-def test_read_reference_csv_when_value_invalid_then_error_names_row_and_column(tmp_path, table, text, message):
+def test_read_reference_csv_when_value_invalid_then_error_names_row_and_column(
+    tmp_path, table, text, message
+):
     path = tmp_path / f"{table}.csv"
     path.write_text(text)
     with pytest.raises(InputError, match=message):

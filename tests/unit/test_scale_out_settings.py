@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from quantbridge.airflow_env import airflow_environment, redis_conn_uri
+from app.airflow_env import airflow_environment, redis_conn_uri
+from app.services import AIRFLOW_COMPONENTS, CELERY_WORKER, AirflowStack
 from quantbridge.errors import ConfigError
-from quantbridge.services import AIRFLOW_COMPONENTS, CELERY_WORKER, AirflowStack
+from quantbridge.redis_client import connect
 from quantbridge.settings import Settings, load_settings
-from quantbridge.state import connect
 from tests.conftest import ROOT
 
 
@@ -57,8 +57,13 @@ def test_build_features_when_qb_dask_scheduler_set_then_tasks_go_to_that_schedul
     from strategy.features import build_features
 
     index = pd.date_range("2020-01-01", periods=90, freq="B").date
-    closes = pd.DataFrame({t: 100 + pd.Series(range(90)).mul(0.1 * (i + 1)).to_numpy()
-                           for i, t in enumerate(("AAA", "BBB", "CCC"))}, index=index)
+    closes = pd.DataFrame(
+        {
+            t: 100 + pd.Series(range(90)).mul(0.1 * (i + 1)).to_numpy()
+            for i, t in enumerate(("AAA", "BBB", "CCC"))
+        },
+        index=index,
+    )
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         scheduler = cluster.scheduler
         local = build_features(closes, dask_scheduler=load_settings(environ={}).dask_scheduler)
@@ -80,47 +85,70 @@ def tls_files(tmp_path: Path) -> dict[str, str]:
 
 
 def test_connect_when_rediss_url_password_and_tls_files_in_environment_then_client_uses_them(tls_files):
-    env = {"QB_REDIS_URL": "rediss://redis.internal:6380/4", "QB_REDIS_PASSWORD": "from-the-env",
-           "QB_REDIS_TLS_CA_CERT": tls_files["ca.crt"], "QB_REDIS_TLS_CERT": tls_files["client.crt"],
-           "QB_REDIS_TLS_KEY": tls_files["client.key"]}
+    env = {
+        "QB_REDIS_URL": "rediss://redis.internal:6380/4",
+        "QB_REDIS_PASSWORD": "from-the-env",
+        "QB_REDIS_TLS_CA_CERT": tls_files["ca.crt"],
+        "QB_REDIS_TLS_CERT": tls_files["client.crt"],
+        "QB_REDIS_TLS_KEY": tls_files["client.key"],
+    }
     client = connect(load_settings(environ=env))  # lazy: nothing is dialled
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     assert pool.connection_class.__name__ == "SSLConnection"
-    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == ("redis.internal", 6380, 4,
-                                                                                 "from-the-env")
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == (
+        "redis.internal",
+        6380,
+        4,
+        "from-the-env",
+    )
     assert (kwargs["ssl_ca_certs"], kwargs["ssl_certfile"], kwargs["ssl_keyfile"]) == (
-        tls_files["ca.crt"], tls_files["client.crt"], tls_files["client.key"])
+        tls_files["ca.crt"],
+        tls_files["client.crt"],
+        tls_files["client.key"],
+    )
 
 
 def test_connect_when_plain_redis_url_then_no_tls_and_no_password(tmp_path):
     # (a services folder without the password file of `make services`, which would be used otherwise)
-    client = connect(load_settings(environ={"QB_REDIS_URL": "redis://127.0.0.1:6390/0",
-                                            "QB_SERVICES_DIR": str(tmp_path)}))
+    client = connect(
+        load_settings(environ={"QB_REDIS_URL": "redis://127.0.0.1:6390/0", "QB_SERVICES_DIR": str(tmp_path)})
+    )
     kwargs = client.connection_pool.connection_kwargs
     assert client.connection_pool.connection_class.__name__ == "Connection"
     assert kwargs["password"] is None and not any(k.startswith("ssl") for k in kwargs)
 
 
-def test_redis_hook_when_redis_default_exported_from_tls_settings_then_hook_client_uses_them(tls_files, tmp_path,
-                                                                                           monkeypatch):
+def test_redis_hook_when_redis_default_exported_from_tls_settings_then_hook_client_uses_them(
+    tls_files, tmp_path, monkeypatch
+):
     from airflow.providers.redis.hooks.redis import RedisHook
 
-    settings = load_settings(environ={"QB_REDIS_URL": "rediss://redis.internal:6380/4",
-                                      "QB_REDIS_PASSWORD": "p@ss/word", "QB_REDIS_TLS_CA_CERT": tls_files["ca.crt"]})
+    settings = load_settings(
+        environ={
+            "QB_REDIS_URL": "rediss://redis.internal:6380/4",
+            "QB_REDIS_PASSWORD": "p@ss/word",
+            "QB_REDIS_TLS_CA_CERT": tls_files["ca.crt"],
+        }
+    )
     env = airflow_environment(settings, base={"AIRFLOW_HOME": str(tmp_path)})
     assert env["AIRFLOW_CONN_REDIS_DEFAULT"] == redis_conn_uri(settings)
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", env["AIRFLOW_CONN_REDIS_DEFAULT"])
     client = RedisHook(redis_conn_id="redis_default").get_conn()  # lazy: nothing is dialled
     kwargs = client.connection_pool.connection_kwargs
     assert client.connection_pool.connection_class.__name__ == "SSLConnection"
-    assert (kwargs["host"], kwargs["port"], str(kwargs["db"]), kwargs["password"]) == ("redis.internal", 6380, "4",
-                                                                                      "p@ss/word")
+    assert (kwargs["host"], kwargs["port"], str(kwargs["db"]), kwargs["password"]) == (
+        "redis.internal",
+        6380,
+        "4",
+        "p@ss/word",
+    )
     assert kwargs["ssl_ca_certs"] == tls_files["ca.crt"]
 
 
-def test_redis_default_when_password_from_make_services_file_then_hook_client_gets_it_url_encoded(tmp_path,
-                                                                                              monkeypatch):
+def test_redis_default_when_password_from_make_services_file_then_hook_client_gets_it_url_encoded(
+    tmp_path, monkeypatch
+):
     from airflow.providers.redis.hooks.redis import RedisHook
 
     password = "p@ss/w rd:%"  # every character that must be percent-encoded in a URI's user part
@@ -128,8 +156,9 @@ def test_redis_default_when_password_from_make_services_file_then_hook_client_ge
     path.parent.mkdir(parents=True)
     path.write_text(password + "\n")
     path.chmod(0o600)
-    settings = load_settings(environ={"QB_REDIS_URL": "redis://127.0.0.1:6390/3",
-                                      "QB_SERVICES_DIR": str(tmp_path / "svc")})
+    settings = load_settings(
+        environ={"QB_REDIS_URL": "redis://127.0.0.1:6390/3", "QB_SERVICES_DIR": str(tmp_path / "svc")}
+    )
     uri = airflow_environment(settings, base={"AIRFLOW_HOME": str(tmp_path)})["AIRFLOW_CONN_REDIS_DEFAULT"]
     assert uri == "redis://:p%40ss%2Fw%20rd%3A%25@127.0.0.1:6390?db=3"
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", uri)
@@ -139,22 +168,30 @@ def test_redis_default_when_password_from_make_services_file_then_hook_client_ge
 
 
 def test_redis_conn_uri_when_url_carries_user_and_encoded_password_then_passed_once_encoded():
-    settings = load_settings(environ={"QB_REDIS_URL": "redis://app:p%40ss@redis.internal:6379/1",
-                                      "QB_REDIS_PASSWORD": "ignored-as-redis-py-does"})
+    settings = load_settings(
+        environ={
+            "QB_REDIS_URL": "redis://app:p%40ss@redis.internal:6379/1",
+            "QB_REDIS_PASSWORD": "ignored-as-redis-py-does",
+        }
+    )
     assert redis_conn_uri(settings) == "redis://app:p%40ss@redis.internal:6379?db=1"
     assert redis_conn_uri(load_settings(environ={"QB_REDIS_URL": "redis://app@redis.internal:6379/0"})) == (
-        "redis://app@redis.internal:6379?db=0")
+        "redis://app@redis.internal:6379?db=0"
+    )
 
 
 def test_airflow_environment_when_celery_and_postgres_set_in_environment_then_passed_through_and_worker_added(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from airflow.configuration import conf
 
-    base = {"AIRFLOW_HOME": str(tmp_path),
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://airflow@db.internal:5432/airflow",
-            "AIRFLOW__CELERY__BROKER_URL": "redis://broker.internal:6379/1",
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+postgresql+psycopg2://airflow@db.internal:5432/airflow"}
+    base = {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://airflow@db.internal:5432/airflow",
+        "AIRFLOW__CELERY__BROKER_URL": "redis://broker.internal:6379/1",
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+postgresql+psycopg2://airflow@db.internal:5432/airflow",
+    }
     env = airflow_environment(Settings(), base=base)
     assert {k: env[k] for k in base} == base  # the deployment's values win over the project's defaults
     for key, value in base.items():
@@ -169,18 +206,22 @@ def test_airflow_environment_when_celery_and_postgres_set_in_environment_then_pa
     assert stack.components() == AIRFLOW_COMPONENTS
 
 
-@pytest.mark.parametrize("env, field", [
-    ({"QB_REDIS_URL": "redis://h:1/0", "QB_REDIS_TLS_CA_CERT": "/ca.crt"}, "redis_url"),
-    ({"QB_REDIS_URL": "rediss://h:1/0", "QB_REDIS_TLS_CERT": "/c.crt"}, "redis_tls_cert/redis_tls_key"),
-])
+@pytest.mark.parametrize(
+    "env, field",
+    [
+        ({"QB_REDIS_URL": "redis://h:1/0", "QB_REDIS_TLS_CA_CERT": "/ca.crt"}, "redis_url"),
+        ({"QB_REDIS_URL": "rediss://h:1/0", "QB_REDIS_TLS_CERT": "/c.crt"}, "redis_tls_cert/redis_tls_key"),
+    ],
+)
 def test_load_settings_when_tls_files_inconsistent_then_config_error_names_field(env, field):
     with pytest.raises(ConfigError, match=re.escape(field)):
         load_settings(environ=env)
 
 
 def test_connect_when_tls_ca_file_missing_then_config_error_names_variable(tmp_path):
-    settings = load_settings(environ={"QB_REDIS_URL": "rediss://h:1/0",
-                                      "QB_REDIS_TLS_CA_CERT": str(tmp_path / "absent.crt")})
+    settings = load_settings(
+        environ={"QB_REDIS_URL": "rediss://h:1/0", "QB_REDIS_TLS_CA_CERT": str(tmp_path / "absent.crt")}
+    )
     with pytest.raises(ConfigError, match="QB_REDIS_TLS_CA_CERT.*absent.crt"):
         connect(settings)
 
@@ -190,7 +231,8 @@ def test_connect_when_tls_ca_file_missing_then_config_error_names_variable(tmp_p
 _SECRET_PATTERNS = {
     "assignment of a secret": re.compile(
         r"(?im)^\s*(?:export\s+)?[\w.-]*(?:password|passwd|secret|token|fernet_key|api_key|requirepass)[\w.-]*"
-        r"\s*[=:]\s*(?!\s*$)(?![\"']?\$)(?![\"']?<)(?!.*\.generated\s*$)\S+"),
+        r"\s*[=:]\s*(?!\s*$)(?![\"']?\$)(?![\"']?<)(?!.*\.generated\s*$)\S+"
+    ),
     "credentials in a URL": re.compile(r"[a-z][a-z0-9+]*://[^/\s:@\"']+:[^/\s@\"'$<]+@"),
     "private key block": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     "redis-server --requirepass with a literal": re.compile(r"--requirepass[ =][\"']?[^\s$\"'<]"),
@@ -198,30 +240,59 @@ _SECRET_PATTERNS = {
 
 
 def _committed_config_files() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "airflow.cfg", "Makefile", "ops", ".ci", "docker-compose*",
-                             "*.env", "*.ini", "*.toml"], cwd=ROOT, capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [
+            "git",
+            "ls-files",
+            "airflow.cfg",
+            "Makefile",
+            "ops",
+            ".ci",
+            "docker-compose*",
+            "*.env",
+            "*.ini",
+            "*.toml",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [ROOT / name for name in listed.stdout.split()]
 
 
 def test_committed_config_files_when_scanned_then_no_password_key_or_token():
     files = _committed_config_files()
     assert {"airflow.cfg", "Makefile"} <= {p.name for p in files}
-    assert any(p.is_relative_to(ROOT / "ops") for p in files) and any(p.is_relative_to(ROOT / ".ci") for p in files)
-    found = [f"{path.relative_to(ROOT)}: {what}: {match.group(0)!r}"
-             for path in files if path.is_file()
-             for what, pattern in _SECRET_PATTERNS.items()
-             for match in pattern.finditer(path.read_text(errors="replace"))]
+    assert any(p.is_relative_to(ROOT / "ops") for p in files) and any(
+        p.is_relative_to(ROOT / ".ci") for p in files
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {what}: {match.group(0)!r}"
+        for path in files
+        if path.is_file()
+        for what, pattern in _SECRET_PATTERNS.items()
+        for match in pattern.finditer(path.read_text(errors="replace"))
+    ]
     assert found == []
 
 
 def test_secret_scan_when_a_secret_is_present_then_it_is_found():
-    samples = ["requirepass = hunter2", "AIRFLOW__CELERY__BROKER_URL=redis://user:hunter2@h:6379/0",
-               "-----BEGIN EC PRIVATE KEY-----", "redis-server --requirepass hunter2",
-               "fernet_key = abcdefghijklmnop"]
+    samples = [
+        "requirepass = hunter2",
+        "AIRFLOW__CELERY__BROKER_URL=redis://user:hunter2@h:6379/0",
+        "-----BEGIN EC PRIVATE KEY-----",
+        "redis-server --requirepass hunter2",
+        "fernet_key = abcdefghijklmnop",
+    ]
     for sample in samples:
         assert any(p.search(sample) for p in _SECRET_PATTERNS.values()), sample
-    harmless = ["simple_auth_manager_passwords_file = ${AIRFLOW_HOME}/simple_auth_manager_passwords.json.generated",
-                "QB_REDIS_PASSWORD=$QB_REDIS_PASSWORD", "password = <from your secret store>", "--requirepass $PW",
-                "redis://127.0.0.1:6390/0"]
+    harmless = [
+        "simple_auth_manager_passwords_file = ${AIRFLOW_HOME}/simple_auth_manager_passwords.json.generated",
+        "QB_REDIS_PASSWORD=$QB_REDIS_PASSWORD",
+        "password = <from your secret store>",
+        "--requirepass $PW",
+        "redis://127.0.0.1:6390/0",
+    ]
     for sample in harmless:
         assert not any(p.search(sample) for p in _SECRET_PATTERNS.values()), sample

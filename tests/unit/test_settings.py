@@ -17,8 +17,14 @@ def test_load_settings_when_no_environment_then_defaults_run_on_one_machine():
 
 
 def test_load_settings_when_qb_variables_set_then_they_override_defaults():
-    env = {"QB_LAKE_ROOT": "/data/lake", "QB_REDIS_URL": "redis://10.0.0.5:7000/3", "QB_MAX_STALE_DAYS": "7",
-           "QB_UNIVERSE": "aapl, msft", "QB_MAX_DAILY_RETURN": "2.5", "PATH": "/bin"}
+    env = {
+        "QB_LAKE_ROOT": "/data/lake",
+        "QB_REDIS_URL": "redis://10.0.0.5:7000/3",
+        "QB_MAX_STALE_DAYS": "7",
+        "QB_UNIVERSE": "aapl, msft",
+        "QB_MAX_DAILY_RETURN": "2.5",
+        "PATH": "/bin",
+    }
     s = load_settings(environ=env)
     assert s.lake_root == Path("/data/lake")
     assert (s.redis_host, s.redis_port, s.redis_db) == ("10.0.0.5", 7000, 3)
@@ -44,9 +50,14 @@ def test_load_settings_when_integer_setting_is_not_a_number_then_error_names_var
 
 @pytest.mark.parametrize(
     "changes, field",
-    [({"max_stale_days": 0}, "max_stale_days"), ({"min_daily_return": 0.1}, "min_daily_return"),
-     ({"max_cross_sectional_skew": -1}, "max_cross_sectional_skew"), ({"history_days": 3}, "history_days"),
-     ({"array_backend": "tpu"}, "array_backend"), ({"redis_url": "http://x"}, "redis_url")],
+    [
+        ({"max_stale_days": 0}, "max_stale_days"),
+        ({"min_daily_return": 0.1}, "min_daily_return"),
+        ({"max_cross_sectional_skew": -1}, "max_cross_sectional_skew"),
+        ({"history_days": 3}, "history_days"),
+        ({"array_backend": "tpu"}, "array_backend"),
+        ({"redis_url": "http://x"}, "redis_url"),
+    ],
 )
 def test_settings_when_value_out_of_range_then_config_error_names_field(changes, field):
     with pytest.raises(ConfigError, match=field):
@@ -70,23 +81,39 @@ def test_load_settings_when_worker_metrics_port_set_then_int_and_default_9109():
 
 
 def test_load_settings_when_redis_tls_variables_set_then_fields_and_redis_tls_options(tmp_path):
-    assert (load_settings(environ={}).redis_tls_ca_cert, load_settings(environ={}).redis_tls_options()) == ("", {})
+    assert (load_settings(environ={}).redis_tls_ca_cert, load_settings(environ={}).redis_tls_options()) == (
+        "",
+        {},
+    )
     ca, cert, key = (tmp_path / n for n in ("ca.crt", "client.crt", "client.key"))
     for path in (ca, cert, key):
         path.write_text("pem\n")
-    s = load_settings(environ={"QB_REDIS_URL": "rediss://h:6380/0", "QB_REDIS_PASSWORD": "s3cret",
-                               "QB_REDIS_TLS_CA_CERT": str(ca), "QB_REDIS_TLS_CERT": str(cert),
-                               "QB_REDIS_TLS_KEY": str(key)})
-    assert s.redis_tls_options() == {"ssl_ca_certs": str(ca), "ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    s = load_settings(
+        environ={
+            "QB_REDIS_URL": "rediss://h:6380/0",
+            "QB_REDIS_PASSWORD": "s3cret",
+            "QB_REDIS_TLS_CA_CERT": str(ca),
+            "QB_REDIS_TLS_CERT": str(cert),
+            "QB_REDIS_TLS_KEY": str(key),
+        }
+    )
+    assert s.redis_tls_options() == {
+        "ssl_ca_certs": str(ca),
+        "ssl_certfile": str(cert),
+        "ssl_keyfile": str(key),
+    }
     public = s.as_public_dict()
     assert public["redis_tls_ca_cert"] == str(ca) and public["redis_password"] == "***"  # paths, not secrets
     assert "s3cret" not in repr(s) and "s3cret" not in str(public)
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"redis_tls_ca_cert": "/ca.crt"}, "redis_url"),  # TLS files on a plain redis:// URL
-    ({"redis_url": "rediss://h:1/0", "redis_tls_key": "/k.pem"}, "redis_tls_cert/redis_tls_key"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"redis_tls_ca_cert": "/ca.crt"}, "redis_url"),  # TLS files on a plain redis:// URL
+        ({"redis_url": "rediss://h:1/0", "redis_tls_key": "/k.pem"}, "redis_tls_cert/redis_tls_key"),
+    ],
+)
 def test_settings_when_redis_tls_fields_inconsistent_then_config_error_names_field(changes, field):
     with pytest.raises(ConfigError, match=field):
         Settings().replace(**changes)
@@ -122,7 +149,8 @@ def test_load_settings_when_password_given_or_url_remote_then_password_file_not_
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
 def test_load_settings_when_password_file_open_to_group_or_others_then_error_names_path_and_mode(
-        tmp_path, mode):
+    tmp_path, mode
+):
     path = _password_file(tmp_path, "from-the-file", mode)
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"QB_SERVICES_DIR": str(tmp_path)})
@@ -146,13 +174,16 @@ def test_load_settings_when_password_file_unreadable_then_error_names_path(tmp_p
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("redis://u:inline@h:1/0", "redis://u:***@h:1/0"),
-    ("redis://:p%40ss@[::1]:6390/2", "redis://:***@[::1]:6390/2"),
-    ("redis://h:1/0?password=inline&db=2", "redis://h:1/0?password=***&db=2"),
-    ("rediss://h:6380/0", "rediss://h:6380/0"),
-    ("redis://[::1", "<unparseable URL, not shown>"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("redis://u:inline@h:1/0", "redis://u:***@h:1/0"),
+        ("redis://:p%40ss@[::1]:6390/2", "redis://:***@[::1]:6390/2"),
+        ("redis://h:1/0?password=inline&db=2", "redis://h:1/0?password=***&db=2"),
+        ("rediss://h:6380/0", "rediss://h:6380/0"),
+        ("redis://[::1", "<unparseable URL, not shown>"),
+    ],
+)
 def test_redact_url_when_password_in_user_part_or_query_then_replaced(url, shown):
     from quantbridge.settings import redact_url
 

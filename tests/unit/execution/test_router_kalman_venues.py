@@ -9,7 +9,9 @@ from execution.venues import DEFAULT_VENUES, SimulatedVenue, VenueSpec
 
 
 def test_kalman_when_fed_simulated_fills_then_converges_to_the_venue_true_slippage():
-    spec = VenueSpec("X", 1.0, 0.0, 1.0, true_slippage_bps=2.5, noise_bps=0.5, depth=1000, latency_ms=0.1, seed=5)
+    spec = VenueSpec(
+        "X", 1.0, 0.0, 1.0, true_slippage_bps=2.5, noise_bps=0.5, depth=1000, latency_ms=0.1, seed=5
+    )
     venue, f = SimulatedVenue(spec), SlippageFilter(estimate=0.0)
     rng = np.random.default_rng(1)
     for i in range(300):

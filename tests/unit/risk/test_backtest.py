@@ -18,8 +18,8 @@ from risk.backtest import (
     kupiec_pof,
     traffic_light,
 )
-from risk.measure import portfolio_var
 from risk.portfolio import reference_book
+from risk.portfolio_var import portfolio_var
 from risk.var import VAR_MODELS, VarSpec
 
 
@@ -64,7 +64,9 @@ def test_evaluate_when_simulated_var_is_exact_then_passes_and_counts_exceptions(
     idx = pd.RangeIndex(5000)
     losses = pd.Series(rng.normal(0, 0.01, 5000), index=idx)
     row = evaluate(losses, pd.Series(0.01 * 2.326348, index=idx), 0.99, "exact")
-    assert row.exceptions == int((losses > 0.01 * 2.326348).sum()) and row.expected_exceptions == pytest.approx(50)
+    assert row.exceptions == int(
+        (losses > 0.01 * 2.326348).sum()
+    ) and row.expected_exceptions == pytest.approx(50)
     assert row.passes and row.zone_last_window in {"green", "yellow"}
     low = evaluate(losses, pd.Series(0.01 * 1.5, index=idx), 0.99, "too_low")
     assert not low.passes and low.windows_red > 0.5
@@ -123,7 +125,8 @@ def test_forecast_history_when_the_future_changes_then_past_forecasts_do_not(rea
 
 
 def test_forecast_history_when_a_date_is_quarantined_then_no_return_spans_it_and_no_outcome_crosses_it(
-        real_closes):
+    real_closes,
+):
     hole = real_closes.index[400]
     closes = real_closes.drop(index=hole)
     spec = VarSpec(model="historical", window=250)
@@ -178,4 +181,5 @@ def test_backtest_when_crisis_years_then_a_row_per_model_and_slow_normal_breaks_
     assert out["best_model"] in rows and out["hold"] == "money"
     assert out["start"] == str(real_closes.index[250])
     assert frames["ewma"]["var"].sum() == pytest.approx(
-        forecast_history(real_closes, money, VarSpec(model="ewma", window=250), hold="money")["var"].sum())
+        forecast_history(real_closes, money, VarSpec(model="ewma", window=250), hold="money")["var"].sum()
+    )

@@ -12,8 +12,15 @@ from dateutil.relativedelta import relativedelta
 
 from marketdata.reference import read_reference_csv
 from quantbridge.errors import InputError
-from risk.irrbb import (BCBS_SCENARIOS, bcbs_shock, bootstrap_par_curve, key_rate_durations, price_book,
-                        rate_scenarios, scenario_shift)
+from risk.irrbb import (
+    BCBS_SCENARIOS,
+    bcbs_shock,
+    bootstrap_par_curve,
+    key_rate_durations,
+    price_book,
+    rate_scenarios,
+    scenario_shift,
+)
 
 AS_OF = date(2022, 12, 28)
 
@@ -22,7 +29,9 @@ def test_bcbs_shocks_when_evaluated_then_match_d368_formulas_for_usd():
     t = np.array([0.0, 1.0, 4.0, 10.0, 1e6])
     short = 0.03 * np.exp(-t / 4)
     long = 0.015 * (1 - np.exp(-t / 4))
-    assert np.allclose(bcbs_shock("parallel_up", t), 0.02) and np.allclose(bcbs_shock("parallel_down", t), -0.02)
+    assert np.allclose(bcbs_shock("parallel_up", t), 0.02) and np.allclose(
+        bcbs_shock("parallel_down", t), -0.02
+    )
     assert np.allclose(bcbs_shock("short_up", t), short) and np.allclose(bcbs_shock("short_down", t), -short)
     assert np.allclose(bcbs_shock("steepener", t), -0.65 * short + 0.9 * long)
     assert np.allclose(bcbs_shock("flattener", t), 0.8 * short - 0.6 * long)
@@ -50,14 +59,16 @@ def test_bootstrap_when_par_bonds_repriced_then_each_prices_at_par(nodes):
     # Tenors in whole coupon periods: a bond rolled back from maturity then starts exactly today, as the
     # bootstrap's par bonds do (the 3-month par bond is a short stub, which the book's model does not have).
     curve = read_reference_csv("curve").query("tenor_years >= 0.5")
-    book = pd.DataFrame({
-        "id": [f"P{t}" for t in curve["tenor_years"]],
-        "face": 100.0,
-        "coupon_rate": curve["par_rate"],
-        "maturity_date": [AS_OF + relativedelta(months=int(round(t * 12))) for t in curve["tenor_years"]],
-        "coupon_frequency": 2,
-        "currency": "USD",
-    })
+    book = pd.DataFrame(
+        {
+            "id": [f"P{t}" for t in curve["tenor_years"]],
+            "face": 100.0,
+            "coupon_rate": curve["par_rate"],
+            "maturity_date": [AS_OF + relativedelta(months=int(round(t * 12))) for t in curve["tenor_years"]],
+            "coupon_frequency": 2,
+            "currency": "USD",
+        }
+    )
     assert np.allclose(price_book(book, nodes).to_numpy(), 100.0, atol=1e-8)
 
 
@@ -75,8 +86,16 @@ def _independent_pv(face, rate, freq, maturity, node_times, node_zeros):
 @pytest.mark.parametrize("scenario", BCBS_SCENARIOS)
 def test_bullet_bond_delta_eve_when_each_bcbs_scenario_then_matches_independent_discounting(nodes, scenario):
     maturity = date(2029, 6, 28)
-    book = pd.DataFrame({"id": ["B"], "face": [1_000_000.0], "coupon_rate": [0.045], "maturity_date": [maturity],
-                         "coupon_frequency": [2], "currency": ["USD"]})
+    book = pd.DataFrame(
+        {
+            "id": ["B"],
+            "face": [1_000_000.0],
+            "coupon_rate": [0.045],
+            "maturity_date": [maturity],
+            "coupon_frequency": [2],
+            "currency": ["USD"],
+        }
+    )
     [outcome] = rate_scenarios(book, nodes, [scenario])
     shocked_zeros = nodes.zeros + bcbs_shock(scenario, nodes.times)
     base = _independent_pv(1e6, 0.045, 2, maturity, nodes.times, nodes.zeros)
@@ -108,7 +127,14 @@ def test_key_rate_durations_when_summed_then_close_to_effective_duration(nodes):
 
 
 def test_price_book_when_bond_matured_or_bad_then_error_names_bond(nodes):
-    row = dict(id="OLD", face=1.0, coupon_rate=0.01, maturity_date=date(2020, 1, 1), coupon_frequency=2, currency="USD")
+    row = dict(
+        id="OLD",
+        face=1.0,
+        coupon_rate=0.01,
+        maturity_date=date(2020, 1, 1),
+        coupon_frequency=2,
+        currency="USD",
+    )
     with pytest.raises(InputError, match="bond OLD maturity_date"):
         price_book(pd.DataFrame([row]), nodes)
     with pytest.raises(InputError, match="coupon_frequency"):

@@ -11,8 +11,8 @@ from quantbridge.errors import InputError
 from quantbridge.lake import Lake
 from quantbridge.returns import daily_returns
 from risk.covariance import covariance, ewma_variance
-from risk.measure import portfolio_var, recent_closes
 from risk.portfolio import equal_weight_book, exposures, load_positions, parse_positions, reference_book
+from risk.portfolio_var import portfolio_var, recent_closes
 from risk.var import VAR_MODELS
 
 
@@ -33,7 +33,10 @@ def test_covariance_when_shrunk_then_between_sample_and_target_and_methods_check
     assert np.allclose(covariance(r[:, :1]), np.var(r[:, 0]), rtol=1e-12, atol=0)  # one asset: no shrinkage
     assert np.allclose(sample, np.cov(r, rowvar=False, bias=True))
     off = ~np.eye(len(sample), dtype=bool)
-    assert np.abs(lw[off]).sum() < np.abs(sample[off]).sum() and np.abs(oas[off]).sum() < np.abs(sample[off]).sum()
+    assert (
+        np.abs(lw[off]).sum() < np.abs(sample[off]).sum()
+        and np.abs(oas[off]).sum() < np.abs(sample[off]).sum()
+    )
     with pytest.raises(InputError, match="method"):
         covariance(r, "graphical")
     with pytest.raises(InputError, match="non-finite"):
@@ -152,7 +155,8 @@ def _write_lake(root, closes: pd.DataFrame, quarantined=()) -> Lake:
 
 
 def test_recent_closes_when_quarantine_inside_the_window_then_reads_enough_dates_for_window_returns(
-        closes, tmp_path):
+    closes, tmp_path
+):
     kept = closes.iloc[:120]
     hole = kept.index[100]
     lake = _write_lake(tmp_path / "lake", kept.drop(index=hole), quarantined=[hole])
@@ -169,5 +173,3 @@ def test_recent_closes_when_quarantine_inside_the_window_then_reads_enough_dates
     stale.iloc[-40:, 0] = np.nan  # one ticker without prices lately: no return at all in the latest dates
     longer = recent_closes(_write_lake(tmp_path / "stale", stale), 30)
     assert len(longer) == 71 and len(daily_returns(longer)) == 30  # read back until 30 returns are held
-
-

@@ -7,7 +7,7 @@ import pytest
 
 from marketdata.reference import read_reference_csv
 from quantbridge.errors import InputError
-from risk.stress import esg_blackouts, fx_vol_spikes, historical_worst
+from risk.scenarios import esg_blackouts, fx_vol_spikes, historical_worst
 
 
 def totals(rows):
@@ -44,7 +44,11 @@ def test_esg_blackouts_when_book_held_then_scandal_and_sector_losses_as_specifie
 def test_historical_worst_when_real_prices_then_2020_and_2008_windows_found():
     from marketdata.feed import SkfolioFeed
 
-    closes = SkfolioFeed().fetch(date(2007, 1, 2), date(2021, 12, 31)).pivot(index="date", columns="ticker", values="close")
+    closes = (
+        SkfolioFeed()
+        .fetch(date(2007, 1, 2), date(2021, 12, 31))
+        .pivot(index="date", columns="ticker", values="close")
+    )
     holdings = pd.Series(50_000.0, index=closes.columns)
     t = totals(historical_worst(holdings, closes))
     one_day = next(s for s in t if s.startswith("worst_1d_"))

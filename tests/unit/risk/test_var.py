@@ -83,10 +83,18 @@ def test_mc_var_when_float32_then_close_to_float64(book):
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"confidence": -0.5}, "confidence"), ({"confidence": 1.0}, "confidence"), ({"confidence": float("nan")}, "confidence"),
-     ({"horizon_days": 0}, "horizon_days"), ({"paths": 10}, "paths"), ({"model": "cauchy"}, "model"),
-     ({"mode": "fast"}, "mode"), ({"dtype": "float16"}, "dtype"), ({"model": "student_t", "dof": 2}, "dof"),
-     ({"tickers": ["A"]}, "tickers")],
+    [
+        ({"confidence": -0.5}, "confidence"),
+        ({"confidence": 1.0}, "confidence"),
+        ({"confidence": float("nan")}, "confidence"),
+        ({"horizon_days": 0}, "horizon_days"),
+        ({"paths": 10}, "paths"),
+        ({"model": "cauchy"}, "model"),
+        ({"mode": "fast"}, "mode"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"model": "student_t", "dof": 2}, "dof"),
+        ({"tickers": ["A"]}, "tickers"),
+    ],
 )
 def test_mc_var_when_argument_invalid_then_error_names_it(book, kwargs, field):
     w, cov = book
@@ -217,9 +225,15 @@ def test_forecast_when_empty_book_then_zero_figures():
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"model": "garch"}, "model"), ({"confidence": 1.0}, "confidence"), ({"confidence": True}, "confidence"),
-     ({"horizon_days": 0}, "horizon_days"), ({"window": 5}, "window"), ({"decay": 1.0}, "decay"),
-     ({"dof": 2.0}, "dof")],
+    [
+        ({"model": "garch"}, "model"),
+        ({"confidence": 1.0}, "confidence"),
+        ({"confidence": True}, "confidence"),
+        ({"horizon_days": 0}, "horizon_days"),
+        ({"window": 5}, "window"),
+        ({"decay": 1.0}, "decay"),
+        ({"dof": 2.0}, "dof"),
+    ],
 )
 def test_var_spec_when_argument_invalid_then_error_names_it(kwargs, field):
     with pytest.raises(InputError, match=f"^{field}="):
@@ -259,6 +273,6 @@ def test_mc_var_full_when_a_batch_holds_more_tail_than_kept_then_redrawn_with_sa
 
 
 def test_cli_model_choices_when_listed_then_the_engines_models():
-    from quantbridge.cli.var import MODELS
+    from app.cli.var import MODELS
 
     assert MODELS == VAR_MODELS

@@ -19,14 +19,20 @@ from strategy.registry import champion, get, load_model, promote_if_better, regi
 def closes() -> pd.DataFrame:
     from marketdata.feed import SkfolioFeed
 
-    return SkfolioFeed().fetch(date(2017, 1, 3), date(2019, 12, 31)).pivot(index="date", columns="ticker", values="close")
+    return (
+        SkfolioFeed()
+        .fetch(date(2017, 1, 3), date(2019, 12, 31))
+        .pivot(index="date", columns="ticker", values="close")
+    )
 
 
 def test_features_when_future_prices_change_then_past_features_do_not(closes):
     cut = date(2019, 6, 28)
     base = build_features(closes)
     future = closes.copy()
-    future.loc[future.index > cut] *= np.random.default_rng(1).uniform(0.5, 1.5, size=future.loc[future.index > cut].shape)
+    future.loc[future.index > cut] *= np.random.default_rng(1).uniform(
+        0.5, 1.5, size=future.loc[future.index > cut].shape
+    )
     perturbed = build_features(future)
     past = lambda f: f[f["date"] <= cut].loc[:, ["date", "ticker", *FEATURES]].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(past(base), past(perturbed))
@@ -40,7 +46,7 @@ def test_features_when_computed_then_match_hand_calculation(closes):
     series = closes["AAPL"]
     i = series.index.get_loc(date(2019, 3, 1))
     assert row["mom_21d"] == pytest.approx(series.iloc[i] / series.iloc[i - 21] - 1)
-    assert row["vol_21d"] == pytest.approx(series.pct_change().iloc[i - 20:i + 1].std())
+    assert row["vol_21d"] == pytest.approx(series.pct_change().iloc[i - 20 : i + 1].std())
     assert row["esg"] == 0.72 and np.isnan(panel.loc[panel["ticker"] == "MSFT", "esg"]).all()
     day = panel[panel["date"] == date(2019, 3, 1)]
     assert day[TARGET].mean() == pytest.approx(0, abs=1e-12)  # relative to the cross-section
@@ -69,13 +75,21 @@ def test_registry_when_challengers_arrive_then_only_a_better_ic_is_promoted(tmp_
     assert promote_if_better(lake, first)["promoted"] is True and champion(lake).version == "v1"
     worse = register(lake, model, {"metrics": {"ic": 0.005}}, version="v2")
     decision = promote_if_better(lake, worse)
-    assert decision == {"challenger": "v2", "champion_before": "v1", "metric": "ic", "challenger_score": 0.005,
-                        "champion_score": 0.01, "promoted": False}
+    assert decision == {
+        "challenger": "v2",
+        "champion_before": "v1",
+        "metric": "ic",
+        "challenger_score": 0.005,
+        "champion_score": 0.01,
+        "promoted": False,
+    }
     better = register(lake, model, {"metrics": {"ic": 0.02}}, version="v3")
     assert promote_if_better(lake, better)["promoted"] is True and champion(lake).version == "v3"
     assert get(lake, "v2").meta["code_version"]
     panel = build_features(closes)
-    assert np.allclose(load_model(get(lake, "v3")).predict(panel.loc[:, FEATURES]), model.predict(panel.loc[:, FEATURES]))
+    assert np.allclose(
+        load_model(get(lake, "v3")).predict(panel.loc[:, FEATURES]), model.predict(panel.loc[:, FEATURES])
+    )
     with pytest.raises(KeyError, match="v9"):
         get(lake, "v9")
     with pytest.raises(FileExistsError):

@@ -23,8 +23,14 @@ def problem():
     return rng.normal(0.002, 0.01, n), a @ a.T + np.eye(n) * 1e-4
 
 
-@pytest.mark.parametrize("constraints", [Constraints(), Constraints(max_weight=0.25, max_turnover=0.3),
-                                         Constraints(long_only=False, max_gross=1.3, max_weight=0.3, max_turnover=2)])
+@pytest.mark.parametrize(
+    "constraints",
+    [
+        Constraints(),
+        Constraints(max_weight=0.25, max_turnover=0.3),
+        Constraints(long_only=False, max_gross=1.3, max_weight=0.3, max_turnover=2),
+    ],
+)
 def test_optimise_when_solved_then_every_constraint_holds(problem, constraints):
     mu, cov = problem
     current = np.full(len(mu), 1 / len(mu))
@@ -62,7 +68,11 @@ def test_optimise_when_infeasible_or_bad_then_clear_error(problem):
 def test_shap_when_model_explained_then_values_sum_to_prediction_minus_expected():
     from marketdata.feed import SkfolioFeed
 
-    closes = SkfolioFeed().fetch(date(2018, 1, 2), date(2019, 6, 28)).pivot(index="date", columns="ticker", values="close")
+    closes = (
+        SkfolioFeed()
+        .fetch(date(2018, 1, 2), date(2019, 6, 28))
+        .pivot(index="date", columns="ticker", values="close")
+    )
     panel = build_features(closes)
     model = fit(panel)
     today = panel[panel["date"] == panel["date"].max()]
@@ -74,13 +84,27 @@ def test_shap_when_model_explained_then_values_sum_to_prediction_minus_expected(
 
 
 def test_submit_order_when_round_tripped_then_equal_and_bad_fields_named():
-    order = SubmitOrder(order_id="2020-01-02:s:AAPL:v1", ts="2020-01-02T23:45:00+00:00", strategy="s", ticker="AAPL",
-                        side="BUY", quantity=10.0, reference_price=75.1, model_version="v1", explanation={"mom_21d": 0.01})
+    order = SubmitOrder(
+        order_id="2020-01-02:s:AAPL:v1",
+        ts="2020-01-02T23:45:00+00:00",
+        strategy="s",
+        ticker="AAPL",
+        side="BUY",
+        quantity=10.0,
+        reference_price=75.1,
+        model_version="v1",
+        explanation={"mom_21d": 0.01},
+    )
     assert SubmitOrder.from_dict({k.encode(): v.encode() for k, v in order.to_dict().items()}) == order
     good = order.to_dict()
-    for field, value, message in [("quantity", "-1", "quantity"), ("quantity", "nan", "quantity"),
-                                  ("side", "HOLD", "side"), ("ticker", "aapl", "ticker"),
-                                  ("reference_price", "x", "reference_price"), ("explanation", "[1", "explanation")]:
+    for field, value, message in [
+        ("quantity", "-1", "quantity"),
+        ("quantity", "nan", "quantity"),
+        ("side", "HOLD", "side"),
+        ("ticker", "aapl", "ticker"),
+        ("reference_price", "x", "reference_price"),
+        ("explanation", "[1", "explanation"),
+    ]:
         with pytest.raises(InputError, match=message):
             SubmitOrder.from_dict({**good, field: value})
     with pytest.raises(InputError, match="side"):

@@ -18,7 +18,11 @@ def data():
     from marketdata.reference import read_reference_csv
     from synthetic.data import split_windows
 
-    closes = SkfolioFeed().fetch(date(2006, 1, 3), date(2012, 12, 31)).pivot(index="date", columns="ticker", values="close")
+    closes = (
+        SkfolioFeed()
+        .fetch(date(2006, 1, 3), date(2012, 12, 31))
+        .pivot(index="date", columns="ticker", values="close")
+    )
     esg = read_reference_csv("esg").set_index("ticker").loc[closes.columns, "esg_score"].to_numpy()
     return split_windows(closes, seed=0).train[::2], esg
 
@@ -34,7 +38,8 @@ def test_cgan_when_trained_then_samples_finite_right_shape_and_turbulent_regime_
     rng = np.random.default_rng(0)
     windows = rng.standard_normal((800, 5, 4)) * rng.choice([0.3, 1.0, 2.0, 4.0], 800)[:, None, None]
     model = ConditionalGAN(GANConfig(**{**SMALL, "epochs": 100, "lr": 1e-3, "factors": 2})).fit(
-        windows, np.array([0.2, 0.4, 0.6, 0.8]))
+        windows, np.array([0.2, 0.4, 0.6, 0.8])
+    )
     calm, labels = model.sample(300, regime=0, seed=5)
     wild, _ = model.sample(300, regime=3, seed=5)
     assert calm.shape == (300, 5, 4) and np.isfinite(calm).all() and np.isfinite(wild).all()
@@ -75,7 +80,9 @@ def test_cgan_when_interrupted_then_resume_from_checkpoint_equals_uninterrupted_
     assert again.resumed_from_ == 4 and again.version() == whole.version()
     loaded = ConditionalGAN.load(path)
     assert np.array_equal(loaded.sample(50, seed=3)[0], whole.sample(50, seed=3)[0])
-    other = ConditionalGAN(GANConfig(**{**SMALL, "epochs": 4, "beta": 1.0})).fit(windows, esg, checkpoint=path)
+    other = ConditionalGAN(GANConfig(**{**SMALL, "epochs": 4, "beta": 1.0})).fit(
+        windows, esg, checkpoint=path
+    )
     assert other.resumed_from_ == 0  # a checkpoint of another configuration is not resumed
 
 

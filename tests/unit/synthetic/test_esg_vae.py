@@ -35,7 +35,11 @@ def real_cross_sections():
     from marketdata.feed import SkfolioFeed
     from marketdata.reference import read_reference_csv
 
-    closes = SkfolioFeed().fetch(date(2018, 1, 2), date(2019, 12, 31)).pivot(index="date", columns="ticker", values="close")
+    closes = (
+        SkfolioFeed()
+        .fetch(date(2018, 1, 2), date(2019, 12, 31))
+        .pivot(index="date", columns="ticker", values="close")
+    )
     returns = closes.pct_change().dropna()
     data = (returns / returns.std()).to_numpy()
     esg = read_reference_csv("esg").set_index("ticker").loc[closes.columns, "esg_score"].to_numpy()
@@ -55,7 +59,8 @@ def test_vae_when_beta_grows_then_mean_esg_of_samples_rises_and_samples_are_soun
 
 
 def test_vae_when_trained_then_samples_carry_the_data_scale_and_fat_tails_not_just_the_decoder_mean(
-        real_cross_sections):
+    real_cross_sections,
+):
     data, esg = real_cross_sections  # unit variance per asset, excess kurtosis 4.6
     samples, _ = WindowVAE(VAEConfig(epochs=15, seed=3)).fit(data, esg).sample(4000, seed=4)
     assert 0.7 < samples.std(axis=0).mean() < 1.3  # a decoder mean alone gave 0.36
@@ -64,7 +69,7 @@ def test_vae_when_trained_then_samples_carry_the_data_scale_and_fat_tails_not_ju
 
 def test_vae_when_windows_and_checkpoint_then_window_samples_and_exact_resume(real_cross_sections, tmp_path):
     data, esg = real_cross_sections
-    windows = np.stack([data[i:i + 5] for i in range(0, len(data) - 5, 5)])
+    windows = np.stack([data[i : i + 5] for i in range(0, len(data) - 5, 5)])
     whole = WindowVAE(VAEConfig(epochs=4, seed=5)).fit(windows, esg)
     WindowVAE(VAEConfig(epochs=2, seed=5)).fit(windows, esg, checkpoint=tmp_path / "vae.pt")
     resumed = WindowVAE(VAEConfig(epochs=4, seed=5)).fit(windows, esg, checkpoint=tmp_path / "vae.pt")

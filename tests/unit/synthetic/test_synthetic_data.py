@@ -15,8 +15,11 @@ from synthetic.data import split_windows
 def closes():
     rng = np.random.default_rng(0)
     returns = rng.standard_t(4, (801, 3)) * np.array([0.01, 0.02, 0.03])
-    return pd.DataFrame(100 * np.cumprod(1 + returns, axis=0), columns=["AAA", "BBB", "CCC"],
-                        index=pd.bdate_range("2020-01-01", periods=801).date)
+    return pd.DataFrame(
+        100 * np.cumprod(1 + returns, axis=0),
+        columns=["AAA", "BBB", "CCC"],
+        index=pd.bdate_range("2020-01-01", periods=801).date,
+    )
 
 
 def test_split_when_cut_then_held_out_windows_never_overlap_training_windows(closes):

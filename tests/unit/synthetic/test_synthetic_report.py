@@ -4,19 +4,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.html_report import write_report
+from synthetic.report_page import write_report
 
 
 def test_write_report_when_sweep_given_then_html_links_every_png_and_lists_rows(tmp_path):
     rng = np.random.default_rng(0)
     real = rng.standard_t(4, (200, 5, 4))
     synthetic = rng.normal(size=(200, 5, 4))
-    rows = [{"beta": b, "train_seconds": 1.0, "mean_esg": 0.5 + b / 10, "discriminative_score": 0.1 + b / 20,
-             "discriminative_flat": 0.1, "discriminative_features": 0.1, "predictive_score": 0.8,
-             "wasserstein_mean": 0.1, "ks_mean": 0.05, "kurtosis_synthetic": 3.0, "correlation_distance": 1.0}
-            for b in (0.0, 0.5, 2.0)]
-    path = write_report(tmp_path / "r", real, synthetic, ["A", "B", "C", "D"], {"ks_mean": 0.05, "acf": [0.1, 0.2]},
-                        "Test report", context={"command": "qb synth report"}, sweep_rows=rows)
+    rows = [
+        {
+            "beta": b,
+            "train_seconds": 1.0,
+            "mean_esg": 0.5 + b / 10,
+            "discriminative_score": 0.1 + b / 20,
+            "discriminative_flat": 0.1,
+            "discriminative_features": 0.1,
+            "predictive_score": 0.8,
+            "wasserstein_mean": 0.1,
+            "ks_mean": 0.05,
+            "kurtosis_synthetic": 3.0,
+            "correlation_distance": 1.0,
+        }
+        for b in (0.0, 0.5, 2.0)
+    ]
+    path = write_report(
+        tmp_path / "r",
+        real,
+        synthetic,
+        ["A", "B", "C", "D"],
+        {"ks_mean": 0.05, "acf": [0.1, 0.2]},
+        "Test report",
+        context={"command": "qb synth report"},
+        sweep_rows=rows,
+    )
     page = path.read_text()
     pngs = sorted(p.name for p in (tmp_path / "r").glob("*.png"))
     assert pngs == ["acf.png", "correlations.png", "distributions.png", "sweep.png"]

@@ -39,7 +39,9 @@ class StressInputs:
     closes: pd.DataFrame
 
 
-def load_inputs(lake: Any, day: date, positions: dict[str, float], book_path: str | None = None) -> StressInputs:
+def load_inputs(
+    lake: Any, day: date, positions: dict[str, float], book_path: str | None = None
+) -> StressInputs:
     """Inputs from the lake as of ``day``: reference tables, closes up to ``day`` and holdings valued at
     the last close on or before it (the $1M equal-weight demo book when ``positions`` is empty)."""
     from marketdata.reference import read_reference, read_reference_csv
@@ -47,21 +49,34 @@ def load_inputs(lake: Any, day: date, positions: dict[str, float], book_path: st
 
     closes = lake.read_close_matrix(end=day)
     if closes.empty:
-        raise InputError("lake prices", f"none on or before {day.isoformat()}", "published prices: run `qb ingest`")
+        raise InputError(
+            "lake prices", f"none on or before {day.isoformat()}", "published prices: run `qb ingest`"
+        )
     last_day = pd.Timestamp(closes.index[-1]).date()
     if (day - last_day).days > MAX_PRICE_AGE_DAYS:
         # A night whose prices never arrived (a scheduled run on a lake not ingested up to it): nothing to
         # stress honestly, so say so instead of revaluing a stale book on today's calendar.
-        raise NoDataError(f"the lake's last prices are of {last_day.isoformat()}, {(day - last_day).days} days "
-                          f"before {day.isoformat()} (at most {MAX_PRICE_AGE_DAYS}): ingest up to the date first")
+        raise NoDataError(
+            f"the lake's last prices are of {last_day.isoformat()}, {(day - last_day).days} days "
+            f"before {day.isoformat()} (at most {MAX_PRICE_AGE_DAYS}): ingest up to the date first"
+        )
     last = closes.ffill().iloc[-1]
     holdings = exposures(positions or equal_weight_book(last), last)
     book = read_reference_csv("bond_book", book_path) if book_path else read_reference(lake, "bond_book")
-    return StressInputs(day=day, bond_book=book, curve=read_reference(lake, "curve"), fx=read_reference(lake, "fx"),
-                        esg=read_reference(lake, "esg"), holdings=holdings, closes=closes)
+    return StressInputs(
+        day=day,
+        bond_book=book,
+        curve=read_reference(lake, "curve"),
+        fx=read_reference(lake, "fx"),
+        esg=read_reference(lake, "esg"),
+        holdings=holdings,
+        closes=closes,
+    )
 
 
-def _rates(inputs: StressInputs, shock_scale: float, extra_shifts_bp: Sequence[float]) -> list[dict[str, Any]]:
+def _rates(
+    inputs: StressInputs, shock_scale: float, extra_shifts_bp: Sequence[float]
+) -> list[dict[str, Any]]:
     from risk.irrbb import BCBS_SCENARIOS, bootstrap_par_curve, rate_scenarios
 
     nodes = bootstrap_par_curve(inputs.day, inputs.curve)
@@ -73,16 +88,18 @@ def _rates(inputs: StressInputs, shock_scale: float, extra_shifts_bp: Sequence[f
 
 
 def _family_task(family: str, inputs: StressInputs, options: dict[str, Any]) -> list[dict[str, Any]]:
-    from risk import stress
+    from risk import scenarios
 
     if family == "rates":
         return _rates(inputs, options["shock_scale"], options["parallel_shifts_bp"])
     if family == "fx":
         multipliers = [m * options["shock_scale"] for m in options["fx_multipliers"]]
-        return stress.fx_vol_spikes(inputs.fx, multipliers, options["confidence"], options["paths"], options["seed"])
+        return scenarios.fx_vol_spikes(
+            inputs.fx, multipliers, options["confidence"], options["paths"], options["seed"]
+        )
     if family == "esg":
-        return stress.esg_blackouts(inputs.holdings, inputs.esg)
-    return stress.historical_worst(inputs.holdings, inputs.closes)
+        return scenarios.esg_blackouts(inputs.holdings, inputs.esg)
+    return scenarios.historical_worst(inputs.holdings, inputs.closes)
 
 
 def run_stress(
@@ -102,17 +119,28 @@ def run_stress(
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or not families:
         raise InputError("families", list(families), "a non-empty subset of " + ", ".join(FAMILIES))
-    options = {"shock_scale": shock_scale, "confidence": confidence, "paths": paths, "seed": seed,
-               "parallel_shifts_bp": list(parallel_shifts_bp), "fx_multipliers": list(fx_multipliers)}
+    options = {
+        "shock_scale": shock_scale,
+        "confidence": confidence,
+        "paths": paths,
+        "seed": seed,
+        "parallel_shifts_bp": list(parallel_shifts_bp),
+        "fx_multipliers": list(fx_multipliers),
+    }
     from dask.distributed import Client, LocalCluster
 
     t0 = time.perf_counter()
-    cluster = None if dask_scheduler else LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                                       dashboard_address=None)
+    cluster = (
+        None
+        if dask_scheduler
+        else LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
+    )
     client = Client(dask_scheduler or cluster)
     try:
-        futures = {f: client.submit(_family_task, f, inputs, options, key=f"stress-{f}-{inputs.day}", pure=False)
-                   for f in families}
+        futures = {
+            f: client.submit(_family_task, f, inputs, options, key=f"stress-{f}-{inputs.day}", pure=False)
+            for f in families
+        }
         rows = []
         for family, future in futures.items():
             rows += future.result()
@@ -123,7 +151,9 @@ def run_stress(
             cluster.close()
     frame = pd.DataFrame(rows)
     frame.insert(0, "date", inputs.day.isoformat())
-    frame.insert(0, "id", frame["date"] + ":" + frame["family"] + ":" + frame["scenario"] + ":" + frame["position"])
+    frame.insert(
+        0, "id", frame["date"] + ":" + frame["family"] + ":" + frame["scenario"] + ":" + frame["position"]
+    )
     if frame["id"].duplicated().any():
         raise RuntimeError(f"duplicate ledger ids: {frame.loc[frame['id'].duplicated(), 'id'].tolist()[:5]}")
     return frame.loc[:, list(LEDGER_COLUMNS)].sort_values("id", ignore_index=True)
@@ -131,5 +161,7 @@ def run_stress(
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """TOTAL rows only: one line per scenario (base, shocked, change), worst change first."""
-    totals = frame[frame["position"] == "TOTAL"].loc[:, ["family", "scenario", "base_value", "shocked_value", "change"]]
+    totals = frame[frame["position"] == "TOTAL"].loc[
+        :, ["family", "scenario", "base_value", "shocked_value", "change"]
+    ]
     return totals.sort_values("change", ignore_index=True)

@@ -1,7 +1,7 @@
 """``qb var``, ``qb var backtest`` and ``qb var-sensor``: the VaR commands, one code path.
 
 * ``qb var``: the next-day VaR/CVaR of a book (``--positions``, else the Redis positions, else the demo
-  book) at the lake's latest date (or ``--date``), through :func:`risk.measure.portfolio_var`, the call the
+  book) at the lake's latest date (or ``--date``), through :func:`risk.portfolio_var.portfolio_var`, the call the
   VaR sensor makes;
 * ``qb var backtest``: the same forecast rolled over the lake's whole history for a reference book
   (``--book``, constant money) or any book (``--positions``, constant shares), with Kupiec, Christoffersen
@@ -45,8 +45,9 @@ def redis_positions(settings: Settings) -> dict[str, float]:
     """Live positions from Redis, or {} when Redis is down or holds none (the demo book is used then)."""
     import redis
 
+    from quantbridge.positions import read_positions
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect, read_positions
 
     client = connect(settings)
     try:
@@ -76,8 +77,8 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
             "--forecasts/--book", args.forecasts or args.book, "`qb var backtest` (they backtest)"
         )
     from quantbridge.lake import Lake
-    from risk.measure import portfolio_var, recent_closes
     from risk.portfolio import equal_weight_book, load_positions, parse_positions
+    from risk.portfolio_var import portfolio_var, recent_closes
 
     spec = _spec(args, settings)
     lake = Lake(settings.lake_root)
@@ -187,8 +188,8 @@ def cmd_var_sensor(args: argparse.Namespace, settings: Settings) -> tuple[dict[s
     import threading
 
     from quantbridge.lake import Lake
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
     from risk.sensor import SensorConfig, SensorMetrics, VarSensor
 
     config = SensorConfig.from_settings(settings, interval_s=args.interval, limit=args.limit)

@@ -85,7 +85,12 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path
         time.sleep(0.2)
     tail = ""
     if log is not None and log.exists():
-        tail = "\n--- last lines of " + str(log) + " ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        tail = (
+            "\n--- last lines of "
+            + str(log)
+            + " ---\n"
+            + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        )
     raise ServiceError(f"{what} did not become ready within {timeout_s:.0f} s{tail}")
 
 
@@ -109,7 +114,7 @@ def _answer(settings: Settings) -> tuple[bool, str]:
     """Whether the server answers PING with these credentials; if not, why ("" when nothing answers)."""
     import redis
 
-    from quantbridge.state import connect
+    from quantbridge.redis_client import connect
 
     client = connect(settings)
     try:
@@ -149,8 +154,11 @@ class RedisService:
         """The settings with the server's password filled in (from the password file when they have none)."""
         s = self.settings
         password = password or s.redis_password or read_password_file(s.redis_password_file)
-        return self.settings if password == self.settings.redis_password else self.settings.replace(
-            redis_password=password)
+        return (
+            self.settings
+            if password == self.settings.redis_password
+            else self.settings.replace(redis_password=password)
+        )
 
     def password(self) -> tuple[str, str]:
         """The password the server requires and where it comes from: ``QB_REDIS_PASSWORD`` (the settings),
@@ -182,41 +190,83 @@ class RedisService:
         """Start redis-server unless it already answers; returns what was done (never the password)."""
         s = self.settings
         if s.redis_host not in LOCAL_HOSTS:
-            raise ServiceError(f"QB_REDIS_URL points at {s.redis_host}: `qb services` only runs a local "
-                               "redis-server; a remote Redis is managed where it runs")
+            raise ServiceError(
+                f"QB_REDIS_URL points at {s.redis_host}: `qb services` only runs a local "
+                "redis-server; a remote Redis is managed where it runs"
+            )
         password, source = self.password()
         live = self._client_settings(password)
         up, why = _answer(live)
         if up:
-            return {"service": "redis", "state": "running", "pid": read_pid(self.pidfile), "port": s.redis_port,
-                    "started": False, "password_from": source}
+            return {
+                "service": "redis",
+                "state": "running",
+                "pid": read_pid(self.pidfile),
+                "port": s.redis_port,
+                "started": False,
+                "password_from": source,
+            }
         if why:  # something listens on the port but does not take this password
             raise ServiceError(
                 f"a Redis server on port {s.redis_port} {why}. If it is this project's own, started "
                 "before it required a password, restart it: `qb services stop` then `make services` (data "
                 "is kept in the AOF); otherwise set QB_REDIS_PASSWORD to its password, or pick a free port "
-                "in QB_REDIS_URL")
+                "in QB_REDIS_URL"
+            )
         binary = shutil.which("redis-server")
         if binary is None:
-            raise ServiceError("redis-server is not installed: run `make services` (it installs it with "
-                               "apt-get) or `apt-get install -y redis-server`")
+            raise ServiceError(
+                "redis-server is not installed: run `make services` (it installs it with "
+                "apt-get) or `apt-get install -y redis-server`"
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)  # AOF data, the config file and the password file
-        write_private(self.conffile, "# Written by `qb services start` on every start (mode 0600): the "
-                                     "password stays off redis-server's command line.\n"
-                                     f"requirepass {redis_conf_quote(password)}\n")
+        write_private(
+            self.conffile,
+            "# Written by `qb services start` on every start (mode 0600): the "
+            "password stays off redis-server's command line.\n"
+            f"requirepass {redis_conf_quote(password)}\n",
+        )
         args = [
-            binary, str(self.conffile), "--bind", "127.0.0.1", "--port", str(s.redis_port),
-            "--dir", str(self.folder),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--logfile", str(self.logfile), "--protected-mode", "yes",
+            binary,
+            str(self.conffile),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(s.redis_port),
+            "--dir",
+            str(self.folder),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.logfile),
+            "--protected-mode",
+            "yes",
         ]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pidfile.write_text(str(proc.pid))
         wait_until(lambda: _answer(live)[0], timeout_s, f"redis-server on port {s.redis_port}", self.logfile)
-        return {"service": "redis", "state": "running", "pid": proc.pid, "port": s.redis_port, "started": True,
-                "aof_dir": str(self.folder), "password_from": source}
+        return {
+            "service": "redis",
+            "state": "running",
+            "pid": proc.pid,
+            "port": s.redis_port,
+            "started": True,
+            "aof_dir": str(self.folder),
+            "password_from": source,
+        }
 
     def stop(self) -> dict[str, object]:
         return {"service": "redis", "stopped": stop_pid(self.pidfile)}
@@ -226,8 +276,12 @@ class RedisService:
             up, why = _answer(self._client_settings())
         except QuantbridgeError as exc:
             up, why = False, str(exc)
-        out: dict[str, object] = {"service": "redis", "url": self.settings.redis_url_redacted(), "up": up,
-                                  "pid": read_pid(self.pidfile)}
+        out: dict[str, object] = {
+            "service": "redis",
+            "url": self.settings.redis_url_redacted(),
+            "up": up,
+            "pid": read_pid(self.pidfile),
+        }
         if why:
             out["error"] = why
         return out
@@ -248,7 +302,7 @@ class AirflowStack:
 
     @property
     def home(self) -> Path:
-        from quantbridge.airflow_env import airflow_home
+        from app.airflow_env import airflow_home
 
         return airflow_home()
 
@@ -259,7 +313,7 @@ class AirflowStack:
         return self.home / "logs" / f"{component}.out"
 
     def _env(self) -> dict[str, str]:
-        from quantbridge.airflow_env import airflow_environment
+        from app.airflow_env import airflow_environment
 
         return airflow_environment(self.settings)
 
@@ -269,7 +323,10 @@ class AirflowStack:
         return AIRFLOW_COMPONENTS + ((CELERY_WORKER,) if "CeleryExecutor" in executor else ())
 
     def _command(self, component: str) -> list[str]:
-        return [str(self.airflow_bin), *(("celery", "worker") if component == CELERY_WORKER else (component,))]
+        return [
+            str(self.airflow_bin),
+            *(("celery", "worker") if component == CELERY_WORKER else (component,)),
+        ]
 
     def base_url(self) -> str:
         return "http://127.0.0.1:" + self._env().get("AIRFLOW__API__PORT", "8080")
@@ -284,7 +341,9 @@ class AirflowStack:
     def migrate(self) -> dict[str, object]:
         """Create or upgrade the metadata database (idempotent)."""
         env = self._env()
-        done = subprocess.run([str(self.airflow_bin), "db", "migrate"], env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(self.airflow_bin), "db", "migrate"], env=env, capture_output=True, text=True
+        )
         if done.returncode != 0:
             raise ServiceError("airflow db migrate failed:\n" + done.stderr[-3000:])
         return {"service": "airflow", "migrated": True, "home": env["AIRFLOW_HOME"]}
@@ -299,14 +358,25 @@ class AirflowStack:
             if read_pid(self.pidfile(component)) is not None:
                 continue
             with self.logfile(component).open("ab") as log:
-                proc = subprocess.Popen(self._command(component), env=env, stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                proc = subprocess.Popen(
+                    self._command(component),
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self.pidfile(component).write_text(str(proc.pid))
             started.append(component)
         wait_until(self.healthy, timeout_s, "Airflow api-server", self.logfile("api-server"))
-        return {"service": "airflow", "url": self.base_url(), "started": started, "username": "admin",
-                "password_file": str(self.home / "simple_auth_manager_passwords.json.generated"),
-                "password": self.admin_password()}
+        return {
+            "service": "airflow",
+            "url": self.base_url(),
+            "started": started,
+            "username": "admin",
+            "password_file": str(self.home / "simple_auth_manager_passwords.json.generated"),
+            "password": self.admin_password(),
+        }
 
     def admin_password(self) -> str | None:
         import json
@@ -319,9 +389,15 @@ class AirflowStack:
 
     def stop(self) -> dict[str, object]:
         # Whatever runs is stopped, even a Celery worker started under a configuration no longer in force.
-        stopped = [c for c in (CELERY_WORKER, *reversed(AIRFLOW_COMPONENTS)) if stop_pid(self.pidfile(c), grace_s=30)]
+        stopped = [
+            c for c in (CELERY_WORKER, *reversed(AIRFLOW_COMPONENTS)) if stop_pid(self.pidfile(c), grace_s=30)
+        ]
         return {"service": "airflow", "stopped": stopped}
 
     def status(self) -> dict[str, object]:
-        return {"service": "airflow", "url": self.base_url(), "healthy": self.healthy(),
-                "components": {c: read_pid(self.pidfile(c)) for c in self.components()}}
+        return {
+            "service": "airflow",
+            "url": self.base_url(),
+            "healthy": self.healthy(),
+            "components": {c: read_pid(self.pidfile(c)) for c in self.components()},
+        }

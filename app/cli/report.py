@@ -15,7 +15,9 @@ def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--date={value!r} is invalid: expected a date like 2020-12-31") from None
+        raise argparse.ArgumentTypeError(
+            f"--date={value!r} is invalid: expected a date like 2020-12-31"
+        ) from None
 
 
 def _positive(value: str) -> int:
@@ -24,14 +26,16 @@ def _positive(value: str) -> int:
     except ValueError:
         number = 0
     if number < 1:
-        raise argparse.ArgumentTypeError(f"--days={value!r} is invalid: expected a positive whole number of days")
+        raise argparse.ArgumentTypeError(
+            f"--days={value!r} is invalid: expected a positive whole number of days"
+        )
     return number
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Build ``reports/date=D/report.html`` from the lake and Redis (Redis down: its sections carry a note)."""
     from quantbridge.lake import Lake
-    from quantbridge.state import connect
+    from quantbridge.redis_client import connect
     from reporting import build_nightly_report
 
     def progress(message: str) -> None:
@@ -41,17 +45,31 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     started = time.perf_counter()
     client = connect(settings)
     try:
-        path = build_nightly_report(Lake(settings.lake_root), args.date, client, prefix=settings.redis_prefix,
-                                    model=settings.var_model, confidence=settings.var_confidence,
-                                    window=settings.var_window, days=args.days, progress=progress)
+        path = build_nightly_report(
+            Lake(settings.lake_root),
+            args.date,
+            client,
+            prefix=settings.redis_prefix,
+            model=settings.var_model,
+            confidence=settings.var_confidence,
+            window=settings.var_window,
+            days=args.days,
+            progress=progress,
+        )
     finally:
         client.close()
-    return {"date": args.date.isoformat(), "report": str(path), "seconds": round(time.perf_counter() - started, 2)}, 0
+    return {
+        "date": args.date.isoformat(),
+        "report": str(path),
+        "seconds": round(time.perf_counter() - started, 2),
+    }, 0
 
 
 def add_report_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``qb report`` on the ``qb`` sub-parsers."""
-    p = sub.add_parser("report", parents=[common], help="the nightly report (HTML + PNGs) for one date; prints its path")
+    p = sub.add_parser(
+        "report", parents=[common], help="the nightly report (HTML + PNGs) for one date; prints its path"
+    )
     p.add_argument("--date", type=_day, required=True, help="report date, YYYY-MM-DD")
     p.add_argument("--days", type=_positive, default=250, help="trading days of VaR history (default 250)")
     p.set_defaults(func=cmd_report)

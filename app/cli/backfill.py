@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from quantbridge.airflow_env import apply_airflow_environment
+from app.airflow_env import apply_airflow_environment
 from quantbridge.errors import InputError
 from quantbridge.settings import PROJECT_ROOT, Settings
 
@@ -39,8 +39,12 @@ def load_dag(dag_id: str) -> Any:
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     if bag.import_errors:
-        raise InputError("dags folder", sorted(bag.import_errors), "DAG files that import cleanly",
-                         hint="; ".join(f"{k}: {v.splitlines()[-1]}" for k, v in bag.import_errors.items()))
+        raise InputError(
+            "dags folder",
+            sorted(bag.import_errors),
+            "DAG files that import cleanly",
+            hint="; ".join(f"{k}: {v.splitlines()[-1]}" for k, v in bag.import_errors.items()),
+        )
     dag = bag.get_dag(dag_id)
     if dag is None:
         raise InputError("DAG_ID", dag_id, "one of " + ", ".join(sorted(bag.dag_ids)))
@@ -55,7 +59,8 @@ def _task_states(dag_id: str, run_id: str) -> dict[str, str]:
     with create_session() as session:
         rows = session.execute(
             select(TaskInstance.task_id, TaskInstance.state).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+            )
         ).all()
     return {task_id: str(state.value if hasattr(state, "value") else state) for task_id, state in rows}
 
@@ -77,16 +82,28 @@ def backfill(
     t0 = time.perf_counter()
     for i, day in enumerate(days, 1):
         t = time.perf_counter()
-        logical = datetime(day.year, day.month, day.day, 22, tzinfo=timezone.utc)
+        logical = datetime(day.year, day.month, day.day, 22, tzinfo=UTC)
         dag_run = dag.test(logical_date=logical)
         state = str(getattr(dag_run, "state", "unknown"))
         task_states = _task_states(dag_id, dag_run.run_id)
         if not task_states or all(s in {"None", "removed"} for s in task_states.values()):
             state = "no_tasks_ran"
-        runs.append({"date": day.isoformat(), "state": state, "tasks": task_states,
-                     "seconds": round(time.perf_counter() - t, 2)})
+        runs.append(
+            {
+                "date": day.isoformat(),
+                "state": state,
+                "tasks": task_states,
+                "seconds": round(time.perf_counter() - t, 2),
+            }
+        )
         progress(i, len(days), day, state)
     states = [r["state"] for r in runs]
-    return {"dag_id": dag_id, "start": start.isoformat(), "end": end.isoformat(), "runs": runs,
-            "succeeded": states.count("success"), "failed": states.count("failed"),
-            "seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "dag_id": dag_id,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "runs": runs,
+        "succeeded": states.count("success"),
+        "failed": states.count("failed"),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

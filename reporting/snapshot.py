@@ -12,15 +12,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from marketdata.ingest_record import read_ingest
 from quantbridge.errors import InputError
 from quantbridge.lake import Lake
+from quantbridge.positions import read_positions
+from quantbridge.redis_client import connect, text
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.settings import Settings
-from quantbridge.state import connect, read_ingest, read_positions, text
 
 #: Long-running components whose heartbeat the dashboard shows.
 COMPONENTS = ("var_sensor", "execution_worker")
@@ -38,11 +40,11 @@ def risk_snapshot(
     history: int = 240,
     fills: int = 20,
     cost_window: int = 5_000,
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-ready data.
 
-    ``client``: a Redis client (default: :func:`quantbridge.state.connect` on ``settings``, closed after);
+    ``client``: a Redis client (default: :func:`quantbridge.redis_client.connect` on ``settings``, closed after);
     ``history``: last VaR refreshes kept, oldest first; ``fills``: recent fills, newest first;
     ``cost_window``: fills (newest) aggregated into the cost-by-venue table. Money in the book's currency,
     costs in basis points of traded notional.
@@ -106,8 +108,15 @@ def _risk_history(client: Any, schema: RedisSchema, count: int) -> list[dict[str
     out = []
     for entry_id, fields in reversed(entries):
         row = _typed(fields, RISK_NUMBERS)
-        out.append({"id": text(entry_id), "at": row.get("updated_at", ""), "var": row.get("var"),
-                    "cvar": row.get("cvar"), "limit": row.get("limit")})
+        out.append(
+            {
+                "id": text(entry_id),
+                "at": row.get("updated_at", ""),
+                "var": row.get("var"),
+                "cvar": row.get("cvar"),
+                "limit": row.get("limit"),
+            }
+        )
     return out
 
 
@@ -143,7 +152,9 @@ def venue_costs(fills: list[dict[str, Any]]) -> list[dict[str, Any]]:
         qty, notional, fee, slip = f.get("quantity"), f.get("notional"), f.get("fee"), f.get("slippage_bps")
         if not f.get("venue") or None in (qty, notional, fee, slip) or notional <= 0:
             continue
-        a = acc.setdefault(f["venue"], {"fills": 0, "quantity": 0.0, "notional": 0.0, "fees": 0.0, "slip_qty": 0.0})
+        a = acc.setdefault(
+            f["venue"], {"fills": 0, "quantity": 0.0, "notional": 0.0, "fees": 0.0, "slip_qty": 0.0}
+        )
         a["fills"] += 1
         a["quantity"] += qty
         a["notional"] += notional
@@ -153,8 +164,18 @@ def venue_costs(fills: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for venue, a in acc.items():
         fee_bps = a["fees"] / a["notional"] * 1e4
         slip_bps = a["slip_qty"] / a["quantity"] if a["quantity"] else 0.0
-        rows.append({"venue": venue, "fills": int(a["fills"]), "quantity": a["quantity"], "notional": a["notional"],
-                     "fees": a["fees"], "fee_bps": fee_bps, "slippage_bps": slip_bps, "cost_bps": fee_bps + slip_bps})
+        rows.append(
+            {
+                "venue": venue,
+                "fills": int(a["fills"]),
+                "quantity": a["quantity"],
+                "notional": a["notional"],
+                "fees": a["fees"],
+                "fee_bps": fee_bps,
+                "slippage_bps": slip_bps,
+                "cost_bps": fee_bps + slip_bps,
+            }
+        )
     return sorted(rows, key=lambda r: (r["cost_bps"], r["venue"]))
 
 
@@ -183,7 +204,10 @@ def latest_stress(lake: Lake, client: Any, schema: RedisSchema) -> dict[str, Any
         if files:
             frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
             return _stress_table(frame, day.isoformat(), "lake")
-    rows = [{text(k): text(v) for k, v in fields.items()} for _, fields in client.xrange(schema.key("stress_ledger"))]
+    rows = [
+        {text(k): text(v) for k, v in fields.items()}
+        for _, fields in client.xrange(schema.key("stress_ledger"))
+    ]
     days = sorted({r.get("date", "") for r in rows} - {""})
     if not days:
         return {"date": None, "source": None, "rows": 0, "scenarios": []}
@@ -196,11 +220,16 @@ def latest_stress(lake: Lake, client: Any, schema: RedisSchema) -> dict[str, Any
 def _stress_table(frame: Any, day: str, source: str) -> dict[str, Any]:
     missing = [c for c in (*STRESS_COLUMNS, "position") if c not in frame.columns]
     if missing:
-        raise InputError(f"stress ledger of {day} ({source}) columns", sorted(frame.columns),
-                         f"the ledger columns, missing {missing}")
+        raise InputError(
+            f"stress ledger of {day} ({source}) columns",
+            sorted(frame.columns),
+            f"the ledger columns, missing {missing}",
+        )
     totals = frame[frame["position"] == "TOTAL"].loc[:, list(STRESS_COLUMNS)].sort_values("change")
-    scenarios = [{k: (float(v) if k in ("base_value", "shocked_value", "change") else str(v)) for k, v in r.items()}
-                 for r in totals.to_dict("records")]
+    scenarios = [
+        {k: (float(v) if k in ("base_value", "shocked_value", "change") else str(v)) for k, v in r.items()}
+        for r in totals.to_dict("records")
+    ]
     return {"date": day, "source": source, "rows": int(len(frame)), "scenarios": scenarios}
 
 
@@ -220,11 +249,18 @@ def report_file(settings: Settings, relative: str) -> Path:
     """
     root = Lake(Path(settings.lake_root)).partition("reports", "date", "_").parent.resolve()
     parts = PurePosixPath(relative.replace("\\", "/")).parts
-    if not parts or relative.startswith(("/", "\\")) or any(p in ("..", "") for p in parts) or "\x00" in relative:
+    if (
+        not parts
+        or relative.startswith(("/", "\\"))
+        or any(p in ("..", "") for p in parts)
+        or "\x00" in relative
+    ):
         raise InputError("report path", relative, "a relative path inside the lake's reports/ folder")
     path = root.joinpath(*parts).resolve()
     if not path.is_relative_to(root):
-        raise InputError("report path", relative, "a file inside the lake's reports/ folder, not a link out of it")
+        raise InputError(
+            "report path", relative, "a file inside the lake's reports/ folder, not a link out of it"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"no report file {relative!r} under {root}")
     return path

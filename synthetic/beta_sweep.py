@@ -25,10 +25,16 @@ def _model(model_kind: str, beta: float, epochs: int, seed: int) -> Any:
     return RunSpec(model_kind=model_kind, beta=beta, epochs=epochs, seed=seed).model()
 
 
-def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BETAS, epochs: int = GANConfig.epochs,
-               seed: int = 20260101, progress: Callable[[str], None] = lambda _m: None,
-               epoch_progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
-               model_kind: str = "cgan") -> tuple[list[dict[str, Any]], dict[float, np.ndarray]]:
+def beta_sweep(
+    split: WindowSplit,
+    esg: np.ndarray,
+    betas: Sequence[float] = BETAS,
+    epochs: int = GANConfig.epochs,
+    seed: int = 20260101,
+    progress: Callable[[str], None] = lambda _m: None,
+    epoch_progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
+    model_kind: str = "cgan",
+) -> tuple[list[dict[str, Any]], dict[float, np.ndarray]]:
     """One row per beta (training seconds, mean ESG score of ``ESG_SAMPLES`` sampled windows, every fidelity
     metric of held-out-sized samples against the held-out windows) and the synthetic windows of each beta."""
     if any(b < 0 for b in betas) or not betas:
@@ -41,24 +47,52 @@ def beta_sweep(split: WindowSplit, esg: np.ndarray, betas: Sequence[float] = BET
         synthetic, _ = model.sample(len(split.test), seed=seed + 2)
         metrics = fidelity(split.test, synthetic, seed)
         many, _ = model.sample(ESG_SAMPLES, seed=seed + 3)
-        row = {"beta": beta, "train_seconds": round(seconds, 2), "mean_esg": model.esg_score(many, esg), **metrics}
+        row = {
+            "beta": beta,
+            "train_seconds": round(seconds, 2),
+            "mean_esg": model.esg_score(many, esg),
+            **metrics,
+        }
         rows.append(row)
         samples[beta] = synthetic
-        progress(f"beta={beta}: mean ESG {row['mean_esg']:.4f}, discriminative {row['discriminative_score']:.3f}, "
-                 f"{seconds:.1f} s")
+        progress(
+            f"beta={beta}: mean ESG {row['mean_esg']:.4f}, discriminative {row['discriminative_score']:.3f}, "
+            f"{seconds:.1f} s"
+        )
     return rows, samples
 
 
-def sweep_report(split: WindowSplit, esg: np.ndarray, rows: list[dict[str, Any]], samples: dict[float, np.ndarray],
-                 folder: Path, command: str, seed: int = 20260101, model_kind: str = "cgan") -> Path:
+def sweep_report(
+    split: WindowSplit,
+    esg: np.ndarray,
+    rows: list[dict[str, Any]],
+    samples: dict[float, np.ndarray],
+    folder: Path,
+    command: str,
+    seed: int = 20260101,
+    model_kind: str = "cgan",
+) -> Path:
     """HTML report of a sweep: the table, the sweep plot, and the figures and metrics of the first beta's
     model (its row of the sweep)."""
-    from synthetic.html_report import write_report
+    from synthetic.report_page import write_report
 
     first = rows[0]
     metrics = {k: v for k, v in first.items() if k not in ("beta", "train_seconds", "mean_esg")}
     metrics["mean_esg_real"] = _model(model_kind, 0.0, 1, seed).esg_score(split.test, esg)
-    context = {"command": command, "data": f"{split.start}..{split.end}", "train windows (overlapping)": len(split.train),
-               "held-out windows": len(split.test), "figures for beta": first["beta"]}
-    return write_report(folder, split.test, samples[first["beta"]], split.tickers, metrics,
-                        "Synthetic markets: fidelity and beta sweep", context=context, sweep_rows=rows)
+    context = {
+        "command": command,
+        "data": f"{split.start}..{split.end}",
+        "train windows (overlapping)": len(split.train),
+        "held-out windows": len(split.test),
+        "figures for beta": first["beta"],
+    }
+    return write_report(
+        folder,
+        split.test,
+        samples[first["beta"]],
+        split.tickers,
+        metrics,
+        "Synthetic markets: fidelity and beta sweep",
+        context=context,
+        sweep_rows=rows,
+    )

@@ -26,7 +26,7 @@ import re
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,9 @@ class OrdersRefused(InputError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source, self.problems = source, problems
         super().__init__(source, f"{len(problems)} problem(s)", "every row valid")
-        self.args = (f"{source} refused, nothing submitted ({len(problems)} problem(s)):\n  "
-                     + "\n  ".join(problems),)
+        self.args = (
+            f"{source} refused, nothing submitted ({len(problems)} problem(s)):\n  " + "\n  ".join(problems),
+        )
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -82,6 +83,7 @@ def new_order_id(now: datetime) -> str:
 
 # --- parsing (pure: text in, rows or problems out) ----------------------------------------------------------
 
+
 def _number(name: str, raw: Any, *, optional: bool) -> tuple[float | None, str | None]:
     """(value, None) or (None, problem) for a positive finite number given as a JSON number or text."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -106,8 +108,9 @@ def _text(name: str, raw: Any, expected: str, *, optional: bool = False) -> tupl
     return raw.strip(), None
 
 
-def parse_order(fields: dict[str, Any], line: int | None, names: dict[str, str] | None = None) -> tuple[
-        OrderRow | None, list[str]]:
+def parse_order(
+    fields: dict[str, Any], line: int | None, names: dict[str, str] | None = None
+) -> tuple[OrderRow | None, list[str]]:
     """Validate one order's raw fields (text from CSV or the command line, JSON values from JSONL).
 
     ``names`` maps a field to the name used in messages (``--limit-price`` on the command line). Returns
@@ -132,8 +135,10 @@ def parse_order(fields: dict[str, Any], line: int | None, names: dict[str, str] 
     problems += [problem] if problem else []
     order_id, problem = _text(label("id"), fields.get("id"), "", optional=True)
     if order_id is not None and not _ID.match(order_id):
-        problem = (f"{label('id')}={order_id!r} is invalid: expected 1 to 128 printable ASCII characters "
-                   "without spaces")
+        problem = (
+            f"{label('id')}={order_id!r} is invalid: expected 1 to 128 printable ASCII characters "
+            "without spaces"
+        )
     problems += [problem] if problem else []
     if problems:
         return None, problems
@@ -164,8 +169,13 @@ def parse_csv(body: str) -> tuple[list[OrderRow], list[str]]:
     problems = []
     unknown = [c for c in columns if c not in ORDER_FIELDS]
     if unknown:
-        problems.append(_at(1, f"unknown column(s) {', '.join(map(repr, unknown))}: expected columns of "
-                               f"{', '.join(ORDER_FIELDS)}"))
+        problems.append(
+            _at(
+                1,
+                f"unknown column(s) {', '.join(map(repr, unknown))}: expected columns of "
+                f"{', '.join(ORDER_FIELDS)}",
+            )
+        )
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
         problems.append(_at(1, f"column(s) {', '.join(map(repr, repeated))} given more than once"))
@@ -180,8 +190,9 @@ def parse_csv(body: str) -> tuple[list[OrderRow], list[str]]:
         if not values:
             continue  # a blank line holds no order
         if len(values) != len(columns):
-            problems.append(_at(line, f"{len(values)} values for {len(columns)} columns "
-                                      f"({','.join(columns)})"))
+            problems.append(
+                _at(line, f"{len(values)} values for {len(columns)} columns ({','.join(columns)})")
+            )
             continue
         row, found = parse_order(dict(zip(columns, values)), line)
         problems += [_at(line, p) for p in found]
@@ -206,8 +217,12 @@ def parse_jsonl(body: str) -> tuple[list[OrderRow], list[str]]:
             continue
         unknown = [k for k in record if k not in ORDER_FIELDS]
         if unknown:
-            problems.append(_at(line, f"unknown field(s) {', '.join(map(repr, unknown))}: expected "
-                                      f"{', '.join(ORDER_FIELDS)}"))
+            problems.append(
+                _at(
+                    line,
+                    f"unknown field(s) {', '.join(map(repr, unknown))}: expected {', '.join(ORDER_FIELDS)}",
+                )
+            )
         row, found = parse_order(record, line)
         problems += [_at(line, p) for p in found]
         rows += [row] if row and not unknown else []
@@ -224,12 +239,15 @@ def parse_order_file(path: Path) -> tuple[list[OrderRow], list[str]]:
     if not rows and not problems:
         problems.append("no orders in the file")
     if len(rows) > MAX_FILE_ORDERS:
-        problems.append(f"{len(rows)} orders: at most {MAX_FILE_ORDERS:,} per file (they go in one atomic "
-                        "call); split the file")
+        problems.append(
+            f"{len(rows)} orders: at most {MAX_FILE_ORDERS:,} per file (they go in one atomic "
+            "call); split the file"
+        )
     return rows, problems
 
 
 # --- checks against the lake and Redis, then one atomic publish ---------------------------------------------
+
 
 def latest_closes(settings: Settings) -> tuple[date, dict[str, float]]:
     """The lake's latest price date and each ticker's close on it (the worker's tradable universe)."""
@@ -238,15 +256,25 @@ def latest_closes(settings: Settings) -> tuple[date, dict[str, float]]:
     lake = Lake(settings.lake_root)
     dates = lake.price_dates()
     if not dates:
-        raise InputError("lake prices", str(settings.lake_root), "published prices (an operator's order is "
-                         "priced at the ticker's latest close): run `qb ingest` first")
+        raise InputError(
+            "lake prices",
+            str(settings.lake_root),
+            "published prices (an operator's order is "
+            "priced at the ticker's latest close): run `qb ingest` first",
+        )
     prices = lake.read_prices(start=dates[-1])
     closes = {str(t): float(c) for t, c in zip(prices["ticker"], prices["close"]) if math.isfinite(c)}
     return dates[-1], closes
 
 
-def _plan(rows: list[OrderRow], closes: dict[str, float], price_date: date, existing: dict[str, str | None],
-          now: datetime, names: dict[str, str]) -> tuple[list[Any], list[str]]:
+def _plan(
+    rows: list[OrderRow],
+    closes: dict[str, float],
+    price_date: date,
+    existing: dict[str, str | None],
+    now: datetime,
+    names: dict[str, str],
+) -> tuple[list[Any], list[str]]:
     """The orders to publish, or every problem: unknown tickers, ids repeated in the input or already used."""
     from quantbridge.messages import SubmitOrder
 
@@ -258,8 +286,13 @@ def _plan(rows: list[OrderRow], closes: dict[str, float], price_date: date, exis
         label = names.get("ticker", "ticker")
         if row.ticker not in closes:
             known = ", ".join(sorted(closes)[:12]) + (", ..." if len(closes) > 12 else "")
-            problems.append(_at(row.line, f"{label}={row.ticker!r} has no close in the lake on {price_date} "
-                                          f"(the latest prices): expected one of {known}"))
+            problems.append(
+                _at(
+                    row.line,
+                    f"{label}={row.ticker!r} has no close in the lake on {price_date} "
+                    f"(the latest prices): expected one of {known}",
+                )
+            )
             continue
         order_id = row.order_id or new_order_id(now)
         id_label = names.get("id", "id")
@@ -270,17 +303,35 @@ def _plan(rows: list[OrderRow], closes: dict[str, float], price_date: date, exis
         first_line[order_id] = row.line
         if existing.get(order_id) is not None:
             state = _state_name(existing[order_id])
-            problems.append(_at(row.line, f"{id_label}={order_id!r} is already used: the order has a state "
-                                          f"in orders:state ({state}); ids are never reused"))
+            problems.append(
+                _at(
+                    row.line,
+                    f"{id_label}={order_id!r} is already used: the order has a state "
+                    f"in orders:state ({state}); ids are never reused",
+                )
+            )
             continue
-        orders.append((row, SubmitOrder(order_id=order_id, ts=ts, strategy=STRATEGY, ticker=row.ticker,
-                                        side=row.side, quantity=row.quantity,
-                                        reference_price=closes[row.ticker], limit_price=row.limit_price)))
+        orders.append(
+            (
+                row,
+                SubmitOrder(
+                    order_id=order_id,
+                    ts=ts,
+                    strategy=STRATEGY,
+                    ticker=row.ticker,
+                    side=row.side,
+                    quantity=row.quantity,
+                    reference_price=closes[row.ticker],
+                    limit_price=row.limit_price,
+                ),
+            )
+        )
     return orders, problems
 
 
 def _by_line(problems: list[str]) -> list[str]:
     """Problems ordered by their file line (stable: a line's problems keep their order)."""
+
     def line(problem: str) -> int:
         match = re.match(r"line (\d+): ", problem)
         return int(match.group(1)) if match else 0
@@ -295,8 +346,9 @@ def _state_name(raw: str | None) -> str:
         return "unreadable"
 
 
-def publish(client: Any, schema: Any, planned: list[Any], *, by: str, source: str,
-            reason: str | None) -> list[str]:
+def publish(
+    client: Any, schema: Any, planned: list[Any], *, by: str, source: str, reason: str | None
+) -> list[str]:
     """XADD every order with its ``order_submitted`` audit entry in one Lua call, guarded on each id having
     no state yet (a race with another submitter refuses the whole batch). Returns the audit entry ids."""
     from quantbridge.audit import AuditWriter, Effects, GuardFailed
@@ -316,8 +368,12 @@ def publish(client: Any, schema: Any, planned: list[Any], *, by: str, source: st
         effects = Effects(guards=tuple(guards), xadd=tuple(xadds))
         written, _ = AuditWriter(client, schema).commit(entries, effects)
     except GuardFailed as exc:
-        raise InputError("id", exc.field, "an id without a state in orders:state",
-                         "another process used it meanwhile; nothing was submitted") from None
+        raise InputError(
+            "id",
+            exc.field,
+            "an id without a state in orders:state",
+            "another process used it meanwhile; nothing was submitted",
+        ) from None
     return [entry_id for entry_id, _ in written]
 
 
@@ -325,8 +381,9 @@ def _reason(args: argparse.Namespace, *, required: bool) -> str | None:
     reason = (args.reason or "").strip()
     if not reason:
         if required:
-            raise InputError("--reason", args.reason,
-                             "a non-empty reason (the audit trail records who and why)")
+            raise InputError(
+                "--reason", args.reason, "a non-empty reason (the audit trail records who and why)"
+            )
         return None
     if len(reason) > MAX_REASON_CHARS or any(ord(c) < 32 and c not in "\t" for c in reason):
         raise InputError("--reason", reason[:80], f"one line of at most {MAX_REASON_CHARS} characters")
@@ -334,13 +391,14 @@ def _reason(args: argparse.Namespace, *, required: bool) -> str | None:
 
 
 def _connect(settings: Settings) -> tuple[Any, Any]:
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
 
     return connect(settings, verify=True), RedisSchema(settings.redis_prefix)
 
 
 # --- commands -----------------------------------------------------------------------------------------------
+
 
 def cmd_kill_switch(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Set, clear or show the kill switch; set and clear are audited in the same Lua call as the change."""
@@ -364,24 +422,39 @@ def cmd_kill_switch(args: argparse.Namespace, settings: Settings) -> tuple[dict[
     if args.action != "status":
         out.update(changed=changed, by=by, reason=reason)
         if not changed:
-            out["note"] = ("the switch was already off" if args.action == "off" and before is None else
-                          "the switch was already set by you; nothing written" if args.action == "on" else
-                          "the switch changed while clearing it; nothing written: look again")
+            out["note"] = (
+                "the switch was already off"
+                if args.action == "off" and before is None
+                else "the switch was already set by you; nothing written"
+                if args.action == "on"
+                else "the switch changed while clearing it; nothing written: look again"
+            )
     return out, 0
 
 
 def cmd_order_submit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Validate every order (file rows by line), price it at the lake's latest close, publish all or none."""
     reason = _reason(args, required=False)
-    single = {"ticker": args.ticker, "side": args.side, "quantity": args.quantity,
-              "limit_price": args.limit_price, "id": args.id}
-    names = {"ticker": "--ticker", "side": "--side", "quantity": "--quantity", "limit_price": "--limit-price",
-             "id": "--id"}
+    single = {
+        "ticker": args.ticker,
+        "side": args.side,
+        "quantity": args.quantity,
+        "limit_price": args.limit_price,
+        "id": args.id,
+    }
+    names = {
+        "ticker": "--ticker",
+        "side": "--side",
+        "quantity": "--quantity",
+        "limit_price": "--limit-price",
+        "id": "--id",
+    }
     if args.file:
         given = [k for k, v in single.items() if v is not None]
         if given:
-            raise InputError(names[given[0]], single[given[0]], "no order flags with --file (the file holds "
-                             "the orders)")
+            raise InputError(
+                names[given[0]], single[given[0]], "no order flags with --file (the file holds the orders)"
+            )
         path = Path(args.file)
         rows, problems = parse_order_file(path)
         source, names = f"file:{path.name}", {}
@@ -396,7 +469,7 @@ def cmd_order_submit(args: argparse.Namespace, settings: Settings) -> tuple[dict
         if problems:  # refused anyway: list the rows' problems, and what could not be checked
             raise OrdersRefused(source_name, problems + [f"tickers and ids not checked: {exc}"]) from None
         raise
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         ids = [r.order_id for r in rows if r.order_id is not None]
         states = client.hmget(schema.key("order_state"), ids) if ids else []
@@ -407,10 +480,26 @@ def cmd_order_submit(args: argparse.Namespace, settings: Settings) -> tuple[dict
         audit_ids = publish(client, schema, planned, by=by, source=source, reason=reason)
     finally:
         client.close()
-    orders = [{"order_id": o.order_id, "ticker": o.ticker, "side": o.side, "quantity": o.quantity,
-               "limit_price": o.limit_price, "reference_price": o.reference_price} for _, o in planned]
-    return {"submitted": len(orders), "by": by, "source": source, "reason": reason,
-            "prices_as_of": price_date.isoformat(), "audit_entries": len(audit_ids), "orders": orders}, 0
+    orders = [
+        {
+            "order_id": o.order_id,
+            "ticker": o.ticker,
+            "side": o.side,
+            "quantity": o.quantity,
+            "limit_price": o.limit_price,
+            "reference_price": o.reference_price,
+        }
+        for _, o in planned
+    ]
+    return {
+        "submitted": len(orders),
+        "by": by,
+        "source": source,
+        "reason": reason,
+        "prices_as_of": price_date.isoformat(),
+        "audit_entries": len(audit_ids),
+        "orders": orders,
+    }, 0
 
 
 def _summary(order_id: str, raw: str | None) -> dict[str, Any]:
@@ -436,8 +525,10 @@ def cmd_order_status(args: argparse.Namespace, settings: Settings) -> tuple[dict
         else:
             raw = client.hget(key, args.order_id)
             if raw is None:
-                raise NoDataError(f"order {args.order_id!r} has no state in {key}: the worker has not taken "
-                                  "it yet, or no order has that id")
+                raise NoDataError(
+                    f"order {args.order_id!r} has no state in {key}: the worker has not taken "
+                    "it yet, or no order has that id"
+                )
             rows = [_summary(args.order_id, raw)]
     finally:
         client.close()
@@ -462,13 +553,17 @@ def print_status_table(rows: list[dict[str, Any]], stream: Any = None) -> None:
             detail = "reasons: " + "; ".join(map(str, r["reasons"]))
         elif r.get("children"):
             detail = f"{len(r['children'])} child order(s): " + ", ".join(
-                str(c.get("venue", "?")) for c in r["children"] if isinstance(c, dict))
+                str(c.get("venue", "?")) for c in r["children"] if isinstance(c, dict)
+            )
         else:
             detail = str(r.get("raw", ""))
         filled = r.get("filled")
         filled_text = f"{float(filled):,.0f}" if isinstance(filled, (int, float)) else "-"
-        print(f"{r['order_id']:<{width}}  {str(r.get('state')):<16}{filled_text:>12}  {history}"
-              + (f"  [{detail}]" if detail else ""), file=stream)
+        print(
+            f"{r['order_id']:<{width}}  {str(r.get('state')):<16}{filled_text:>12}  {history}"
+            + (f"  [{detail}]" if detail else ""),
+            file=stream,
+        )
 
 
 def cmd_order(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
@@ -477,24 +572,34 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``qb kill-switch`` and ``qb order`` on the subcommand parsers of ``qb``."""
-    p = sub.add_parser("kill-switch", parents=[common],
-                       help="set, clear or show the kill switch (audited: who, why)")
+    p = sub.add_parser(
+        "kill-switch", parents=[common], help="set, clear or show the kill switch (audited: who, why)"
+    )
     p.add_argument("action", choices=["on", "off", "status"])
     p.add_argument("--reason", default=None, help="why (required for on and off; kept in the audit trail)")
     p.set_defaults(func=cmd_kill_switch)
 
-    p = sub.add_parser("order", parents=[common],
-                       help="submit operator orders (audited) or show order states")
+    p = sub.add_parser(
+        "order", parents=[common], help="submit operator orders (audited) or show order states"
+    )
     actions = p.add_subparsers(dest="order_action", required=True)
     s = actions.add_parser("submit", parents=[common], help="one order from the flags, or a .csv/.jsonl file")
     s.add_argument("--ticker", default=None)
     s.add_argument("--side", default=None, help="BUY or SELL")
     s.add_argument("--quantity", default=None, help="shares, a positive number")
-    s.add_argument("--limit-price", dest="limit_price", default=None,
-                   help="worst price accepted (optional; limits and fills use the worker's own mark)")
+    s.add_argument(
+        "--limit-price",
+        dest="limit_price",
+        default=None,
+        help="worst price accepted (optional; limits and fills use the worker's own mark)",
+    )
     s.add_argument("--id", default=None, help="order id (default op:<UTC time>:<random>); never reused")
-    s.add_argument("--file", default=None, help="CSV (header ticker,side,quantity[,limit_price][,id]) or "
-                                                "JSONL (one object per line, same keys): all orders or none")
+    s.add_argument(
+        "--file",
+        default=None,
+        help="CSV (header ticker,side,quantity[,limit_price][,id]) or "
+        "JSONL (one object per line, same keys): all orders or none",
+    )
     s.add_argument("--reason", default=None, help="why (kept in each order's audit entry)")
     s.set_defaults(func=cmd_order)
     s = actions.add_parser("status", parents=[common], help="state of one order, or of all (orders:state)")

@@ -28,20 +28,45 @@ FX_BASE_CORRELATION = 0.3
 
 
 def _rows(family: str, scenario: str, base: pd.Series, shocked: pd.Series) -> list[dict[str, Any]]:
-    rows = [{"family": family, "scenario": scenario, "position": str(p), "base_value": float(base[p]),
-             "shocked_value": float(shocked[p]), "change": float(shocked[p] - base[p])} for p in base.index]
-    rows.append({"family": family, "scenario": scenario, "position": "TOTAL", "base_value": float(base.sum()),
-                 "shocked_value": float(shocked.sum()), "change": float(shocked.sum() - base.sum())})
+    rows = [
+        {
+            "family": family,
+            "scenario": scenario,
+            "position": str(p),
+            "base_value": float(base[p]),
+            "shocked_value": float(shocked[p]),
+            "change": float(shocked[p] - base[p]),
+        }
+        for p in base.index
+    ]
+    rows.append(
+        {
+            "family": family,
+            "scenario": scenario,
+            "position": "TOTAL",
+            "base_value": float(base.sum()),
+            "shocked_value": float(shocked.sum()),
+            "change": float(shocked.sum() - base.sum()),
+        }
+    )
     return rows
 
 
-def fx_vol_spikes(fx: pd.DataFrame, multipliers: Iterable[float] = (1.0, 2.0, 3.0), confidence: float = 0.99,
-                  paths: int = 50_000, seed: int = 20260101, horizon_days: int = 1) -> list[dict[str, Any]]:
+def fx_vol_spikes(
+    fx: pd.DataFrame,
+    multipliers: Iterable[float] = (1.0, 2.0, 3.0),
+    confidence: float = 0.99,
+    paths: int = 50_000,
+    seed: int = 20260101,
+    horizon_days: int = 1,
+) -> list[dict[str, Any]]:
     """FX VaR under volatility multipliers and a correlation-to-one stress (component VaR per currency)."""
     exposure = pd.Series((fx["notional"] * fx["spot_usd"]).to_numpy(), index=fx["currency"], dtype="float64")
     daily_vol = fx["annual_vol"].to_numpy(dtype=np.float64) / np.sqrt(252)
     n = len(exposure)
-    cases: list[tuple[str, float, float]] = [(f"fx_vol_x{m:g}", float(m), FX_BASE_CORRELATION) for m in multipliers]
+    cases: list[tuple[str, float, float]] = [
+        (f"fx_vol_x{m:g}", float(m), FX_BASE_CORRELATION) for m in multipliers
+    ]
     cases.append(("fx_correlation_one", 1.0, 1.0))
     rows: list[dict[str, Any]] = []
     for name, mult, rho in cases:
@@ -49,16 +74,29 @@ def fx_vol_spikes(fx: pd.DataFrame, multipliers: Iterable[float] = (1.0, 2.0, 3.
             raise InputError("fx multiplier", mult, "a positive number")
         corr = np.full((n, n), rho) + (1 - rho) * np.eye(n)
         vol = daily_vol * mult
-        result = monte_carlo_var(exposure.to_numpy(), corr * np.outer(vol, vol), confidence=confidence,
-                                 horizon_days=horizon_days, paths=paths, seed=seed, mode="full",
-                                 tickers=list(exposure.index))
+        result = monte_carlo_var(
+            exposure.to_numpy(),
+            corr * np.outer(vol, vol),
+            confidence=confidence,
+            horizon_days=horizon_days,
+            paths=paths,
+            seed=seed,
+            mode="full",
+            tickers=list(exposure.index),
+        )
         loss = pd.Series(result.component_var)
         rows += _rows("fx", name, exposure, exposure - loss)
     return rows
 
 
-def esg_blackouts(holdings: pd.Series, esg: pd.DataFrame, gap: float = -0.30, haircut: float = 0.05,
-                  sector_gap: float = -0.15, threshold: float = 0.35) -> list[dict[str, Any]]:
+def esg_blackouts(
+    holdings: pd.Series,
+    esg: pd.DataFrame,
+    gap: float = -0.30,
+    haircut: float = 0.05,
+    sector_gap: float = -0.15,
+    threshold: float = 0.35,
+) -> list[dict[str, Any]]:
     """ESG scandal per name and sector-wide black-outs of names under ``threshold``.
 
     holdings: money value per ticker. A scandal marks the name down by ``gap`` and a further ``haircut``
@@ -93,13 +131,17 @@ def esg_blackouts(holdings: pd.Series, esg: pd.DataFrame, gap: float = -0.30, ha
     return rows
 
 
-def historical_worst(holdings: pd.Series, closes: pd.DataFrame, windows: Iterable[int] = (1, 10)) -> list[dict[str, Any]]:
+def historical_worst(
+    holdings: pd.Series, closes: pd.DataFrame, windows: Iterable[int] = (1, 10)
+) -> list[dict[str, Any]]:
     """Apply the lake's worst 1-day and 10-day windows (of the held book's return) to today's holdings."""
     prices = closes.loc[:, list(holdings.index)].dropna()
     rows: list[dict[str, Any]] = []
     for days in windows:
         if len(prices) <= days:
-            raise InputError("lake prices", f"{len(prices)} dates", f"more than {days} dates for a {days}-day window")
+            raise InputError(
+                "lake prices", f"{len(prices)} dates", f"more than {days} dates for a {days}-day window"
+            )
         window_returns = prices / prices.shift(days) - 1
         book = (window_returns * holdings).sum(axis=1, min_count=1).dropna()
         end = book.idxmin()

@@ -20,7 +20,9 @@ from quantbridge.errors import InputError
 from quantbridge.settings import Settings
 
 
-def _epoch_bar(args: argparse.Namespace, label: str) -> tuple[Callable[[int, int, dict[str, float]], None], Any]:
+def _epoch_bar(
+    args: argparse.Namespace, label: str
+) -> tuple[Callable[[int, int, dict[str, float]], None], Any]:
     """A tqdm bar over epochs on stderr (silent with --quiet) and a function to close it."""
     from tqdm import tqdm
 
@@ -45,9 +47,14 @@ def _epoch_bar(args: argparse.Namespace, label: str) -> tuple[Callable[[int, int
 def _spec(args: argparse.Namespace, settings: Settings) -> Any:
     from synthetic.pipeline import RunSpec
 
-    return RunSpec(model_kind=args.model, beta=args.beta, epochs=args.epochs,
-                   samples=args.n, seed=settings.seed,
-                   end=args.end.isoformat() if args.end else None)
+    return RunSpec(
+        model_kind=args.model,
+        beta=args.beta,
+        epochs=args.epochs,
+        samples=args.n,
+        seed=settings.seed,
+        end=args.end.isoformat() if args.end else None,
+    )
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
@@ -78,14 +85,16 @@ def cmd_sample(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     from quantbridge.lake import Lake
+    from synthetic.beta_sweep import beta_sweep, sweep_report
     from synthetic.pipeline import load_data
-    from synthetic.report import beta_sweep, sweep_report
 
     if any(b < 0 for b in args.betas):
         raise InputError("--betas", args.betas, "numbers >= 0")
     if args.epochs < 1:
         raise InputError("--epochs", args.epochs, "a positive integer")
-    split, esg = load_data(Lake(settings.lake_root), args.end.isoformat() if args.end else None, settings.seed)
+    split, esg = load_data(
+        Lake(settings.lake_root), args.end.isoformat() if args.end else None, settings.seed
+    )
     update, close = _epoch_bar(args, "sweep")
 
     def message(text: str) -> None:
@@ -93,16 +102,35 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
 
-    rows, samples = beta_sweep(split, esg, args.betas, args.epochs, settings.seed, progress=message,
-                               epoch_progress=update, model_kind=args.model)
-    out: dict[str, Any] = {"model": args.model, "train_windows": len(split.train), "test_windows": len(split.test),
-                           "start": split.start, "end": split.end, "epochs": args.epochs, "rows": rows}
+    rows, samples = beta_sweep(
+        split,
+        esg,
+        args.betas,
+        args.epochs,
+        settings.seed,
+        progress=message,
+        epoch_progress=update,
+        model_kind=args.model,
+    )
+    out: dict[str, Any] = {
+        "model": args.model,
+        "train_windows": len(split.train),
+        "test_windows": len(split.test),
+        "start": split.start,
+        "end": split.end,
+        "epochs": args.epochs,
+        "rows": rows,
+    }
     if args.out:
         model = " --model vae" if args.model == "vae" else ""
-        command = (f"qb synth report{model} --betas {' '.join(f'{b:g}' for b in args.betas)} --epochs {args.epochs}"
-                   + (f" --end {args.end.isoformat()}" if args.end else "") + f" --out {shlex.quote(args.out)}")
-        out["report"] = str(sweep_report(split, esg, rows, samples, Path(args.out), command, settings.seed,
-                                         args.model))
+        command = (
+            f"qb synth report{model} --betas {' '.join(f'{b:g}' for b in args.betas)} --epochs {args.epochs}"
+            + (f" --end {args.end.isoformat()}" if args.end else "")
+            + f" --out {shlex.quote(args.out)}"
+        )
+        out["report"] = str(
+            sweep_report(split, esg, rows, samples, Path(args.out), command, settings.seed, args.model)
+        )
     return out, 0
 
 
@@ -110,15 +138,19 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
     return {"train": cmd_train, "sample": cmd_sample, "report": cmd_report}[args.action](args, settings)
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser, date_type: Callable[[str], Callable[[str], Any]]) -> None:
+def add_parser(
+    sub: Any, common: argparse.ArgumentParser, date_type: Callable[[str], Callable[[str], Any]]
+) -> None:
     """Register ``qb synth`` on the subcommand parsers of ``qb``."""
+    from synthetic.beta_sweep import BETAS
     from synthetic.cgan import GANConfig
-    from synthetic.report import BETAS
 
     p = sub.add_parser("synth", parents=[common], help="synthetic markets: train, sample, beta-sweep report")
     p.add_argument("action", choices=["train", "sample", "report"])
     p.add_argument("--run", default="cli", help="run name: lake folder synthetic/run=NAME/ (train, sample)")
-    p.add_argument("--model", default="cgan", choices=["cgan", "vae"], help="generator (train, sample, report)")
+    p.add_argument(
+        "--model", default="cgan", choices=["cgan", "vae"], help="generator (train, sample, report)"
+    )
     p.add_argument("--beta", type=float, default=0.0, help="ESG weight in the loss (train)")
     p.add_argument("--betas", type=float, nargs="+", default=list(BETAS), help="ESG weights (report)")
     p.add_argument("--epochs", type=int, default=GANConfig.epochs)

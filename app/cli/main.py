@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -25,7 +25,9 @@ def _date(field: str) -> Callable[[str], date]:
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{field}={text!r} is invalid: expected a date like 2020-01-02") from None
+            raise argparse.ArgumentTypeError(
+                f"{field}={text!r} is invalid: expected a date like 2020-01-02"
+            ) from None
 
     return parse
 
@@ -37,6 +39,7 @@ def _echo(args: argparse.Namespace, message: str) -> None:
 
 
 # --- commands ---------------------------------------------------------------------------------------
+
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     from marketdata.feed import FileFeed, SkfolioFeed
@@ -56,8 +59,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 def _record_ingest(settings: Settings, out: dict[str, Any], args: argparse.Namespace) -> None:
     """Best effort: the lake is the source of truth; Redis only mirrors the last ingest for dashboards."""
+    from marketdata.ingest_record import record_ingest
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect, record_ingest
 
     client = connect(settings)
     try:
@@ -65,26 +69,33 @@ def _record_ingest(settings: Settings, out: dict[str, Any], args: argparse.Names
         out["recorded_in_redis"] = True
     except Exception as exc:  # noqa: BLE001 - Redis being down must not undo a published ingest
         out["recorded_in_redis"] = False
-        _echo(args, f"note: Redis at {settings.redis_url_redacted()} not reachable ({exc}); "
-                    "ingest summary not mirrored (start it with `make services`)")
+        _echo(
+            args,
+            f"note: Redis at {settings.redis_url_redacted()} not reachable ({exc}); "
+            "ingest summary not mirrored (start it with `make services`)",
+        )
     finally:
         client.close()
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    from quantbridge.cli.backfill import backfill
-    from quantbridge.services import RedisService
+    from app.cli.backfill import backfill
+    from app.services import RedisService
 
     if not RedisService(settings).ping():
-        raise ServiceError(f"Redis at {settings.redis_url_redacted()} is not answering; DAG tasks record their "
-                           "results there: start it with `make services`")
+        raise ServiceError(
+            f"Redis at {settings.redis_url_redacted()} is not answering; DAG tasks record their "
+            "results there: start it with `make services`"
+        )
     bar = _progress_bar(args)
 
     def progress(i: int, n: int, day: date, state: str) -> None:
         bar(i, n, f"{day} {state}")
 
     with contextlib.redirect_stdout(sys.stderr):  # Airflow logs to stdout; keep it for --json
-        out = backfill(settings, args.dag_id, args.start, args.end, weekdays_only=not args.all_days, progress=progress)
+        out = backfill(
+            settings, args.dag_id, args.start, args.end, weekdays_only=not args.all_days, progress=progress
+        )
     return out, (0 if out["failed"] == 0 and all(r["state"] == "success" for r in out["runs"]) else 1)
 
 
@@ -107,10 +118,11 @@ def _progress_bar(args: argparse.Namespace) -> Callable[[int, int, str], None]:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    from app.services import AirflowStack, RedisService
+    from marketdata.ingest_record import read_ingest
     from quantbridge.lake import Lake
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.services import AirflowStack, RedisService
-    from quantbridge.state import connect, read_ingest
 
     lake = Lake(settings.lake_root)
     dates = lake.price_dates()
@@ -142,7 +154,7 @@ def _last_runs(limit: int = 10) -> list[dict[str, Any]]:
     """Latest DAG runs from the Airflow metadata DB (read-only, plain SQL; empty if there is no DB yet)."""
     import sqlite3
 
-    from quantbridge.airflow_env import airflow_home
+    from app.airflow_env import airflow_home
 
     db = airflow_home() / "airflow.db"
     if not db.exists():
@@ -150,7 +162,8 @@ def _last_runs(limit: int = 10) -> list[dict[str, Any]]:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             rows = conn.execute(
-                "SELECT dag_id, run_id, state, logical_date, end_date FROM dag_run ORDER BY id DESC LIMIT ?", (limit,)
+                "SELECT dag_id, run_id, state, logical_date, end_date FROM dag_run ORDER BY id DESC LIMIT ?",
+                (limit,),
             ).fetchall()
     except sqlite3.Error:
         return []
@@ -162,20 +175,23 @@ def _airflow_bin() -> Path:
 
 
 def cmd_services(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    from quantbridge.services import RedisService
+    from app.services import RedisService
 
     service = RedisService(settings)
     return getattr(service, args.action)(), 0
 
 
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    from quantbridge.services import AirflowStack
+    from app.services import AirflowStack
 
     stack = AirflowStack(settings, _airflow_bin())
     out = getattr(stack, args.action)()
     if args.action == "start":
-        _echo(args, f"Airflow UI: {out['url']}  user: admin  password: {out['password']} "
-                    f"(from {out['password_file']})")
+        _echo(
+            args,
+            f"Airflow UI: {out['url']}  user: admin  password: {out['password']} "
+            f"(from {out['password_file']})",
+        )
     return out, 0
 
 
@@ -183,51 +199,74 @@ def cmd_stress(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     """Stress the book for one date and print per scenario the base, shocked value and change."""
     from quantbridge.lake import Lake
     from risk.portfolio import load_positions
-    from risk.stress_run import load_inputs, run_stress
+    from risk.stress_night import load_inputs, run_stress
 
     lake = Lake(settings.lake_root)
     positions = load_positions(args.positions) if args.positions else _redis_positions(settings)
     inputs = load_inputs(lake, args.date, positions, args.book)
-    frame = run_stress(inputs, args.scenarios, shock_scale=args.shock_scale, paths=args.paths, seed=settings.seed,
-                       dask_scheduler=settings.dask_scheduler, progress=lambda m: _echo(args, m))
+    frame = run_stress(
+        inputs,
+        args.scenarios,
+        shock_scale=args.shock_scale,
+        paths=args.paths,
+        seed=settings.seed,
+        dask_scheduler=settings.dask_scheduler,
+        progress=lambda m: _echo(args, m),
+    )
     scenarios = []
     for (family, scenario), rows in frame.groupby(["family", "scenario"], sort=False):
         total = rows[rows["position"] == "TOTAL"].iloc[0]
-        scenarios.append({"family": family, "scenario": scenario, "base_value": total["base_value"],
-                          "shocked_value": total["shocked_value"], "change": total["change"],
-                          "positions": rows[rows["position"] != "TOTAL"].loc[
-                              :, ["position", "base_value", "shocked_value", "change"]].to_dict("records")})
+        scenarios.append(
+            {
+                "family": family,
+                "scenario": scenario,
+                "base_value": total["base_value"],
+                "shocked_value": total["shocked_value"],
+                "change": total["change"],
+                "positions": rows[rows["position"] != "TOTAL"]
+                .loc[:, ["position", "base_value", "shocked_value", "change"]]
+                .to_dict("records"),
+            }
+        )
     scenarios.sort(key=lambda r: r["change"])
     out: dict[str, Any] = {"date": args.date.isoformat(), "rows": len(frame), "scenarios": scenarios}
     if "rates" in args.scenarios:
         from risk.irrbb import bootstrap_par_curve, key_rate_durations
 
         krd = key_rate_durations(inputs.bond_book, bootstrap_par_curve(args.date, inputs.curve))
-        out["key_rate_durations"] = {bond: {k: round(v, 4) for k, v in row.items()} for bond, row in krd.iterrows()}
+        out["key_rate_durations"] = {
+            bond: {k: round(v, 4) for k, v in row.items()} for bond, row in krd.iterrows()
+        }
     if not args.json:
         print(f"stress {args.date}: {len(scenarios)} scenarios, worst first")
         print(f"{'family':<11}{'scenario':<36}{'base':>16}{'shocked':>16}{'change':>14}")
         for r in scenarios:
-            print(f"{r['family']:<11}{r['scenario']:<36}{r['base_value']:>16,.0f}{r['shocked_value']:>16,.0f}"
-                  f"{r['change']:>14,.0f}")
+            print(
+                f"{r['family']:<11}{r['scenario']:<36}{r['base_value']:>16,.0f}{r['shocked_value']:>16,.0f}"
+                f"{r['change']:>14,.0f}"
+            )
     return out, 0
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """The SHAP explanation stored with an order."""
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
     from strategy.rebalance import explanation
 
     client = connect(settings)
     try:
         record = explanation(client, RedisSchema(settings.redis_prefix), args.order_id)
     except KeyError:
-        raise InputError("ORDER_ID", args.order_id, "an order published by the rebalance (see the qb:orders stream)") from None
+        raise InputError(
+            "ORDER_ID", args.order_id, "an order published by the rebalance (see the qb:orders stream)"
+        ) from None
     finally:
         client.close()
     ranked = sorted(record["contributions"].items(), key=lambda kv: -abs(kv[1]))
-    record["top"] = [{"feature": k, "contribution": v, "value": record["features"].get(k)} for k, v in ranked[:5]]
+    record["top"] = [
+        {"feature": k, "contribution": v, "value": record["features"].get(k)} for k, v in ranked[:5]
+    ]
     return record, 0
 
 
@@ -244,18 +283,25 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     if closes.empty:
         raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
     esg = esg_scores(lake)
-    _echo(args, f"features and {args.folds}-fold purged walk-forward on {closes.shape[0]} dates x {closes.shape[1]} tickers")
+    _echo(
+        args,
+        f"features and {args.folds}-fold purged walk-forward on {closes.shape[0]} dates x {closes.shape[1]} tickers",
+    )
     panel = build_features(closes, esg)
     model_eval, oos = walk_forward(panel, folds=args.folds, seed=settings.seed)
     out = evaluate(oos, closes, panel, top_k=args.top_k, cost_bps=args.cost_bps)
     out["walk_forward"] = model_eval.as_dict()
     if not args.json:
-        print(f"out of sample {out['start']}..{out['end']}, rebalanced every {out['rebalance_days']} days, "
-              f"top {out['top_k']}, cost {out['cost_bps']} bp per unit turnover")
+        print(
+            f"out of sample {out['start']}..{out['end']}, rebalanced every {out['rebalance_days']} days, "
+            f"top {out['top_k']}, cost {out['cost_bps']} bp per unit turnover"
+        )
         print(f"{'book':<14}{'IC':>8}{'hit':>7}{'ann.ret':>9}{'ann.vol':>9}{'Sharpe':>8}{'maxDD':>8}")
         for r in out["rows"]:
-            print(f"{r['book']:<14}{r['ic']:>8.4f}{r['hit_rate']:>7.3f}{r['annual_return']:>9.2%}"
-                  f"{r['annual_volatility']:>9.2%}{r['sharpe']:>8.2f}{r['max_drawdown']:>8.1%}")
+            print(
+                f"{r['book']:<14}{r['ic']:>8.4f}{r['hit_rate']:>7.3f}{r['annual_return']:>9.2%}"
+                f"{r['annual_volatility']:>9.2%}{r['sharpe']:>8.2f}{r['max_drawdown']:>8.1%}"
+            )
     return out, 0
 
 
@@ -264,8 +310,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
     checkpoint of its head (count, hash, entry id, time) with ``settings.audit_key_path`` and append it."""
     from quantbridge.audit import checkpoint, load_public_key, load_signing_key, verify
     from quantbridge.lake import Lake
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
 
     client, schema, lake = connect(settings), RedisSchema(settings.redis_prefix), Lake(settings.lake_root)
     try:
@@ -285,13 +331,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
     from execution.worker import ExecutionWorker, lake_marks
     from quantbridge.lake import Lake
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
 
     lake = Lake(settings.lake_root)
-    tickers = set(lake.read_close_matrix(start=lake.price_dates()[-1]).columns) if lake.price_dates() else set()
+    tickers = (
+        set(lake.read_close_matrix(start=lake.price_dates()[-1]).columns) if lake.price_dates() else set()
+    )
     if not tickers:
-        raise InputError("lake prices", str(settings.lake_root), "published prices (the tradable universe): run `qb ingest`")
+        raise InputError(
+            "lake prices",
+            str(settings.lake_root),
+            "published prices (the tradable universe): run `qb ingest`",
+        )
     from marketdata.reference import esg_scores
 
     scores = esg_scores(lake)
@@ -303,21 +355,33 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         threading.Timer(args.duration, stop.set).start()
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
     client = connect(settings, verify=True)  # a refused password is reported clearly, before anything else
-    worker = ExecutionWorker(client, RedisSchema(settings.redis_prefix), consumer, tickers, esg,
-                             marks=lake_marks(lake), risk_stale_after_s=settings.risk_stale_after_s,
-                             max_deliveries=settings.max_deliveries)
+    worker = ExecutionWorker(
+        client,
+        RedisSchema(settings.redis_prefix),
+        consumer,
+        tickers,
+        esg,
+        marks=lake_marks(lake),
+        risk_stale_after_s=settings.risk_stale_after_s,
+        max_deliveries=settings.max_deliveries,
+    )
     port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
     server = None
     try:
         server = worker.metrics.serve(port) if port else None
     except OSError as exc:
         if args.metrics_port is not None:
-            raise ServiceError(f"--metrics-port={port} cannot be served ({exc}): pick a free port or 0") from None
+            raise ServiceError(
+                f"--metrics-port={port} cannot be served ({exc}): pick a free port or 0"
+            ) from None
         # Workers run side by side in one group: only the first one on a host gets the default port.
         _echo(args, f"note: metrics port {port} busy ({exc}); this worker runs without /metrics")
         port = 0
-    _echo(args, f"execution worker {consumer}: {len(tickers)} tickers, policies from policies/"
-                + (f", metrics on 127.0.0.1:{port}/metrics" if port else ""))
+    _echo(
+        args,
+        f"execution worker {consumer}: {len(tickers)} tickers, policies from policies/"
+        + (f", metrics on 127.0.0.1:{port}/metrics" if port else ""),
+    )
     try:
         handled = worker.run(stop, max_orders=args.max_orders, reclaim_idle_ms=args.reclaim_idle_ms)
     finally:
@@ -330,8 +394,8 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
     """Execution positions and P&L against lake marks; exit 1 when there is any break."""
     from execution.reconcile import reconcile
     from quantbridge.lake import Lake
+    from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
-    from quantbridge.state import connect
 
     client = connect(settings)
     try:
@@ -342,7 +406,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
 
 
 def _redis_positions(settings: Settings) -> dict[str, float]:
-    from quantbridge.cli.var import redis_positions
+    from app.cli.var import redis_positions
 
     return redis_positions(settings)
 
@@ -352,9 +416,19 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
     if not args.json:
         print(schema_markdown(settings.redis_prefix))
-    return {"prefix": settings.redis_prefix,
-            "keys": [{"key": f"{settings.redis_prefix}:{k.suffix}", "type": k.type, "writer": k.writer,
-                      "reader": k.reader, "description": k.description} for k in KEYS]}, 0
+    return {
+        "prefix": settings.redis_prefix,
+        "keys": [
+            {
+                "key": f"{settings.redis_prefix}:{k.suffix}",
+                "type": k.type,
+                "writer": k.writer,
+                "reader": k.reader,
+                "description": k.description,
+            }
+            for k in KEYS
+        ],
+    }, 0
 
 
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
@@ -363,7 +437,9 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
         if args.name not in out:
             raise InputError("NAME", args.name, "one of " + ", ".join(sorted(out)))
         # Secrets (the password, a URL that may carry one) print redacted, as in the whole listing.
-        value = out[args.name] if args.name in {"redis_password", "redis_url"} else getattr(settings, args.name)
+        value = (
+            out[args.name] if args.name in {"redis_password", "redis_url"} else getattr(settings, args.name)
+        )
         if not args.json:
             print(value)
         return {args.name: out[args.name]}, 0
@@ -372,17 +448,22 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
 # --- parser -----------------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     common.add_argument("--quiet", "-q", action="store_true", help="no progress messages on stderr")
-    parser = argparse.ArgumentParser(prog="qb", description="quantbridge: from model to market", parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="qb", description="quantbridge: from model to market", parents=[common]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", parents=[common], help="bulk-ingest a date range into the lake (Spark + GX)")
     p.add_argument("--start", type=_date("--start"), required=True)
     p.add_argument("--end", type=_date("--end"), required=True)
-    p.add_argument("--source", help="CSV or Parquet with columns date, ticker, close (default: bundled real S&P 500)")
+    p.add_argument(
+        "--source", help="CSV or Parquet with columns date, ticker, close (default: bundled real S&P 500)"
+    )
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("backfill", parents=[common], help="run a DAG in-process (dag.test) for each date")
@@ -399,21 +480,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_services)
 
-    p = sub.add_parser("airflow", parents=[common], help="the local Airflow 3 stack (api-server, scheduler, ...)")
+    p = sub.add_parser(
+        "airflow", parents=[common], help="the local Airflow 3 stack (api-server, scheduler, ...)"
+    )
     p.add_argument("action", choices=["start", "stop", "status", "migrate"])
     p.set_defaults(func=cmd_airflow)
 
-    from quantbridge.cli.var import add_parser as add_var_parser  # qb var, qb var backtest, qb var-sensor
+    from app.cli.var import add_parser as add_var_parser  # qb var, qb var backtest, qb var-sensor
 
     add_var_parser(sub, common, _date)
 
-    p = sub.add_parser("stress", parents=[common], help="stress scenarios for one date (rates, fx, esg, historical)")
+    p = sub.add_parser(
+        "stress", parents=[common], help="stress scenarios for one date (rates, fx, esg, historical)"
+    )
     p.add_argument("--date", type=_date("--date"), required=True)
-    p.add_argument("--book", help="your fixed-income book: CSV id, face, coupon_rate, maturity_date, "
-                                  "coupon_frequency, currency (default: the illustrative book in the lake)")
+    p.add_argument(
+        "--book",
+        help="your fixed-income book: CSV id, face, coupon_rate, maturity_date, "
+        "coupon_frequency, currency (default: the illustrative book in the lake)",
+    )
     p.add_argument("--positions", help="equity positions CSV/JSON (default: Redis, else the demo book)")
-    p.add_argument("--scenarios", nargs="+", default=["rates", "fx", "esg", "historical"],
-                   choices=["rates", "fx", "esg", "historical"], help="scenario families")
+    p.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["rates", "fx", "esg", "historical"],
+        choices=["rates", "fx", "esg", "historical"],
+        help="scenario families",
+    )
     p.add_argument("--shock-scale", type=float, default=1.0)
     p.add_argument("--paths", type=int, default=50_000)
     p.set_defaults(func=cmd_stress)
@@ -430,33 +523,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-bps", type=float, default=10.0)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("audit", parents=[common],
-                       help="verify the audit chain against the signed checkpoints, or sign a checkpoint")
+    p = sub.add_parser(
+        "audit",
+        parents=[common],
+        help="verify the audit chain against the signed checkpoints, or sign a checkpoint",
+    )
     p.add_argument("action", choices=["verify", "checkpoint"])
     p.set_defaults(func=cmd_audit)
 
-    p = sub.add_parser("worker", parents=[common], help="the execution worker (orders stream -> policies -> venues)")
+    p = sub.add_parser(
+        "worker", parents=[common], help="the execution worker (orders stream -> policies -> venues)"
+    )
     p.add_argument("--consumer", default=None, help="consumer name in the group (default host-pid)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--max-orders", type=int, default=None)
-    p.add_argument("--reclaim-idle-ms", type=int, default=30_000,
-                   help="take over other consumers' pending orders idle this long (XAUTOCLAIM)")
-    p.add_argument("--metrics-port", type=int, default=None, help="0 disables /metrics (default QB_WORKER_METRICS_PORT)")
+    p.add_argument(
+        "--reclaim-idle-ms",
+        type=int,
+        default=30_000,
+        help="take over other consumers' pending orders idle this long (XAUTOCLAIM)",
+    )
+    p.add_argument(
+        "--metrics-port", type=int, default=None, help="0 disables /metrics (default QB_WORKER_METRICS_PORT)"
+    )
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("reconcile", parents=[common], help="execution positions/P&L vs the risk engine's marks")
+    p = sub.add_parser(
+        "reconcile", parents=[common], help="execution positions/P&L vs the risk engine's marks"
+    )
     p.add_argument("--date", type=_date("--date"), required=True)
     p.set_defaults(func=cmd_reconcile)
 
-    from quantbridge.cli.synth import add_parser as add_synth_parser
+    from app.cli.synth import add_parser as add_synth_parser
 
     add_synth_parser(sub, common, _date)
 
-    from quantbridge.cli.ops import add_parser as add_ops_parser  # qb kill-switch, qb order: operator controls
+    from app.cli.ops import add_parser as add_ops_parser  # qb kill-switch, qb order: operator controls
 
     add_ops_parser(sub, common)
 
-    from quantbridge.cli.report import add_report_parser  # the nightly report: its own module
+    from app.cli.report import add_report_parser  # the nightly report: its own module
 
     add_report_parser(sub, common)
 
@@ -467,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.set_defaults(func=cmd_settings)
 
-    from quantbridge.cli.demo import add_demo_parser
+    from app.cli.demo import add_demo_parser
 
     add_demo_parser(sub, common, _date)
     return parser
@@ -493,7 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.json:
         print(json.dumps(out, indent=2, default=str))
-    elif args.command not in {"schema", "settings", "stress", "evaluate"} and not (args.command == "var" and args.action == "backtest"):
+    elif args.command not in {"schema", "settings", "stress", "evaluate"} and not (
+        args.command == "var" and args.action == "backtest"
+    ):
         _print_human(out)
     return code
 

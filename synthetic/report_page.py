@@ -1,0 +1,99 @@
+"""The fidelity report as one HTML page with its PNG figures beside it (``index.html`` + ``*.png``)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthetic import plots
+
+SWEEP_COLUMNS = (
+    ("beta", "beta"),
+    ("train_seconds", "train s"),
+    ("mean_esg", "mean ESG"),
+    ("discriminative_score", "discriminative (worst)"),
+    ("discriminative_flat", "disc. flat"),
+    ("discriminative_features", "disc. features"),
+    ("predictive_score", "predictive (MAE)"),
+    ("wasserstein_mean", "Wasserstein"),
+    ("ks_mean", "KS"),
+    ("kurtosis_synthetic", "kurtosis synth."),
+    ("correlation_distance", "corr. distance"),
+)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    if isinstance(value, list):
+        return ", ".join(f"{v:.3f}" for v in value)
+    return html.escape(str(value))
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(r.get(key, ''))}</td>" for key, _ in columns) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(
+    folder: Path,
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    tickers: Sequence[str],
+    metrics: dict[str, Any],
+    title: str,
+    context: dict[str, Any] | None = None,
+    sweep_rows: Sequence[dict[str, Any]] | None = None,
+) -> Path:
+    """Write ``folder/index.html`` and its figures; ``real`` are the held-out windows, ``synthetic`` the
+    model's, both (n, length, n_assets). Returns the HTML path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = [
+        ("Return distributions", plots.distributions(real, synthetic, folder / "distributions.png")),
+        (
+            "Autocorrelation of returns and of absolute returns",
+            plots.acfs(real, synthetic, folder / "acf.png"),
+        ),
+        ("Correlation matrices", plots.correlations(real, synthetic, tickers, folder / "correlations.png")),
+    ]
+    sections = []
+    if context:
+        sections.append("<h2>Run</h2>" + _table([context], [(k, k) for k in context]))
+    if sweep_rows:
+        figures.append(
+            ("Mean ESG and discriminative score vs beta", plots.sweep(sweep_rows, folder / "sweep.png"))
+        )
+        sections.append("<h2>Beta sweep</h2>" + _table(sweep_rows, SWEEP_COLUMNS))
+    metric_rows = [{"metric": k, "value": v} for k, v in metrics.items()]
+    sections.append(
+        "<h2>Fidelity (held-out real vs synthetic)</h2>"
+        + _table(metric_rows, (("metric", "metric"), ("value", "value")))
+    )
+    sections += [
+        f'<h2>{html.escape(name)}</h2><img src="{path.name}" alt="{html.escape(name)}">'
+        for name, path in figures
+    ]
+    style = (
+        "body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:right}"
+    )
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
+        "<p>Discriminative score: |out-of-fold accuracy - 0.5| of gradient-boosting classifiers telling held-out "
+        "real windows from synthetic ones (0 = indistinguishable, 0.5 = told apart); the worst of two "
+        "classifiers is reported. Returns are in units of each asset's daily volatility.</p>"
+        + "".join(sections)
+        + "</body></html>\n"
+    )
+    path = folder / "index.html"
+    path.write_text(page)
+    return path
