@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from execution.costs import venue_costs
 from marketdata.ingest_record import read_ingest
 from quantbridge.errors import InputError
 from quantbridge.lake import Lake
@@ -44,10 +45,10 @@ def risk_snapshot(
 ) -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-ready data.
 
-    ``client``: a Redis client (default: :func:`quantbridge.redis_client.connect` on ``settings``, closed after);
-    ``history``: last VaR refreshes kept, oldest first; ``fills``: recent fills, newest first;
-    ``cost_window``: fills (newest) aggregated into the cost-by-venue table. Money in the book's currency,
-    costs in basis points of traded notional.
+    ``client``: a Redis client (default: :func:`quantbridge.redis_client.connect` on ``settings``,
+    closed after); ``history``: last VaR refreshes kept, oldest first; ``fills``: recent fills, newest
+    first; ``cost_window``: fills (newest) aggregated by :func:`execution.costs.venue_costs`. Money in
+    the book's currency, costs in basis points of traded notional.
     """
     for name, value in (("history", history), ("fills", fills), ("cost_window", cost_window)):
         if not isinstance(value, int) or value < 1:
@@ -144,41 +145,6 @@ def _fills(client: Any, schema: RedisSchema, count: int) -> list[dict[str, Any]]
     return out
 
 
-def venue_costs(fills: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Execution cost by venue over ``fills``: count, shares, notional, fees, and in bps of notional the
-    fees, the quantity-weighted slippage and their sum (``cost_bps``); cheapest venue first."""
-    acc: dict[str, dict[str, float]] = {}
-    for f in fills:
-        qty, notional, fee, slip = f.get("quantity"), f.get("notional"), f.get("fee"), f.get("slippage_bps")
-        if not f.get("venue") or None in (qty, notional, fee, slip) or notional <= 0:
-            continue
-        a = acc.setdefault(
-            f["venue"], {"fills": 0, "quantity": 0.0, "notional": 0.0, "fees": 0.0, "slip_qty": 0.0}
-        )
-        a["fills"] += 1
-        a["quantity"] += qty
-        a["notional"] += notional
-        a["fees"] += fee
-        a["slip_qty"] += slip * qty
-    rows = []
-    for venue, a in acc.items():
-        fee_bps = a["fees"] / a["notional"] * 1e4
-        slip_bps = a["slip_qty"] / a["quantity"] if a["quantity"] else 0.0
-        rows.append(
-            {
-                "venue": venue,
-                "fills": int(a["fills"]),
-                "quantity": a["quantity"],
-                "notional": a["notional"],
-                "fees": a["fees"],
-                "fee_bps": fee_bps,
-                "slippage_bps": slip_bps,
-                "cost_bps": fee_bps + slip_bps,
-            }
-        )
-    return sorted(rows, key=lambda r: (r["cost_bps"], r["venue"]))
-
-
 def _table_dates(lake: Lake, table: str) -> list[date]:
     """Dates of a date-partitioned downstream table's partitions, ascending."""
     folder = lake.partition(table, "date", "_").parent
@@ -264,3 +230,6 @@ def report_file(settings: Settings, relative: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no report file {relative!r} under {root}")
     return path
+
+
+__all__ = ["latest_report", "latest_stress", "report_file", "risk_snapshot", "venue_costs"]
