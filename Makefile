@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help venv system services stop airflow airflow-stop demo test test-fast bench status lock clean
+.PHONY: help venv system services stop airflow airflow-stop demo lint test test-fast bench status lock clean
 
 help:
 	@echo "make demo      - ingest real prices (Spark + GX) and run the daily DAG; prints what it did"
-	@echo "make test      - the whole test suite with coverage (starts its own redis-server)"
+	@echo "make lint      - ruff (lint + format check) over the tree, mypy over the domain packages"
+	@echo "make test      - make lint, then the whole test suite with coverage (starts its own redis-server)"
 	@echo "make services  - start the project's redis-server (AOF, .services/redis); make stop stops everything"
 	@echo "make airflow   - start the local Airflow 3 stack, UI on http://127.0.0.1:8080 (login: admin)"
 	@echo "make status    - services, lake extent, last runs"
@@ -59,7 +60,14 @@ status: venv
 demo: services
 	$(QB) demo
 
-test: venv system
+# ruff over the whole tree; mypy over the domain packages and the base ([tool.mypy] files in pyproject.toml).
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# CI: lint first, so a lint finding fails the build before the 15-minute suite starts.
+test: venv system lint
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=90 tests
 
 # Quick loop while developing: no coverage, no slow tests (the Airflow stack).
