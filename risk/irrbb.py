@@ -118,7 +118,7 @@ def bootstrap_par_curve(as_of: date, curve_table: pd.DataFrame, coupons_per_year
     ql.Settings.instance().evaluationDate = _ql_date(as_of)
     today = _ql_date(as_of)
     helpers = []
-    for tenor, rate in sorted(zip(curve_table["tenor_years"], curve_table["par_rate"])):
+    for tenor, rate in sorted(zip(curve_table["tenor_years"], curve_table["par_rate"], strict=True)):
         months = int(round(float(tenor) * 12))
         if months < 1 or not -0.05 < float(rate) < 0.5:
             raise InputError(
@@ -231,6 +231,10 @@ class ScenarioOutcome:
         return out
 
 
+def _scaled(shift: Callable[[np.ndarray], np.ndarray], scale: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda t: scale * shift(t)
+
+
 def rate_scenarios(
     book: pd.DataFrame, nodes: ZeroNodes, scenarios: Iterable[str] = BCBS_SCENARIOS, shock_scale: float = 1.0
 ) -> list[ScenarioOutcome]:
@@ -240,8 +244,7 @@ def rate_scenarios(
     base = price_book(book, nodes)
     outcomes = []
     for name in scenarios:
-        shift = scenario_shift(name)
-        shocked = price_book(book, nodes.shifted(lambda t, f=shift: shock_scale * f(t)))
+        shocked = price_book(book, nodes.shifted(_scaled(scenario_shift(name), shock_scale)))
         outcomes.append(ScenarioOutcome(name, base, shocked))
     return outcomes
 

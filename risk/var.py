@@ -224,6 +224,7 @@ def monte_carlo_var(
         batch_pnl, asset_paths = _batch_pnl(backend, seed, b, n, factor, model, dof, dtype, full, weights)
         pnls.append(backend.to_numpy(batch_pnl).astype(np.float64))
         if full:
+            assert asset_paths is not None  # _batch_pnl returns the per-asset paths when full
             k = min(n, max(1, math.ceil(keep_frac * n)))
             worst = np.argpartition(pnls[-1], k - 1)[:k]
             contrib = -(weights[:, None] * asset_paths[:, xp.asarray(worst)])
@@ -233,18 +234,8 @@ def monte_carlo_var(
     var = float(np.quantile(loss, confidence))
     tail = loss >= var
     cvar = float(loss[tail].mean())
-    result = dict(
-        var=var,
-        cvar=cvar,
-        volatility=float(pnl.std()),
-        confidence=confidence,
-        horizon_days=int(horizon_days),
-        paths=int(paths),
-        model=model,
-        backend=backend.name,
-        mode=mode,
-        dtype=dtype,
-    )
+    component_var: dict[str, float] = {}
+    component_cvar: dict[str, float] = {}
     if full:
         names = list(tickers) if tickers is not None else [str(i) for i in range(w.size)]
         tail_loss = np.zeros(w.size)
@@ -255,6 +246,7 @@ def monte_carlo_var(
                 tail_loss += contrib[:, batch_tail[worst]].sum(axis=1)
             else:  # rare: draw the batch again (same seed) and take its whole tail
                 _, asset_paths = _batch_pnl(backend, seed, b, n, factor, model, dof, dtype, True, weights)
+                assert asset_paths is not None  # full=True
                 mask = xp.asarray(batch_tail)
                 tail_loss += backend.to_numpy(-(weights[:, None] * asset_paths[:, mask]).sum(axis=1)).astype(
                     np.float64
@@ -262,9 +254,23 @@ def monte_carlo_var(
             offset += n
         contrib_total = tail_loss / tail.sum()  # sums to CVaR (up to float rounding of the batches)
         contrib_total *= cvar / contrib_total.sum()
-        result["component_cvar"] = dict(zip(names, contrib_total.tolist(), strict=True))
-        result["component_var"] = dict(zip(names, (contrib_total * var / cvar).tolist(), strict=True))
-    return VarResult(seconds=time.perf_counter() - t0, **result)
+        component_cvar = dict(zip(names, contrib_total.tolist(), strict=True))
+        component_var = dict(zip(names, (contrib_total * var / cvar).tolist(), strict=True))
+    return VarResult(
+        var=var,
+        cvar=cvar,
+        volatility=float(pnl.std()),
+        confidence=confidence,
+        horizon_days=int(horizon_days),
+        paths=int(paths),
+        model=model,
+        backend=backend.name,
+        seconds=time.perf_counter() - t0,
+        mode=mode,
+        dtype=dtype,
+        component_var=component_var,
+        component_cvar=component_cvar,
+    )
 
 
 VAR_MODELS = (
