@@ -31,7 +31,7 @@ def redis_conn_uri(settings: Settings) -> str:
     parts = urlsplit(settings.redis_url)
     # As redis-py reads the URL: its user part is percent-encoded, and QB_REDIS_PASSWORD (or the password
     # file of `make services`, which load_settings reads) fills in a password the URL does not carry.
-    password = unquote(parts.password or "") or settings.redis_password
+    password = unquote(parts.password or "") or settings.redis_password.get_secret_value()
     user = quote(unquote(parts.username or ""), safe="")
     auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
     query: dict[str, str] = {"db": str(settings.redis_db)}

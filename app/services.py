@@ -153,10 +153,12 @@ class RedisService:
     def _client_settings(self, password: str | None = None) -> Settings:
         """The settings with the server's password filled in (from the password file when they have none)."""
         s = self.settings
-        password = password or s.redis_password or read_password_file(s.redis_password_file)
+        password = (
+            password or s.redis_password.get_secret_value() or read_password_file(s.redis_password_file)
+        )
         return (
             self.settings
-            if password == self.settings.redis_password
+            if password == self.settings.redis_password.get_secret_value()
             else self.settings.replace(redis_password=password)
         )
 
@@ -164,9 +166,10 @@ class RedisService:
         """The password the server requires and where it comes from: ``QB_REDIS_PASSWORD`` (the settings),
         else the password file, generated on first use (``secrets.token_urlsafe(32)``, 0600, folder 0700)."""
         path = self.settings.redis_password_file
-        if self.settings.redis_password:  # load_settings may have read it from the file
-            from_file = path.exists() and read_password_file(path) == self.settings.redis_password
-            return self.settings.redis_password, (str(path) if from_file else "QB_REDIS_PASSWORD")
+        given = self.settings.redis_password.get_secret_value()
+        if given:  # load_settings may have read it from the file
+            from_file = path.exists() and read_password_file(path) == given
+            return given, (str(path) if from_file else "QB_REDIS_PASSWORD")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
         try:  # O_EXCL: two concurrent starts agree on one password (the loser reads the winner's)
@@ -288,8 +291,8 @@ class RedisService:
 
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-#: Started too when ``AIRFLOW__CORE__EXECUTOR`` is the CeleryExecutor: ``airflow celery worker`` (broker, result
-#: backend and concurrency from ``AIRFLOW__CELERY__*``). Other hosts run more workers the same way.
+#: Started too when ``AIRFLOW__CORE__EXECUTOR`` is the CeleryExecutor: ``airflow celery worker`` (broker,
+#: result backend and concurrency from ``AIRFLOW__CELERY__*``). Other hosts run more workers the same way.
 CELERY_WORKER = "celery-worker"
 
 

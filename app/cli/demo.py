@@ -44,9 +44,7 @@ def _run_dag(dag_id: str, day: date, conf: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     dag = load_dag(dag_id)
-    run = dag.test(
-        logical_date=datetime(day.year, day.month, day.day, 22, tzinfo=UTC), run_conf=conf
-    )
+    run = dag.test(logical_date=datetime(day.year, day.month, day.day, 22, tzinfo=UTC), run_conf=conf)
     tasks = _task_states(dag_id, run.run_id)
     return {
         "dag_id": dag_id,
@@ -140,7 +138,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
 def _demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     from app.airflow_env import apply_airflow_environment
     from app.cli.backfill import migrate_metadata_db
-    from app.cli.main import cmd_ingest, cmd_status
+    from app.cli.data import cmd_ingest, cmd_status
 
     started = time.perf_counter()
     day, steps, ok = args.date, {}, True
@@ -191,7 +189,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any],
     steps["dag_runs"] = runs
     _echo(
         args,
-        f"[6/7] live: the execution worker trades the orders through Redis; VaR sensor x{args.sensor_refreshes}",
+        "[6/7] live: the execution worker trades the orders through Redis; "
+        f"VaR sensor x{args.sensor_refreshes}",
     )
     live = _live(args, settings)
     steps["live"] = live
@@ -204,9 +203,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any],
     _echo(args, "[7/7] reconciliation against lake marks, then the nightly report with the day's fills")
     steps["reconcile"], steps["report"] = _reconcile_and_report(settings, day)
     ok &= steps["reconcile"]["ok"]
+    breaks = str(steps["reconcile"].get("breaks"))
     _echo(
         args,
-        f"      reconciliation {'clean' if steps['reconcile']['ok'] else 'BREAKS: ' + str(steps['reconcile'].get('breaks'))}"
+        f"      reconciliation {'clean' if steps['reconcile']['ok'] else 'BREAKS: ' + breaks}"
         f"; report {steps['report']}",
     )
     status, _ = cmd_status(args, settings)

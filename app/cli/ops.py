@@ -194,7 +194,7 @@ def parse_csv(body: str) -> tuple[list[OrderRow], list[str]]:
                 _at(line, f"{len(values)} values for {len(columns)} columns ({','.join(columns)})")
             )
             continue
-        row, found = parse_order(dict(zip(columns, values)), line)
+        row, found = parse_order(dict(zip(columns, values, strict=True)), line)
         problems += [_at(line, p) for p in found]
         rows += [row] if row else []
     return rows, problems
@@ -263,7 +263,9 @@ def latest_closes(settings: Settings) -> tuple[date, dict[str, float]]:
             "priced at the ticker's latest close): run `qb ingest` first",
         )
     prices = lake.read_prices(start=dates[-1])
-    closes = {str(t): float(c) for t, c in zip(prices["ticker"], prices["close"]) if math.isfinite(c)}
+    closes = {
+        str(t): float(c) for t, c in zip(prices["ticker"], prices["close"], strict=True) if math.isfinite(c)
+    }
     return dates[-1], closes
 
 
@@ -473,7 +475,7 @@ def cmd_order_submit(args: argparse.Namespace, settings: Settings) -> tuple[dict
     try:
         ids = [r.order_id for r in rows if r.order_id is not None]
         states = client.hmget(schema.key("order_state"), ids) if ids else []
-        planned, found = _plan(rows, closes, price_date, dict(zip(ids, states)), now, names)
+        planned, found = _plan(rows, closes, price_date, dict(zip(ids, states, strict=True)), now, names)
         if problems or found:
             raise OrdersRefused(source_name, _by_line(problems + found))
         by = operator_name()

@@ -33,7 +33,7 @@ def _positive(value: str) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """Build ``reports/date=D/report.html`` from the lake and Redis (Redis down: its sections carry a note)."""
+    """Build ``reports/date=D/report.html`` from the lake and Redis (Redis down: sections carry a note)."""
     from quantbridge.lake import Lake
     from quantbridge.redis_client import connect
     from reporting import build_nightly_report

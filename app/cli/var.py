@@ -1,8 +1,8 @@
 """``qb var``, ``qb var backtest`` and ``qb var-sensor``: the VaR commands, one code path.
 
 * ``qb var``: the next-day VaR/CVaR of a book (``--positions``, else the Redis positions, else the demo
-  book) at the lake's latest date (or ``--date``), through :func:`risk.portfolio_var.portfolio_var`, the call the
-  VaR sensor makes;
+  book) at the lake's latest date (or ``--date``), through :func:`risk.portfolio_var.portfolio_var`, the call
+  the VaR sensor makes;
 * ``qb var backtest``: the same forecast rolled over the lake's whole history for a reference book
   (``--book``, constant money) or any book (``--positions``, constant shares), with Kupiec, Christoffersen
   and the Basel zones per model; ``--forecasts CSV`` writes every day's forecast and realised loss;
@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.cli.common import echo
 from quantbridge.errors import InputError
 from quantbridge.settings import Settings
 
@@ -24,12 +24,6 @@ from quantbridge.settings import Settings
 MODELS = ("normal", "student_t", "ewma", "historical", "filtered_historical", "filtered_historical_portfolio")
 BOOKS = ("equal_weight", "long_short")
 DEMO_NOTIONAL = 1_000_000.0
-
-
-def _echo(args: argparse.Namespace, message: str) -> None:
-    """Progress for humans goes to stderr, so ``--json`` output on stdout stays clean."""
-    if not args.quiet:
-        print(message, file=sys.stderr, flush=True)
 
 
 def _fraction(text: str) -> float:
@@ -117,7 +111,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
         raise InputError("--book", args.book, "either --book or --positions, not both")
     spec = _spec(args, settings)
     lake = Lake(settings.lake_root)
-    _echo(args, f"reading the lake at {lake.root}")
+    echo(args, f"reading the lake at {lake.root}")
     closes = lake.read_close_matrix(end=args.date)
     if closes.empty:
         raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
@@ -133,7 +127,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
         book = f"{name}, $1,000,000 gross, same money in each position every day"
     models = [args.model] if args.model else list(MODELS)
     quarantined = lake.quarantined_dates()
-    _echo(args, f"backtesting {', '.join(models)} on {len(closes)} lake dates for {book}")
+    echo(args, f"backtesting {', '.join(models)} on {len(closes)} lake dates for {book}")
     frames: dict[str, pd.DataFrame] = {}
     out = backtest(
         closes, positions, quarantined=quarantined, hold=hold, models=models, spec=spec, forecasts=frames
@@ -206,10 +200,10 @@ def cmd_var_sensor(args: argparse.Namespace, settings: Settings) -> tuple[dict[s
         Lake(settings.lake_root),
         RedisSchema(settings.redis_prefix),
         lambda: connect(settings),
-        on_alert=lambda alert: _echo(args, f"ALERT {alert}"),
+        on_alert=lambda alert: echo(args, f"ALERT {alert}"),
         metrics=metrics,
     )
-    _echo(
+    echo(
         args,
         f"VaR sensor: {config.model} {config.confidence:.0%} {config.horizon_days}d, "
         f"limit {config.limit:,.0f}, "
@@ -278,7 +272,8 @@ def add_parser(
         default=None,
         help="backtest: CSV of model, date, loss_date, var, cvar, loss, exception for every day",
     )
-    p.set_defaults(func=cmd_var)
+    # `qb var backtest` prints its own table; `qb var` gets the generic summary.
+    p.set_defaults(func=cmd_var, prints_own=lambda args: args.action == "backtest")
 
     p = sub.add_parser(
         "var-sensor", parents=[common], help="the live VaR sensor loop (Redis, kill switch, metrics)"

@@ -1,0 +1,84 @@
+"""``qb explain`` and ``qb evaluate``: why the strategy ordered what it did, and how it does out of sample."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from app.cli.common import echo
+from quantbridge.errors import InputError
+from quantbridge.settings import Settings
+
+
+def cmd_explain(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """The SHAP explanation stored with an order."""
+    from quantbridge.redis_client import connect
+    from quantbridge.redis_schema import RedisSchema
+    from strategy.rebalance import explanation
+
+    client = connect(settings)
+    try:
+        record = explanation(client, RedisSchema(settings.redis_prefix), args.order_id)
+    except KeyError:
+        raise InputError(
+            "ORDER_ID", args.order_id, "an order published by the rebalance (see the qb:orders stream)"
+        ) from None
+    finally:
+        client.close()
+    ranked = sorted(record["contributions"].items(), key=lambda kv: -abs(kv[1]))
+    record["top"] = [
+        {"feature": k, "contribution": v, "value": record["features"].get(k)} for k, v in ranked[:5]
+    ]
+    return record, 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """Out-of-sample evaluation of the strategy vs equal weight and momentum (walk-forward, purged)."""
+    from marketdata.reference import esg_scores
+    from quantbridge.lake import Lake
+    from strategy.evaluation import evaluate
+    from strategy.features import build_features
+    from strategy.model import walk_forward
+
+    lake = Lake(settings.lake_root)
+    closes = lake.read_close_matrix(args.start, args.end)
+    if closes.empty:
+        raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
+    esg = esg_scores(lake)
+    echo(
+        args,
+        f"features and {args.folds}-fold purged walk-forward on {closes.shape[0]} dates x "
+        f"{closes.shape[1]} tickers",
+    )
+    panel = build_features(closes, esg)
+    model_eval, oos = walk_forward(panel, folds=args.folds, seed=settings.seed)
+    out = evaluate(oos, closes, panel, top_k=args.top_k, cost_bps=args.cost_bps)
+    out["walk_forward"] = model_eval.as_dict()
+    if not args.json:
+        print(
+            f"out of sample {out['start']}..{out['end']}, rebalanced every {out['rebalance_days']} days, "
+            f"top {out['top_k']}, cost {out['cost_bps']} bp per unit turnover"
+        )
+        print(f"{'book':<14}{'IC':>8}{'hit':>7}{'ann.ret':>9}{'ann.vol':>9}{'Sharpe':>8}{'maxDD':>8}")
+        for r in out["rows"]:
+            print(
+                f"{r['book']:<14}{r['ic']:>8.4f}{r['hit_rate']:>7.3f}{r['annual_return']:>9.2%}"
+                f"{r['annual_volatility']:>9.2%}{r['sharpe']:>8.2f}{r['max_drawdown']:>8.1%}"
+            )
+    return out, 0
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser, date_type: Callable[[str], Any]) -> None:
+    """Register ``qb explain`` and ``qb evaluate`` (which prints its own table)."""
+    p = sub.add_parser("explain", parents=[common], help="SHAP explanation of an order")
+    p.add_argument("order_id")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("evaluate", parents=[common], help="out-of-sample strategy evaluation vs baselines")
+    p.add_argument("--start", type=date_type("--start"), default=None)
+    p.add_argument("--end", type=date_type("--end"), default=None)
+    p.add_argument("--folds", type=int, default=8)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--cost-bps", type=float, default=10.0)
+    p.set_defaults(func=cmd_evaluate, prints_own=True)
