@@ -224,7 +224,8 @@ def main() -> None:
     service = RedisService(load_settings(overrides))
     service.start()  # requires a password: QB_REDIS_PASSWORD, else one generated into the folder
     # The processes get the password inside the URL (handed over by multiprocessing, never printed).
-    url = f"redis://:{quote(load_settings(overrides).redis_password, safe='')}@127.0.0.1:{port}/0"
+    password = load_settings(overrides).redis_password.get_secret_value()
+    url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
     print(
         f"risk figures: fresh {SCHEMA_PREFIX}:risk:current and the VaR sensor's heartbeat published before "
         f"each worker run (valid {RISK_FRESH_S} s; no sensor process); marks {MARK:g} per ticker",

@@ -23,7 +23,7 @@ def connect(settings: Settings, *, verify: bool = False) -> Any:
 
     client = redis.Redis.from_url(
         settings.redis_url,
-        password=settings.redis_password or None,
+        password=settings.redis_password.get_secret_value() or None,
         decode_responses=True,
         socket_connect_timeout=2,
         socket_timeout=5,

@@ -1,4 +1,4 @@
-"""One typed settings object for every component.
+"""One typed settings object for every component, parsed by pydantic-settings.
 
 Every field can be set from the environment as ``QB_<FIELD NAME IN UPPER CASE>`` (for example
 ``QB_LAKE_ROOT``, ``QB_REDIS_URL``), or from an overrides mapping (the Airflow glue passes the JSON of
@@ -8,19 +8,40 @@ scheduler address, Redis URL with password/TLS).
 
 The Redis password, when ``QB_REDIS_PASSWORD`` is not given, is the one ``make services`` generated for
 the project's own redis-server (``<services_dir>/redis/password``, mode 0600), so every local component
-authenticates with no secret in the environment. It never appears in ``repr``, ``qb settings`` or errors.
+authenticates with no secret in the environment. A ``SecretStr``, it never appears in ``repr``, dumps,
+``qb settings`` or errors; a client reads ``settings.redis_password.get_secret_value()``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from quantbridge.errors import ConfigError
 
@@ -33,6 +54,14 @@ ENV_PREFIX = "QB_"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: URL query parameters that carry a secret (redis-py reads ``?password=``).
 _SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "token", "secret"})
+
+#: A path as given, ``~`` expanded.
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+#: risk.var.VAR_MODELS (the base imports no domain package).
+VarModel = Literal[
+    "normal", "student_t", "ewma", "historical", "filtered_historical", "filtered_historical_portfolio"
+]
 
 
 def redact_url(url: str) -> str:
@@ -87,150 +116,154 @@ def read_password_file(path: Path) -> str:
     return password
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Project configuration. Secrets (the Redis password) are redacted in ``repr``."""
+class Settings(BaseSettings):
+    """Project configuration: frozen, validated, secrets redacted in ``repr`` and dumps.
 
-    #: Root of the Parquet lake (local path; a cluster deployment points it at shared storage).
-    lake_root: Path = PROJECT_ROOT / ".lake"
-    #: Redis URL used by the long-running processes and the CLI (``rediss://`` for TLS).
+    ``Settings(...)`` takes only the values it is given (a test or a service builds one explicitly);
+    :func:`load_settings` adds the ``QB_*`` environment and the overrides. An invalid value raises
+    :class:`~quantbridge.errors.ConfigError` naming the field, its variable, the value and what was expected.
+    """
+
+    # Each field's docstring is its description (Settings.model_fields[name].description).
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="forbid",
+        coerce_numbers_to_str=True,  # {"redis_prefix": 7} in the Airflow Variable's JSON reads "7"
+        use_attribute_docstrings=True,
+    )
+
+    lake_root: UserPath = PROJECT_ROOT / ".lake"
+    """Root of the Parquet lake (local path; a cluster deployment points it at shared storage)."""
     redis_url: str = "redis://127.0.0.1:6390/0"
-    #: Password for Redis; kept out of the URL so it can come from a secret store. When not given (or empty),
-    #: :func:`load_settings` uses the file ``make services`` wrote (:attr:`redis_password_file`) for a
-    #: loopback URL.
-    redis_password: str = field(default="", repr=False)
-    #: CA bundle (PEM) that signed the Redis server's certificate, for ``rediss://``; empty = the system's.
+    """Redis URL used by the long-running processes and the CLI (``rediss://`` for TLS)."""
+    redis_password: SecretStr = SecretStr("")
+    """Kept out of the URL so it can come from a secret store; empty: the file of ``make services``."""
     redis_tls_ca_cert: str = ""
-    #: Client certificate and its key (PEM) when the server verifies clients (``tls-auth-clients``);
-    #: both or neither. Paths, not contents: the key itself stays in the file, outside the repository.
+    """CA bundle (PEM) that signed the Redis server's certificate, for ``rediss://``; empty = the system's."""
     redis_tls_cert: str = ""
+    """Client certificate (PEM) when the server verifies clients (``tls-auth-clients``); with its key."""
     redis_tls_key: str = ""
-    #: Prefix of every Redis key (see :mod:`quantbridge.redis_schema`).
+    """Key of :attr:`redis_tls_cert`: a path, the key itself stays in the file, outside the repository."""
     redis_prefix: str = "qb"
-    #: Folder where ``make services`` keeps the project's own redis-server (AOF, pid, log).
-    services_dir: Path = PROJECT_ROOT / ".services"
-    #: Spark master URL; ``local[*]`` runs in-process, ``spark://host:7077`` uses a cluster.
+    """Prefix of every Redis key (see :mod:`quantbridge.redis_schema`)."""
+    services_dir: UserPath = PROJECT_ROOT / ".services"
+    """Folder where ``make services`` keeps the project's own redis-server (AOF, pid, log)."""
     spark_master: str = "local[*]"
-    #: Dask scheduler address; empty means an in-process LocalCluster.
+    """Spark master URL; ``local[*]`` runs in-process, ``spark://host:7077`` uses a cluster."""
     dask_scheduler: str = ""
-    #: First and last dates the bundled vendor feed can deliver are those of the dataset; this
-    #: is the reference universe the ingest job loads (empty = every ticker the feed has).
-    universe: tuple[str, ...] = ()
-    #: A close equal to the previous one for more than this many trading days in a row is stale.
-    max_stale_days: int = 10
-    #: Daily simple return bounds; anything outside is an outlier that blocks the batch.
-    min_daily_return: float = -0.75
-    max_daily_return: float = 1.5
-    #: Absolute bound on the cross-sectional skewness of one day's returns.
-    max_cross_sectional_skew: float = 4.5
-    #: How many prior trading days the quality gate reads from the lake for returns/staleness.
-    history_days: int = 15
-    #: Use the GPU array backend (CuPy) when present: "auto", "gpu" or "cpu".
-    array_backend: str = "auto"
-    #: Seed for every random generator that is not given one explicitly.
+    """Dask scheduler address; empty means an in-process LocalCluster."""
+    universe: Annotated[tuple[str, ...], NoDecode] = ()
+    """Tickers the ingest job loads (``QB_UNIVERSE=aapl,msft``); empty = every ticker the feed has."""
+    max_stale_days: PositiveInt = 10
+    """A close equal to the previous one for more than this many trading days in a row is stale."""
+    min_daily_return: Annotated[float, Field(lt=0)] = -0.75
+    """Lower daily simple return bound; a return below it is an outlier that blocks the batch."""
+    max_daily_return: Annotated[float, Field(gt=0)] = 1.5
+    """Upper daily simple return bound; a return above it is an outlier that blocks the batch."""
+    max_cross_sectional_skew: PositiveFloat = 4.5
+    """Absolute bound on the cross-sectional skewness of one day's returns."""
+    history_days: PositiveInt = 15
+    """How many prior trading days the quality gate reads for returns/staleness (> max_stale_days)."""
+    array_backend: Literal["auto", "gpu", "cpu"] = "auto"
+    """Array backend: the GPU (CuPy) when present, always, or never."""
     seed: int = 20260101
-    #: VaR model of the sensor, `qb var` and the nightly report: the one that passes Kupiec, Christoffersen and
-    #: no red window on the equal-weight and the long/short book (README, `qb var backtest`).
-    var_model: str = "filtered_historical_portfolio"
-    var_confidence: float = 0.99
-    var_horizon_days: int = 1
-    #: Daily returns behind the covariance / historical sample.
-    var_window: int = 500
-    #: VaR sensor refresh period, seconds.
-    var_interval_s: float = 30.0
-    #: VaR limit in the portfolio currency: above it the kill switch is set.
-    var_limit: float = 50_000.0
-    #: The kill switch clears when VaR falls below var_limit x var_clear_ratio (hysteresis).
-    var_clear_ratio: float = 0.9
-    #: Port of the VaR sensor's Prometheus metrics (0 = no HTTP endpoint).
-    var_metrics_port: int = 9108
-    #: Port of the execution worker's Prometheus metrics (0 = no HTTP endpoint).
-    worker_metrics_port: int = 9109
-    #: Extra sample weight of training rows inside the stress ledger's historical windows (0 = off).
-    train_stress_weight: float = 0.0
-    #: Risk figures older than this (seconds), or a missing sensor heartbeat, count as missing: the worker
-    #: rejects risk-increasing orders (RISK_STALE). 0 = three sensor intervals.
-    risk_stale_s: float = 0.0
-    #: A stream entry delivered more than this many times goes to the dead-letter stream (poison order).
-    max_deliveries: int = 5
-    #: Ed25519 private key (PEM, mode 0600, outside Redis) that signs audit checkpoints; created on first use.
-    audit_key_path: Path = PROJECT_ROOT / ".services" / "audit" / "checkpoint_ed25519.pem"
+    """Seed for every random generator that is not given one explicitly."""
+    var_model: VarModel = "filtered_historical_portfolio"
+    """VaR model of the sensor, `qb var` and the nightly report: the one that passes Kupiec, Christoffersen
+    and no red window on the equal-weight and the long/short book (README, `qb var backtest`)."""
+    var_confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.99
+    """VaR confidence level."""
+    var_horizon_days: PositiveInt = 1
+    """VaR horizon, trading days."""
+    var_window: Annotated[int, Field(ge=20)] = 500
+    """Daily returns behind the covariance / historical sample."""
+    var_interval_s: PositiveFloat = 30.0
+    """VaR sensor refresh period, seconds."""
+    var_limit: PositiveFloat = 50_000.0
+    """VaR limit in the portfolio currency: above it the kill switch is set."""
+    var_clear_ratio: Annotated[float, Field(gt=0, le=1)] = 0.9
+    """The kill switch clears when VaR falls below var_limit x var_clear_ratio (hysteresis)."""
+    var_metrics_port: Port = 9108
+    """Port of the VaR sensor's Prometheus metrics (0 = no HTTP endpoint)."""
+    worker_metrics_port: Port = 9109
+    """Port of the execution worker's Prometheus metrics (0 = no HTTP endpoint)."""
+    train_stress_weight: NonNegativeFloat = 0.0
+    """Extra sample weight of training rows inside the stress ledger's historical windows (0 = off)."""
+    risk_stale_s: NonNegativeFloat = 0.0
+    """Risk figures older than this (seconds), or a missing sensor heartbeat, count as missing: the worker
+    rejects risk-increasing orders (RISK_STALE). 0 = three sensor intervals."""
+    max_deliveries: PositiveInt = 5
+    """A stream entry delivered more than this many times goes to the dead-letter stream (poison order)."""
+    audit_key_path: UserPath = PROJECT_ROOT / ".services" / "audit" / "checkpoint_ed25519.pem"
+    """Ed25519 private key (PEM, mode 0600, outside Redis) that signs audit checkpoints; made on first use."""
 
-    def __post_init__(self) -> None:
-        if self.max_stale_days < 1:
-            raise ConfigError("max_stale_days", self.max_stale_days, "an integer >= 1")
-        if not self.min_daily_return < 0 < self.max_daily_return:
-            raise ConfigError(
-                "min_daily_return/max_daily_return",
-                (self.min_daily_return, self.max_daily_return),
-                "min < 0 < max",
-            )
-        if self.max_cross_sectional_skew <= 0:
-            raise ConfigError("max_cross_sectional_skew", self.max_cross_sectional_skew, "a positive number")
-        if self.history_days < self.max_stale_days + 1:
-            raise ConfigError(
-                "history_days", self.history_days, f"at least max_stale_days + 1 = {self.max_stale_days + 1}"
-            )
-        if self.risk_stale_s < 0:
-            raise ConfigError(
-                "risk_stale_s", self.risk_stale_s, "seconds >= 0 (0 = three VaR sensor intervals)"
-            )
-        if self.max_deliveries < 1:
-            raise ConfigError("max_deliveries", self.max_deliveries, "an integer >= 1")
-        if self.array_backend not in {"auto", "gpu", "cpu"}:
-            raise ConfigError("array_backend", self.array_backend, "one of auto, gpu, cpu")
-        if self.var_model not in {
-            "normal",
-            "student_t",
-            "ewma",
-            "historical",
-            "filtered_historical",
-            "filtered_historical_portfolio",
-        }:  # risk.var.VAR_MODELS
-            raise ConfigError(
-                "var_model",
-                self.var_model,
-                "one of normal, student_t, ewma, historical, "
-                "filtered_historical, filtered_historical_portfolio",
-            )
-        if not 0.5 <= self.var_confidence < 1:
-            raise ConfigError("var_confidence", self.var_confidence, "a number in [0.5, 1)")
-        if self.var_horizon_days < 1 or self.var_window < 20:
-            raise ConfigError(
-                "var_horizon_days/var_window", (self.var_horizon_days, self.var_window), ">= 1 and >= 20"
-            )
-        if self.var_interval_s <= 0 or self.var_limit <= 0:
-            raise ConfigError(
-                "var_interval_s/var_limit", (self.var_interval_s, self.var_limit), "positive numbers"
-            )
-        if self.train_stress_weight < 0:
-            raise ConfigError("train_stress_weight", self.train_stress_weight, "a number >= 0 (0 = off)")
-        if not 0 < self.var_clear_ratio <= 1:
-            raise ConfigError("var_clear_ratio", self.var_clear_ratio, "a number in (0, 1]")
-        shown_url = redact_url(self.redis_url)
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the values given: load_settings reads the environment (os.environ or a test's mapping).
+        return (init_settings,)
+
+    def __init__(self, **values: Any) -> None:
         try:
-            scheme = urlsplit(self.redis_url).scheme
-            self.redis_port  # noqa: B018 - a port that is not a number fails here, not at first connection
-        except ValueError:
-            scheme = ""
-        if scheme not in {"redis", "rediss", "unix"}:
-            raise ConfigError(
-                "redis_url", shown_url, "a redis://, rediss:// or unix:// URL with a numeric port"
-            )
-        tls_files = {
-            "redis_tls_ca_cert": self.redis_tls_ca_cert,
-            "redis_tls_cert": self.redis_tls_cert,
-            "redis_tls_key": self.redis_tls_key,
-        }
-        if scheme != "rediss" and any(tls_files.values()):
-            named = ", ".join(f"{ENV_PREFIX}{k.upper()}" for k, v in tls_files.items() if v)
-            raise ConfigError("redis_url", shown_url, f"a rediss:// (TLS) URL, since {named} is set")
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
+    @field_validator("universe", mode="before")
+    @classmethod
+    def _tickers(cls, raw: Any) -> Any:
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple):
+            return raw  # not a list of tickers: the tuple validation names it
+        return tuple(str(t).strip().upper() for t in items if str(t).strip())
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        with suppress(ValueError):  # unparseable
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - a port that is not a number fails here, not at first connection
+            if parts.scheme in {"redis", "rediss", "unix"}:
+                return url
+        expected = "a redis://, rediss:// or unix:// URL with a numeric port"
+        raise ConfigError("redis_url", redact_url(url), expected)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.history_days < self.max_stale_days + 1:
+            expected = f"at least max_stale_days + 1 = {self.max_stale_days + 1}"
+            raise ConfigError("history_days", self.history_days, expected)
+        tls_files = ("redis_tls_ca_cert", "redis_tls_cert", "redis_tls_key")
+        if urlsplit(self.redis_url).scheme != "rediss" and any(getattr(self, f) for f in tls_files):
+            named = ", ".join(f"{ENV_PREFIX}{f.upper()}" for f in tls_files if getattr(self, f))
+            expected = f"a rediss:// (TLS) URL, since {named} is set"
+            raise ConfigError("redis_url", self.redis_url_redacted(), expected)
         if bool(self.redis_tls_cert) != bool(self.redis_tls_key):
             raise ConfigError(
                 "redis_tls_cert/redis_tls_key",
                 (self.redis_tls_cert, self.redis_tls_key),
                 "both set (a client certificate and its key) or both empty",
             )
+        return self
+
+    @field_serializer("redis_password", "redis_url")
+    def _redacted(self, value: SecretStr | str) -> str:
+        # Dumps are for showing (`qb settings`): secrets redacted; code reads the attributes.
+        if isinstance(value, SecretStr):
+            return "***" if value.get_secret_value() else ""
+        return redact_url(value)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The URL as given may embed a password (redis://:pw@host).
+        for name, value in super().__repr_args__():
+            yield name, self.redis_url_redacted() if name == "redis_url" else value
 
     @property
     def redis_host(self) -> str:
@@ -249,22 +282,18 @@ class Settings:
         """redis-py's TLS keyword arguments (``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``) for the
         files that are set; each must be a file on this machine. Empty for a plain ``redis://`` URL."""
         options: dict[str, str] = {}
-        for name, kwarg in (
-            ("redis_tls_ca_cert", "ssl_ca_certs"),
-            ("redis_tls_cert", "ssl_certfile"),
-            ("redis_tls_key", "ssl_keyfile"),
-        ):
-            value = getattr(self, name)
-            if not value:
-                continue
-            path = Path(value).expanduser()
-            if not path.is_file():
-                raise ConfigError(
-                    f"{ENV_PREFIX}{name.upper()}",
-                    value,
-                    "a PEM file that exists on this machine (fix the path or copy the file here)",
-                )
-            options[kwarg] = str(path)
+        files = {
+            "ssl_ca_certs": "redis_tls_ca_cert",
+            "ssl_certfile": "redis_tls_cert",
+            "ssl_keyfile": "redis_tls_key",
+        }
+        for kwarg, name in files.items():
+            if value := getattr(self, name):
+                path = Path(value).expanduser()
+                if not path.is_file():
+                    expected = "a PEM file that exists on this machine (fix the path or copy the file here)"
+                    raise ConfigError(f"{ENV_PREFIX}{name.upper()}", value, expected)
+                options[kwarg] = str(path)
         return options
 
     @property
@@ -276,30 +305,9 @@ class Settings:
         """The Redis URL with any embedded password replaced by ``***`` (safe to print)."""
         return redact_url(self.redis_url)
 
-    def __repr__(self) -> str:
-        # The generated repr would print redis_url as given, password included when it is embedded there.
-        shown = (
-            f"{f.name}={self.redis_url_redacted() if f.name == 'redis_url' else getattr(self, f.name)!r}"
-            for f in fields(self)
-            if f.repr
-        )
-        return f"{type(self).__name__}({', '.join(shown)})"
-
     def as_public_dict(self) -> dict[str, Any]:
         """Every setting as JSON-friendly values, secrets redacted."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "redis_password":
-                value = "***" if value else ""
-            elif f.name == "redis_url":
-                value = self.redis_url_redacted()
-            elif isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        return out
+        return self.model_dump(mode="json")
 
     @property
     def risk_stale_after_s(self) -> float:
@@ -307,36 +315,38 @@ class Settings:
         return self.risk_stale_s or 3 * self.var_interval_s
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed (values are coerced and validated like the environment's)."""
-        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
+        """A copy with some fields changed (values are parsed and validated like the environment's)."""
+        return type(self)(**{**dict(self), **changes})
 
 
-_FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
-_DEFAULTS = {f.name: f.default for f in fields(Settings)}
+def _config_error(exc: ValidationError) -> ConfigError:
+    """pydantic's first error in the project's words: the field, its variable, the value, the expectation."""
+    error = exc.errors()[0]
+    if isinstance(cause := error.get("ctx", {}).get("error"), ConfigError):
+        return cause  # raised by a validator of Settings, already in those words
+    name, value = str(error["loc"][0]), error["input"]
+    if name not in Settings.model_fields:  # the value is not shown: a misspelt name may hold a secret
+        return ConfigError(name, "***", f"a known setting ({', '.join(Settings.model_fields)})")
+    kind = Settings.model_fields[name].annotation or Any
+    if kind is SecretStr:
+        value = "***"
+    else:
+        with suppress(ValidationError):  # "-3" for a positive int shows -3: the value, not the string
+            value = TypeAdapter(kind).validate_python(value)
+    expected = error["msg"].removeprefix("Input should be ")
+    return ConfigError(name, value, f"{expected} (variable {ENV_PREFIX}{name.upper()})")
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    """Turn a raw value (usually a string from the environment) into the field's type."""
-    if name not in _FIELD_TYPES:
-        known = ", ".join(sorted(_FIELD_TYPES))
-        raise ConfigError(name, raw, f"a known setting ({known})")
-    kind = _FIELD_TYPES[name]
-    try:
-        if kind == "Path":
-            return Path(raw).expanduser()
-        if kind == "int":
-            if isinstance(raw, bool):
-                raise ValueError
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind.startswith("tuple"):
-            if isinstance(raw, str):
-                return tuple(t.strip().upper() for t in raw.split(",") if t.strip())
-            return tuple(str(t).upper() for t in raw)
-        return str(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{ENV_PREFIX}{name.upper()}", raw, f"a value of type {kind}") from None
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' ``QB_*`` parsing over a given mapping (``os.environ`` unless a test passes one)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Case-insensitive field lookup, but only variables spelt QB_* (as DotEnvSettingsSource overrides it).
+        return {k.lower(): v for k, v in self._environ.items() if k.startswith(ENV_PREFIX)}
 
 
 def load_settings(
@@ -349,34 +359,21 @@ def load_settings(
     (``<services_dir>/redis/password``); one that group or others can read is an error.
     """
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for key, raw in env.items():
-        if not key.startswith(ENV_PREFIX):
-            continue
-        name = key[len(ENV_PREFIX) :].lower()
-        if name not in _FIELD_TYPES:
+    for key in env:
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() not in Settings.model_fields:
             # The value is not shown: a misspelt name (QB_REDIS_PASWORD) may well hold a secret.
-            known = ", ".join(f"{ENV_PREFIX}{n.upper()}" for n in sorted(_FIELD_TYPES))
+            known = ", ".join(f"{ENV_PREFIX}{name.upper()}" for name in sorted(Settings.model_fields))
             raise ConfigError(key, "***", "a known setting: " + known)
-        values[name] = _coerce(name, raw)
-    for name, raw in (overrides or {}).items():
-        values[name] = _coerce(name, raw)
-    if not values.get("redis_password"):
-        values.update(_stored_redis_password(values))
-    return Settings(**values)
+    settings = Settings(**{**_EnvironSource(env)(), **(overrides or {})})
+    if settings.redis_password.get_secret_value():
+        return settings
+    password = _stored_redis_password(settings)
+    return settings.model_copy(update={"redis_password": SecretStr(password)}) if password else settings
 
 
-def _stored_redis_password(values: Mapping[str, Any]) -> dict[str, str]:
-    """``{"redis_password": ...}`` from the password file of ``qb services``, for the local server's URL."""
-    try:
-        parts = urlsplit(values.get("redis_url", _DEFAULTS["redis_url"]))
-        local = (
-            parts.scheme in {"redis", "rediss"} and parts.hostname in LOCAL_HOSTS and parts.password is None
-        )
-    except ValueError:  # Settings() reports the malformed URL
-        return {}
-    if not local:  # a remote Redis (or a password in the URL): its password is not the local server's
-        return {}
-    folder = values.get("services_dir", _DEFAULTS["services_dir"])
-    password = read_password_file(redis_password_path(folder))
-    return {"redis_password": password} if password else {}
+def _stored_redis_password(settings: Settings) -> str:
+    """The password file of ``qb services`` for the local server's URL, else ""."""
+    parts = urlsplit(settings.redis_url)
+    local = parts.scheme in {"redis", "rediss"} and parts.hostname in LOCAL_HOSTS and parts.password is None
+    # A remote Redis (or a password in the URL): its password is not the local server's.
+    return read_password_file(settings.redis_password_file) if local else ""

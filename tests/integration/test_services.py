@@ -105,7 +105,7 @@ def test_qb_services_start_when_no_password_then_generates_a_0600_file_and_serve
     settings = load_settings()  # no QB_REDIS_PASSWORD: the file `qb services start` wrote
     path = settings.redis_password_file
     password = path.read_text().strip()
-    assert len(password) >= 40 and settings.redis_password == password
+    assert len(password) >= 40 and settings.redis_password.get_secret_value() == password
     assert (_mode(path), _mode(path.parent), _mode(path.parent / "redis.conf")) == (0o600, 0o700, 0o600)
     assert qb_services["started"] is True and qb_services["password_from"] == str(path)
     assert password not in json.dumps(qb_services)
@@ -117,7 +117,7 @@ def test_qb_services_start_when_server_runs_then_password_on_no_command_line_nor
     qb_services, capsys
 ):
     settings = load_settings()
-    password = settings.redis_password
+    password = settings.redis_password.get_secret_value()
     pid = qb_services["pid"]
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     ps = subprocess.run(

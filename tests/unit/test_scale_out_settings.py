@@ -1,7 +1,8 @@
 """The settings object alone switches every scale-out target (from environment variables, no code change):
 Spark master, Dask scheduler, Redis URL/password/TLS, Airflow executor and metadata DB; and no secret is
 committed in the repository's configuration files. Fast: no JVM, no server, no cluster process (the Dask
-case uses an in-process scheduler). The real clusters are exercised in ``tests/integration/test_scale_out_*``."""
+case uses an in-process scheduler). The real clusters are exercised in
+``tests/integration/test_scale_out_*``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from quantbridge.errors import ConfigError
 from quantbridge.settings import Settings, load_settings
@@ -70,7 +72,7 @@ def test_settings_when_password_set_then_repr_and_public_dict_redact_it():
     assert "redis_url='redis://u:***@h:1/0'" in repr(s)
     assert s.as_public_dict()["redis_password"] == "***"
     assert s.redis_url_redacted() == "redis://u:***@h:1/0"
-    assert s.redis_password == "s3cret"
+    assert s.redis_password.get_secret_value() == "s3cret"
 
 
 def test_load_settings_when_worker_metrics_port_set_then_int_and_default_9109():
@@ -127,24 +129,28 @@ def _password_file(services_dir: Path, content: str, mode: int) -> Path:
     return path
 
 
+def _password(settings: Settings) -> str:
+    return settings.redis_password.get_secret_value()
+
+
 def test_load_settings_when_no_password_given_and_password_file_0600_then_it_is_used(tmp_path):
     _password_file(tmp_path, "from-the-file\n", 0o600)
     s = load_settings(environ={"QB_SERVICES_DIR": str(tmp_path)})
-    assert s.redis_password == "from-the-file" and s.redis_password_file == tmp_path / "redis" / "password"
+    assert _password(s) == "from-the-file" and s.redis_password_file == tmp_path / "redis" / "password"
     assert "from-the-file" not in repr(s) and s.as_public_dict()["redis_password"] == "***"
     empty = load_settings({"services_dir": tmp_path}, environ={"QB_REDIS_PASSWORD": ""})
-    assert empty.redis_password == "from-the-file"  # an empty QB_REDIS_PASSWORD counts as not given
+    assert _password(empty) == "from-the-file"  # an empty QB_REDIS_PASSWORD counts as not given
 
 
 def test_load_settings_when_password_given_or_url_remote_then_password_file_not_read(tmp_path):
     _password_file(tmp_path, "from-the-file", 0o600)
     env = {"QB_SERVICES_DIR": str(tmp_path)}
-    assert load_settings(environ={**env, "QB_REDIS_PASSWORD": "from-env"}).redis_password == "from-env"
-    assert load_settings({"redis_password": "override"}, environ=env).redis_password == "override"
-    assert load_settings(environ={**env, "QB_REDIS_URL": "redis://db.internal:6379/0"}).redis_password == ""
+    assert _password(load_settings(environ={**env, "QB_REDIS_PASSWORD": "from-env"})) == "from-env"
+    assert _password(load_settings({"redis_password": "override"}, environ=env)) == "override"
+    assert _password(load_settings(environ={**env, "QB_REDIS_URL": "redis://db.internal:6379/0"})) == ""
     inline = load_settings(environ={**env, "QB_REDIS_URL": "redis://:inline@127.0.0.1:6390/0"})
-    assert inline.redis_password == ""  # the URL's own password is used
-    assert load_settings(environ={"QB_SERVICES_DIR": str(tmp_path / "none")}).redis_password == ""
+    assert _password(inline) == ""  # the URL's own password is used
+    assert _password(load_settings(environ={"QB_SERVICES_DIR": str(tmp_path / "none")})) == ""
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
@@ -200,3 +206,54 @@ def test_settings_when_url_invalid_or_variable_unknown_then_error_shows_no_secre
     with pytest.raises(ConfigError, match="unparseable URL, not shown"):
         load_settings(environ={"QB_REDIS_URL": "redis://:inline@[::1"})
     assert all("inline" not in str(e.value) for e in (bad_scheme, bad_port, misspelt))
+
+
+def test_settings_when_password_set_then_no_repr_str_or_dump_shows_it():
+    s = load_settings(environ={"QB_REDIS_PASSWORD": "s3cret", "QB_REDIS_URL": "redis://:inline@h:1/0"})
+    shown = [repr(s), str(s), repr(s.model_dump()), s.model_dump_json(), repr(s.as_public_dict())]
+    assert all("s3cret" not in text and "inline" not in text for text in shown)
+    assert s.model_dump()["redis_password"] == "***" and s.model_dump()["redis_url"] == "redis://:***@h:1/0"
+    assert s.redis_url == "redis://:inline@h:1/0"  # the attribute is the URL as given, for the client
+
+
+@pytest.mark.parametrize(
+    "environ, shown",
+    [
+        ({"QB_MAX_STALE_DAYS": "-3"}, "setting max_stale_days=-3 is invalid: expected greater than 0"),
+        ({"QB_VAR_CONFIDENCE": "1.5"}, "setting var_confidence=1.5 is invalid: expected less than 1"),
+        ({"QB_VAR_WINDOW": "19"}, "var_window=19 is invalid: expected greater than or equal to 20"),
+        ({"QB_ARRAY_BACKEND": "tpu"}, "array_backend='tpu' is invalid: expected 'auto', 'gpu' or 'cpu'"),
+        ({"QB_VAR_MODEL": "garch"}, "var_model='garch' is invalid: expected 'normal', 'student_t'"),
+        ({"QB_WORKER_METRICS_PORT": "70000"}, "worker_metrics_port=70000 is invalid: expected less than"),
+        ({"QB_RISK_STALE_S": "-1"}, "risk_stale_s=-1.0 is invalid: expected greater than or equal to 0"),
+    ],
+)
+def test_load_settings_when_value_outside_its_type_then_error_names_field_value_expected_and_variable(
+    environ, shown
+):
+    with pytest.raises(ConfigError, match=re.escape(shown)) as info:
+        load_settings(environ=environ)
+    assert f"(variable {next(iter(environ))})" in str(info.value)
+
+
+def test_settings_when_built_directly_or_replaced_then_validated_and_environment_not_read(monkeypatch):
+    monkeypatch.setenv("QB_SPARK_MASTER", "spark://from-env:7077")
+    assert Settings().spark_master == "local[*]"  # only load_settings reads QB_*
+    with pytest.raises(ConfigError, match="setting var_limit=0.0 is invalid"):
+        Settings(var_limit=0)
+    with pytest.raises(ConfigError, match=r"redis_pasword='\*\*\*'.*a known setting"):
+        Settings().replace(redis_pasword="s3cret")  # the value of an unknown name may be a secret
+    with pytest.raises(ValidationError):  # frozen
+        Settings().seed = 1  # type: ignore[misc]
+    assert Settings().replace(universe=["aapl", " msft "], seed="7").universe == ("AAPL", "MSFT")
+
+
+def test_load_settings_when_redis_password_malformed_then_error_does_not_show_it():
+    with pytest.raises(ConfigError, match=r"redis_password='\*\*\*'") as info:
+        load_settings({"redis_password": ["s3cret"]}, environ={})
+    assert "s3cret" not in str(info.value)
+
+
+def test_settings_fields_when_listed_then_each_has_a_description():
+    assert [name for name, f in Settings.model_fields.items() if not f.description] == []
+    assert Settings.model_fields["max_stale_days"].description.startswith("A close equal to the previous")
