@@ -28,9 +28,9 @@ def test_prefix_when_contains_colon_then_rejected():
         RedisSchema("a:b")
 
 
-def test_readme_when_read_then_holds_the_generated_schema_table():
-    readme = (ROOT / "README.md").read_text()
-    assert schema_markdown("qb") in readme, "README's Redis schema is stale: paste `qb schema` output"
+def test_operating_page_when_read_then_holds_the_generated_schema_table():
+    page = (ROOT / "docs" / "operating.md").read_text()
+    assert schema_markdown("qb") in page, "docs/operating.md's schema table is stale: paste `qb schema`"
 
 
 def test_key_names_when_sources_scanned_then_only_the_schema_module_spells_them():
