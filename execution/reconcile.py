@@ -32,9 +32,9 @@ def reconcile(client: Any, schema: RedisSchema, lake: Lake, day: date) -> dict[s
     for _, raw in client.xrange(schema.key("fills")):
         f = {text(k): text(v) for k, v in raw.items()}
         sign = 1.0 if f["side"] == "BUY" else -1.0
-        qty, price = float(f["quantity"]), float(f["price"])
+        qty, fill_price = float(f["quantity"]), float(f["price"])
         traded[f["ticker"]] = traded.get(f["ticker"], 0.0) + sign * qty
-        cash += -sign * qty * price - float(f["fee"])
+        cash += -sign * qty * fill_price - float(f["fee"])
     dates = [d for d in lake.price_dates() if d <= day]
     closes = lake.read_close_matrix(dates[-2] if len(dates) > 1 else None, day) if dates else None
     mark = closes.loc[day] if closes is not None and day in closes.index else None
@@ -64,7 +64,8 @@ def reconcile(client: Any, schema: RedisSchema, lake: Lake, day: date) -> dict[s
                     "break": "POSITION_VS_FILLS",
                     "position": held,
                     "fills": fills_qty,
-                    "cause": f"positions hash {held:g} vs signed fills {fills_qty:g}: an update lost or counted twice",
+                    "cause": f"positions hash {held:g} vs signed fills {fills_qty:g}: "
+                    "an update lost or counted twice",
                 }
             )
         if ticker not in known and ticker in traded:
@@ -86,8 +87,9 @@ def reconcile(client: Any, schema: RedisSchema, lake: Lake, day: date) -> dict[s
         if price is not None:
             market_value += held * price
             if prev is not None and ticker in prev.index:
-                row["day_pnl"] = held * (price - float(prev[ticker]))
-                day_pnl += row["day_pnl"]
+                pnl = held * (price - float(prev[ticker]))
+                row["day_pnl"] = pnl
+                day_pnl += pnl
         rows.append(row)
     return {
         "date": day.isoformat(),

@@ -122,7 +122,10 @@ class QualityReport:
         """A readable report naming the rule and the rows that broke it."""
         span = f"{self.dates[0]}..{self.dates[-1]}" if self.dates else "empty batch"
         if self.passed:
-            return f"quality gates passed: {self.rows} rows, {len(self.dates)} date(s) {span}, rules {', '.join(self.rules_checked)}"
+            return (
+                f"quality gates passed: {self.rows} rows, {len(self.dates)} date(s) {span}, "
+                f"rules {', '.join(self.rules_checked)}"
+            )
         lines = [
             f"quality gates FAILED for {len(self.failed_dates)} of {len(self.dates)} date(s) ({span}): "
             f"{len(self.violations)} violation(s)"
@@ -153,7 +156,7 @@ def enrich(
     frame["date"] = pd.to_datetime(frame["date"], errors="coerce").dt.date
     tickers = set(frame["ticker"].dropna().astype(str)) | set(expected_tickers)
     wanted = set(dates)
-    present = set(zip(frame["date"], frame["ticker"]))
+    present = set(zip(frame["date"], frame["ticker"], strict=True))
     absent = [(d, t) for d in sorted(wanted) for t in sorted(tickers) if (d, t) not in present]
     if absent:
         filler = pd.DataFrame(absent, columns=["date", "ticker"])
@@ -219,10 +222,11 @@ def _suite_spec(limits: GateLimits, dates: Sequence[date]) -> list[tuple[str, st
 
 def _run_gx(frame: pd.DataFrame, spec: list[tuple[str, str, Any]]) -> list[Any]:
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     asset = context.data_sources.add_pandas("quantbridge").add_dataframe_asset("prices")
     batch_definition = asset.add_batch_definition_whole_dataframe("batch")
     suite = context.suites.add(gx.ExpectationSuite(name="price_gates"))
@@ -235,7 +239,7 @@ def _run_gx(frame: pd.DataFrame, spec: list[tuple[str, str, Any]]) -> list[Any]:
         batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"}
     )
     # GX may reorder results; match them back to our rules by expectation id.
-    by_id = {r.expectation_config.id: r for r in result.results}
+    by_id = {r.expectation_config.id: r for r in result.results if r.expectation_config is not None}
     return [by_id[e.id] for _, _, e in spec]
 
 
@@ -260,7 +264,7 @@ def validate_prices(
     spec = _suite_spec(limits, dates)
     results = _run_gx(frame, spec)
     violations: list[Violation] = []
-    for (rule, column, _), res in zip(spec, results):
+    for (rule, column, _), res in zip(spec, results, strict=True):
         if res.success:
             continue
         value_column = column.split(",")[0]

@@ -307,7 +307,8 @@ class AuditWriter:
             reply = self._script(keys=pending[0], args=pending[1])
         if pending[2]:
             self._head = pending[2][-1]
-        return [(text(i), h) for i, h in zip(reply[1], pending[2])], [bool(int(c)) for c in reply[2]]
+        written = [(text(i), h) for i, h in zip(reply[1], pending[2], strict=True)]
+        return written, [bool(int(c)) for c in reply[2]]
 
     def _prepare(self, entries: list[tuple[str, str, dict[str, Any]]], effects: Effects) -> Any:
         """(keys, args, hashes, entries, effects) of one attempt chained on the head this writer knows."""
@@ -323,9 +324,8 @@ class AuditWriter:
         ]
         expected = GENESIS
         if entries:
-            expected = self._head
-            if expected is None:
-                expected = text(self.client.get(self.head_key) or GENESIS)
+            head = self._head
+            expected = head if head is not None else text(self.client.get(self.head_key) or GENESIS)
         prev, args, hashes = expected, [], []
         for kind, ref, payload in entries:
             body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -391,12 +391,12 @@ def load_signing_key(key_path: Path, *, create: bool = True) -> Ed25519PrivateKe
             f"a key file only its owner can read (mode 0600), found mode {mode:04o}: "
             f"run `chmod 600 {key_path}`",
         )
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
+    loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise ConfigError(
-            "audit_key_path", str(key_path), f"an Ed25519 private key, found {type(key).__name__}"
+            "audit_key_path", str(key_path), f"an Ed25519 private key, found {type(loaded).__name__}"
         )
-    return key
+    return loaded
 
 
 def load_public_key(key_path: Path) -> Ed25519PublicKey | None:

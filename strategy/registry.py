@@ -90,7 +90,7 @@ def promote_if_better(lake: Lake, challenger: Registered, metric: str = "ic") ->
     current = champion(lake)
     new_score = float(challenger.meta["metrics"][metric])
     old_score = float(current.meta["metrics"][metric]) if current else None
-    promoted = current is None or new_score > old_score
+    promoted = old_score is None or new_score > old_score
     if promoted:
         path = _root(lake) / CHAMPION_FILE
         tmp = path.with_suffix(".tmp")
