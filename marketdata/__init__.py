@@ -1,1 +1,2 @@
-"""Market data: vendor feeds, quality gates (Great Expectations) and ingestion into the Parquet lake (PySpark)."""
+"""Market data: vendor feeds, quality gates (Great Expectations) and ingestion into the Parquet lake
+(PySpark)."""

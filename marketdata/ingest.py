@@ -187,7 +187,8 @@ def ingest_range(
     lake = Lake(settings.lake_root)
     staged = stage(lake, feed, start, end)
     progress(
-        f"staged {staged.rows} rows, {len(staged.dates)} date(s), {len(staged.tickers)} ticker(s) from {feed.name}"
+        f"staged {staged.rows} rows, {len(staged.dates)} date(s), {len(staged.tickers)} ticker(s) "
+        f"from {feed.name}"
     )
     report = gate(lake, settings, start, end)
     progress(report.to_text(limit=10))

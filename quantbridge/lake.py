@@ -2,10 +2,10 @@
 
 ::
 
-    <lake_root>/prices/date=YYYY-MM-DD/part-00000.snappy.parquet   GX-gated daily closes (ticker, close)
-    <lake_root>/reference/<table>.parquet                           illustrative reference tables + factor ETFs
-    <lake_root>/quarantine/prices/date=YYYY-MM-DD/                  blocked batches: batch.parquet, report.json/.txt
-    <lake_root>/_staging/prices/START_END/batch.parquet             a fetched batch waiting for its gates
+    <lake_root>/prices/date=YYYY-MM-DD/part-00000.snappy.parquet  GX-gated daily closes (ticker, close)
+    <lake_root>/reference/<table>.parquet                          illustrative reference tables, factor ETFs
+    <lake_root>/quarantine/prices/date=YYYY-MM-DD/                 blocked batches: batch.parquet, report.*
+    <lake_root>/_staging/prices/START_END/batch.parquet            a fetched batch waiting for its gates
     <lake_root>/features/date=D/  stress/date=D/  synthetic/run=R/  models/version=V/  reports/date=D/
 
 Readers here use pyarrow (no JVM needed); writers of ``prices/`` go through Spark
@@ -53,7 +53,8 @@ class Lake:
         return self.root / "reference" / f"{table}.parquet"
 
     def partition(self, table: str, key: str, value: str) -> Path:
-        """Partition folder of a downstream table (``features``, ``stress``, ``synthetic``, ``models``, ``reports``)."""
+        """Partition folder of a downstream table (``features``, ``stress``, ``synthetic``, ``models``,
+        ``reports``)."""
         return self.root / table / f"{key}={value}"
 
     def price_dates(self) -> list[date]:

@@ -1,4 +1,5 @@
-"""The positions hash (ticker -> shares), written by the execution worker, read by risk, strategy and reports."""
+"""The positions hash (ticker -> shares), written by the execution worker, read by risk, strategy and
+reports."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from quantbridge.settings import Settings
 
 
 def connect(settings: Settings, *, verify: bool = False) -> Any:
-    """A Redis client for ``settings.redis_url``: password and TLS files from settings, replies decoded as text.
+    """A Redis client for ``settings.redis_url``: password and TLS files from settings, replies decoded as
+    text.
 
     The client connects lazily. ``verify=True`` sends a PING now and turns a refused password or a failed
     connection/TLS handshake into a :class:`~quantbridge.errors.ServiceError` naming the settings to fix.

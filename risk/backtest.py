@@ -83,13 +83,13 @@ def forecast_history(
 ) -> pd.DataFrame:
     """Roll the live forecast over history: one row per lake date D with a next-day outcome.
 
-    ``positions``: ticker -> shares (``hold="shares"``: exposures are shares x D's close, the live book
-    held constant in shares) or ticker -> money (``hold="money"``: the book rebalanced to the same money at
-    every close, e.g. the reference books). For each date D the forecast is :func:`risk.var.forecast` on the
-    last ``spec.window`` daily returns ending on or before D (exactly what :func:`risk.portfolio_var.portfolio_var`
-    computes live on D's closes) and is compared with the book's loss over the next kept return, from D to
-    the next lake date. Dates whose next return was dropped (a quarantined date or a missing price in
-    between) have no outcome and no row. ``last``: only the latest ``last`` rows.
+    ``positions``: ticker -> shares (``hold="shares"``: exposures are shares x D's close, the live book held
+    constant in shares) or ticker -> money (``hold="money"``: the book rebalanced to the same money at every
+    close, e.g. the reference books). For each date D the forecast is :func:`risk.var.forecast` on the last
+    ``spec.window`` daily returns ending on or before D (exactly what :func:`risk.portfolio_var.portfolio_var`
+    computes live on D's closes) and is compared with the book's loss over the next kept return, from D to the
+    next lake date. Dates whose next return was dropped (a quarantined date or a missing price in between)
+    have no outcome and no row. ``last``: only the latest ``last`` rows.
 
     Returns a frame indexed by ``date`` (D) with columns ``loss_date``, ``var``, ``cvar``, ``loss``
     (money; positive is a loss) and ``exception`` (loss > VaR).

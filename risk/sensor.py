@@ -114,7 +114,8 @@ class VarSensor:
 
     def _latest_closes(self) -> pd.DataFrame:
         """The latest closes holding ``window`` daily returns (the backtest's window on the same lake:
-        :func:`risk.portfolio_var.recent_closes`), reloaded only when the lake's dates or quarantine change."""
+        :func:`risk.portfolio_var.recent_closes`), reloaded only when the lake's dates or quarantine
+        change."""
         from risk.portfolio_var import recent_closes
 
         dates = self.lake.price_dates()

@@ -47,7 +47,8 @@ def rebalance(
     dates = [d for d in lake.price_dates() if d <= as_of][-(max(cov_days, LOOKBACK) + 2) :]
     if len(dates) < LOOKBACK + 2:
         raise NoDataError(
-            f"rebalance needs {LOOKBACK + 2} trading days up to {as_of.isoformat()}; the lake has {len(dates)}"
+            f"rebalance needs {LOOKBACK + 2} trading days up to {as_of.isoformat()}; "
+            f"the lake has {len(dates)}"
         )
     closes = lake.read_close_matrix(dates[0], dates[-1])
     from marketdata.reference import esg_scores
@@ -104,7 +105,7 @@ def rebalance(
         "orders": len(orders),
         "published": published,
         "portfolio_value": value,
-        "weights": {t: round(float(w), 6) for t, w in zip(tickers, weights)},
+        "weights": {t: round(float(w), 6) for t, w in zip(tickers, weights, strict=True)},
     }
 
 
@@ -138,7 +139,7 @@ def publish_orders(
     if not orders:
         return 0
     args: list[Any] = [len(orders)]
-    for order, record in zip(orders, explanations):
+    for order, record in zip(orders, explanations, strict=True):
         fields = order.to_dict()
         args += [order.order_id, record, len(fields)]
         for name, value in fields.items():

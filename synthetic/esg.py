@@ -12,7 +12,8 @@ from typing import Any
 
 
 def esg_score(samples: Any, esg: Any, temperature: float = 1.0) -> Any:
-    """Per-sample score in [0, 1]; ``samples`` (batch, n_assets) tensor, ``esg`` (n_assets,) tensor in [0, 1]."""
+    """Per-sample score in [0, 1]; ``samples`` (batch, n_assets) tensor, ``esg`` (n_assets,) tensor in
+    [0, 1]."""
     import torch
 
     weights = torch.softmax(samples / temperature, dim=-1)

@@ -4,7 +4,8 @@ Windows: arrays (n_windows, length, n_assets) of daily returns (any common scale
 
 * per-asset Wasserstein distance and Kolmogorov-Smirnov statistic of the pooled daily returns;
 * kurtosis and skew (real vs synthetic, per asset);
-* autocorrelation at lags 1..4 (inside 5-day windows) of returns and of absolute returns (volatility clustering);
+* autocorrelation at lags 1..4 (inside 5-day windows) of returns and of absolute returns (volatility
+  clustering);
 * correlation-matrix distance (Frobenius norm of the difference of the two correlation matrices);
 * TimeGAN's discriminative score: classifiers trained to tell real from synthetic windows, scored out
   of fold as |accuracy - 0.5| (0 = indistinguishable, 0.5 = trivially told apart); two gradient-boosting

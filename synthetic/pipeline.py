@@ -86,7 +86,8 @@ def run_folder(lake: Lake, run: str) -> Path:
 
 
 def load_data(lake: Lake, end: str | None = None, seed: int = 20260101) -> tuple[WindowSplit, np.ndarray]:
-    """Training/held-out windows of the lake's prices up to ``end`` and the ESG score (n_assets,) per ticker."""
+    """Training/held-out windows of the lake's prices up to ``end`` and the ESG score (n_assets,) per
+    ticker."""
     from marketdata.reference import esg_scores
 
     closes = lake.read_close_matrix(None, date.fromisoformat(end) if end else None)
@@ -115,7 +116,8 @@ def train_run(
     spec: RunSpec,
     progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
 ) -> dict[str, Any]:
-    """Fit ``spec``'s model on the training windows, checkpointing into the run's folder (a re-run resumes)."""
+    """Fit ``spec``'s model on the training windows, checkpointing into the run's folder (a re-run
+    resumes)."""
     split, esg = load_data(lake, spec.end, spec.seed)
     folder = run_folder(lake, run)
     t0 = time.perf_counter()

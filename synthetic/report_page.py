@@ -88,9 +88,9 @@ def write_report(
     page = (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-        "<p>Discriminative score: |out-of-fold accuracy - 0.5| of gradient-boosting classifiers telling held-out "
-        "real windows from synthetic ones (0 = indistinguishable, 0.5 = told apart); the worst of two "
-        "classifiers is reported. Returns are in units of each asset's daily volatility.</p>"
+        "<p>Discriminative score: |out-of-fold accuracy - 0.5| of gradient-boosting classifiers telling "
+        "held-out real windows from synthetic ones (0 = indistinguishable, 0.5 = told apart); the worst of "
+        "two classifiers is reported. Returns are in units of each asset's daily volatility.</p>"
         + "".join(sections)
         + "</body></html>\n"
     )

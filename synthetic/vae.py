@@ -63,7 +63,8 @@ def build(features: int, cfg: VAEConfig) -> Any:
             )
 
         def decode(self, z: Any) -> tuple[Any, Any]:
-            """Mean and log noise scale of each feature given z (the scale depends on z: volatility regimes)."""
+            """Mean and log noise scale of each feature given z (the scale depends on z: volatility
+            regimes)."""
             mean, log_noise = self.decoder(z).chunk(2, dim=-1)
             return mean, log_noise.clamp(-6, 1)
 
