@@ -13,11 +13,12 @@ with chosen scenarios from the trigger form:
 The grid runs on Dask (`QB_DASK_SCHEDULER`, in-process by default). Outcomes go to the ledger: the Parquet
 partition `stress/date=D/` and the Redis stream `qb:stress:ledger`, each row with a unique id; re-running a
 date replaces its rows. The `stress_ledger` Asset it emits schedules the retraining DAG (issue 6).
-Bond book, curve, FX and ESG tables are ILLUSTRATIVE (see README). Alongside, **reconcile_execution**
+Bond book, curve, FX and ESG tables are ILLUSTRATIVE (see docs/stress.md). Alongside, **reconcile_execution**
 compares the execution worker's positions and fills with the lake's marks and writes
-`reports/date=D/reconciliation.json` (breaks listed with their cause). Last, **report** writes the nightly
-report `reports/date=D/report.html` with its pictures: VaR history against P&L with exceptions, the stress heat
-map, synthetic vs real distributions, execution cost by venue and data quality (`qb report --date D` too).
+`reports/date=D/reconciliation.json` (breaks listed with their cause). Last, **report** writes the
+nightly report `reports/date=D/report.html` with its pictures: VaR history against P&L with exceptions, the
+stress heat map, synthetic vs real distributions, execution cost by venue and data quality (`qb report
+--date D` too).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Retrains the strategy model whenever new data lands: scheduled on the Assets `la
    `models/version=V/` (skipped while the lake holds too little history).
 2. **promote**: the challenger becomes champion only if its out-of-sample IC beats the champion's.
 
-Scoring, portfolio construction, orders and SHAP explanations are the next part of issue 6.
+Scoring, portfolio construction, orders and SHAP explanations run in `daily_rebalance`.
 """
 
 from __future__ import annotations

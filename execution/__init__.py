@@ -1,2 +1,2 @@
-"""Execution lane: pre-trade policies (Rego), the tamper-evident audit chain; the worker, venues, router,
-Kalman slippage and reconciliation arrive with the rest of issue 7."""
+"""Execution: the worker (pure decisions and its Redis adapters), pre-trade policies (Rego), the router,
+simulated venues, Kalman slippage, venue costs and reconciliation (docs/execution.md)."""

@@ -1,7 +1,7 @@
 """The one place that names Redis keys: every key, its type, who writes it and who reads it.
 
 Nobody else spells a key name: code asks ``RedisSchema(prefix).key("positions")`` (or the attribute
-shortcuts) and the README's schema table is generated from :data:`KEYS` (``qb schema``).
+shortcuts) and the schema table in ``docs/operating.md`` is generated from :data:`KEYS` (``qb schema``).
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class RedisSchema:
 
 
 def schema_markdown(prefix: str = "qb") -> str:
-    """The schema as a Markdown table (the README's copy is generated from this)."""
+    """The schema as a Markdown table (the copy in ``docs/operating.md`` is generated from this)."""
     rows = ["| key | type | written by | read by | meaning |", "|---|---|---|---|---|"]
     for k in KEYS:
         rows.append(f"| `{prefix}:{k.suffix}` | {k.type} | {k.writer} | {k.reader} | {k.description} |")

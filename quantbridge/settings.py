@@ -171,7 +171,7 @@ class Settings(BaseSettings):
     """Seed for every random generator that is not given one explicitly."""
     var_model: VarModel = "filtered_historical_portfolio"
     """VaR model of the sensor, `qb var` and the nightly report: the one that passes Kupiec, Christoffersen
-    and no red window on the equal-weight and the long/short book (README, `qb var backtest`)."""
+    and no red window on the equal-weight and the long/short book (docs/risk.md, `qb var backtest`)."""
     var_confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.99
     """VaR confidence level."""
     var_horizon_days: PositiveInt = 1

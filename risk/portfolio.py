@@ -72,7 +72,7 @@ def equal_weight_book(last_prices: pd.Series, notional: float = 1_000_000.0) -> 
     return {str(t): each / float(p) for t, p in last_prices.items()}
 
 
-#: Reference books of the VaR backtest (README's table), money per ticker rebalanced at every close.
+#: Reference books of the VaR backtest (docs/risk.md), money per ticker rebalanced at every close.
 REFERENCE_BOOKS = ("equal_weight", "long_short")
 
 

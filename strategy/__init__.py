@@ -1,1 +1,2 @@
-"""strategy lane (see README and the issue tracker); populated by its own issue."""
+"""Strategy: leakage-free features, the model and its registry, mean-variance portfolio construction, the
+daily rebalance and SHAP explanations of every order (docs/strategy.md)."""
