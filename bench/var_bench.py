@@ -70,8 +70,8 @@ def run(assets: int, paths: int, repeats: int = 1) -> list[dict[str, object]]:
                 }
             )
             print(
-                f"{mode:>9} {dtype:>8}: engine {engine:7.3f} s  floor {floor:7.3f} s  ratio {engine / floor:5.2f}  "
-                f"{paths / engine:,.0f} paths/s",
+                f"{mode:>9} {dtype:>8}: engine {engine:7.3f} s  floor {floor:7.3f} s  "
+                f"ratio {engine / floor:5.2f}  {paths / engine:,.0f} paths/s",
                 flush=True,
             )
     return rows

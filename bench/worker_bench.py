@@ -115,7 +115,7 @@ def _floor(url: str, stream: str, ready: Any, stop: Any, out: Any) -> None:
     while not stop.is_set():
         for _s, entries in reader.xreadgroup("g", "c", {stream: ">"}, count=50, block=5) or []:
             now = time.perf_counter()
-            for entry_id, fields in entries:
+            for _entry_id, fields in entries:
                 seen[fields["order_id"]] = now
             reader.xack(stream, "g", *[e for e, _ in entries])
     out.put(seen)
@@ -246,8 +246,9 @@ def main() -> None:
                 print(
                     f"{label:>14} x{workers}: {result['orders_per_s']:8.1f} orders/s | order->decision p50 "
                     f"{result['to_decision']['p50_ms']:.2f} ms p99 {result['to_decision']['p99_ms']:.2f} ms "
-                    f"p99.9 {result['to_decision']['p999_ms']:.2f} ms | ->fill p99 {result['to_fill']['p99_ms']:.2f} "
-                    f"ms | Redis floor p50 {floor['p50_ms']:.3f} ms p99 {floor['p99_ms']:.3f} ms | p50 ratio "
+                    f"p99.9 {result['to_decision']['p999_ms']:.2f} ms | "
+                    f"->fill p99 {result['to_fill']['p99_ms']:.2f} ms | "
+                    f"Redis floor p50 {floor['p50_ms']:.3f} ms p99 {floor['p99_ms']:.3f} ms | p50 ratio "
                     f"{ratio:.1f}",
                     flush=True,
                 )

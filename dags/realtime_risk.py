@@ -13,7 +13,8 @@ the figures are stale. Beside it, the **execution worker** consumes `qb:orders` 
 simulated venues, fills, audit chain) and obeys the kill switch.
 
 Scheduled at the US open on weekdays for one session (`duration_s` = 23,400 s); trigger it from the UI
-with `duration_s` = 0 to run until stopped, or any number of seconds. `qb var-sensor` runs the same loop outside Airflow.
+with `duration_s` = 0 to run until stopped, or any number of seconds. `qb var-sensor` runs the same loop
+outside Airflow.
 """
 
 from __future__ import annotations
