@@ -1,34 +1,35 @@
 """Execution section: fees and slippage by venue from the ``fills`` stream, in money and in bps of
-notional."""
+notional (:func:`execution.costs.venue_costs`, the dashboard's summary)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from execution.costs import FILL_FIELDS, venue_costs
 from reporting.redis_inputs import RedisSnapshot
 from reporting.sections.section import Section, figure, html_table, no_data, save_png
 
+#: The report's names for the summary's columns, in the report's order (``report.json`` keys).
+COLUMNS = {
+    "fills": "fills",
+    "quantity": "shares",
+    "notional": "notional",
+    "fees": "fees",
+    "slippage_cost": "slippage_cost",
+    "fee_bps": "fees_bps",
+    "slippage_bps": "slippage_bps",
+}
 
-def venue_cost_frame(fills: list[dict[str, str]]) -> pd.DataFrame:
-    """Per venue: fills, shares, notional, fees, slippage cost (notional x bps / 1e4) and both in bps."""
-    frame = pd.DataFrame(fills)
-    for column in ("quantity", "price", "fee", "slippage_bps"):
-        frame[column] = pd.to_numeric(frame[column], errors="raise")
-    frame["notional"] = frame["quantity"] * frame["price"]
-    frame["slippage_cost"] = frame["notional"] * frame["slippage_bps"] / 1e4
-    out = frame.groupby("venue", sort=True).agg(
-        fills=("fill_id", "count"),
-        shares=("quantity", "sum"),
-        notional=("notional", "sum"),
-        fees=("fee", "sum"),
-        slippage_cost=("slippage_cost", "sum"),
-    )
-    out["fees_bps"] = 1e4 * out["fees"] / out["notional"]
-    out["slippage_bps"] = 1e4 * out["slippage_cost"] / out["notional"]
-    return out
+
+def venue_cost_frame(fills: list[dict[str, Any]]) -> pd.DataFrame:
+    """:func:`execution.costs.venue_costs` as a frame indexed by venue (sorted by name), report's names."""
+    rows = venue_costs(fills)
+    frame = pd.DataFrame(rows, columns=["venue", *COLUMNS]).set_index("venue").sort_index()
+    return frame.rename(columns=COLUMNS)
 
 
 def _chart(table: pd.DataFrame, path: Path) -> None:
@@ -58,14 +59,15 @@ def execution_section(snap: RedisSnapshot, folder: Path) -> Section:
     if not snap.fills:
         s.note = no_data("the fills stream is empty (the execution worker has not filled any order)")
         return s
-    try:
-        table = venue_cost_frame(snap.fills)
-    except (KeyError, ValueError) as exc:
-        s.note = no_data(f"fills without the fields venue, quantity, price, fee, slippage_bps ({exc})")
+    table = venue_cost_frame(snap.fills)
+    if table.empty:
+        fields = ", ".join(FILL_FIELDS)
+        s.note = no_data(f"fills without the fields {fields} ({len(snap.fills)} in the stream, none usable)")
         return s
     _chart(table, folder / "execution.png")
     s.png = "execution.png"
     dates = sorted({f.get("ts", "")[:10] for f in snap.fills if f.get("ts")})
+    left_out = len(snap.fills) - int(table["fills"].sum())
     s.figures = {
         "fills": len(snap.fills),
         "venues": {v: {k: round(float(x), 6) for k, x in row.items()} for v, row in table.iterrows()},
@@ -73,6 +75,7 @@ def execution_section(snap: RedisSnapshot, folder: Path) -> Section:
     s.body = (
         f"<p>{len(snap.fills)} fills in the fills stream"
         + (f", orders dated {dates[0]}..{dates[-1]}" if dates else "")
+        + (f", {left_out} without a usable {', '.join(FILL_FIELDS)} left out" if left_out else "")
         + ".</p>"
         + html_table(
             ["venue", "fills", "shares", "notional", "fees", "slippage", "fees bps", "slippage bps"],
@@ -94,4 +97,4 @@ def execution_section(snap: RedisSnapshot, folder: Path) -> Section:
     return s
 
 
-__all__ = ["execution_section", "venue_cost_frame"]
+__all__ = ["COLUMNS", "execution_section", "venue_cost_frame"]
