@@ -366,7 +366,8 @@ def _sparkline(history: list[dict[str, Any]], width: int = 900, height: int = 14
         f'<polyline {stroke} stroke="#c0392b" stroke-dasharray="4 3" points="{line("limit")}"/>'
         f'<polyline {stroke} stroke="#8e44ad" points="{line("cvar")}"/>'
         f'<polyline {stroke} stroke="#2471a3" stroke-width="2" points="{line("var")}"/></svg>'
-        f'<p class="legend"><span style="color:#2471a3">VaR</span> · <span style="color:#8e44ad">CVaR</span> · '
+        f'<p class="legend"><span style="color:#2471a3">VaR</span> · '
+        f'<span style="color:#8e44ad">CVaR</span> · '
         f'<span style="color:#c0392b">limit</span> · {len(points)} refreshes, {_e(points[0]["at"])} to '
         f"{_e(points[-1]['at'])}</p>"
     )
@@ -395,14 +396,18 @@ def render_panel(snap: dict[str, Any]) -> str:
     )
     figures = (
         f'<section class="cards">'
-        f'<div class="card"><h3>VaR</h3><div class="big" id="var" data-value="{_e(_raw(var))}">{_money(var)}</div>'
+        f'<div class="card"><h3>VaR</h3>'
+        f'<div class="big" id="var" data-value="{_e(_raw(var))}">{_money(var)}</div>'
         f"<small>{_e(usage)}</small></div>"
-        f'<div class="card"><h3>CVaR</h3><div class="big" id="cvar" data-value="{_e(_raw(cvar))}">{_money(cvar)}</div></div>'
+        f'<div class="card"><h3>CVaR</h3>'
+        f'<div class="big" id="cvar" data-value="{_e(_raw(cvar))}">{_money(cvar)}</div></div>'
         f'<div class="card"><h3>Limit</h3><div class="big" id="limit">{_money(limit)}</div></div>'
         f'<div class="card"><h3>Kill switch</h3><div class="big">{switch}</div></div>'
-        f'</section><p class="meta">model <b>{_e(risk.get("model", "-"))}</b>, backend {_e(risk.get("backend", "-"))}, '
+        f'</section><p class="meta">model <b>{_e(risk.get("model", "-"))}</b>, '
+        f"backend {_e(risk.get('backend', '-'))}, "
         f"confidence {_e(risk.get('confidence', '-'))}, horizon {_count(risk.get('horizon_days'))} d, "
-        f'{_count(risk.get("positions"))} positions, prices as of <span id="as-of">{_e(risk.get("as_of") or "-")}</span>, '
+        f"{_count(risk.get('positions'))} positions, "
+        f'prices as of <span id="as-of">{_e(risk.get("as_of") or "-")}</span>, '
         f'updated <span id="updated">{_e(risk.get("updated_at", "never"))}</span><br>{beats}</p>'
     )
     stress = snap["stress"]
@@ -462,7 +467,8 @@ def render_panel(snap: dict[str, Any]) -> str:
         + _table(
             ["family", "scenario", "base", "shocked", "change"], stress_rows, "stress", "no stress run yet", 2
         )
-        + '</section><section class="two"><div><h2>Execution cost by venue <small>(bps of notional)</small></h2>'
+        + '</section><section class="two">'
+        + "<div><h2>Execution cost by venue <small>(bps of notional)</small></h2>"
         + _table(
             ["venue", "fills", "shares", "notional", "fees", "fee bps", "slippage bps", "cost bps"],
             costs,
@@ -494,13 +500,18 @@ def _raw(value: Any) -> str:
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
-header{background:#017cee;color:#fff;padding:10px 20px;display:flex;justify-content:space-between;align-items:center}
+header{background:#017cee;color:#fff;padding:10px 20px;display:flex;justify-content:space-between;
+align-items:center}
 header a{color:#fff}main,.controls{padding:12px 20px;max-width:1200px}
-.cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#fff;border-radius:8px;padding:10px 16px;min-width:200px;
-box-shadow:0 1px 3px #0002}.card h3{margin:0;font-size:13px;color:#5b6b7c;font-weight:500}.big{font-size:26px;font-weight:600}
-.badge{padding:2px 10px;border-radius:12px;font-size:18px}.on{background:#c0392b;color:#fff}.off{background:#27ae60;color:#fff}
+.cards{display:flex;gap:12px;flex-wrap:wrap}
+.card{background:#fff;border-radius:8px;padding:10px 16px;min-width:200px;box-shadow:0 1px 3px #0002}
+.card h3{margin:0;font-size:13px;color:#5b6b7c;font-weight:500}
+.big{font-size:26px;font-weight:600}
+.badge{padding:2px 10px;border-radius:12px;font-size:18px}.on{background:#c0392b;color:#fff}
+.off{background:#27ae60;color:#fff}
 section{background:#fff;border-radius:8px;padding:8px 16px;margin:12px 0;box-shadow:0 1px 3px #0002}
-section.two{display:flex;gap:32px;flex-wrap:wrap}h2{font-size:16px;margin:6px 0}table{border-collapse:collapse;font-size:13px}
+section.two{display:flex;gap:32px;flex-wrap:wrap}h2{font-size:16px;margin:6px 0}
+table{border-collapse:collapse;font-size:13px}
 th,td{padding:3px 10px;text-align:left;border-bottom:1px solid #e3e8ee}th.n,td.n{text-align:right}
 .neg{color:#c0392b}.pos{color:#1e8449}.meta{font-size:13px;color:#5b6b7c}.empty{color:#8a96a3;font-style:italic}
 .legend{font-size:12px;color:#5b6b7c;margin:2px 0}
@@ -513,7 +524,8 @@ const timer = setInterval(async () => {
     const reply = await fetch('panel', {credentials: 'same-origin'});
     if (reply.status === 401 || reply.status === 403) { clearInterval(timer);
       document.getElementById('status').textContent = 'session expired: reload to log in'; return; }
-    if (reply.ok) { panel.innerHTML = await reply.text(); document.getElementById('status').textContent = 'live'; }
+    if (reply.ok) { panel.innerHTML = await reply.text();
+      document.getElementById('status').textContent = 'live'; }
   } catch (err) { document.getElementById('status').textContent = 'offline, retrying'; }
 }, %d);
 """
@@ -567,7 +579,8 @@ def render_page(snap: dict[str, Any], user: str, may_set: bool = False) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>quantbridge risk dashboard</title>'
         f"<style>{_STYLE}</style></head><body><header><b>quantbridge · live risk</b><span>"
-        f'<span id="status">live</span> · signed in as <span id="user">{_e(user)}</span> · <a href="../">Airflow</a>'
-        f'</span></header><main id="panel">{render_panel(snap)}</main><div class="controls">{render_controls(may_set)}</div>'
+        f'<span id="status">live</span> · signed in as <span id="user">{_e(user)}</span> · '
+        '<a href="../">Airflow</a></span></header>'
+        f'<main id="panel">{render_panel(snap)}</main><div class="controls">{render_controls(may_set)}</div>'
         f"<script>{_SCRIPT % REFRESH_MS}{_CONTROL_SCRIPT}</script></body></html>"
     )
