@@ -2,8 +2,10 @@
 
 Delivery is at-least-once (a consumer group; pending entries of dead consumers are reclaimed with
 XAUTOCLAIM at start and periodically); processing is idempotent per order id. A batch (what one
-XREADGROUP returns) takes three round trips whatever its size; the decisions themselves are the pure
-functions of :mod:`execution.batch`:
+XREADGROUP returns) takes three round trips whatever its size (one more read when entries are past the
+delivery cap). The decisions are pure functions of plain data (:mod:`execution.intake` validates,
+:mod:`execution.decisions` judges, routes and plans each commit, :mod:`execution.router` ranks venues);
+this module is their adapters: the Redis reads and commits, the venues, the metrics.
 
 1. **read** (one pipeline): every order's state, the positions, the reservations of open orders, the
    trusted marks, the kill switch, the VaR figures' time and the sensor's heartbeat;
@@ -33,30 +35,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from execution import batch as core
-from execution import orders as life
+from execution import decisions as core
+from execution.decisions import Outcome
+from execution.intake import Intake, intake
 from execution.metrics import WorkerMetrics
 from execution.policy import PolicyEngine
-from execution.router import Child, Router
+from execution.router import Router
 from execution.venues import DEFAULT_VENUES, Fill, SimulatedVenue, VenueSpec
-from quantbridge.audit import AuditWriter, Effects, GuardFailed
+from quantbridge.audit import AuditWriter, GuardFailed
 from quantbridge.errors import ServiceError
-from quantbridge.messages import SubmitOrder
 from quantbridge.redis_client import text
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
 
+__all__ = ["ExecutionWorker", "Outcome", "lake_marks"]
+
 log = logging.getLogger(__name__)
 
-#: Audit entries on their way to a commit: (kind, ref, payload).
-Trail = list[tuple[str, str, dict[str, Any]]]
-#: A commit guard: (key, hash field or None, expected value or None for "absent").
-Guard = tuple[str, str | None, str | None]
-
-TERMINAL = life.TERMINAL
 BATCH = 50
 #: Decisions re-read and re-made at most this often per batch when other workers keep moving the state.
 DECIDE_ATTEMPTS = 8
@@ -65,26 +62,6 @@ SENSOR = "var_sensor"
 #: for HEARTBEAT_TTL_S, so ``qb status`` and the dashboard see a dead or hung worker within seconds.
 COMPONENT = "execution_worker"
 HEARTBEAT_TTL_S = 10
-
-
-@dataclass
-class Outcome:
-    order_id: str
-    state: str
-    filled: float = 0.0
-    reasons: tuple[str, ...] = ()
-
-
-@dataclass
-class _Work:
-    """One order of a batch on its way through the steps."""
-
-    item: core.Intake
-    order: SubmitOrder
-    state: dict[str, Any] | None = None
-    raw_state: str | None = None
-    mark: float = 0.0
-    children: list[Child] = field(default_factory=list)
 
 
 class ExecutionWorker:
@@ -109,33 +86,27 @@ class ExecutionWorker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client, self.schema, self.consumer = client, schema, consumer
-        self.tickers, self.esg = frozenset(tickers), dict(esg or {})
+        self.tickers = frozenset(tickers)
         self.marks = {t: float(p) for t, p in (marks or {}).items()}
-        self.risk_stale_after_s, self.max_deliveries, self.clock = risk_stale_after_s, max_deliveries, clock
+        self.max_deliveries, self.clock = max_deliveries, clock
         self.venues = {v.name: SimulatedVenue(v) for v in venues}
         self.router = Router(venues)
         self.policy = policy or PolicyEngine()
+        self.rules = core.Rules(
+            self.policy.evaluate_many,
+            self.policy.evaluate,
+            self.policy.sha256,
+            dict(esg or {}),
+            risk_stale_after_s,
+        )
         self.on_event = on_event or (lambda _kind, _order_id: None)  # instrumentation (the benchmark)
         self.metrics = metrics or WorkerMetrics(v.name for v in venues)  # Prometheus, in-process only
         self.audit = AuditWriter(client, schema)
         # Stream entries are read undecoded: one entry that is not UTF-8 must be dead-lettered by intake, not
         # make every read of the stream (or of this consumer's pending entries) raise for ever.
         self._reader = _undecoded(client)
-        self.stream = schema.key("orders")
-        self._keys = {
-            name: schema.key(name)
-            for name in (
-                "order_state",
-                "positions",
-                "kill_switch",
-                "fills",
-                "dead_letter",
-                "inflight",
-                "inflight_rev",
-                "marks",
-                "risk_current",
-            )
-        }
+        self.keys = core.Keys.of(schema)
+        self.stream = self.keys.orders
         self._heartbeat = schema.heartbeat(SENSOR)
         try:
             client.xgroup_create(self.stream, ORDERS_GROUP, id="0", mkstream=True)
@@ -160,227 +131,87 @@ class ExecutionWorker:
         """Handle stream entries in order; with ``ack`` their acknowledgement lands with the final commit.
         ``deliveries``: entry id -> times delivered (from XPENDING). An entry whose handling failed gets None
         and stays pending for a retry (until the delivery cap dead-letters it)."""
-        picked_up = time.perf_counter()
-        counts = deliveries or {}
+        picked_up, counts = time.perf_counter(), deliveries or {}
         items = [
-            core.intake(i, e, raw, self.tickers, counts.get(e, 1), self.max_deliveries)
+            intake(i, e, raw, self.tickers, counts.get(e, 1), self.max_deliveries)
             for i, (e, raw) in enumerate(entries)
         ]
-        outcomes: list[Outcome | None] = [None] * len(entries)
-        works = [_Work(it, it.order) for it in items if it.order is not None and it.dead is None]
-        trail: Trail = []
-        dead_letters: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-        for it in items:
-            if it.dead is not None:
-                trail.append(("dead_letter", it.ref, {"entry_id": it.entry_id, "reason": it.dead}))
-                dead_letters.append(
-                    (
-                        self._keys["dead_letter"],
-                        (
-                            ("entry_id", it.entry_id),
-                            ("reason", it.dead),
-                            ("fields", json.dumps(it.fields)[: core.MAX_PAYLOAD_BYTES]),
-                        ),
-                    )
-                )
-                outcomes[it.index] = Outcome(it.ref, "DEAD_LETTER", reasons=(it.dead,))
-        capped = [it for it in items if it.order is not None and it.dead is not None]
-        closing = self._close_capped(capped, trail)
-        to_send = self._decide(works, outcomes, trail, picked_up) if works else []
-        if to_send is None:  # other workers kept moving the state: everything stays pending
+        letters, dead = core.dead_letters(items, self.keys)
+        closing = core.cancel_capped(self._read_capped(items), self.keys)
+        live = [it for it in items if it.order is not None and it.dead is None]
+        # read -> decide -> commit, read and decided again while other workers move what it relied on
+        decision = self._decide(live, picked_up) if live else core.Decision()
+        if decision is None:  # the state kept moving: everything stays pending
             return [None] * len(entries)
-        self._fill_and_commit(entries, to_send, outcomes, trail, dead_letters, ack, closing)
+        # fill -> commit, together with the dead letters and the capped orders cancelled
+        outcomes = self._fill_and_commit(entries, decision, letters + closing, dead, ack)
         for o in outcomes:
             if o is not None:
                 self.metrics.outcome(o.state)
         return outcomes
 
-    def _close_capped(
-        self, capped: list[core.Intake], trail: Trail
-    ) -> tuple[list[Guard], list[tuple[str, str]], list[tuple[str, str]]]:
-        """Guards, state updates and reservation releases that cancel the open orders among entries past the
-        delivery cap: dead-lettering the entry alone would leave such an order NEW, its shares reserved."""
+    def _read_capped(self, items: list[Intake]) -> list[tuple[Intake, str | None]]:
+        """The state records of the orders among entries past the delivery cap (one read, only if any)."""
+        capped = [(it, it.order.order_id) for it in items if it.dead is not None and it.order is not None]
         if not capped:
-            return [], [], []
-        k = self._keys
-        raws = self.client.hmget(k["order_state"], [it.order.order_id for it in capped])
-        guards, update, hdel = [], [], []
-        for it, raw in zip(capped, raws):
-            state = json.loads(text(raw)) if raw is not None else None
-            if state is None or state["state"] in TERMINAL:
-                continue
-            oid, history = it.order.order_id, life.advance(state["history"], life.CANCELLED)
-            guards.append((k["order_state"], oid, text(raw)))
-            update.append(
-                (
-                    oid,
-                    core.state_record(
-                        life.CANCELLED,
-                        state["filled"],
-                        history,
-                        children=state.get("children", []),
-                        reasons=[it.dead],
-                    ),
-                )
-            )
-            hdel.append((k["inflight"], oid))
-            payload = {"state": life.CANCELLED, "filled": state["filled"], "reason": it.dead}
-            trail.append(("state", oid, payload))
-        return guards, update, hdel
+            return []
+        raws = self.client.hmget(self.keys.order_state, [oid for _, oid in capped])
+        return [
+            (it, text(raw) if raw is not None else None) for (it, _), raw in zip(capped, raws, strict=True)
+        ]
 
-    def _read(self, works: list[_Work]) -> core.BookView:
+    def _read(self, live: list[Intake]) -> core.BookView:
         """Everything the decisions need, in one round trip."""
-        k = self._keys
-        tickers = sorted({w.order.ticker for w in works})
+        k = self.keys
+        orders = [it.order for it in live if it.order is not None]
+        tickers = sorted({o.ticker for o in orders})
         pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(k["order_state"], [w.order.order_id for w in works])
-        pipe.hmget(k["positions"], tickers)
-        pipe.hgetall(k["inflight"])
-        pipe.hmget(k["inflight_rev"], tickers)
-        pipe.hmget(k["marks"], tickers)
-        pipe.get(k["kill_switch"])
-        pipe.hget(k["risk_current"], "updated_at")
+        pipe.hmget(k.order_state, [o.order_id for o in orders])
+        pipe.hmget(k.positions, tickers)
+        pipe.hgetall(k.inflight)
+        pipe.hmget(k.inflight_rev, tickers)
+        pipe.hmget(k.marks, tickers)
+        pipe.get(k.kill_switch)
+        pipe.hget(k.risk_current, "updated_at")
         pipe.exists(self._heartbeat)
         states, positions, inflight, revs, marks, kill, updated_at, beat = pipe.execute()
-        live = {t: _number(v) for t, v in zip(tickers, marks)}
         return core.BookView(
-            states={w.order.order_id: (text(s) if s is not None else None) for w, s in zip(works, states)},
-            positions={t: float(v or 0.0) for t, v in zip(tickers, positions)},
+            states={
+                o.order_id: (text(s) if s is not None else None) for o, s in zip(orders, states, strict=True)
+            },
+            positions={t: float(v or 0.0) for t, v in zip(tickers, positions, strict=True)},
             inflight={text(oid): json.loads(text(v)) for oid, v in inflight.items()},
-            revisions={t: (text(v) if v is not None else None) for t, v in zip(tickers, revs)},
-            marks={t: (live[t] if live[t] is not None else self.marks.get(t)) for t in tickers},
+            revisions={t: (text(v) if v is not None else None) for t, v in zip(tickers, revs, strict=True)},
+            marks=core.trusted_marks(dict(zip(tickers, marks, strict=True)), self.marks),
             kill_switch=text(kill) if kill is not None else None,
             risk_updated_at=text(updated_at) if updated_at is not None else None,
             heartbeat=bool(beat),
         )
 
-    def _decide(
-        self, works: list[_Work], outcomes: list[Outcome | None], trail: Trail, picked_up: float
-    ) -> list[_Work] | None:
-        """Verdicts and routes for the fresh orders, committed with their audit entries and reservations;
-        returns the orders to send (fresh ones accepted, open ones resumed)."""
-        k = self._keys
+    def _decide(self, live: list[Intake], picked_up: float) -> core.Decision | None:
+        """Read the book, decide the batch's valid orders and commit the decisions with their audit entries
+        and reservations; read and decided again while other workers move what the verdicts relied on.
+        None: it kept moving for DECIDE_ATTEMPTS reads (the batch stays pending)."""
+        venues = tuple(self.router.venues.values())
         for _attempt in range(DECIDE_ATTEMPTS):
-            view = self._read(works)
-            entries: list[tuple[str, str, dict[str, Any]]] = []
-            guards: list[tuple[str, str | None, str | None]] = []
-            update, hset, hincr = [], [], []
-            to_send, fresh, seen = [], [], set()
-            for w in works:
-                oid = w.order.order_id
-                w.raw_state = view.states.get(oid)
-                w.state = json.loads(w.raw_state) if w.raw_state else None
-                if oid in seen or (w.state and w.state["state"] in TERMINAL):
-                    outcomes[w.item.index] = Outcome(oid, "DUPLICATE", (w.state or {}).get("filled", 0.0))
-                    entries.append(
-                        (
-                            "duplicate",
-                            oid,
-                            {"entry_id": w.item.entry_id, "state": (w.state or {}).get("state", "IN_BATCH")},
-                        )
-                    )
-                    continue
-                seen.add(oid)
-                if w.state is not None:  # open: resume with the stored children, at the mark of now
-                    mark = view.marks.get(w.order.ticker)
-                    if mark is None:  # no trusted price to fill at: stays pending until one exists
-                        continue
-                    w.children, w.mark = [Child(**c) for c in w.state["children"]], mark
-                    to_send.append(w)
-                    continue
-                fresh.append(w)
-            verdicts = core.verdicts(
-                [w.order for w in fresh],
-                view,
-                self.esg,
-                self.clock(),
-                self.risk_stale_after_s,
-                self.policy.evaluate_many,
-                self.policy.evaluate,
+            view = self._read(live)
+            decision = core.decide(
+                live, view, self.clock(), self.rules, venues, self.router.filters, self.keys
             )
-            accepted = False
-            for w, verdict in zip(fresh, verdicts):
-                order = w.order
-                if verdict is None:
-                    continue  # its evaluation failed: left pending for a retry
-                mark = view.marks.get(order.ticker)
-                try:
-                    children = (
-                        []
-                        if not verdict.allowed
-                        else self.router.route(
-                            order.order_id,
-                            order.ticker,
-                            order.side,
-                            order.quantity,
-                            float(mark),
-                            getattr(order, "limit_price", None),
-                        )
-                    )
-                except Exception:  # noqa: BLE001 - one bad order must not stop the worker (left pending)
-                    log.exception("routing order %r failed; left pending for a retry", order.order_id)
-                    continue
-                guards.append((k["order_state"], order.order_id, None))
-                context = {
-                    "mark": mark,
-                    "position": view.positions.get(order.ticker, 0.0),
-                    "kill_switch": view.kill_switch is not None,
-                    "policy_sha256": self.policy.sha256,
-                }
-                entries += [
-                    ("order", order.order_id, order.to_dict()),
-                    ("verdict", order.order_id, {**verdict.as_dict(), **context}),
-                ]
-                if not verdict.allowed:
-                    state = {
-                        "state": life.REJECTED,
-                        "filled": 0.0,
-                        "reasons": list(verdict.reasons),
-                        "history": life.advance([], life.REJECTED),
-                    }
-                    outcomes[w.item.index] = Outcome(order.order_id, life.REJECTED, reasons=verdict.reasons)
-                else:
-                    state = {
-                        "state": life.NEW,
-                        "filled": 0.0,
-                        "children": [c.__dict__ for c in children],
-                        "history": life.advance([], life.NEW),
-                    }
-                    w.children, w.state, w.mark = children, state, float(mark)
-                    hset.append((k["inflight"], order.order_id, core.reservation(order)))
-                    hincr.append((k["inflight_rev"], order.ticker, 1.0))
-                    to_send.append(w)
-                    accepted = True
-                w.raw_state = core.state_record(**state)
-                entries.append(("state", order.order_id, state))
-                update.append((order.order_id, w.raw_state))
-                self.on_event("decision", order.order_id)
-                self.metrics.decided(w.item.entry_id, picked_up, view.kill_switch is not None)
-            if accepted:  # what the accepted verdicts relied on must still hold when they land
-                reserved = sorted({t for _, t, _ in hincr})
-                guards += [(k["inflight_rev"], t, view.revisions.get(t)) for t in reserved]
-                guards.append((k["kill_switch"], None, view.kill_switch))
-            if not update:
-                trail += entries
-                return to_send
+            for item in decision.decided:
+                self.on_event("decision", item.ref)  # the order id
+                self.metrics.decided(item.entry_id, picked_up, view.kill_switch is not None)
+            if decision.commit is None:  # no order state to write: the entries ride with the fill commit
+                return decision
             try:
-                effects = Effects(
-                    state_key=k["order_state"],
-                    update=tuple(update),
-                    guards=tuple(guards),
-                    hset=tuple(hset),
-                    hincr=tuple(hincr),
-                )
-                self.audit.commit(entries, effects)
+                self.audit.commit(decision.commit.trail, decision.commit.effects(self.keys))
             except GuardFailed as exc:
                 log.info("state moved while deciding (%s); reading again", exc)
-                for w in works:
-                    outcomes[w.item.index] = None
                 continue
-            return to_send
+            return decision
         log.warning(
             "batch of %d orders left pending: the state kept moving for %d attempts",
-            len(works),
+            len(live),
             DECIDE_ATTEMPTS,
         )
         return None
@@ -388,85 +219,48 @@ class ExecutionWorker:
     def _fill_and_commit(
         self,
         entries: list[tuple[str, dict[Any, Any]]],
-        to_send: list[_Work],
-        outcomes: list[Outcome | None],
-        trail: list[tuple[str, str, dict[str, Any]]],
-        dead_letters: list[tuple[str, tuple[tuple[str, str], ...]]],
+        decision: core.Decision,
+        settled: core.Plan,
+        dead: dict[int, Outcome],
         ack: bool,
-        closing: tuple[list[Any], list[Any], list[Any]] = ([], [], []),
-    ) -> None:
-        """Send the children, then commit fills, positions, final states, reservations released, dead
-        letters, duplicates, their audit entries and the acknowledgements in one Lua call. ``closing``:
-        (guards, state updates, releases) of open orders cancelled with their dead-lettered entry."""
-        k = self._keys
-        fills: list[Fill] = []
-        guards, update, hdel = list(closing[0]), list(closing[1]), list(closing[2])
-        hincr, xadd = [], list(dead_letters)
-        for w in to_send:
-            order, mark = w.order, w.mark
-            got = [
-                self.venues[c.venue].execute(
-                    c.child_id, order.order_id, order.ticker, order.side, c.quantity, mark, c.limit_price
-                )
-                for c in w.children
-            ]
-            got = [f for f in got if f is not None]
-            steps, history = core.after_fills(
-                w.state.get("history", [life.NEW]), [f.quantity for f in got], order.quantity
-            )
-            filled = 0.0
-            for fill, step in zip(got, steps):
-                filled += fill.quantity
-                fields = {a: str(b) for a, b in fill.__dict__.items()}
-                fields["ts"] = order.ts
-                xadd.append((k["fills"], tuple(fields.items())))
-                shares = fill.quantity if order.side == "BUY" else -fill.quantity
-                hincr.append((k["positions"], order.ticker, shares))
-                trail.append(("fill", order.order_id, {**fields, "state": step[-1], "filled": filled}))
-                fills.append(fill)
-            if not got or history[-1] == life.CANCELLED:
-                trail.append(
-                    (
-                        "state",
-                        order.order_id,
-                        {"state": history[-1], "filled": filled, "cancelled": order.quantity - filled},
-                    )
-                )
-            guards.append((k["order_state"], order.order_id, w.raw_state))
-            update.append(
-                (
-                    order.order_id,
-                    core.state_record(history[-1], filled, history, children=w.state["children"]),
-                )
-            )
-            hdel.append((k["inflight"], order.order_id))
-            outcomes[w.item.index] = Outcome(order.order_id, history[-1], filled)
+    ) -> list[Outcome | None]:
+        """Send the decided orders' children to the venues, then commit the fills, positions, final states
+        and releases with ``settled`` (dead letters, capped orders cancelled), the entries the decision
+        carried (duplicates) and the acknowledgements, in one Lua call. ``dead``: the dead-lettered entries'
+        outcomes. All None when an order changed under the batch (another worker finished it): everything
+        stays pending, to be read again."""
+        sent = [(opened, self._execute(opened)) for opened in decision.send]
+        fills, filled = core.record_fills(sent, self.keys)
+        plan = settled + core.Plan(trail=decision.carry) + fills
+        outcomes: list[Outcome | None] = [None] * len(entries)
+        for index, outcome in {**dead, **decision.outcomes, **filled}.items():
+            outcomes[index] = outcome
         acks = tuple(entries[i][0] for i, o in enumerate(outcomes) if o is not None) if ack else ()
-        if not (trail or update or acks):
-            return
-        effects = Effects(
-            state_key=k["order_state"],
-            update=tuple(update),
-            guards=tuple(guards),
-            stream=self.stream if acks else "",
-            group=ORDERS_GROUP if acks else "",
-            ack=acks,
-            hdel=tuple(hdel),
-            hincr=tuple(hincr),
-            xadd=tuple(xadd),
-        )
+        if not (plan.trail or plan.update or acks):
+            return outcomes
         try:
-            self.audit.commit(trail, effects)
-        except GuardFailed as exc:  # another worker finished one of these orders: all stay pending, re-read
+            self.audit.commit(plan.trail, plan.effects(self.keys, acks))
+        except GuardFailed as exc:
             log.info("an order changed under this batch (%s); the batch stays pending", exc)
-            for i in range(len(outcomes)):
-                outcomes[i] = None
-            return
-        for fill in fills:
-            self.router.learn(fill.venue, fill.ticker, fill.slippage_bps, fill.quantity)
-            self.metrics.fill(fill.venue, fill.quantity, fill.price, fill.fee, fill.slippage_bps)
-        for w in to_send:
-            self.on_event("filled", w.order.order_id)
+            return [None] * len(entries)
+        for _opened, got in sent:
+            for fill in got:
+                self.router.learn(fill.venue, fill.ticker, fill.slippage_bps, fill.quantity)
+                self.metrics.fill(fill.venue, fill.quantity, fill.price, fill.fee, fill.slippage_bps)
+        for opened, _got in sent:
+            self.on_event("filled", opened.order.order_id)
+        return outcomes
+
+    def _execute(self, opened: core.Open) -> list[Fill]:
+        """The fills an order's children get at their venues (at the order's mark)."""
+        order = opened.order
+        got = [
+            self.venues[c.venue].execute(
+                c.child_id, order.order_id, order.ticker, order.side, c.quantity, opened.mark, c.limit_price
+            )
+            for c in opened.children
+        ]
+        return [f for f in got if f is not None]
 
     # --- the loop -------------------------------------------------------------------------------------
     def reclaim(self, min_idle_ms: int = 30_000) -> int:

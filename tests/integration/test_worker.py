@@ -444,7 +444,7 @@ def test_worker_when_another_worker_reserves_between_read_and_commit_then_decisi
     def read_then_b_decides(works):
         view = real_read(works)
         if not raced:
-            raced.append(b._decide([w for w in [_work(b, entries_b)]], [None], [], 0.0))  # B reserves 400
+            raced.append(b._decide([_item(b, entries_b)], 0.0))  # B reserves 400
         return view
 
     a._read = read_then_b_decides
@@ -454,13 +454,11 @@ def test_worker_when_another_worker_reserves_between_read_and_commit_then_decisi
     assert client.hexists(SCHEMA.key("inflight"), "b1")  # B's order stays reserved until it fills
 
 
-def _work(w, entries):
-    from execution import batch as core
-    from execution.worker import _Work
+def _item(w, entries):
+    from execution.intake import intake
 
     [(entry_id, raw)] = entries
-    item = core.intake(0, entry_id, raw, w.tickers)
-    return _Work(item, item.order)
+    return intake(0, entry_id, raw, w.tickers)
 
 
 def test_worker_when_two_workers_race_orders_that_together_breach_the_limit_then_none_breaches(redis_server):

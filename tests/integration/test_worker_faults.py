@@ -720,7 +720,7 @@ def test_worker_when_hostile_entries_then_each_dead_lettered_or_rejected_with_re
         if e["kind"] == "duplicate"
     )
     counts: Counter = Counter()
-    for case, entry_id in zip(cases, entry_ids):
+    for case, entry_id in zip(cases, entry_ids, strict=True):
         counts[case.expect] += 1
         oid = case.fields.get("order_id")
         if case.expect == "dead":
@@ -792,8 +792,8 @@ def test_worker_when_open_order_delivered_past_the_cap_then_it_ends_final_and_it
     # Arrange: a worker commits its decision (state NEW, shares reserved) and dies before the fills, five
     # times over: every restart re-reads its pending entries, one delivery more each. ``_decide`` is the
     # worker's first commit on its own: the one way to stop a worker between its two commits on purpose.
-    from execution import batch as core
-    from execution.worker import ExecutionWorker, _Work
+    from execution.intake import intake
+    from execution.worker import ExecutionWorker
 
     publish_fresh_risk(redis_client, SCHEMA)
     order = SubmitOrder(
@@ -808,8 +808,7 @@ def test_worker_when_open_order_delivered_past_the_cap_then_it_ends_final_and_it
     redis_client.xadd(SCHEMA.key("orders"), order.to_dict())
     first = ExecutionWorker(redis_client, SCHEMA, "w1", ["AAPL"], marks={"AAPL": 150.0})
     [(_stream, [(entry_id, raw)])] = redis_client.xreadgroup(ORDERS_GROUP, "w1", {SCHEMA.key("orders"): ">"})
-    item = core.intake(0, entry_id, raw, first.tickers)
-    first._decide([_Work(item, item.order)], [None], [], time.perf_counter())
+    first._decide([intake(0, entry_id, raw, first.tickers)], time.perf_counter())
     for _restart in range(5):
         redis_client.xreadgroup(ORDERS_GROUP, "w1", {SCHEMA.key("orders"): "0"})
 
