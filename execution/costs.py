@@ -29,9 +29,9 @@ def venue_costs(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
     Per venue: ``fills``, ``quantity`` (shares), ``notional`` (sum of quantity x price), ``fees`` and
     ``slippage_cost`` (sum of notional x slippage_bps / 1e4) in money; ``fee_bps`` (fees / notional),
-    ``slippage_bps`` (quantity-weighted mean of the fills' slippage) and ``cost_bps`` (their sum) in basis
-    points. A fill without a venue, with a missing or non-numeric field, or with a notional <= 0 is left
-    out, not guessed.
+    ``slippage_bps`` (slippage_cost / notional: the notional-weighted mean of the fills' slippage) and
+    ``cost_bps`` (their sum, so cost_bps x notional is the venue's whole cost) in basis points. A fill
+    without a venue, with a missing or non-numeric field, or with a notional <= 0 is left out, not guessed.
     """
     acc: dict[str, dict[str, float]] = {}
     for fill in fills:
@@ -47,7 +47,6 @@ def venue_costs(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "notional": 0.0,
                 "fees": 0.0,
                 "slippage_cost": 0.0,
-                "slip_qty": 0.0,
             },
         )
         a["fills"] += 1
@@ -55,11 +54,10 @@ def venue_costs(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         a["notional"] += qty * price
         a["fees"] += fee
         a["slippage_cost"] += qty * price * slip / 1e4
-        a["slip_qty"] += slip * qty
     rows = []
     for venue, a in acc.items():
         fee_bps = a["fees"] / a["notional"] * 1e4
-        slip_bps = a["slip_qty"] / a["quantity"] if a["quantity"] else 0.0
+        slip_bps = a["slippage_cost"] / a["notional"] * 1e4
         rows.append(
             {
                 "venue": venue,

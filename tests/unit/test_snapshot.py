@@ -151,7 +151,7 @@ def test_snapshot_when_fills_then_newest_first_and_cost_by_venue_in_bps(redis_cl
     costs = {c["venue"]: c for c in snap["venue_costs"]}
     assert costs["ALPHA"]["fills"] == 2 and costs["ALPHA"]["notional"] == 4_000.0
     assert costs["ALPHA"]["fee_bps"] == pytest.approx(0.35 / 4_000 * 1e4)
-    assert costs["ALPHA"]["slippage_bps"] == pytest.approx((2.0 * 100 + 4.0 * 300) / 400)  # quantity-weighted
+    assert costs["ALPHA"]["slippage_bps"] == pytest.approx((2.0 * 1_000 + 4.0 * 3_000) / 4_000)  # by notional
     assert costs["BETA"]["cost_bps"] == pytest.approx(1.5 + 0.5)
     assert [c["venue"] for c in snap["venue_costs"]] == ["BETA", "ALPHA"]  # cheapest first (2.0 < 4.375)
 

@@ -37,8 +37,8 @@ def test_venue_costs_when_two_venues_then_money_and_bps_worked_by_hand_cheapest_
             "fees": 0.65,
             "slippage_cost": 2.60,
             "fee_bps": 0.65 / 7_000 * 1e4,  # 0.9286
-            "slippage_bps": (2.0 * 100 + 4.0 * 300) / 400,  # quantity-weighted: 3.5
-            "cost_bps": 0.65 / 7_000 * 1e4 + 3.5,
+            "slippage_bps": 2.60 / 7_000 * 1e4,  # notional-weighted: (2 x 1,000 + 4 x 6,000) / 7,000 = 3.714
+            "cost_bps": (0.65 + 2.60) / 7_000 * 1e4,  # the whole cost over the notional: 4.643
         }
     )
     assert beta == pytest.approx(

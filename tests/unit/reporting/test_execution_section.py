@@ -46,7 +46,7 @@ def test_venue_cost_frame_when_fills_then_report_columns_by_venue_name():
     assert zulu["fills"] == 2 and zulu["shares"] == 400.0 and zulu["notional"] == 7_000.0
     assert zulu["slippage_cost"] == pytest.approx(0.2 + 2.4)
     assert zulu["fees_bps"] == pytest.approx(0.65 / 7_000 * 1e4)
-    assert zulu["slippage_bps"] == pytest.approx(3.5)  # quantity-weighted, as on the dashboard
+    assert zulu["slippage_bps"] == pytest.approx(2.6 / 7_000 * 1e4)  # notional-weighted, as on the dashboard
 
 
 def test_execution_section_when_fills_then_png_figures_and_left_out_count(tmp_path):
