@@ -25,9 +25,7 @@ def _run(dag, day: date, **conf):
 
     # Every Param is sent, as the UI's trigger form does (dag.test keeps a previous run's conf otherwise).
     conf = {"date": None, "source": "", **conf}
-    run = dag.test(
-        logical_date=datetime(day.year, day.month, day.day, 22, tzinfo=UTC), run_conf=conf
-    )
+    run = dag.test(logical_date=datetime(day.year, day.month, day.day, 22, tzinfo=UTC), run_conf=conf)
     return str(run.state), _task_states(dag.dag_id, run.run_id)
 
 

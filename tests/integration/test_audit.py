@@ -78,6 +78,7 @@ def test_verify_when_entries_reordered_then_caught(chain):
         for e, f in zip(
             entries,
             [x[1] for x in entries[:3]] + [entries[4][1], entries[3][1]] + [x[1] for x in entries[5:]],
+            strict=True,
         )
     ]
     _rewrite(chain, swapped)

@@ -46,7 +46,7 @@ def lake(settings) -> Lake:
     days = [LAST - timedelta(days=i) for i in range(60)]
     days = sorted(d for d in days if d.weekday() < 5)[-40:]
     prices = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.02, size=(len(days), len(TICKERS))), axis=0))
-    for day, row in zip(days, prices):
+    for day, row in zip(days, prices, strict=True):
         folder = lake.price_partition(day)
         folder.mkdir(parents=True)
         frame = pd.DataFrame({"ticker": list(TICKERS), "close": row})
@@ -57,7 +57,7 @@ def lake(settings) -> Lake:
 @pytest.fixture
 def last_close(lake) -> dict[str, float]:
     frame = lake.read_prices(start=LAST)
-    return dict(zip(frame["ticker"], frame["close"]))
+    return dict(zip(frame["ticker"], frame["close"], strict=True))
 
 
 def _audit(redis_client) -> list[tuple[str, str, dict]]:
@@ -312,7 +312,8 @@ def test_order_submit_when_file_valid_then_every_order_published_with_its_line_i
     audit = _audit(redis_client)
     lines = [2, 3, 4] if name.endswith(".csv") else [1, 2, 4]
     assert [(k, r, e["line"], e["source"], e["by"]) for k, r, e in audit] == [
-        ("order_submitted", o.order_id, line, f"file:{name}", operator) for o, line in zip(orders, lines)
+        ("order_submitted", o.order_id, line, f"file:{name}", operator)
+        for o, line in zip(orders, lines, strict=True)
     ]
     _verify(capsys)
 
@@ -351,7 +352,8 @@ def test_order_submit_when_file_has_bad_rows_then_refused_whole_listing_every_ba
     err = capsys.readouterr().err
     assert code == 2 and f"{path} refused, nothing submitted ({len(problems)} problem(s))" in err
     listed = [line.strip() for line in err.splitlines()[1:]]
-    assert [line[: len(p)] for line, p in zip(listed, problems)] == problems  # every one, in line order
+    prefixes = [line[: len(p)] for line, p in zip(listed, problems, strict=True)]
+    assert prefixes == problems  # every one, in line order
     assert redis_client.xlen(SCHEMA.key("orders")) == 0 and redis_client.xlen(SCHEMA.key("audit")) == 0
 
 

@@ -1,7 +1,7 @@
 """Redis with a password and TLS, for real: a throw-away CA signs a server and a client certificate
 (``openssl``), a redis-server listens only on ``--tls-port`` with ``--requirepass`` and Redis's default
-``tls-auth-clients yes``, and the project's client (``quantbridge.redis_client.connect``) and the Airflow Redis
-provider's hook (``redis_default`` as exported by ``airflow_environment``) both reach it from settings
+``tls-auth-clients yes``, and the project's client (``quantbridge.redis_client.connect``) and the Airflow
+Redis provider's hook (``redis_default`` as exported by ``airflow_environment``) both reach it from settings
 alone. A wrong password, plain TCP and an unknown CA each fail with an error naming what to fix."""
 
 from __future__ import annotations

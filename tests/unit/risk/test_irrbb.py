@@ -1,4 +1,5 @@
-"""IRRBB shocks: the standard's formulas, and QuantLib prices against an independent discounting calculation."""
+"""IRRBB shocks: the standard's formulas, and QuantLib prices against an independent discounting
+calculation."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def test_bootstrap_when_par_bonds_repriced_then_each_prices_at_par(nodes):
 
 
 def _independent_pv(face, rate, freq, maturity, node_times, node_zeros):
-    """Cash flows rolled back from maturity, 30/360 regular coupons, linear zero interpolation, continuous DF."""
+    """Cash flows rolled back from maturity, 30/360 regular coupons, linear zero interpolation, continuous
+    DF."""
     pv, k = 0.0, 0
     while (pay := maturity - relativedelta(months=k * 12 // freq)) > AS_OF:
         t = (pay - AS_OF).days / 365.0
