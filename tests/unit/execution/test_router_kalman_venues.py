@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from execution.kalman import SlippageFilter
-from execution.router import Router
+from execution.router import Router, route
 from execution.venues import DEFAULT_VENUES, SimulatedVenue, VenueSpec
 
 
@@ -45,3 +45,33 @@ def test_router_when_order_large_then_split_cheapest_first_with_limit_prices():
     assert all(c.limit_price < 50.0 for c in big)  # a sell is never limited above the reference
     router.learn(big[0].venue, "AAPL", 50.0, 100)  # the venue turned out expensive
     assert router.filter(big[0].venue, "AAPL").estimate > 1.0
+
+
+def test_route_when_no_fills_yet_then_cheapest_by_fee_plus_half_spread_plus_prior_slippage():
+    # 100 shares at the prior base slippage of 1 bp x (1 + 100 / depth): ALPHA 0.5 + 2.0 + 1.25 = 3.75,
+    # BETA 1.5 + 1.0 + 1.0333 = 3.5333, GAMMA 0.8 + 0.5 + 1.0667 = 2.3667 bps.
+    [child] = route("o", "AAPL", "BUY", 100.0, 50.0, None, DEFAULT_VENUES, {})
+    assert (child.child_id, child.venue, child.quantity) == ("o#0", "GAMMA", 100.0)
+    assert child.expected_cost_bps == pytest.approx(2.3667, abs=1e-4)
+
+
+def test_route_when_kalman_learnt_a_venue_slips_more_then_the_next_cheapest_wins():
+    # GAMMA learnt at a base of 3 bp on AAPL: 0.8 + 0.5 + 3 x 1.0667 = 4.5 bps, now dearer than BETA.
+    estimates = {("GAMMA", "AAPL"): SlippageFilter(estimate=3.0)}
+    [child] = route("o", "AAPL", "BUY", 100.0, 50.0, None, DEFAULT_VENUES, estimates)
+    assert child.venue == "BETA" and child.expected_cost_bps == pytest.approx(3.5333, abs=1e-4)
+    # limit: 50 x (1 + (1.0 half-spread + 1.0333 slippage + 3 x sqrt(4 prior variance + 0.3^2)) / 1e4)
+    assert child.limit_price == pytest.approx(50.04050, abs=1e-5)
+    assert route("o", "MSFT", "BUY", 100.0, 50.0, None, DEFAULT_VENUES, estimates)[0].venue == "GAMMA"
+
+
+def test_route_when_order_exceeds_the_cheapest_depth_then_split_and_the_senders_limit_caps_children():
+    # 2,000 shares (at most the depth counts): GAMMA 0.8 + 0.5 + 2.0 = 3.3, BETA 1.5 + 1.0 + 1.6667 = 4.1667,
+    # ALPHA 0.5 + 2.0 + 2.0 = 4.5 bps.
+    children = route("o", "AAPL", "SELL", 2000.0, 50.0, 49.99, DEFAULT_VENUES, {})
+    assert [(c.child_id, c.venue, c.quantity) for c in children] == [
+        ("o#0", "GAMMA", 1500.0),
+        ("o#1", "BETA", 500.0),
+    ]
+    # the band alone would sell down to about 49.95: the sender's 49.99 is tighter and wins
+    assert [c.limit_price for c in children] == [49.99, 49.99]
