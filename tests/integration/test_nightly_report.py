@@ -79,7 +79,8 @@ def live_redis(redis_client, report_lake):
 
 
 def _synthetic_run(lake: Lake) -> None:
-    """Stand-in samples in the wide layout (one column per ticker), until the synthetic DAG writes real ones."""
+    """Stand-in samples in the wide layout (one column per ticker), until the synthetic DAG writes real
+    ones."""
     folder = lake.partition("synthetic", "run", "2020-06-30T00-00")
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)

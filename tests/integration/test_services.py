@@ -187,7 +187,10 @@ def test_redis_service_when_binary_missing_then_error_says_how_to_install(own_re
 
 
 def test_stop_pid_when_process_ignores_sigterm_then_killed_after_grace(tmp_path):
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
     proc.stdout.readline()
     pidfile = tmp_path / "x.pid"
