@@ -1,14 +1,16 @@
 """The risk dashboard end to end in the real stack: `qb airflow start` (api-server, scheduler, dag-processor,
 triggerer), real state (Q1 2020 ingested through Spark and the gates, `market_data_ingest` triggered over REST
 for the next day with every Param as the UI's form sends them, orders filled by the execution worker, the VaR
-sensor's refreshes, the stress ledger), then Debian's headless Chromium logs in through Airflow's login form and reads the dashboard.
+sensor's refreshes, the stress ledger), then Debian's headless Chromium logs in through Airflow's login form
+and reads the dashboard.
 A second test drives the kill switch's controls in the same stack with real tokens from the api-server's
 ``POST /auth/token`` for an Admin, an Op and a Viewer (only the first two may change it; a cross-site form
 POST riding on the cookie is refused), then in the browser the Op sets and clears it from the page, each
 change audited under their name.
 
 Skipped only where chromium or chromedriver is missing (`make system` installs them). A screenshot goes
-to the test's tmp dir and, when ``DASHBOARD_SCREENSHOT`` is set, to that path too (how docs/dashboard.png is made; not QB_SCREENSHOT: settings refuse unknown QB_* variables).
+to the test's tmp dir and, when ``DASHBOARD_SCREENSHOT`` is set, to that path too (how docs/dashboard.png
+is made; not QB_SCREENSHOT: settings refuse unknown QB_* variables).
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ def browser_binaries():
 
 @pytest.fixture
 def stack(browser_binaries, tmp_path, monkeypatch, settings, redis_client, capsys):
-    """The real stack on a free port, stopped by pid afterwards (as tests/integration/test_airflow_stack.py)."""
+    """The real stack on a free port, stopped by pid afterwards (as
+    tests/integration/test_airflow_stack.py)."""
     port = _free_port()
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     monkeypatch.setenv("AIRFLOW__API__PORT", str(port))
@@ -269,7 +272,7 @@ def _switch_in_browser(driver, dashboard: str, password: str) -> None:
         # The panel is re-rendered after the POST: read it until it shows the new state (a read that lands
         # mid-render finds a stale element and is tried again).
         wait.until(
-            lambda d: _text_or_none(d, "kill-switch") == shown,
+            lambda d, shown=shown: _text_or_none(d, "kill-switch") == shown,
             f"kill switch panel after {action}: {_text_or_none(driver, 'kill-switch')!r}",
         )
         if action == "on":
