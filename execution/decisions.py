@@ -304,25 +304,9 @@ def decide(
     for (item, order), verdict in zip(fresh, judged, strict=True):
         if verdict is None:
             continue  # its evaluation failed: left pending for a retry
-        mark = view.marks.get(order.ticker)
-        try:
-            children = (
-                route(
-                    order.order_id,
-                    order.ticker,
-                    order.side,
-                    order.quantity,
-                    float(cast(float, mark)),
-                    order.limit_price,
-                    venues,
-                    estimates,
-                )
-                if verdict.allowed
-                else []
-            )
-        except Exception:  # noqa: BLE001 - one bad order must not stop the worker (left pending)
-            log.exception("routing order %r failed; left pending for a retry", order.order_id)
-            continue
+        children = _routed(order, verdict, view.marks.get(order.ticker), venues, estimates)
+        if children is None:
+            continue  # routing failed: left pending for a retry
         opened = _record(plan, item, order, verdict, children, view, rules.policy_sha256, keys)
         if opened is None:
             outcomes[item.index] = Outcome(order.order_id, life.REJECTED, reasons=verdict.reasons)
@@ -391,29 +375,58 @@ def _record(
     }
     plan.guards.append((keys.order_state, oid, None))
     plan.trail += [("order", oid, order.to_dict()), ("verdict", oid, {**verdict.as_dict(), **context})]
-    opened = None
-    if not verdict.allowed:
-        state: dict[str, Any] = {
-            "state": life.REJECTED,
-            "filled": 0.0,
-            "reasons": list(verdict.reasons),
-            "history": life.advance([], life.REJECTED),
-        }
-        raw = state_record(**state)
-    else:
-        state = {
-            "state": life.NEW,
-            "filled": 0.0,
-            "children": [c.__dict__ for c in children],
-            "history": life.advance([], life.NEW),
-        }
-        raw = state_record(**state)
+    state = _first_state(verdict, children)
+    raw, opened = state_record(**state), None
+    if verdict.allowed:
         opened = Open(item, order, children, float(cast(float, mark)), state, raw)
         plan.hset.append((keys.inflight, oid, reservation(order)))
         plan.hincr.append((keys.inflight_rev, order.ticker, 1.0))
     plan.trail.append(("state", oid, state))
     plan.update.append((oid, raw))
     return opened
+
+
+def _routed(
+    order: SubmitOrder,
+    verdict: PolicyVerdict,
+    mark: float | None,
+    venues: Sequence[VenueSpec],
+    estimates: Estimates,
+) -> list[Child] | None:
+    """The children of an allowed order at its mark ([] for a denied one); None when routing failed."""
+    if not verdict.allowed:
+        return []
+    try:
+        return route(
+            order.order_id,
+            order.ticker,
+            order.side,
+            order.quantity,
+            float(cast(float, mark)),
+            order.limit_price,
+            venues,
+            estimates,
+        )
+    except Exception:  # noqa: BLE001 - one bad order must not stop the worker (left pending)
+        log.exception("routing order %r failed; left pending for a retry", order.order_id)
+        return None
+
+
+def _first_state(verdict: PolicyVerdict, children: list[Child]) -> dict[str, Any]:
+    """The state an order is decided into: REJECTED with its reasons, or NEW with its route."""
+    if not verdict.allowed:
+        return {
+            "state": life.REJECTED,
+            "filled": 0.0,
+            "reasons": list(verdict.reasons),
+            "history": life.advance([], life.REJECTED),
+        }
+    return {
+        "state": life.NEW,
+        "filled": 0.0,
+        "children": [c.__dict__ for c in children],
+        "history": life.advance([], life.NEW),
+    }
 
 
 # --- the fill commit ----------------------------------------------------------------------------------
