@@ -225,23 +225,10 @@ def verdicts(
     order's shares count as in flight for the orders after it. One policy query for the batch assumes every
     earlier order is allowed; an order whose ticker saw an earlier denial is checked again on its own.
     An order without a trusted mark is rejected (NO_MARK). None: its evaluation failed (retry later)."""
-    max_age_s, esg = rules.risk_max_age_s, rules.esg
-    stale, age = risk_age(view.risk_updated_at, view.heartbeat, now, max_age_s)
-    kill = view.kill_switch is not None
+    stale, age = risk_age(view.risk_updated_at, view.heartbeat, now, rules.risk_max_age_s)
 
     def context(order: SubmitOrder, flight: dict[tuple[str, str], float]) -> RiskContext:
-        t = order.ticker
-        return RiskContext(
-            mark=cast(float, view.marks[t]),  # priced: a usable mark
-            position=view.positions.get(t, 0.0),
-            pending_buy=flight.get((t, "BUY"), 0.0),
-            pending_sell=flight.get((t, "SELL"), 0.0),
-            kill_switch=kill,
-            risk_stale=stale,
-            risk_age_s=age,
-            risk_max_age_s=max_age_s,
-            esg_score=esg.get(t),
-        )
+        return risk_context(order, view, flight, rules, stale, age)
 
     priced = [o for o in orders if _usable_mark(view.marks.get(o.ticker))]
     assumed, flight = [], pending(view.inflight)
@@ -266,17 +253,35 @@ def verdicts(
         by_id[id(order)] = verdict
         if verdict is not None and verdict.allowed:
             flight[(order.ticker, order.side)] = flight.get((order.ticker, order.side), 0.0) + order.quantity
-    out: list[PolicyVerdict | None] = []
-    for order in orders:
-        if id(order) in by_id:
-            out.append(by_id[id(order)])
-        else:
-            out.append(
-                PolicyVerdict(
-                    False, (f"NO_MARK: ticker={order.ticker}, mark={view.marks.get(order.ticker)}",)
-                )
-            )
-    return out
+    return [by_id[id(o)] if id(o) in by_id else _no_mark(o, view) for o in orders]
+
+
+def risk_context(
+    order: SubmitOrder,
+    view: BookView,
+    flight: Mapping[tuple[str, str], float],
+    rules: Rules,
+    stale: bool,
+    age: float | None,
+) -> RiskContext:
+    """The policy input of an order with a usable mark: that mark, the position, the shares in flight per
+    side (``flight``: (ticker, side) -> shares), the kill switch, the risk figures' freshness, ESG score."""
+    t = order.ticker
+    return RiskContext(
+        mark=cast(float, view.marks[t]),
+        position=view.positions.get(t, 0.0),
+        pending_buy=flight.get((t, "BUY"), 0.0),
+        pending_sell=flight.get((t, "SELL"), 0.0),
+        kill_switch=view.kill_switch is not None,
+        risk_stale=stale,
+        risk_age_s=age,
+        risk_max_age_s=rules.risk_max_age_s,
+        esg_score=rules.esg.get(t),
+    )
+
+
+def _no_mark(order: SubmitOrder, view: BookView) -> PolicyVerdict:
+    return PolicyVerdict(False, (f"NO_MARK: ticker={order.ticker}, mark={view.marks.get(order.ticker)}",))
 
 
 def _usable_mark(mark: float | None) -> bool:

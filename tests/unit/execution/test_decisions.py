@@ -11,7 +11,7 @@ from execution import decisions as core
 from execution.decisions import Outcome
 from execution.intake import Intake
 from execution.orders import InvalidTransition
-from execution.policy import PolicyEngine, PolicyVerdict
+from execution.policy import PolicyEngine, PolicyVerdict, RiskContext
 from execution.router import Child
 from execution.venues import DEFAULT_VENUES, Fill
 from quantbridge.messages import SubmitOrder
@@ -65,6 +65,24 @@ def engine():
 
 def judge(engine, orders, view, now=NOW_S):
     return core.verdicts(orders, view, now, core.Rules(engine.evaluate_many, engine.evaluate))
+
+
+def test_risk_context_when_shares_in_flight_then_pending_per_side_at_the_workers_own_mark(engine):
+    view = fresh_view(positions={"AAPL": 7.0}, kill_switch="operator")
+    flight = {("AAPL", "BUY"): 5.0, ("AAPL", "SELL"): 2.0, ("MSFT", "BUY"): 9.0}
+    rules = core.Rules(engine.evaluate_many, engine.evaluate, esg={"AAPL": 0.5})
+    context = core.risk_context(order(price=90.0), view, flight, rules, True, 120.0)
+    assert context == RiskContext(
+        mark=100.0,  # the worker's mark, not the 90 the order carries
+        position=7.0,
+        pending_buy=5.0,
+        pending_sell=2.0,
+        kill_switch=True,
+        risk_stale=True,
+        risk_age_s=120.0,
+        risk_max_age_s=90.0,
+        esg_score=0.5,
+    )
 
 
 def test_verdicts_when_batch_fills_the_limit_then_later_orders_see_earlier_accepted_ones(engine):
