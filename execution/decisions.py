@@ -3,9 +3,9 @@
 :mod:`execution.worker` reads what a batch needs in one round trip (:class:`BookView`), calls these
 functions and commits what they return; keeping them pure makes every rule testable without a server:
 
-* :func:`verdicts`: the risk context each order is judged in (the trusted mark, the position plus the
-  shares in flight, the kill switch, the age of the risk figures), verdicts as if the batch's orders
-  were checked one after another;
+* :func:`trusted_marks`, :func:`risk_context`, :func:`verdicts`: the policy input of each order (the
+  worker's own mark, the position plus the shares in flight, the kill switch, the age of the risk
+  figures) and the verdicts, as if the batch's orders were checked one after another;
 * :func:`decide`: duplicates, open orders to resume, verdicts, routes, the states NEW or REJECTED and
   the reservations: the audit entries and effects of the decision commit;
 * :func:`dead_letters`, :func:`cancel_capped`, :func:`record_fills`: those of the fill commit (dead
