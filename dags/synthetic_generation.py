@@ -74,7 +74,9 @@ def _spec_and_run(context: Any, seed: int) -> tuple[Any, str]:
             type="integer",
             minimum=1,
             maximum=2000,
-            description="Training epochs (450: the sweep's default model in docs/synthetic.md, ~3 min on 2 cores).",
+            description=(
+                "Training epochs (450: the sweep's default model in docs/synthetic.md, ~3 min on 2 cores)."
+            ),
         ),
         "samples": Param(
             1000,
