@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import threading
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+from app.cli.story import INDENT, Story, log_path, output_to
 from quantbridge.settings import Settings
 
 #: Run conf per DAG (every Param given, as the UI form sends them); smaller than the defaults where noted.
@@ -31,11 +34,6 @@ DEMO_CONF: dict[str, dict[str, Any]] = {
     "retraining": {"model_kind": "gbm", "window_days": 750, "as_of": None},
     "daily_rebalance": {"date": None, "portfolio_value": 1000000, "max_weight": 0.15, "max_turnover": 2.0},
 }
-
-
-def _echo(args: argparse.Namespace, message: str) -> None:
-    if not args.quiet:
-        print(message, file=sys.stderr, flush=True)
 
 
 def _run_dag(dag_id: str, day: date, conf: dict[str, Any]) -> dict[str, Any]:
@@ -106,8 +104,6 @@ def _live(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         thread.join(10)
         states: dict[str, int] = {}
         for raw in client.hvals(schema.key("order_state")):
-            import json
-
             state = json.loads(raw)["state"]
             states[state] = states.get(state, 0) + 1
         current = client.hgetall(schema.key("risk_current"))
@@ -130,32 +126,61 @@ def _live(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """Ingest history, run the nightly chain for one date, trade live for a moment, reconcile, report."""
-    with contextlib.redirect_stdout(sys.stderr):  # Airflow logs to stdout; keep stdout for --json
-        return _demo(args, settings)
+    """Ingest history, run the nightly chain for one date, trade live for a moment, reconcile, report.
+
+    The story (steps, results, times) goes to stderr; what Airflow, Spark, Dask and Python's warnings
+    write goes to ``<AIRFLOW_HOME>/logs/demo-<time>.log``, or with ``--verbose`` to the terminal.
+    """
+    from app.airflow_env import airflow_home
+
+    if args.verbose:  # the libraries' output on the terminal, the story's lines among it
+        log = None
+        with (
+            contextlib.redirect_stdout(sys.stderr),
+            Story(None if args.quiet else sys.stderr, fancy=False) as story,
+        ):
+            steps, code = _demo(args, settings, story, log)
+    else:
+        log = log_path(airflow_home() / "logs")
+        with output_to(log) as stream, Story(None if args.quiet else stream) as story:
+            steps, code = _demo(args, settings, story, log)
+    steps["log"] = None if log is None else str(log)
+    if not args.json:
+        print(f"report: {steps['report']}")
+        if log is not None:
+            print(f"log: {log}")
+    return steps, code
 
 
-def _demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+def _demo(
+    args: argparse.Namespace, settings: Settings, story: Story, log: Path | None
+) -> tuple[dict[str, Any], int]:
     from app.airflow_env import apply_airflow_environment
     from app.cli.backfill import migrate_metadata_db
     from app.cli.data import cmd_ingest, cmd_status
 
     started = time.perf_counter()
     day, steps, ok = args.date, {}, True
-    _echo(args, f"[1/7] bulk ingest {args.start}..{args.end} through Spark + GX into {settings.lake_root}")
-    bulk, code = cmd_ingest(argparse.Namespace(**{**vars(args), "source": None}), settings)
+    story.line(f"qb demo: the nightly chain for {day} on real prices, lake {settings.lake_root}")
+    story.line(
+        INDENT
+        + (
+            "Airflow, Spark and Dask write below (--verbose)"
+            if log is None
+            else f"Airflow, Spark and Dask write to {log}"
+        )
+    )
+    with story.step(f"[1/7] bulk ingest {args.start}..{args.end} through Spark + GX") as step:
+        bulk, code = cmd_ingest(argparse.Namespace(**{**vars(args), "source": None}), settings)
+        step.result = (
+            f"{bulk['published']} partitions x {len(bulk['tickers'])} tickers, "
+            f"{len(bulk['quarantined'])} quarantined"
+        )
     ok &= code == 0
     steps["bulk_ingest"] = {
         k: bulk[k]
         for k in ("first_date", "last_date", "published", "rows", "tickers", "quarantined", "seconds")
     }
-    _echo(
-        args,
-        f"      {bulk['published']} partitions x {len(bulk['tickers'])} tickers, "
-        f"{len(bulk['quarantined'])} quarantined, {bulk['seconds']} s",
-    )
-    apply_airflow_environment(settings)
-    migrate_metadata_db()
     chain = [
         ("market_data_ingest", "[2/7] DAG market_data_ingest (extract, GX gates, Spark publish)"),
         (
@@ -166,7 +191,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any],
             (
                 (
                     "synthetic_generation",
-                    "      DAG synthetic_generation (conditional GAN, ESG loss, fidelity)",
+                    INDENT + "DAG synthetic_generation (conditional GAN, ESG loss, fidelity)",
                 ),
             )
             if "synthetic_generation" in _conf()
@@ -176,44 +201,55 @@ def _demo(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any],
         ("daily_rebalance", "[5/7] DAG daily_rebalance (champion scores, mean-variance, SHAP, orders)"),
     ]
     runs = []
-    for dag_id, title in chain:
-        _echo(args, f"{title} for {day}")
-        run = _run_dag(dag_id, day, _conf()[dag_id])
+    for i, (dag_id, title) in enumerate(chain):
+        with story.step(f"{title} for {day}") as step:
+            if i == 0:  # the metadata DB, created on a fresh clone (a few seconds), counts to the first run
+                apply_airflow_environment(settings)
+                migrate_metadata_db()
+            run = _run_dag(dag_id, day, _conf()[dag_id])
+            step.result = run_summary(run)
         runs.append(run)
         ok &= run["state"] == "success"
-        _echo(
-            args,
-            f"      {run['state']} in {run['seconds']} s: "
-            + ", ".join(f"{t}={s}" for t, s in run["tasks"].items()),
-        )
     steps["dag_runs"] = runs
-    _echo(
-        args,
+    with story.step(
         "[6/7] live: the execution worker trades the orders through Redis; "
-        f"VaR sensor x{args.sensor_refreshes}",
-    )
-    live = _live(args, settings)
+        f"VaR sensor x{args.sensor_refreshes}"
+    ) as step:
+        live = _live(args, settings)
+        step.result = live_summary(live)
     steps["live"] = live
-    _echo(
-        args,
-        f"      {live['orders_handled']} orders handled {live['order_states']}, {live['fills']} fills, "
-        f"VaR {live['var']:,.0f} CVaR {live['cvar']:,.0f} ({live['var_model']}), kill switch "
-        f"{'SET' if live['kill_switch'] else 'off'}",
-    )
-    _echo(args, "[7/7] reconciliation against lake marks, then the nightly report with the day's fills")
-    steps["reconcile"], steps["report"] = _reconcile_and_report(settings, day)
+    with story.step(
+        "[7/7] reconciliation against lake marks, then the nightly report with the day's fills"
+    ) as step:
+        steps["reconcile"], steps["report"] = _reconcile_and_report(settings, day)
+        breaks = steps["reconcile"].get("breaks")
+        step.result = "reconciliation " + ("clean" if steps["reconcile"]["ok"] else f"BREAKS: {breaks}")
     ok &= steps["reconcile"]["ok"]
-    breaks = str(steps["reconcile"].get("breaks"))
-    _echo(
-        args,
-        f"      reconciliation {'clean' if steps['reconcile']['ok'] else 'BREAKS: ' + breaks}"
-        f"; report {steps['report']}",
-    )
     status, _ = cmd_status(args, settings)
     steps["lake"] = status["lake"]
     steps["seconds"] = round(time.perf_counter() - started, 1)
-    _echo(args, f"done in {steps['seconds']} s; open {steps['report']}")
+    story.line(f"done in {steps['seconds']} s" + ("" if ok else ": something failed, see above"))
     return steps, (0 if ok else 1)
+
+
+def run_summary(run: dict[str, Any]) -> str:
+    """One line for a DAG run: its state, how many tasks succeeded, and any that did not."""
+    tasks = run["tasks"]
+    others = [f"{task}={state}" for task, state in tasks.items() if state != "success"]
+    done = sum(state == "success" for state in tasks.values())
+    return f"{run['state']}: {done}/{len(tasks)} tasks succeeded" + (
+        f" ({', '.join(others)})" if others else ""
+    )
+
+
+def live_summary(live: dict[str, Any]) -> str:
+    """One line for the live period: orders by final state, fills, the VaR figures, the kill switch."""
+    states = ", ".join(f"{n} {state}" for state, n in sorted(live["order_states"].items()))
+    switch = "SET" if live["kill_switch"] else "off"
+    return (
+        f"{live['orders_handled']} orders ({states or 'none'}), {live['fills']} fills, "
+        f"VaR {live['var']:,.0f} CVaR {live['cvar']:,.0f}, kill switch {switch}"
+    )
 
 
 def _conf() -> dict[str, dict[str, Any]]:
@@ -266,4 +302,11 @@ def add_demo_parser(sub: Any, common: argparse.ArgumentParser, date_type: Any) -
     p.add_argument("--date", type=date_type("--date"), default=date(2020, 4, 1), help="the night to run")
     p.add_argument("--sensor-refreshes", type=int, default=3)
     p.add_argument("--sensor-interval", type=float, default=1.0)
-    p.set_defaults(func=cmd_demo)
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="show Airflow's, Spark's and Dask's output on the terminal instead of in the log file",
+    )
+    # The story is on stderr; the human result is the report's and the log's paths, not the whole dict.
+    p.set_defaults(func=cmd_demo, prints_own=True)
