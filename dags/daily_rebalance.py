@@ -53,7 +53,7 @@ def daily_rebalance() -> None:
     @task
     def emit_orders() -> dict[str, Any]:
 
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from quantbridge.errors import NoDataError
         from quantbridge.lake import Lake

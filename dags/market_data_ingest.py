@@ -71,7 +71,7 @@ def market_data_ingest() -> None:
 
     @task
     def extract() -> dict[str, Any]:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from marketdata.ingest import stage
         from quantbridge.errors import NoDataError
@@ -93,7 +93,7 @@ def market_data_ingest() -> None:
     def quality_gate(staged: dict[str, Any]) -> dict[str, Any]:
         from datetime import date
 
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from marketdata.ingest import gate
         from quantbridge.lake import Lake

@@ -82,7 +82,7 @@ def nightly_stress() -> None:
     @task
     def run_scenarios() -> dict[str, Any]:
 
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from quantbridge.errors import NoDataError
         from quantbridge.lake import Lake

@@ -55,7 +55,7 @@ def retraining() -> None:
     def train() -> dict[str, Any]:
         from datetime import date
 
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from quantbridge.errors import NoDataError
         from quantbridge.lake import Lake

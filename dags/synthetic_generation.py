@@ -90,7 +90,7 @@ def _spec_and_run(context: Any, seed: int) -> tuple[Any, str]:
 def synthetic_generation() -> None:
     @task
     def train() -> dict[str, Any]:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from quantbridge.errors import NoDataError
         from quantbridge.lake import Lake

@@ -16,8 +16,8 @@ def airflow_settings() -> Settings:
 
     Invalid settings fail the task at once (AirflowFailException): a retry would read the same values.
     """
-    from airflow.exceptions import AirflowFailException
     from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowFailException
 
     try:
         return load_settings(_overrides(Variable.get(SETTINGS_VARIABLE, default=None)))

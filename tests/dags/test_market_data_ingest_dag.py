@@ -103,7 +103,7 @@ def test_dag_when_settings_variable_not_json_then_run_fails_naming_the_variable(
     logged = capfd.readouterr()
     assert "Airflow Variable quantbridge_settings" in logged.out + logged.err
     monkeypatch.setenv("AIRFLOW_VAR_QUANTBRIDGE_SETTINGS", "[1, 2]")
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from quantbridge_airflow.config import airflow_settings
 
