@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 
 import pandas as pd
@@ -165,6 +166,10 @@ def test_qb_demo_when_run_then_whole_chain_succeeds_worker_trades_the_orders_and
     assert out["reconcile"]["ok"] and out["reconcile"]["breaks"] == []
     assert Path(out["report"]).name == "report.html" and "2020-04-01" in Path(out["report"]).read_text()
     assert out["lake"]["price_partitions"] == 211
+    # Airflow's, Spark's and Dask's output went to a log file under AIRFLOW_HOME/logs, not the terminal.
+    log = Path(out["log"])
+    assert log.is_file() and log.parent == Path(os.environ["AIRFLOW_HOME"]) / "logs"
+    assert log.name.startswith("demo-")
 
 
 def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(
