@@ -55,6 +55,8 @@ DECISION_SLACK_S = 0.5
 WORKER_KILLS_AT = (0.03, 0.12, 0.2, 0.45, 0.75, 0.9)
 SENSOR_KILL_AT, REDIS_KILL_AT = 0.3, 0.6
 BACKLOG, CHUNK = 1000, 200
+#: While the sensor is down, one CHUNK per this many seconds: orders keep being decided through its outage.
+OUTAGE_PACE_S = 0.25
 FINAL = {"FILLED", "CANCELLED", "REJECTED"}
 CLI = [sys.executable, "-m", "app.cli.main"]
 
@@ -238,6 +240,7 @@ class Run:
         self.joined_at: float | None = None
         self.kill_after = self.rng.uniform(0.3, 1.5)  # a random point in the worker's work
         self.sent = self.decided = 0
+        self.sent_at = 0.0
 
     def stream(self, limit_s: float) -> float:
         """Run until every order is final and every fault done; returns the seconds it took."""
@@ -252,12 +255,38 @@ class Run:
     def _produce(self) -> None:
         c = self.client
         self.decided = c.hlen(SCHEMA.key("order_state")) + c.xlen(SCHEMA.key("dead_letter"))
-        if self.sent < N_ORDERS and self.sent - self.decided < BACKLOG:
+        if self.sent < min(N_ORDERS, self._hold_at()) and self.sent - self.decided < BACKLOG:
             pipe = c.pipeline(transaction=False)
             for fields in self.orders[self.sent : self.sent + CHUNK]:
                 pipe.xadd(SCHEMA.key("orders"), fields)
             pipe.execute()
-            self.sent = min(self.sent + CHUNK, N_ORDERS)
+            self.sent, self.sent_at = min(self.sent + CHUNK, N_ORDERS), time.monotonic()
+
+    def _hold_at(self) -> float:
+        """How many orders may be sent now. A worker faster than the faults' schedule would otherwise
+        decide the whole stream before the later faults (the sensor's outage then sees no order): the
+        stream is held at the next fault's point until it is injected, and paced while the sensor is down."""
+        f = self.faults
+        if f.sensor_killed is not None and f.sensor_restarted is None:
+            return self.sent + CHUNK if time.monotonic() >= self.sent_at + OUTAGE_PACE_S else self.sent
+        due = list(WORKER_KILLS_AT[len(f.worker_kills) : len(f.worker_kills) + 1])
+        due += [SENSOR_KILL_AT] if f.sensor_killed is None else []
+        due += [REDIS_KILL_AT] if f.redis_killed is None else []
+        return min(due, default=1.0) * N_ORDERS + CHUNK
+
+    def _stop_between_commits(self, limit_s: float = 5.0) -> None:
+        """SIGSTOP the worker while it holds reservations, i.e. between its decision and fill commits. A fill
+        commit already sent when it stops still lands, so the reservations are read again after a pause;
+        if they are gone the worker goes on (SIGCONT) and the next batch is tried, for up to ``limit_s``."""
+        inflight, deadline = SCHEMA.key("inflight"), time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if not self.client.hlen(inflight):
+                continue
+            self.worker.send_signal(signal.SIGSTOP)
+            time.sleep(0.05)
+            if self.client.hlen(inflight):
+                return
+            self.worker.send_signal(signal.SIGCONT)
 
     def _inject(self) -> None:
         f, now = self.faults, time.monotonic()
@@ -269,9 +298,7 @@ class Run:
         worker_due = kills < len(WORKER_KILLS_AT) and progress >= WORKER_KILLS_AT[kills]
         if working and not sensor_down and worker_due:
             if kills % 2:  # every other kill aims between the worker's two commits (shares reserved)
-                deadline = time.monotonic() + 5
-                while not self.client.hlen(SCHEMA.key("inflight")) and time.monotonic() < deadline:
-                    pass
+                self._stop_between_commits()
             self.worker.send_signal(signal.SIGKILL)
             self.worker.wait()
             f.worker_kills.append(time.time())
