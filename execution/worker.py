@@ -49,6 +49,7 @@ from quantbridge.audit import AuditWriter, GuardFailed
 from quantbridge.errors import ServiceError
 from quantbridge.redis_client import text
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
+from quantbridge.settings import Settings
 
 __all__ = ["ExecutionWorker", "Outcome", "lake_marks"]
 
@@ -399,3 +400,27 @@ def lake_marks(lake: Any, lookback_dates: int = 10) -> dict[str, float]:
     closes = lake.read_close_matrix(start=dates[-min(lookback_dates, len(dates))])
     last = closes.ffill().iloc[-1].dropna()
     return {str(t): float(p) for t, p in last.items() if p > 0}
+
+
+def tradable_tickers(lake: Any) -> set[str]:
+    """The tickers with a close on the lake's latest date: the universe the worker accepts orders for."""
+    dates = lake.price_dates()
+    return set(lake.read_close_matrix(start=dates[-1]).columns) if dates else set()
+
+
+def worker_from_lake(client: Any, settings: Settings, lake: Any, consumer: str) -> ExecutionWorker:
+    """The worker both ``qb worker`` and the Airflow operator run: the universe, ESG scores and marks from
+    ``lake``, the freshness bound and delivery cap from ``settings``, keys under its Redis prefix."""
+    from marketdata.reference import esg_scores
+
+    scores = esg_scores(lake)
+    return ExecutionWorker(
+        client,
+        RedisSchema(settings.redis_prefix),
+        consumer,
+        tradable_tickers(lake),
+        scores.to_dict() if scores is not None else {},
+        marks=lake_marks(lake),
+        risk_stale_after_s=settings.risk_stale_after_s,
+        max_deliveries=settings.max_deliveries,
+    )

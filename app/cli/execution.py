@@ -36,24 +36,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     import socket
     import threading
 
-    from execution.worker import ExecutionWorker, lake_marks
-    from marketdata.reference import esg_scores
+    from execution.worker import tradable_tickers, worker_from_lake
     from quantbridge.lake import Lake
     from quantbridge.redis_client import connect
-    from quantbridge.redis_schema import RedisSchema
 
     lake = Lake(settings.lake_root)
-    tickers = (
-        set(lake.read_close_matrix(start=lake.price_dates()[-1]).columns) if lake.price_dates() else set()
-    )
-    if not tickers:
+    if not tradable_tickers(lake):
         raise InputError(
             "lake prices",
             str(settings.lake_root),
             "published prices (the tradable universe): run `qb ingest`",
         )
-    scores = esg_scores(lake)
-    esg = scores.to_dict() if scores is not None else {}
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -61,16 +54,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         threading.Timer(args.duration, stop.set).start()
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
     client = connect(settings, verify=True)  # a refused password is reported clearly, before anything else
-    worker = ExecutionWorker(
-        client,
-        RedisSchema(settings.redis_prefix),
-        consumer,
-        tickers,
-        esg,
-        marks=lake_marks(lake),
-        risk_stale_after_s=settings.risk_stale_after_s,
-        max_deliveries=settings.max_deliveries,
-    )
+    worker = worker_from_lake(client, settings, lake, consumer)
     port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
     server = None
     try:
@@ -85,7 +69,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         port = 0
     echo(
         args,
-        f"execution worker {consumer}: {len(tickers)} tickers, policies from policies/"
+        f"execution worker {consumer}: {len(worker.tickers)} tickers, policies from policies/"
         + (f", metrics on 127.0.0.1:{port}/metrics" if port else ""),
     )
     try:

@@ -27,29 +27,14 @@ class ExecutionWorkerOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.providers.redis.hooks.redis import RedisHook
 
-        from execution.worker import ExecutionWorker, lake_marks
-        from marketdata.reference import esg_scores
+        from execution.worker import worker_from_lake
         from quantbridge.lake import Lake
-        from quantbridge.redis_schema import RedisSchema
         from quantbridge_airflow.config import airflow_settings
 
         settings = airflow_settings()
-        lake = Lake(settings.lake_root)
-        dates = lake.price_dates()
-        tickers = set(lake.read_close_matrix(start=dates[-1]).columns) if dates else set()
-        scores = esg_scores(lake)
-        esg = scores.to_dict() if scores is not None else {}
+        client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()
         consumer = f"airflow-{context['run_id']}"[:120]
-        worker = ExecutionWorker(
-            RedisHook(redis_conn_id=self.redis_conn_id).get_conn(),
-            RedisSchema(settings.redis_prefix),
-            consumer,
-            tickers,
-            esg,
-            marks=lake_marks(lake),
-            risk_stale_after_s=settings.risk_stale_after_s,
-            max_deliveries=settings.max_deliveries,
-        )
+        worker = worker_from_lake(client, settings, Lake(settings.lake_root), consumer)
         duration = float(self.duration_s or 0)
         timer = threading.Timer(duration, self._stop.set) if duration > 0 else None
         if timer is not None:
