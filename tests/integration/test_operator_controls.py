@@ -380,7 +380,8 @@ def test_publish_when_an_id_gets_a_state_after_the_check_then_guard_refuses_the_
 ):
     from datetime import datetime
 
-    from app.cli.ops import OrderRow, _plan, publish
+    from app.cli.ops import _plan, publish
+    from app.cli.order_rows import OrderRow
     from quantbridge.errors import InputError
 
     rows = [OrderRow(2, "AAPL", "BUY", 1.0, None, "race-1"), OrderRow(3, "MSFT", "BUY", 1.0, None, "race-2")]

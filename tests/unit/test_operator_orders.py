@@ -7,16 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.cli.ops import (
+from app.cli.ops import new_order_id, print_status_table
+from app.cli.order_rows import (
     MAX_FILE_ORDERS,
     OrderRow,
     OrdersRefused,
-    new_order_id,
     parse_csv,
     parse_jsonl,
     parse_order,
     parse_order_file,
-    print_status_table,
 )
 from quantbridge.errors import InputError
 
