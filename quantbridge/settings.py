@@ -31,6 +31,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -215,6 +216,16 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise _config_error(exc) from None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, raw: Any, info: ValidationInfo) -> Any:
+        # pydantic reads JSON true as 1: {"history_days": true} in the Airflow Variable is a mistake
+        if isinstance(raw, bool):
+            name = str(info.field_name)
+            expected = f"a number or text, not a boolean (variable {ENV_PREFIX}{name.upper()})"
+            raise ConfigError(name, raw, expected)
+        return raw
 
     @field_validator("universe", mode="before")
     @classmethod

@@ -257,3 +257,9 @@ def test_load_settings_when_redis_password_malformed_then_error_does_not_show_it
 def test_settings_fields_when_listed_then_each_has_a_description():
     assert [name for name, f in Settings.model_fields.items() if not f.description] == []
     assert Settings.model_fields["max_stale_days"].description.startswith("A close equal to the previous")
+
+
+@pytest.mark.parametrize("name", ["history_days", "var_confidence", "redis_prefix"])
+def test_load_settings_when_override_is_a_json_boolean_then_config_error_names_field_and_value(name):
+    with pytest.raises(ConfigError, match=rf"{name}=True .*not a boolean .*QB_{name.upper()}"):
+        load_settings({name: True}, environ={})
