@@ -5,19 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date
 from typing import Any
 
+from app.cli.common import date_type
 from quantbridge.settings import Settings
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--date={value!r} is invalid: expected a date like 2020-12-31"
-        ) from None
 
 
 def _positive(value: str) -> int:
@@ -70,6 +61,6 @@ def add_report_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "report", parents=[common], help="the nightly report (HTML + PNGs) for one date; prints its path"
     )
-    p.add_argument("--date", type=_day, required=True, help="report date, YYYY-MM-DD")
+    p.add_argument("--date", type=date_type("--date"), required=True, help="report date, YYYY-MM-DD")
     p.add_argument("--days", type=_positive, default=250, help="trading days of VaR history (default 250)")
     p.set_defaults(func=cmd_report)
