@@ -1,10 +1,11 @@
-"""Rego pre-trade policies evaluated for real with regopy; limits come from data, prices from the mark."""
+"""Rego pre-trade policies evaluated for real with each engine (regorus, regopy); limits come from data,
+prices from the mark."""
 
 from __future__ import annotations
 
 import pytest
 
-from execution.policy import PolicyEngine, RiskContext
+from execution.policy import ENGINES, PolicyEngine, RiskContext
 from quantbridge.messages import SubmitOrder
 
 
@@ -24,9 +25,9 @@ def ctx(mark=100.0, **kwargs) -> RiskContext:
     return RiskContext(mark=mark, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return PolicyEngine()
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request):
+    return PolicyEngine(engine=request.param)
 
 
 def test_policy_when_order_within_limits_then_allowed(engine):
@@ -110,6 +111,17 @@ def test_policy_when_limit_changed_in_data_then_no_code_change_needed():
 def test_policy_when_folder_has_no_rego_then_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="rego"):
         PolicyEngine(tmp_path)
+
+
+def test_policy_when_regorus_given_several_modules_or_unknown_engine_then_error(tmp_path):
+    for name in ("a.rego", "b.rego"):
+        (tmp_path / name).write_text("package pretrade\n")
+    (tmp_path / "data.json").write_text('{"limits": {}}')
+    with pytest.raises(ValueError, match="one .rego module"):
+        PolicyEngine(tmp_path)
+    assert PolicyEngine(tmp_path, engine="regopy").engine == "regopy"
+    with pytest.raises(ValueError, match="unknown policy engine"):
+        PolicyEngine(engine="opa")  # type: ignore[arg-type]
 
 
 def test_evaluate_many_when_batch_of_varied_orders_then_each_verdict_equals_the_single_evaluation(engine):
