@@ -12,7 +12,25 @@ The worker fails closed, so each run first publishes what a healthy VaR sensor l
 judges orders at a mark of 50 per ticker (the orders' own reference price, inside the 10% price band). No
 sensor process runs: the benchmark measures the worker's own cost (reads, policies, reservation, audit).
 
-    python -m bench.worker_bench [--orders 4000] [--rates 400 2000] [--workers 1 2]
+Modes (``--modes unpinned pinned``, or ``--pin`` for both, reported in one run): *unpinned* lets the
+scheduler place every process on any core; *pinned* gives the worker processes one core of their own (the
+last core this process may use) and puts the producer, the bench's redis-server (all its threads) and the
+bench itself on the others, as a production host gives the worker its own core. The floor consumer is
+pinned like a worker. With two workers pinned, both share the worker core: the layout stays "workers on
+their own core, Redis and the producer elsewhere" (one worker per core would make a worker share a core
+with redis-server and the producer again), so a second worker can only overlap its Redis waits with the
+first one's work, not add a core.
+
+Each row also gives the worker's CPU time per order: the worker processes' user+sys CPU (all threads, from
+the scheduler's per-thread run time in ``/proc``) from the producer's start to the last order done, idle
+polling included, divided by the orders they decided; the floor consumer's and redis-server's likewise.
+
+``--profile PREFIX`` records the first worker run with py-spy (non-blocking sampling of the worker's pid,
+on-CPU samples): ``PREFIX.svg`` (flame graph), ``PREFIX.txt`` (collapsed stacks) and ``PREFIX.md`` (the
+shares of the worker's time in ``process_batch`` by part: :func:`profile_shares`). ``make profile-worker``.
+
+    python -m bench.worker_bench [--orders 4000] [--rates 400 2000] [--workers 1 2] [--modes unpinned pinned]
+        [--pin] [--no-flat-out] [--profile PREFIX] [--json]
 """
 
 from __future__ import annotations
@@ -20,8 +38,15 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +58,128 @@ TICKERS = ["AAPL", "MSFT", "XOM", "JNJ", "KO"]
 #: The worker's marks (the orders carry reference_price 50) and its staleness bound, far beyond a run.
 MARK = 50.0
 RISK_FRESH_S = 3600
+MODES = ("unpinned", "pinned")
+#: py-spy's sampling rate (Hz) for --profile.
+PROFILE_RATE = 250
+
+
+def layout(cpus: Iterable[int], mode: str) -> tuple[set[int], set[int]]:
+    """(worker cores, cores of everything else) for a mode: pinned gives the workers the highest core and
+    the rest the others; unpinned gives everyone every core."""
+    all_cpus = sorted(cpus)
+    if mode == "unpinned":
+        return set(all_cpus), set(all_cpus)
+    if len(all_cpus) < 2:
+        raise SystemExit(f"--pin needs at least two cores; this process may use {all_cpus}")
+    return {all_cpus[-1]}, set(all_cpus[:-1])
+
+
+def _pin_all_threads(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of ``pid`` (sched_setaffinity applies to one thread; redis-server has several)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
+
+
+def cpu_s(pids: Iterable[int]) -> float:
+    """CPU seconds (user+sys) the processes have used so far, all threads: the scheduler's nanosecond
+    run time per thread (/proc/<pid>/task/<tid>/schedstat), else the clock ticks of /proc/<pid>/stat."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += sum(
+                int((task / "schedstat").read_text().split()[0]) / 1e9
+                for task in Path(f"/proc/{pid}/task").iterdir()
+            )
+        except (
+            FileNotFoundError,
+            ProcessLookupError,
+        ):  # no schedstat (or a thread gone): ticks of the process
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+#: (part, rule) in order: a sample goes to the part of its innermost frame that any rule matches. A frame
+#: is "function (file:line)" as py-spy writes it; a rule is (substring of the file, function names or None
+#: for any). Redis and JSON come first so that the wire and the encoding are counted wherever they happen.
+PARTS: list[tuple[str, tuple[str, frozenset[str] | None]]] = [
+    ("JSON encoding", ("json/", None)),
+    ("JSON encoding", ("orjson", None)),
+    ("JSON encoding", ("msgpack", None)),
+    ("Redis round trips", ("redis/", None)),
+    ("Redis round trips", ("hiredis", None)),
+    ("Redis round trips", ("socket.py", None)),
+    (
+        "Redis round trips",
+        ("execution/worker.py", frozenset({"ExecutionWorker._read", "ExecutionWorker._read_capped"})),
+    ),
+    ("Rego evaluation", ("regopy", None)),
+    ("Rego evaluation", ("regorus", None)),
+    ("Rego evaluation", ("opa", None)),
+    ("building the policy input", ("execution/policy.py", frozenset({"PolicyEngine._item", "_item"}))),
+    (
+        "building the policy input",
+        ("execution/decisions.py", frozenset({"verdicts", "context", "risk_context", "pending", "risk_age"})),
+    ),
+    ("Rego evaluation", ("execution/policy.py", None)),
+    ("audit commit", ("quantbridge/audit.py", None)),
+    ("venues", ("execution/venues.py", None)),
+    ("venues", ("execution/worker.py", frozenset({"ExecutionWorker._execute"}))),
+    ("routing", ("execution/router.py", None)),
+    ("decision core (validation, states, plans)", ("execution/decisions.py", None)),
+    ("decision core (validation, states, plans)", ("execution/intake.py", None)),
+    ("decision core (validation, states, plans)", ("quantbridge/messages.py", None)),
+]
+OTHER = "other (metrics, the worker's own glue)"
+
+
+def _frame(frame: str) -> tuple[str, str]:
+    """("function", "file") of a py-spy frame "function (file:line)"."""
+    function, _, where = frame.rpartition(" (")
+    return (function or frame), where.rsplit(":", 1)[0]
+
+
+def part_of(stack: list[str]) -> str:
+    """The part of the worker a sample's stack (outermost frame first) is counted in."""
+    for frame in reversed(stack):
+        function, file = _frame(frame)
+        for part, (in_file, functions) in PARTS:
+            if in_file in file and (functions is None or function in functions):
+                return part
+    return OTHER
+
+
+def profile_shares(raw: Iterable[str], root: str = "process_batch") -> tuple[dict[str, float], float]:
+    """Shares (percent, largest first) of the samples under ``root`` (a function name, e.g. the worker's
+    process_batch) by part (:data:`PARTS`), and the share of all samples that fell under ``root``; from
+    py-spy's raw (collapsed) output: "frame;frame;... count" per line."""
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in raw:
+        stack_text, _, count_text = line.strip().rpartition(" ")
+        if not stack_text or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        stack = stack_text.split(";")
+        at = next((i for i, f in enumerate(stack) if _frame(f)[0].rsplit(".", 1)[-1] == root), None)
+        if at is not None:
+            counts[part_of(stack[at:])] += count
+    under = sum(counts.values())
+    shares = {part: round(100 * n / under, 1) for part, n in counts.most_common()} if under else {}
+    return shares, (round(100 * under / total, 1) if total else 0.0)
+
+
+def shares_table(shares: dict[str, float], under: float, title: str) -> str:
+    """A Markdown table of :func:`profile_shares`."""
+    rows = "\n".join(f"| {part} | {share:.1f}% |" for part, share in shares.items())
+    return (
+        f"{title}\n\n| part of process_batch | share |\n|---|---|\n{rows}\n\n"
+        f"process_batch: {under:.1f}% of the worker's on-CPU samples (the rest: polling, heartbeat).\n"
+    )
 
 
 def _orders(n: int) -> list[dict[str, str]]:
@@ -52,9 +199,10 @@ def _orders(n: int) -> list[dict[str, str]]:
     ]
 
 
-def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any) -> None:
+def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any, cpus: set[int]) -> None:
     import redis
 
+    os.sched_setaffinity(0, cpus)
     client = redis.Redis.from_url(url)
     orders = _orders(n)
     interval = 1.0 / rate if rate else 0.0
@@ -71,8 +219,10 @@ def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any) -> N
     out.put(sent)
 
 
-def _work(url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any) -> None:
+def _work(url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any, cpus: set[int]) -> None:
     import threading
+
+    os.sched_setaffinity(0, cpus)  # before any thread starts: the worker's threads inherit it
 
     import redis
 
@@ -105,9 +255,10 @@ def _work(url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any) -> N
     out.put((decided, filled))
 
 
-def _floor(url: str, stream: str, ready: Any, stop: Any, out: Any) -> None:
+def _floor(url: str, stream: str, ready: Any, stop: Any, out: Any, cpus: set[int]) -> None:
     import redis
 
+    os.sched_setaffinity(0, cpus)
     reader = redis.Redis.from_url(url, decode_responses=True)
     reader.xgroup_create(stream, "g", id="0", mkstream=True)
     seen: dict[str, float] = {}
@@ -141,11 +292,50 @@ def _pct(values: list[float]) -> dict[str, float]:
     }
 
 
-def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, Any]:
+def _us(seconds: float, orders: int) -> float:
+    return round(seconds / orders * 1e6, 1) if orders else float("nan")
+
+
+def _py_spy(pid: int, prefix: Path) -> list[subprocess.Popen[bytes]]:
+    """Two non-blocking py-spy recorders on ``pid`` (the flame graph and the collapsed stacks; non-blocking
+    so that the worker is never paused, and two can read one process at once)."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [exe, "record", "--nonblocking", "--pid", str(pid), "--rate", str(PROFILE_RATE)]
+            + ["--format", fmt, "--output", str(prefix.with_suffix(suffix))],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for fmt, suffix in (("flamegraph", ".svg"), ("raw", ".txt"))
+    ]
+
+
+def _stop_py_spy(recorders: list[subprocess.Popen[bytes]]) -> None:
+    for rec in recorders:
+        rec.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    for rec in recorders:
+        _, err = rec.communicate(timeout=120)
+        if rec.returncode:
+            raise SystemExit(f"py-spy failed ({rec.returncode}): {err.decode(errors='replace')[-2000:]}")
+
+
+def _run(
+    url: str,
+    n: int,
+    rate: float,
+    workers: int,
+    floor: bool,
+    cores: tuple[set[int], set[int]],
+    redis_pid: int,
+    profile: Path | None = None,
+) -> dict[str, Any]:
     import redis
 
     from quantbridge.redis_schema import RedisSchema
 
+    worker_cores, other_cores = cores
     redis.Redis.from_url(url).flushdb()
     if not floor:
         _publish_fresh_risk(redis.Redis.from_url(url, decode_responses=True), RedisSchema(SCHEMA_PREFIX))
@@ -156,18 +346,22 @@ def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, 
     for i in range(1 if floor else workers):
         ready = ctx.Event()
         target, args = (
-            (_floor, (url, stream, ready, stop, out))
+            (_floor, (url, stream, ready, stop, out, worker_cores))
             if floor
-            else (_work, (url, f"w{i}", n, ready, stop, out))
+            else (_work, (url, f"w{i}", n, ready, stop, out, worker_cores))
         )
         procs.append(ctx.Process(target=target, args=args))
         readies.append(ready)
         procs[-1].start()
     for ready in readies:
         ready.wait(120)
+    recorders = _py_spy(procs[0].pid or 0, profile) if profile is not None else []
     sender_out = ctx.Queue()
-    sender = ctx.Process(target=_produce, args=(url, stream, n, rate, go, sender_out))
+    sender = ctx.Process(target=_produce, args=(url, stream, n, rate, go, sender_out, other_cores))
     sender.start()
+    # CPU from the go to the last order done: what serving the load cost, not the start-up or the idle tail
+    pids = [p.pid or 0 for p in procs]
+    cpu0, redis_cpu = cpu_s(pids), cpu_s([redis_pid])
     t0 = time.perf_counter()
     go.set()
     sent = sender_out.get(timeout=600)
@@ -183,13 +377,20 @@ def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, 
             break
         time.sleep(0.01)
     elapsed = time.perf_counter() - t0
+    cpu, redis_cpu = cpu_s(pids) - cpu0, cpu_s([redis_pid]) - redis_cpu
+    if recorders:
+        _stop_py_spy(recorders)
     stop.set()
     results = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join()
     if floor:
         seen = results[0]
-        return {"orders": len(seen), **_pct([seen[o] - sent[o] for o in sent if o in seen])}
+        return {
+            "orders": len(seen),
+            **_pct([seen[o] - sent[o] for o in sent if o in seen]),
+            "cpu_us_per_order": _us(cpu, len(seen)),
+        }
     decided = {k: v for d, _ in results for k, v in d.items()}
     filled = {k: v for _, f in results for k, v in f.items()}
     common = [o for o in sent if o in decided and o in filled]
@@ -199,13 +400,38 @@ def _run(url: str, n: int, rate: float, workers: int, floor: bool) -> dict[str, 
         "orders_per_s": round(len(common) / elapsed, 1),
         "to_decision": _pct([decided[o] - sent[o] for o in common]),
         "to_fill": _pct([filled[o] - sent[o] for o in common]),
+        # the workers' CPU over the orders they decided (each order is decided by one worker)
+        "cpu_us_per_order": _us(cpu, len(decided)),
+        "redis_cpu_us_per_order": _us(redis_cpu, n),
     }
+
+
+def _summarise_profile(prefix: Path, label: str) -> None:
+    raw = prefix.with_suffix(".txt").read_text().splitlines()
+    shares, under = profile_shares(raw)
+    table = shares_table(shares, under, f"Worker profile ({label}; py-spy {PROFILE_RATE} Hz, on-CPU samples)")
+    prefix.with_suffix(".md").write_text(table)
+    print(f"\n{table}\nflame graph: {prefix.with_suffix('.svg').resolve()}", flush=True)
+
+
+def _line(
+    mode: str, label: str, workers: int, result: dict[str, Any], floor: dict[str, Any], ratio: float
+) -> str:
+    """One row of the table: rate served, CPU per order, latency percentiles, the floor."""
+    dec, fill, cpu = result["to_decision"], result["to_fill"], result["cpu_us_per_order"]
+    return (
+        f"{mode:>8} {label:>14} x{workers}: {result['orders_per_s']:8.1f} orders/s | CPU/order {cpu:6.1f} us "
+        f"(redis {result['redis_cpu_us_per_order']:.1f}) | ->decision p50 {dec['p50_ms']:.2f} "
+        f"p99 {dec['p99_ms']:.2f} p99.9 {dec['p999_ms']:.2f} ms | ->last fill p50 {fill['p50_ms']:.2f} "
+        f"p99 {fill['p99_ms']:.2f} p99.9 {fill['p999_ms']:.2f} ms | floor p50 {floor['p50_ms']:.3f} "
+        f"p99 {floor['p99_ms']:.3f} ms, CPU/order {floor['cpu_us_per_order']:.1f} us | p50 ratio {ratio:.1f}"
+    )
 
 
 def main() -> None:
     import socket
 
-    from app.services import RedisService
+    from app.services import RedisService, read_pid
     from quantbridge.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -214,8 +440,20 @@ def main() -> None:
         "--rates", type=float, nargs="+", default=[400, 2000], help="fixed rates; flat out is added"
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker processes to compare")
+    parser.add_argument(
+        "--modes", nargs="+", choices=MODES, default=["unpinned"], help="core layouts to compare (module doc)"
+    )
+    parser.add_argument("--pin", action="store_true", help="both modes: --modes unpinned pinned")
+    parser.add_argument(
+        "--flat-out", action=argparse.BooleanOptionalAction, default=True, help="add a flat-out run"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the first worker run: PREFIX.svg, PREFIX.txt, PREFIX.md"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    modes = list(MODES) if args.pin else args.modes
+    all_cpus = os.sched_getaffinity(0)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -223,6 +461,9 @@ def main() -> None:
     overrides = {"redis_url": f"redis://127.0.0.1:{port}/0", "services_dir": folder}
     service = RedisService(load_settings(overrides))
     service.start()  # requires a password: QB_REDIS_PASSWORD, else one generated into the folder
+    redis_pid = read_pid(service.pidfile)
+    if redis_pid is None:
+        raise SystemExit(f"redis-server started but left no live pid in {service.pidfile}")
     # The processes get the password inside the URL (handed over by multiprocessing, never printed).
     password = load_settings(overrides).redis_password.get_secret_value()
     url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
@@ -231,30 +472,43 @@ def main() -> None:
         f"each worker run (valid {RISK_FRESH_S} s; no sensor process); marks {MARK:g} per ticker",
         flush=True,
     )
+    loads = [(f"fixed {r:g}/s", r) for r in args.rates] + ([("flat out", 0.0)] if args.flat_out else [])
+    profile: Path | None = args.profile
     try:
         out: dict[str, Any] = {}
-        for label, rate in [*((f"fixed {r:g}/s", r) for r in args.rates), ("flat out", 0)]:
-            floor = _run(url, args.orders, rate, 1, floor=True)
-            for workers in args.workers:
-                result = _run(url, args.orders, rate, workers, floor=False)
-                ratio = result["to_decision"]["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("nan")
-                out[f"{label}, {workers} worker(s)"] = {
-                    "worker": result,
-                    "redis_floor": floor,
-                    "p50_ratio_to_floor": round(ratio, 1),
-                }
-                print(
-                    f"{label:>14} x{workers}: {result['orders_per_s']:8.1f} orders/s | order->decision p50 "
-                    f"{result['to_decision']['p50_ms']:.2f} ms p99 {result['to_decision']['p99_ms']:.2f} ms "
-                    f"p99.9 {result['to_decision']['p999_ms']:.2f} ms | "
-                    f"->fill p99 {result['to_fill']['p99_ms']:.2f} ms | "
-                    f"Redis floor p50 {floor['p50_ms']:.3f} ms p99 {floor['p99_ms']:.3f} ms | p50 ratio "
-                    f"{ratio:.1f}",
-                    flush=True,
-                )
+        for mode in modes:
+            cores = layout(all_cpus, mode)
+            # the bench itself and redis-server on the other cores; the children pin themselves
+            _pin_all_threads(os.getpid(), cores[1])
+            _pin_all_threads(redis_pid, cores[1])
+            print(
+                f"{mode}: workers (and the floor consumer) on cores {sorted(cores[0])}; producer, "
+                f"redis-server and the bench on cores {sorted(cores[1])}",
+                flush=True,
+            )
+            for label, rate in loads:
+                floor = _run(url, args.orders, rate, 1, True, cores, redis_pid)
+                for workers in args.workers:
+                    result = _run(url, args.orders, rate, workers, False, cores, redis_pid, profile)
+                    if profile is not None:
+                        _summarise_profile(profile, f"{mode}, {label}, {workers} worker(s)")
+                        profile = None
+                    ratio = (
+                        result["to_decision"]["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("nan")
+                    )
+                    key = f"{label}, {workers} worker(s)" + ("" if mode == "unpinned" else f", {mode}")
+                    out[key] = {
+                        "mode": mode,
+                        "worker_cores": sorted(cores[0]),
+                        "worker": result,
+                        "redis_floor": floor,
+                        "p50_ratio_to_floor": round(ratio, 1),
+                    }
+                    print(_line(mode, label, workers, result, floor, ratio), flush=True)
         if args.json:
             print(json.dumps(out, indent=2))
     finally:
+        _pin_all_threads(os.getpid(), all_cpus)
         service.stop()
 
 
