@@ -44,6 +44,9 @@ Guard = tuple[str, str | None, str | None]
 #: The policy engine's two calls: a whole batch of (order, context), and one order.
 EvaluateMany = Callable[[list[tuple[SubmitOrder, RiskContext]]], list[PolicyVerdict]]
 Evaluate = Callable[[SubmitOrder, RiskContext], PolicyVerdict]
+#: ``json.dumps(value, sort_keys=True)`` builds this encoder on every call; built once, the same strings
+#: (state records are compared byte for byte by the commit guards, so their encoding must not change).
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -242,8 +245,11 @@ def verdicts(
         batch = [None] * len(priced)
     by_id: dict[int, PolicyVerdict | None] = {}
     flight = pending(view.inflight)
+    # A context differs from the assumed one only through the shares in flight of its ticker, which differ
+    # only after an earlier order of that ticker was not allowed: until then it is not built again.
+    diverged: set[str] = set()
     for order, ctx, verdict in zip(priced, assumed, batch, strict=False):  # as many as asked
-        actual = context(order, flight)
+        actual = context(order, flight) if order.ticker in diverged else ctx
         if verdict is None or actual != ctx:
             try:
                 verdict = rules.evaluate(order, actual)
@@ -253,6 +259,8 @@ def verdicts(
         by_id[id(order)] = verdict
         if verdict is not None and verdict.allowed:
             flight[(order.ticker, order.side)] = flight.get((order.ticker, order.side), 0.0) + order.quantity
+        else:
+            diverged.add(order.ticker)
     return [by_id[id(o)] if id(o) in by_id else _no_mark(o, view) for o in orders]
 
 
@@ -504,19 +512,18 @@ def record_fills(sent: Sequence[tuple[Open, Sequence[Fill]]], keys: Keys) -> tup
 # --- records and transitions --------------------------------------------------------------------------
 def reservation(order: SubmitOrder, remaining: float | None = None) -> str:
     """The in-flight record of an accepted order (canonical JSON)."""
-    return json.dumps(
+    return _SORTED_JSON.encode(
         {
             "ticker": order.ticker,
             "side": order.side,
             "remaining": order.quantity if remaining is None else remaining,
-        },
-        sort_keys=True,
+        }
     )
 
 
 def state_record(state: str, filled: float, history: list[str], **extra: Any) -> str:
     """The JSON stored in ``orders:state`` (keys sorted, so equal records are equal strings)."""
-    return json.dumps({"state": state, "filled": filled, "history": history, **extra}, sort_keys=True)
+    return _SORTED_JSON.encode({"state": state, "filled": filled, "history": history, **extra})
 
 
 def after_fills(

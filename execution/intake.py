@@ -39,16 +39,17 @@ def _decode(raw: Mapping[Any, Any]) -> tuple[dict[str, str], str | None]:
     fields: dict[str, str] = {}
     bad: str | None = None
     for a, b in raw.items():
-        pair: list[str] = []
-        for part in (a, b):
-            if isinstance(part, bytes):
-                try:
-                    part = part.decode("utf-8")
-                except UnicodeDecodeError:
-                    part = part.decode("utf-8", errors="replace")
-                    bad = bad or (pair[0] if pair else part)
-            pair.append(str(part))
-        fields[pair[0]] = pair[1]
+        try:
+            name = a.decode("utf-8") if isinstance(a, bytes) else str(a)
+        except UnicodeDecodeError:
+            name = a.decode("utf-8", errors="replace")
+            bad = bad or name
+        try:
+            value = b.decode("utf-8") if isinstance(b, bytes) else str(b)
+        except UnicodeDecodeError:
+            value = b.decode("utf-8", errors="replace")
+            bad = bad or name
+        fields[name] = value
     return fields, bad
 
 

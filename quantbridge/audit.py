@@ -39,6 +39,10 @@ if TYPE_CHECKING:  # cryptography is imported where keys are used: appends on th
 GENESIS = "0" * 64
 #: |value| below which an HINCRBYFLOAT result counts as zero and its field is deleted (float residue).
 ZERO = 1e-9
+#: The canonical payload encoding, built once: ``json.dumps(payload, sort_keys=True, separators=(",", ":"),
+#: default=str)`` builds exactly this encoder on every call and returns its ``encode(payload)``, so the
+#: stored payloads and their hashes are the same bytes (rebuilding it showed in the worker's profile).
+_PAYLOAD_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 def canonical(*fields: str) -> bytes:
@@ -328,7 +332,7 @@ class AuditWriter:
             expected = head if head is not None else text(self.client.get(self.head_key) or GENESIS)
         prev, args, hashes = expected, [], []
         for kind, ref, payload in entries:
-            body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+            body = _PAYLOAD_JSON.encode(payload)
             ts = datetime.now(UTC).isoformat(timespec="microseconds")
             digest = entry_hash(prev, kind, ref, ts, body)
             args += [kind, ref, ts, body, prev, digest]

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from quantbridge.errors import InputError
@@ -23,6 +23,19 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _HIDDEN = ("Cc", "Cf")
 SIDES = ("BUY", "SELL")
 MAX_EXPLANATION_CHARS = 4096
+#: ``SubmitOrder.to_dict``'s plain fields, in declaration order (``explanation`` and ``limit_price`` follow).
+_STRING_FIELDS = (
+    "order_id",
+    "ts",
+    "strategy",
+    "ticker",
+    "side",
+    "quantity",
+    "reference_price",
+    "model_version",
+)
+#: What ``json.dumps(value, sort_keys=True)`` builds on every call, built once (the same bytes).
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -75,12 +88,12 @@ class SubmitOrder:
 
     def to_dict(self) -> dict[str, str]:
         """Flat string fields, as a Redis stream entry (``limit_price`` only when there is one)."""
-        out = {
-            k: str(v)
-            for k, v in asdict(self).items()
-            if k != "explanation" and not (k == "limit_price" and v is None)
-        }
-        out["explanation"] = json.dumps(self.explanation, sort_keys=True)
+        # Field by field, in declaration order: dataclasses.asdict deep-copies and showed in the worker's
+        # profile (one call per decided order, for its audit entry).
+        out = {name: str(getattr(self, name)) for name in _STRING_FIELDS}
+        if self.limit_price is not None:
+            out["limit_price"] = str(self.limit_price)
+        out["explanation"] = _SORTED_JSON.encode(self.explanation)
         return out
 
     @classmethod
