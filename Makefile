@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help venv system services stop airflow airflow-stop demo lint test test-fast bench status lock clean
+.PHONY: help venv system services stop airflow airflow-stop demo lint test test-fast bench profile-worker status lock clean
 
 help:
 	@echo "make demo      - ingest real prices (Spark + GX) and run the daily DAG; prints what it did"
@@ -19,6 +19,7 @@ help:
 	@echo "make airflow   - start the local Airflow 3 stack, UI on http://127.0.0.1:8080 (login: admin)"
 	@echo "make status    - services, lake extent, last runs"
 	@echo "make bench     - VaR Monte Carlo and execution-worker latency benchmarks against floors measured in the same run"
+	@echo "make profile-worker - py-spy flame graph of the execution worker under the bench's load (.bench/worker-profile.svg)"
 	@echo "make lock      - re-resolve requirements.in into the pinned requirements.txt"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -77,7 +78,16 @@ test-fast: venv system
 # Full-size benchmarks; figures are ratios to a floor measured in the same run.
 bench: venv
 	$(BIN)/python -m bench.var_bench --assets 500 --paths 1000000 --repeats 2
-	$(BIN)/python -m bench.worker_bench --orders 4000 --rates 400 2000
+	$(BIN)/python -m bench.worker_bench --orders 4000 --rates 400 2000 --workers 1 2 --modes unpinned pinned
+
+# Where the worker's time goes: one worker pinned to its own core at 1,000 orders/s, sampled by py-spy
+# (non-blocking, by pid: no root needed beyond ptrace of our own child). Writes the SVG, the collapsed stacks
+# and a Markdown table of the shares by part next to it.
+profile-worker: venv
+	@mkdir -p .bench
+	$(BIN)/python -m bench.worker_bench --orders 4000 --rates 1000 --workers 1 --modes pinned --no-flat-out \
+		--profile .bench/worker-profile
+	@echo "flame graph: $(CURDIR)/.bench/worker-profile.svg"
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv

@@ -26,8 +26,9 @@ the scheduler's per-thread run time in ``/proc``) from the producer's start to t
 polling included, divided by the orders they decided; the floor consumer's and redis-server's likewise.
 
 ``--profile PREFIX`` records the first worker run with py-spy (non-blocking sampling of the worker's pid,
-on-CPU samples): ``PREFIX.svg`` (flame graph), ``PREFIX.txt`` (collapsed stacks) and ``PREFIX.md`` (the
-shares of the worker's time in ``process_batch`` by part: :func:`profile_shares`). ``make profile-worker``.
+samples in which the worker holds the GIL, i.e. its CPU, not its waits for Redis): ``PREFIX.svg`` (flame
+graph), ``PREFIX.txt`` (collapsed stacks) and ``PREFIX.md`` (the shares of the worker's time in
+``process_batch`` by part: :func:`profile_shares`). ``make profile-worker``.
 
     python -m bench.worker_bench [--orders 4000] [--rates 400 2000] [--workers 1 2] [--modes unpinned pinned]
         [--pin] [--no-flat-out] [--profile PREFIX] [--json]
@@ -178,7 +179,7 @@ def shares_table(shares: dict[str, float], under: float, title: str) -> str:
     rows = "\n".join(f"| {part} | {share:.1f}% |" for part, share in shares.items())
     return (
         f"{title}\n\n| part of process_batch | share |\n|---|---|\n{rows}\n\n"
-        f"process_batch: {under:.1f}% of the worker's on-CPU samples (the rest: polling, heartbeat).\n"
+        f"process_batch: {under:.1f}% of the worker's samples (the rest: polling, heartbeat).\n"
     )
 
 
@@ -219,10 +220,23 @@ def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any, cpus
     out.put(sent)
 
 
-def _work(url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any, cpus: set[int]) -> None:
+def _allow_tracing_by(pid: int) -> None:
+    """Let ``pid`` and its children (py-spy, started by the bench) read this process without root where
+    Yama's ptrace_scope is 1 (only ancestors may, by default): prctl(PR_SET_PTRACER)."""
+    import ctypes
+
+    pr_set_ptracer = 0x59616D61
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_ptracer, pid, 0, 0, 0)  # fails harmlessly without Yama
+
+
+def _work(
+    url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any, cpus: set[int], traced: bool = False
+) -> None:
     import threading
 
     os.sched_setaffinity(0, cpus)  # before any thread starts: the worker's threads inherit it
+    if traced:
+        _allow_tracing_by(os.getppid())
 
     import redis
 
@@ -298,12 +312,14 @@ def _us(seconds: float, orders: int) -> float:
 
 def _py_spy(pid: int, prefix: Path) -> list[subprocess.Popen[bytes]]:
     """Two non-blocking py-spy recorders on ``pid`` (the flame graph and the collapsed stacks; non-blocking
-    so that the worker is never paused, and two can read one process at once)."""
+    so that the worker is never paused, and two can read one process at once). Only samples in which the
+    worker holds the GIL: its CPU in Python and in C extensions (hiredis, regopy hold it), not its waits for
+    Redis's replies (recv releases it), which py-spy's idle detection misses about half the time here."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     return [
         subprocess.Popen(
-            [exe, "record", "--nonblocking", "--pid", str(pid), "--rate", str(PROFILE_RATE)]
+            [exe, "record", "--nonblocking", "--gil", "--pid", str(pid), "--rate", str(PROFILE_RATE)]
             + ["--format", fmt, "--output", str(prefix.with_suffix(suffix))],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -348,7 +364,7 @@ def _run(
         target, args = (
             (_floor, (url, stream, ready, stop, out, worker_cores))
             if floor
-            else (_work, (url, f"w{i}", n, ready, stop, out, worker_cores))
+            else (_work, (url, f"w{i}", n, ready, stop, out, worker_cores, profile is not None and i == 0))
         )
         procs.append(ctx.Process(target=target, args=args))
         readies.append(ready)
@@ -409,7 +425,9 @@ def _run(
 def _summarise_profile(prefix: Path, label: str) -> None:
     raw = prefix.with_suffix(".txt").read_text().splitlines()
     shares, under = profile_shares(raw)
-    table = shares_table(shares, under, f"Worker profile ({label}; py-spy {PROFILE_RATE} Hz, on-CPU samples)")
+    table = shares_table(
+        shares, under, f"Worker profile ({label}; py-spy {PROFILE_RATE} Hz, samples holding the GIL)"
+    )
     prefix.with_suffix(".md").write_text(table)
     print(f"\n{table}\nflame graph: {prefix.with_suffix('.svg').resolve()}", flush=True)
 
