@@ -1,0 +1,62 @@
+"""The worker bench's pure helpers: the core layouts of its modes and the profile's shares by part."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bench.worker_bench import OTHER, cpu_s, layout, part_of, profile_shares, shares_table
+
+LOOP = "Thread.run (threading.py:982);ExecutionWorker.run (execution/worker.py:326)"
+BATCH = f"{LOOP};ExecutionWorker.process_batch (execution/worker.py:144)"
+
+
+def test_layout_when_pinned_then_workers_get_the_last_core_and_the_rest_the_others():
+    assert layout([3, 0, 1], "pinned") == ({3}, {0, 1})
+    assert layout([0, 1], "unpinned") == ({0, 1}, {0, 1})
+
+
+def test_layout_when_pinned_on_one_core_then_refused():
+    with pytest.raises(SystemExit, match="at least two cores"):
+        layout([0], "pinned")
+
+
+def test_part_of_when_json_under_the_audit_commit_then_json_and_the_commit_itself_audit():
+    commit = "ExecutionWorker._decide (execution/worker.py:208);AuditWriter.commit (quantbridge/audit.py:283)"
+    assert part_of([commit, "JSONEncoder.iterencode (json/encoder.py:258)"]) == "JSON encoding"
+    assert part_of([commit]) == "audit commit"
+    assert part_of([commit, "Script.__call__ (redis/commands/core.py:5800)"]) == "Redis round trips"
+
+
+def test_part_of_when_the_policy_input_or_the_query_then_told_apart():
+    verdicts = "verdicts (execution/decisions.py:230)"
+    assert part_of([verdicts, "risk_context (execution/decisions.py:270)"]) == "building the policy input"
+    assert part_of([verdicts, "PolicyEngine.evaluate_many (execution/policy.py:99)"]) == "Rego evaluation"
+    assert part_of(["ExecutionWorker._execute (execution/worker.py:260)", "f (numpy/x.py:1)"]) == "venues"
+    assert part_of(["ExecutionWorker.process_batch (execution/worker.py:144)"]) == OTHER
+
+
+def test_profile_shares_when_samples_outside_process_batch_then_only_counted_in_its_share():
+    raw = [
+        f"{BATCH};ExecutionWorker._read (execution/worker.py:180) 3",
+        f"{BATCH};SimulatedVenue.execute (execution/venues.py:100) 1",
+        f"{LOOP};StreamCommands.xreadgroup (redis/commands/core.py:8067) 4",
+        "not a sample line",
+    ]
+    shares, under = profile_shares(raw)
+    assert shares == {"Redis round trips": 75.0, "venues": 25.0}
+    assert list(shares) == ["Redis round trips", "venues"]  # largest first
+    assert under == 50.0
+    table = shares_table(shares, under, "title")
+    assert "| Redis round trips | 75.0% |" in table and "50.0% of the worker's samples" in table
+
+
+def test_profile_shares_when_no_sample_then_empty():
+    assert profile_shares([]) == ({}, 0.0)
+
+
+def test_cpu_s_when_this_process_works_then_its_cpu_grows():
+    before = cpu_s([os.getpid()])
+    sum(i * i for i in range(200_000))
+    assert cpu_s([os.getpid()]) > before > 0
