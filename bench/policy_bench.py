@@ -4,7 +4,7 @@ For each engine and batch size (1, 50, 500 orders) the time per order of a verdi
 result conversion included (what the worker pays): warm-up, then the median of ``--repeats`` passes over a
 seeded, realistic mix of allowed and denied orders. Faithfulness: every engine's verdicts (allow flag and
 the sorted reason strings) against regopy's on the same corpus, exactly and with the numbers in the
-reasons compared as doubles (regopy prints some floats with 16 significant digits).
+reasons compared to 15 significant digits (regopy prints some floats with 16, regorus with fewer).
 
     python -m bench.policy_bench [--orders 500] [--repeats 7] [--json]
 
@@ -112,8 +112,10 @@ def engines() -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def canonical(verdict: PolicyVerdict) -> tuple[bool, tuple[str, ...]]:
-    """The verdict with each number of its reasons read as a double: 8.539999999999999 == 8.54."""
-    return verdict.allowed, tuple(_NUMBER.sub(lambda m: repr(float(m.group())), r) for r in verdict.reasons)
+    """The verdict with each number of its reasons to 15 significant digits: 8.539999999999999 -> 8.54."""
+    return verdict.allowed, tuple(
+        _NUMBER.sub(lambda m: f"{float(m.group()):.15g}", r) for r in verdict.reasons
+    )
 
 
 def time_per_order(call: Callable[[Items], object], items: Items, size: int, repeats: int) -> float:
