@@ -108,11 +108,17 @@ class WorkerMetrics:
 
     def decided(self, entry_id: str, picked_up: float, kill_switch: bool) -> None:
         """One decision: ``picked_up`` is the worker's ``time.perf_counter()`` when it took the order."""
-        self.decision.observe(time.perf_counter() - picked_up)
+        self.decided_many((entry_id,), picked_up, kill_switch)
+
+    def decided_many(self, entry_ids: Iterable[str], picked_up: float, kill_switch: bool) -> None:
+        """The decisions of one batch, made at the same moment: the clocks are read once for all of them."""
+        took, now = time.perf_counter() - picked_up, time.time()
         self.kill_switch.set(1.0 if kill_switch else 0.0)
-        ms, _, _seq = entry_id.partition("-")
-        if ms.isdigit():
-            self.order_age.observe(max(time.time() - int(ms) / 1000.0, 0.0))
+        for entry_id in entry_ids:
+            self.decision.observe(took)
+            ms, _, _seq = entry_id.partition("-")
+            if ms.isdigit():
+                self.order_age.observe(max(now - int(ms) / 1000.0, 0.0))
 
     def fill(self, venue: str, quantity: float, price: float, fee: float, slippage_bps: float) -> None:
         """One newly recorded fill."""

@@ -189,6 +189,18 @@ class ExecutionWorker:
             heartbeat=bool(beat),
         )
 
+    # Why three round trips per batch (plus the XREADGROUP that brings it), and none fewer:
+    # * the read cannot ride in a Lua call with the decision commit: the verdicts are made here, in Python
+    #   (the Rego engine), between the two, and the commit is guarded on what was read instead of locking;
+    # * the decision commit must land before any child reaches a venue (an order is never sent without its
+    #   order, verdict and state entries and its reservation on the record, so a crash can only leave it
+    #   NEW, to be resumed), and the venues answer only after it;
+    # * the fill commit must come after the venues' answers (a fill is recorded only once it happened).
+    # What could still be merged safely: a batch that sends nothing (all rejected or duplicates) needs no
+    # separate decision commit (its entries could ride with the dead letters and acks: one call, not two),
+    # and the fill commit of one batch could share a pipeline with the next batch's non-blocking
+    # XREADGROUP. Neither is done yet: the first only helps batches that are all rejected, the second
+    # changes how the loop blocks for new entries.
     def _decide(self, live: list[Intake], picked_up: float) -> core.Decision | None:
         """Read the book, decide the batch's valid orders and commit the decisions with their audit entries
         and reservations; read and decided again while other workers move what the verdicts relied on.
@@ -201,7 +213,10 @@ class ExecutionWorker:
             )
             for item in decision.decided:
                 self.on_event("decision", item.ref)  # the order id
-                self.metrics.decided(item.entry_id, picked_up, view.kill_switch is not None)
+            if decision.decided:
+                self.metrics.decided_many(
+                    [item.entry_id for item in decision.decided], picked_up, view.kill_switch is not None
+                )
             if decision.commit is None:  # no order state to write: the entries ride with the fill commit
                 return decision
             try:
