@@ -141,7 +141,7 @@ def run(orders: int, repeats: int) -> dict[str, Any]:
     for name, engine in found.items():
         single = lambda chunk, e=engine: [e.evaluate(*chunk[0])]  # noqa: E731 - batch of 1: the one-order call
         us = {
-            size: time_per_order(single if size == 1 else engine.evaluate_many, items, size, repeats)
+            str(size): time_per_order(single if size == 1 else engine.evaluate_many, items, size, repeats)
             for size in BATCHES
         }
         got = engine.evaluate_many(items)
@@ -181,7 +181,7 @@ def table(result: dict[str, Any]) -> str:
     ]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in result["rows"]:
-        cells = [r["engine"], *(f"{r['us_per_order'][b]:.1f}" for b in BATCHES), str(r["denied"])]
+        cells = [r["engine"], *(f"{r['us_per_order'][str(b)]:.1f}" for b in BATCHES), str(r["denied"])]
         cells.append(f"{r['differ_exact']} / {r['differ_as_numbers']} of {result['orders']}")
         cells.append("-" if r["differ_vs_opa_exact"] is None else str(r["differ_vs_opa_exact"]))
         lines.append(" | ".join(cells))
