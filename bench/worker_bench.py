@@ -28,7 +28,7 @@ polling included, divided by the orders they decided; the floor consumer's and r
 ``--profile PREFIX`` records the first worker run with py-spy (non-blocking sampling of the worker's pid,
 samples in which the worker holds the GIL, i.e. its CPU, not its waits for Redis): ``PREFIX.svg`` (flame
 graph), ``PREFIX.txt`` (collapsed stacks) and ``PREFIX.md`` (the shares of the worker's time in
-``process_batch`` by part: :func:`profile_shares`). ``make profile-worker``.
+``process_batch`` by part: :func:`shares_table`). ``make profile-worker``.
 
     python -m bench.worker_bench [--orders 4000] [--rates 400 2000] [--workers 1 2] [--modes unpinned pinned]
         [--pin] [--no-flat-out] [--profile PREFIX] [--json]
@@ -103,33 +103,35 @@ def cpu_s(pids: Iterable[int]) -> float:
     return total
 
 
-#: (part, rule) in order: a sample goes to the part of its innermost frame that any rule matches. A frame
-#: is "function (file:line)" as py-spy writes it; a rule is (substring of the file, function names or None
-#: for any). Redis and JSON come first so that the wire and the encoding are counted wherever they happen.
-PARTS: list[tuple[str, tuple[str, frozenset[str] | None]]] = [
+#: (part, (file, functions)) in order: a sample goes to the part of its innermost frame that a rule matches. A
+#: frame is "function (file:line)" as py-spy writes it; a rule matches a frame whose file contains ``file``
+#: and whose function's last name is one of ``functions`` ("name*": a prefix), or any function for None.
+#: Redis and JSON come first, so that the wire and the encoding are counted wherever they happen (a
+#: commit's Lua call is a Redis round trip, its entries' encoding JSON, the rest of it the audit commit);
+#: regopy's conversion of Python values into Rego values is the policy input, its query Rego evaluation.
+PARTS: list[tuple[str, tuple[str, tuple[str, ...] | None]]] = [
     ("JSON encoding", ("json/", None)),
     ("JSON encoding", ("orjson", None)),
     ("JSON encoding", ("msgpack", None)),
     ("Redis round trips", ("redis/", None)),
     ("Redis round trips", ("hiredis", None)),
     ("Redis round trips", ("socket.py", None)),
+    ("Redis round trips", ("execution/worker.py", ("_read", "_read_capped"))),
+    ("building the policy input", ("regopy", ("rego_input*",))),
+    ("building the policy input", ("execution/policy.py", ("_item", "_items", "_input*"))),
     (
-        "Redis round trips",
-        ("execution/worker.py", frozenset({"ExecutionWorker._read", "ExecutionWorker._read_capped"})),
+        "building the policy input",
+        ("execution/decisions.py", ("context", "risk_context", "pending", "risk_age")),
     ),
     ("Rego evaluation", ("regopy", None)),
     ("Rego evaluation", ("regorus", None)),
-    ("Rego evaluation", ("opa", None)),
-    ("building the policy input", ("execution/policy.py", frozenset({"PolicyEngine._item", "_item"}))),
-    (
-        "building the policy input",
-        ("execution/decisions.py", frozenset({"verdicts", "context", "risk_context", "pending", "risk_age"})),
-    ),
+    ("Rego evaluation", ("opa_", None)),
     ("Rego evaluation", ("execution/policy.py", None)),
     ("audit commit", ("quantbridge/audit.py", None)),
     ("venues", ("execution/venues.py", None)),
-    ("venues", ("execution/worker.py", frozenset({"ExecutionWorker._execute"}))),
+    ("venues", ("execution/worker.py", ("_execute",))),
     ("routing", ("execution/router.py", None)),
+    ("routing", ("execution/kalman.py", None)),
     ("decision core (validation, states, plans)", ("execution/decisions.py", None)),
     ("decision core (validation, states, plans)", ("execution/intake.py", None)),
     ("decision core (validation, states, plans)", ("quantbridge/messages.py", None)),
@@ -143,20 +145,29 @@ def _frame(frame: str) -> tuple[str, str]:
     return (function or frame), where.rsplit(":", 1)[0]
 
 
+def _named(function: str, names: tuple[str, ...] | None) -> bool:
+    """``function`` ("Class.method", "outer.<locals>.inner") is one of ``names``: its last name equals one, or
+    it (or its last name) starts with a "prefix*" one (so an inner function counts with its outer one)."""
+    last = function.rsplit(".", 1)[-1]
+    return names is None or any(
+        (function.startswith(n[:-1]) or last.startswith(n[:-1])) if n.endswith("*") else last == n
+        for n in names
+    )
+
+
 def part_of(stack: list[str]) -> str:
     """The part of the worker a sample's stack (outermost frame first) is counted in."""
     for frame in reversed(stack):
         function, file = _frame(frame)
-        for part, (in_file, functions) in PARTS:
-            if in_file in file and (functions is None or function in functions):
+        for part, (in_file, names) in PARTS:
+            if in_file in file and _named(function, names):
                 return part
     return OTHER
 
 
-def profile_shares(raw: Iterable[str], root: str = "process_batch") -> tuple[dict[str, float], float]:
-    """Shares (percent, largest first) of the samples under ``root`` (a function name, e.g. the worker's
-    process_batch) by part (:data:`PARTS`), and the share of all samples that fell under ``root``; from
-    py-spy's raw (collapsed) output: "frame;frame;... count" per line."""
+def profile_counts(raw: Iterable[str], root: str = "process_batch") -> tuple[Counter[str], int]:
+    """Samples under ``root`` (a function's last name: the worker's process_batch) by part (:data:`PARTS`),
+    and all samples; from py-spy's raw (collapsed) output, "frame;frame;... count" per line."""
     counts: Counter[str] = Counter()
     total = 0
     for line in raw:
@@ -169,18 +180,29 @@ def profile_shares(raw: Iterable[str], root: str = "process_batch") -> tuple[dic
         at = next((i for i, f in enumerate(stack) if _frame(f)[0].rsplit(".", 1)[-1] == root), None)
         if at is not None:
             counts[part_of(stack[at:])] += count
+    return counts, total
+
+
+NO_GIL = "CPU without the GIL (native Rego query, kernel side of the Redis calls)"
+
+
+def shares_table(counts: Counter[str], total: int, rate: float, cpu_s: float, title: str) -> str:
+    """A Markdown table of :func:`profile_counts`: each part's share of process_batch's samples and of the
+    worker's CPU over the profile (``cpu_s``). The samples are those holding the GIL, ``total / rate``
+    seconds; the worker's CPU beyond that ran without it and gets a row of its own."""
     under = sum(counts.values())
-    shares = {part: round(100 * n / under, 1) for part, n in counts.most_common()} if under else {}
-    return shares, (round(100 * under / total, 1) if total else 0.0)
-
-
-def shares_table(shares: dict[str, float], under: float, title: str) -> str:
-    """A Markdown table of :func:`profile_shares`."""
-    rows = "\n".join(f"| {part} | {share:.1f}% |" for part, share in shares.items())
-    return (
-        f"{title}\n\n| part of process_batch | share |\n|---|---|\n{rows}\n\n"
-        f"process_batch: {under:.1f}% of the worker's samples (the rest: polling, heartbeat).\n"
+    gil_s = total / rate
+    rows = [
+        f"| {part} | {100 * n / under:.1f}% | {100 * n / rate / cpu_s:.1f}% |"
+        for part, n in counts.most_common()
+    ]
+    rows.append(
+        f"| (outside process_batch: polling, heartbeat) | | {100 * (total - under) / rate / cpu_s:.1f}% |"
     )
+    rows.append(f"| {NO_GIL} | | {100 * max(cpu_s - gil_s, 0.0) / cpu_s:.1f}% |")
+    head = "| part | share of process_batch (GIL held) | share of the worker's CPU |\n|---|---|---|"
+    foot = f"{total} samples holding the GIL at {rate:g} Hz ({gil_s:.2f} s) of {cpu_s:.2f} s of worker CPU."
+    return f"{title}\n\n{head}\n" + "\n".join(rows) + f"\n\n{foot}\n"
 
 
 def _orders(n: int) -> list[dict[str, str]]:
@@ -313,8 +335,10 @@ def _us(seconds: float, orders: int) -> float:
 def _py_spy(pid: int, prefix: Path) -> list[subprocess.Popen[bytes]]:
     """Two non-blocking py-spy recorders on ``pid`` (the flame graph and the collapsed stacks; non-blocking
     so that the worker is never paused, and two can read one process at once). Only samples in which the
-    worker holds the GIL: its CPU in Python and in C extensions (hiredis, regopy hold it), not its waits for
-    Redis's replies (recv releases it), which py-spy's idle detection misses about half the time here."""
+    worker holds the GIL: its CPU in Python and in the C extensions that keep the GIL (hiredis's parser), not
+    its waits for Redis's replies, which py-spy's idle detection counts as busy about half the time here.
+    What runs without the GIL (regopy's query, the kernel side of send/recv) is the worker's measured CPU
+    less these samples: one row of :func:`shares_table`."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     return [
@@ -371,6 +395,7 @@ def _run(
         procs[-1].start()
     for ready in readies:
         ready.wait(120)
+    profiled = cpu_s([procs[0].pid or 0])
     recorders = _py_spy(procs[0].pid or 0, profile) if profile is not None else []
     sender_out = ctx.Queue()
     sender = ctx.Process(target=_produce, args=(url, stream, n, rate, go, sender_out, other_cores))
@@ -396,6 +421,7 @@ def _run(
     cpu, redis_cpu = cpu_s(pids) - cpu0, cpu_s([redis_pid]) - redis_cpu
     if recorders:
         _stop_py_spy(recorders)
+    profiled = cpu_s([procs[0].pid or 0]) - profiled  # the first worker's CPU while py-spy sampled it
     stop.set()
     results = [out.get(timeout=120) for _ in procs]
     for p in procs:
@@ -419,15 +445,13 @@ def _run(
         # the workers' CPU over the orders they decided (each order is decided by one worker)
         "cpu_us_per_order": _us(cpu, len(decided)),
         "redis_cpu_us_per_order": _us(redis_cpu, n),
+        **({"profiled_cpu_s": round(profiled, 3)} if recorders else {}),
     }
 
 
-def _summarise_profile(prefix: Path, label: str) -> None:
-    raw = prefix.with_suffix(".txt").read_text().splitlines()
-    shares, under = profile_shares(raw)
-    table = shares_table(
-        shares, under, f"Worker profile ({label}; py-spy {PROFILE_RATE} Hz, samples holding the GIL)"
-    )
+def _summarise_profile(prefix: Path, label: str, cpu: float) -> None:
+    counts, total = profile_counts(prefix.with_suffix(".txt").read_text().splitlines())
+    table = shares_table(counts, total, PROFILE_RATE, cpu, f"Worker profile ({label}; py-spy, GIL held)")
     prefix.with_suffix(".md").write_text(table)
     print(f"\n{table}\nflame graph: {prefix.with_suffix('.svg').resolve()}", flush=True)
 
@@ -509,7 +533,9 @@ def main() -> None:
                 for workers in args.workers:
                     result = _run(url, args.orders, rate, workers, False, cores, redis_pid, profile)
                     if profile is not None:
-                        _summarise_profile(profile, f"{mode}, {label}, {workers} worker(s)")
+                        _summarise_profile(
+                            profile, f"{mode}, {label}, {workers} worker(s)", result["profiled_cpu_s"]
+                        )
                         profile = None
                     ratio = (
                         result["to_decision"]["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("nan")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 
-from bench.worker_bench import OTHER, cpu_s, layout, part_of, profile_shares, shares_table
+from bench.worker_bench import NO_GIL, OTHER, cpu_s, layout, part_of, profile_counts, shares_table
 
 LOOP = "Thread.run (threading.py:982);ExecutionWorker.run (execution/worker.py:326)"
 BATCH = f"{LOOP};ExecutionWorker.process_batch (execution/worker.py:144)"
@@ -33,27 +34,40 @@ def test_part_of_when_the_policy_input_or_the_query_then_told_apart():
     verdicts = "verdicts (execution/decisions.py:230)"
     assert part_of([verdicts, "risk_context (execution/decisions.py:270)"]) == "building the policy input"
     assert part_of([verdicts, "PolicyEngine.evaluate_many (execution/policy.py:99)"]) == "Rego evaluation"
+    nested = "verdicts.<locals>.context (execution/decisions.py:240)"
+    assert part_of([verdicts, nested]) == "building the policy input"
+    regopy = "Interpreter.query (regopy/interpreter.py:10)"
+    assert part_of([regopy, "rego_input_from_value.<locals>.add (regopy/input.py:5)"]) == (
+        "building the policy input"
+    )
+    assert part_of([regopy]) == "Rego evaluation"
     assert part_of(["ExecutionWorker._execute (execution/worker.py:260)", "f (numpy/x.py:1)"]) == "venues"
     assert part_of(["ExecutionWorker.process_batch (execution/worker.py:144)"]) == OTHER
 
 
-def test_profile_shares_when_samples_outside_process_batch_then_only_counted_in_its_share():
+def test_profile_counts_when_samples_outside_process_batch_then_only_in_the_total():
     raw = [
         f"{BATCH};ExecutionWorker._read (execution/worker.py:180) 3",
         f"{BATCH};SimulatedVenue.execute (execution/venues.py:100) 1",
         f"{LOOP};StreamCommands.xreadgroup (redis/commands/core.py:8067) 4",
         "not a sample line",
     ]
-    shares, under = profile_shares(raw)
-    assert shares == {"Redis round trips": 75.0, "venues": 25.0}
-    assert list(shares) == ["Redis round trips", "venues"]  # largest first
-    assert under == 50.0
-    table = shares_table(shares, under, "title")
-    assert "| Redis round trips | 75.0% |" in table and "50.0% of the worker's samples" in table
+    counts, total = profile_counts(raw)
+    assert counts == {"Redis round trips": 3, "venues": 1}
+    assert total == 8
 
 
-def test_profile_shares_when_no_sample_then_empty():
-    assert profile_shares([]) == ({}, 0.0)
+def test_shares_table_when_cpu_beyond_the_gil_samples_then_a_row_of_its_own():
+    # 8 samples at 100 Hz hold the GIL for 0.08 s of 0.10 s of CPU: 20% ran without it
+    table = shares_table(Counter({"Redis round trips": 3, "venues": 1}), 8, 100, 0.10, "title")
+    assert "| Redis round trips | 75.0% | 30.0% |" in table
+    assert "| venues | 25.0% | 10.0% |" in table
+    assert "| (outside process_batch: polling, heartbeat) | | 40.0% |" in table
+    assert f"| {NO_GIL} | | 20.0% |" in table
+
+
+def test_profile_counts_when_no_sample_then_empty():
+    assert profile_counts([]) == (Counter(), 0)
 
 
 def test_cpu_s_when_this_process_works_then_its_cpu_grows():
