@@ -183,15 +183,25 @@ def profile_counts(raw: Iterable[str], root: str = "process_batch") -> tuple[Cou
     return counts, total
 
 
-NO_GIL = "CPU without the GIL (native Rego query, kernel side of the Redis calls)"
+NO_GIL = "user CPU without the GIL (native code that releases it: the Rego query) or unsampled"
+KERNEL = "kernel CPU (system calls: the Redis round trips' send/recv, polling)"
 
 
-def shares_table(counts: Counter[str], total: int, rate: float, cpu_s: float, title: str) -> str:
+def user_sys_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all threads, in clock ticks (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def shares_table(
+    counts: Counter[str], total: int, rate: float, user_s: float, sys_s: float, title: str
+) -> str:
     """A Markdown table of :func:`profile_counts`: each part's share of process_batch's samples and of the
-    worker's CPU over the profile (``cpu_s``). The samples are those holding the GIL, ``total / rate``
-    seconds; the worker's CPU beyond that ran without it and gets a row of its own."""
+    worker's CPU over the profile (``user_s`` + ``sys_s``). The samples are those holding the GIL,
+    ``total / rate`` seconds of user CPU; the rest of the user CPU and the kernel's get rows of their own."""
     under = sum(counts.values())
-    gil_s = total / rate
+    gil_s, cpu_s = total / rate, user_s + sys_s
     rows = [
         f"| {part} | {100 * n / under:.1f}% | {100 * n / rate / cpu_s:.1f}% |"
         for part, n in counts.most_common()
@@ -199,9 +209,13 @@ def shares_table(counts: Counter[str], total: int, rate: float, cpu_s: float, ti
     rows.append(
         f"| (outside process_batch: polling, heartbeat) | | {100 * (total - under) / rate / cpu_s:.1f}% |"
     )
-    rows.append(f"| {NO_GIL} | | {100 * max(cpu_s - gil_s, 0.0) / cpu_s:.1f}% |")
+    rows.append(f"| {NO_GIL} | | {100 * max(user_s - gil_s, 0.0) / cpu_s:.1f}% |")
+    rows.append(f"| {KERNEL} | | {100 * sys_s / cpu_s:.1f}% |")
     head = "| part | share of process_batch (GIL held) | share of the worker's CPU |\n|---|---|---|"
-    foot = f"{total} samples holding the GIL at {rate:g} Hz ({gil_s:.2f} s) of {cpu_s:.2f} s of worker CPU."
+    foot = (
+        f"{total} samples holding the GIL at {rate:g} Hz ({gil_s:.2f} s) of {user_s:.2f} s user and "
+        f"{sys_s:.2f} s kernel CPU of the worker."
+    )
     return f"{title}\n\n{head}\n" + "\n".join(rows) + f"\n\n{foot}\n"
 
 
@@ -337,8 +351,8 @@ def _py_spy(pid: int, prefix: Path) -> list[subprocess.Popen[bytes]]:
     so that the worker is never paused, and two can read one process at once). Only samples in which the
     worker holds the GIL: its CPU in Python and in the C extensions that keep the GIL (hiredis's parser), not
     its waits for Redis's replies, which py-spy's idle detection counts as busy about half the time here.
-    What runs without the GIL (regopy's query, the kernel side of send/recv) is the worker's measured CPU
-    less these samples: one row of :func:`shares_table`."""
+    What runs without the GIL (regopy's query) is the worker's user CPU less these samples, the kernel side
+    of send/recv its system CPU: rows of their own in :func:`shares_table`."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     return [
@@ -395,7 +409,7 @@ def _run(
         procs[-1].start()
     for ready in readies:
         ready.wait(120)
-    profiled = cpu_s([procs[0].pid or 0])
+    profiled = user_sys_s(procs[0].pid or 0)
     recorders = _py_spy(procs[0].pid or 0, profile) if profile is not None else []
     sender_out = ctx.Queue()
     sender = ctx.Process(target=_produce, args=(url, stream, n, rate, go, sender_out, other_cores))
@@ -421,7 +435,8 @@ def _run(
     cpu, redis_cpu = cpu_s(pids) - cpu0, cpu_s([redis_pid]) - redis_cpu
     if recorders:
         _stop_py_spy(recorders)
-    profiled = cpu_s([procs[0].pid or 0]) - profiled  # the first worker's CPU while py-spy sampled it
+    # the first worker's user and kernel CPU while py-spy sampled it
+    profiled = tuple(b - a for a, b in zip(profiled, user_sys_s(procs[0].pid or 0), strict=True))
     stop.set()
     results = [out.get(timeout=120) for _ in procs]
     for p in procs:
@@ -445,13 +460,14 @@ def _run(
         # the workers' CPU over the orders they decided (each order is decided by one worker)
         "cpu_us_per_order": _us(cpu, len(decided)),
         "redis_cpu_us_per_order": _us(redis_cpu, n),
-        **({"profiled_cpu_s": round(profiled, 3)} if recorders else {}),
+        **({"profiled_user_sys_s": [round(t, 3) for t in profiled]} if recorders else {}),
     }
 
 
-def _summarise_profile(prefix: Path, label: str, cpu: float) -> None:
+def _summarise_profile(prefix: Path, label: str, user_sys: list[float]) -> None:
     counts, total = profile_counts(prefix.with_suffix(".txt").read_text().splitlines())
-    table = shares_table(counts, total, PROFILE_RATE, cpu, f"Worker profile ({label}; py-spy, GIL held)")
+    title = f"Worker profile ({label}; py-spy, GIL held)"
+    table = shares_table(counts, total, PROFILE_RATE, user_sys[0], user_sys[1], title)
     prefix.with_suffix(".md").write_text(table)
     print(f"\n{table}\nflame graph: {prefix.with_suffix('.svg').resolve()}", flush=True)
 
@@ -534,7 +550,7 @@ def main() -> None:
                     result = _run(url, args.orders, rate, workers, False, cores, redis_pid, profile)
                     if profile is not None:
                         _summarise_profile(
-                            profile, f"{mode}, {label}, {workers} worker(s)", result["profiled_cpu_s"]
+                            profile, f"{mode}, {label}, {workers} worker(s)", result["profiled_user_sys_s"]
                         )
                         profile = None
                     ratio = (
