@@ -82,12 +82,11 @@ bench: venv
 
 # Where the worker's time goes: one worker pinned to its own core at 1,000 orders/s, sampled by py-spy
 # (non-blocking, by pid: no root needed beyond ptrace of our own child). Writes the SVG, the collapsed stacks
-# and a Markdown table of the shares by part next to it.
+# and a Markdown table of the shares by part next to it, and prints the SVG's path.
 profile-worker: venv
 	@mkdir -p .bench
 	$(BIN)/python -m bench.worker_bench --orders 4000 --rates 1000 --workers 1 --modes pinned --no-flat-out \
 		--profile .bench/worker-profile
-	@echo "flame graph: $(CURDIR)/.bench/worker-profile.svg"
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv

@@ -61,7 +61,7 @@ MARK = 50.0
 RISK_FRESH_S = 3600
 MODES = ("unpinned", "pinned")
 #: py-spy's sampling rate (Hz) for --profile.
-PROFILE_RATE = 250
+PROFILE_RATE = 500
 
 
 def layout(cpus: Iterable[int], mode: str) -> tuple[set[int], set[int]]:
