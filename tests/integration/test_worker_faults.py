@@ -256,11 +256,14 @@ class Run:
         c = self.client
         self.decided = c.hlen(SCHEMA.key("order_state")) + c.xlen(SCHEMA.key("dead_letter"))
         if self.sent < min(N_ORDERS, self._hold_at()) and self.sent - self.decided < BACKLOG:
-            pipe = c.pipeline(transaction=False)
-            for fields in self.orders[self.sent : self.sent + CHUNK]:
-                pipe.xadd(SCHEMA.key("orders"), fields)
-            pipe.execute()
-            self.sent, self.sent_at = min(self.sent + CHUNK, N_ORDERS), time.monotonic()
+            self._send_chunk()
+
+    def _send_chunk(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for fields in self.orders[self.sent : self.sent + CHUNK]:
+            pipe.xadd(SCHEMA.key("orders"), fields)
+        pipe.execute()
+        self.sent, self.sent_at = min(self.sent + CHUNK, N_ORDERS), time.monotonic()
 
     def _hold_at(self) -> float:
         """How many orders may be sent now. A worker faster than the faults' schedule would otherwise
@@ -278,9 +281,14 @@ class Run:
         """SIGSTOP the worker while it holds reservations, i.e. between its decision and fill commits. A fill
         commit already sent when it stops still lands, so the reservations are read again after a pause;
         if they are gone the worker goes on (SIGCONT) and the next batch is tried, for up to ``limit_s``."""
-        inflight, deadline = SCHEMA.key("inflight"), time.monotonic() + limit_s
+        c, inflight, deadline = self.client, SCHEMA.key("inflight"), time.monotonic() + limit_s
         while time.monotonic() < deadline:
-            if not self.client.hlen(inflight):
+            if not c.hlen(inflight):
+                # The stream is held at the fault's point, so a fast worker may have nothing left: an idle
+                # worker has no commits to stop between, so it is given the next chunk of orders.
+                decided = c.hlen(SCHEMA.key("order_state")) + c.xlen(SCHEMA.key("dead_letter"))
+                if self.sent < N_ORDERS and self.sent - decided < CHUNK // 2:
+                    self._send_chunk()
                 continue
             self.worker.send_signal(signal.SIGSTOP)
             time.sleep(0.05)
