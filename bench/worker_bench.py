@@ -25,10 +25,10 @@ Each row also gives the worker's CPU time per order: the worker processes' user+
 the scheduler's per-thread run time in ``/proc``) from the producer's start to the last order done, idle
 polling included, divided by the orders they decided; the floor consumer's and redis-server's likewise.
 
-``--profile PREFIX`` records the first worker run with py-spy (non-blocking sampling of the worker's pid,
-samples in which the worker holds the GIL, i.e. its CPU, not its waits for Redis): ``PREFIX.svg`` (flame
-graph), ``PREFIX.txt`` (collapsed stacks) and ``PREFIX.md`` (the shares of the worker's time in
-``process_batch`` by part: :func:`shares_table`). ``make profile-worker``.
+``--profile PREFIX`` records the first worker run with py-spy (by the worker's pid, busy and waiting alike):
+``PREFIX.svg`` (flame graph), ``PREFIX.txt`` (collapsed stacks) and ``PREFIX.md`` (the shares of
+``process_batch``'s wall time by part, :func:`shares_table`, with the worker's user and kernel CPU).
+``make profile-worker``.
 
     python -m bench.worker_bench [--orders 4000] [--rates 400 2000] [--workers 1 2] [--modes unpinned pinned]
         [--pin] [--no-flat-out] [--profile PREFIX] [--json]
@@ -183,10 +183,6 @@ def profile_counts(raw: Iterable[str], root: str = "process_batch") -> tuple[Cou
     return counts, total
 
 
-NO_GIL = "user CPU without the GIL (native code that releases it: the Rego query) or unsampled"
-KERNEL = "kernel CPU (system calls: the Redis round trips' send/recv, polling)"
-
-
 def user_sys_s(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process, all threads, in clock ticks (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -195,28 +191,20 @@ def user_sys_s(pid: int) -> tuple[float, float]:
 
 
 def shares_table(
-    counts: Counter[str], total: int, rate: float, user_s: float, sys_s: float, title: str
+    counts: Counter[str], rate: float, wall_s: float, user_s: float, sys_s: float, orders: int, title: str
 ) -> str:
-    """A Markdown table of :func:`profile_counts`: each part's share of process_batch's samples and of the
-    worker's CPU over the profile (``user_s`` + ``sys_s``). The samples are those holding the GIL,
-    ``total / rate`` seconds of user CPU; the rest of the user CPU and the kernel's get rows of their own."""
+    """A Markdown table of :func:`profile_counts`: each part's share of process_batch's wall time (samples
+    taken busy or waiting, ``rate`` per second, over ``wall_s`` seconds), with the worker's measured CPU
+    (``user_s``, ``sys_s``) for the ``orders`` it handled."""
     under = sum(counts.values())
-    gil_s, cpu_s = total / rate, user_s + sys_s
-    rows = [
-        f"| {part} | {100 * n / under:.1f}% | {100 * n / rate / cpu_s:.1f}% |"
-        for part, n in counts.most_common()
-    ]
-    rows.append(
-        f"| (outside process_batch: polling, heartbeat) | | {100 * (total - under) / rate / cpu_s:.1f}% |"
-    )
-    rows.append(f"| {NO_GIL} | | {100 * max(user_s - gil_s, 0.0) / cpu_s:.1f}% |")
-    rows.append(f"| {KERNEL} | | {100 * sys_s / cpu_s:.1f}% |")
-    head = "| part | share of process_batch (GIL held) | share of the worker's CPU |\n|---|---|---|"
+    rows = "\n".join(f"| {part} | {100 * n / under:.1f}% |" for part, n in counts.most_common())
+    cpu = f"{(user_s + sys_s) / orders * 1e6:.0f} us" if orders else "n/a"
     foot = (
-        f"{total} samples holding the GIL at {rate:g} Hz ({gil_s:.2f} s) of {user_s:.2f} s user and "
-        f"{sys_s:.2f} s kernel CPU of the worker."
+        f"{under} samples at {rate:g} Hz: process_batch ran {100 * under / rate / wall_s:.0f}% of the "
+        f"{wall_s:.2f} s sampled (the rest: waiting for orders). Worker CPU {user_s:.2f} s user + "
+        f"{sys_s:.2f} s kernel, {cpu} per order."
     )
-    return f"{title}\n\n{head}\n" + "\n".join(rows) + f"\n\n{foot}\n"
+    return f"{title}\n\n| part of process_batch | share of its wall time |\n|---|---|\n{rows}\n\n{foot}\n"
 
 
 def _orders(n: int) -> list[dict[str, str]]:
@@ -347,22 +335,21 @@ def _us(seconds: float, orders: int) -> float:
 
 
 def _py_spy(pid: int, prefix: Path) -> list[subprocess.Popen[bytes]]:
-    """Two non-blocking py-spy recorders on ``pid`` (the flame graph and the collapsed stacks; non-blocking
-    so that the worker is never paused, and two can read one process at once). Only samples in which the
-    worker holds the GIL: its CPU in Python and in the C extensions that keep the GIL (hiredis's parser), not
-    its waits for Redis's replies, which py-spy's idle detection counts as busy about half the time here.
-    What runs without the GIL (regopy's query) is the worker's user CPU less these samples, the kernel side
-    of send/recv its system CPU: rows of their own in :func:`shares_table`."""
+    """Two py-spy recorders on ``pid``, every sample whether the worker is busy or waiting (``--idle``: on
+    this machine py-spy's busy/idle detection counted about half the waits for Redis as busy, and its GIL
+    detection all of them): the collapsed stacks, sampled with the worker paused (ptrace) for a consistent
+    stack each time (unpaused, py-spy fails to read about 40% of them), and the flame graph, unpaused (a
+    process has one tracer; its failed reads are left out)."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     return [
         subprocess.Popen(
-            [exe, "record", "--nonblocking", "--gil", "--pid", str(pid), "--rate", str(PROFILE_RATE)]
+            [exe, "record", *flags, "--idle", "--pid", str(pid), "--rate", str(PROFILE_RATE)]
             + ["--format", fmt, "--output", str(prefix.with_suffix(suffix))],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
-        for fmt, suffix in (("flamegraph", ".svg"), ("raw", ".txt"))
+        for flags, fmt, suffix in (([], "raw", ".txt"), (["--nonblocking"], "flamegraph", ".svg"))
     ]
 
 
@@ -370,9 +357,14 @@ def _stop_py_spy(recorders: list[subprocess.Popen[bytes]]) -> None:
     for rec in recorders:
         rec.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
     for rec in recorders:
-        _, err = rec.communicate(timeout=120)
+        said, _ = rec.communicate(timeout=120)
+        text = said.decode(errors="replace")
         if rec.returncode:
-            raise SystemExit(f"py-spy failed ({rec.returncode}): {err.decode(errors='replace')[-2000:]}")
+            raise SystemExit(f"py-spy failed ({rec.returncode}): {text[-2000:]}")
+        # its own count of samples and of stacks it could not read ("Samples: N Errors: M")
+        print(
+            f"py-spy: {next((ln for ln in text.splitlines() if 'Samples:' in ln), text[-200:])}", flush=True
+        )
 
 
 def _run(
@@ -404,15 +396,18 @@ def _run(
             if floor
             else (_work, (url, f"w{i}", n, ready, stop, out, worker_cores, profile is not None and i == 0))
         )
-        procs.append(ctx.Process(target=target, args=args))
+        # daemons: a bench that fails leaves no worker behind polling a stopped redis-server
+        procs.append(ctx.Process(target=target, args=args, daemon=True))
         readies.append(ready)
         procs[-1].start()
     for ready in readies:
         ready.wait(120)
-    profiled = user_sys_s(procs[0].pid or 0)
+    profiled, profiled_t0 = user_sys_s(procs[0].pid or 0), time.perf_counter()
     recorders = _py_spy(procs[0].pid or 0, profile) if profile is not None else []
     sender_out = ctx.Queue()
-    sender = ctx.Process(target=_produce, args=(url, stream, n, rate, go, sender_out, other_cores))
+    sender = ctx.Process(
+        target=_produce, args=(url, stream, n, rate, go, sender_out, other_cores), daemon=True
+    )
     sender.start()
     # CPU from the go to the last order done: what serving the load cost, not the start-up or the idle tail
     pids = [p.pid or 0 for p in procs]
@@ -436,7 +431,10 @@ def _run(
     if recorders:
         _stop_py_spy(recorders)
     # the first worker's user and kernel CPU while py-spy sampled it
-    profiled = tuple(b - a for a, b in zip(profiled, user_sys_s(procs[0].pid or 0), strict=True))
+    profiled = (
+        *(b - a for a, b in zip(profiled, user_sys_s(procs[0].pid or 0), strict=True)),
+        time.perf_counter() - profiled_t0,
+    )
     stop.set()
     results = [out.get(timeout=120) for _ in procs]
     for p in procs:
@@ -460,14 +458,16 @@ def _run(
         # the workers' CPU over the orders they decided (each order is decided by one worker)
         "cpu_us_per_order": _us(cpu, len(decided)),
         "redis_cpu_us_per_order": _us(redis_cpu, n),
-        **({"profiled_user_sys_s": [round(t, 3) for t in profiled]} if recorders else {}),
+        # the first worker's user and kernel CPU, and the wall time, while py-spy sampled it
+        **({"profiled_user_sys_wall_s": [round(t, 3) for t in profiled]} if recorders else {}),
     }
 
 
-def _summarise_profile(prefix: Path, label: str, user_sys: list[float]) -> None:
-    counts, total = profile_counts(prefix.with_suffix(".txt").read_text().splitlines())
-    title = f"Worker profile ({label}; py-spy, GIL held)"
-    table = shares_table(counts, total, PROFILE_RATE, user_sys[0], user_sys[1], title)
+def _summarise_profile(prefix: Path, label: str, user_sys_wall: list[float], orders: int) -> None:
+    counts, _total = profile_counts(prefix.with_suffix(".txt").read_text().splitlines())
+    user, kernel, wall = user_sys_wall
+    title = f"Worker profile ({label}; py-spy {PROFILE_RATE} Hz)"
+    table = shares_table(counts, PROFILE_RATE, wall, user, kernel, orders, title)
     prefix.with_suffix(".md").write_text(table)
     print(f"\n{table}\nflame graph: {prefix.with_suffix('.svg').resolve()}", flush=True)
 
@@ -550,7 +550,10 @@ def main() -> None:
                     result = _run(url, args.orders, rate, workers, False, cores, redis_pid, profile)
                     if profile is not None:
                         _summarise_profile(
-                            profile, f"{mode}, {label}, {workers} worker(s)", result["profiled_user_sys_s"]
+                            profile,
+                            f"{mode}, {label}, {workers} worker(s)",
+                            result["profiled_user_sys_wall_s"],
+                            result["orders"],
                         )
                         profile = None
                     ratio = (

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from bench.worker_bench import KERNEL, NO_GIL, OTHER, cpu_s, layout, part_of, profile_counts, shares_table
+from bench.worker_bench import OTHER, cpu_s, layout, part_of, profile_counts, shares_table
 
 LOOP = "Thread.run (threading.py:982);ExecutionWorker.run (execution/worker.py:326)"
 BATCH = f"{LOOP};ExecutionWorker.process_batch (execution/worker.py:144)"
@@ -57,14 +57,12 @@ def test_profile_counts_when_samples_outside_process_batch_then_only_in_the_tota
     assert total == 8
 
 
-def test_shares_table_when_cpu_beyond_the_gil_samples_then_a_row_of_its_own():
-    # 8 samples at 100 Hz hold the GIL for 0.08 s of 0.09 s user CPU (0.01 s without it) + 0.01 s kernel
-    table = shares_table(Counter({"Redis round trips": 3, "venues": 1}), 8, 100, 0.09, 0.01, "title")
-    assert "| Redis round trips | 75.0% | 30.0% |" in table
-    assert "| venues | 25.0% | 10.0% |" in table
-    assert "| (outside process_batch: polling, heartbeat) | | 40.0% |" in table
-    assert f"| {NO_GIL} | | 10.0% |" in table
-    assert f"| {KERNEL} | | 10.0% |" in table
+def test_shares_table_when_counted_then_shares_of_process_batch_and_the_cpu_per_order():
+    # 4 samples at 100 Hz in process_batch over 0.08 s sampled; 0.03 s user + 0.01 s kernel for 100 orders
+    table = shares_table(Counter({"Redis round trips": 3, "venues": 1}), 100, 0.08, 0.03, 0.01, 100, "title")
+    assert "| Redis round trips | 75.0% |\n| venues | 25.0% |" in table
+    assert "process_batch ran 50% of the 0.08 s sampled" in table
+    assert "0.03 s user + 0.01 s kernel, 400 us per order" in table
 
 
 def test_profile_counts_when_no_sample_then_empty():
