@@ -224,7 +224,9 @@ def _orders(n: int) -> list[dict[str, str]]:
     ]
 
 
-def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any, cpus: set[int]) -> None:
+def _produce(
+    url: str, stream: str, n: int, rate: float, ready: Any, go: Any, out: Any, cpus: set[int]
+) -> None:
     import redis
 
     os.sched_setaffinity(0, cpus)
@@ -232,6 +234,8 @@ def _produce(url: str, stream: str, n: int, rate: float, go: Any, out: Any, cpus
     orders = _orders(n)
     interval = 1.0 / rate if rate else 0.0
     sent: dict[str, float] = {}
+    client.ping()  # connected before the clock starts
+    ready.set()
     go.wait()
     start = time.perf_counter()
     for i, order in enumerate(orders):
@@ -405,10 +409,12 @@ def _run(
     profiled, profiled_t0 = user_sys_s(procs[0].pid or 0), time.perf_counter()
     recorders = _py_spy(procs[0].pid or 0, profile) if profile is not None else []
     sender_out = ctx.Queue()
+    sender_ready = ctx.Event()
     sender = ctx.Process(
-        target=_produce, args=(url, stream, n, rate, go, sender_out, other_cores), daemon=True
+        target=_produce, args=(url, stream, n, rate, sender_ready, go, sender_out, other_cores), daemon=True
     )
     sender.start()
+    sender_ready.wait(120)  # the served rate counts from the first order, not from the producer's start-up
     # CPU from the go to the last order done: what serving the load cost, not the start-up or the idle tail
     pids = [p.pid or 0 for p in procs]
     cpu0, redis_cpu = cpu_s(pids), cpu_s([redis_pid])
