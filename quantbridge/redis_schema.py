@@ -159,6 +159,15 @@ KEYS: tuple[RedisKey, ...] = (
         "revisions it decided on are unchanged (otherwise it reads again and decides again).",
     ),
     RedisKey(
+        "decide_turn",
+        "orders:decide_turn",
+        "string consumer name, with a 50 ms TTL",
+        "execution worker (after losing a decision commit to another worker)",
+        "execution workers (in every batch's read)",
+        "Fairness only, never correctness (the commit guards decide): while another worker holds the "
+        "turn, a worker waits before deciding, so a worker whose commits keep losing races cannot starve.",
+    ),
+    RedisKey(
         "marks",
         "marks",
         "hash ticker -> price",

@@ -555,3 +555,36 @@ def test_worker_when_redis_refuses_its_password_then_run_stops_with_a_clear_erro
     w.client = redis_py.Redis(port=redis_server, password="wrong", decode_responses=True, retry=None)
     with pytest.raises(ServiceError, match="QB_REDIS_PASSWORD"):
         w.run(threading.Event(), block_ms=20)
+
+
+def test_worker_when_its_decision_commit_loses_a_race_then_it_takes_the_turn_and_gives_it_back(client):
+    turn = SCHEMA.key("decide_turn")
+    seen = []
+
+    def on_event(kind, ref):
+        if kind != "decision":
+            return
+        seen.append(client.get(turn))
+        if len(seen) == 1:  # another worker's reservation lands between this read and this commit
+            client.hincrby(SCHEMA.key("inflight_rev"), "AAPL", 1)
+
+    submit(client, "race-1")
+    w = worker(client, on_event=on_event)
+    [outcome] = w.process_batch(read_batch(client), ack=True)
+
+    assert outcome.state == "FILLED"
+    assert seen == [None, "w1"]  # decided twice: the second time holding the turn
+    assert client.get(turn) is None  # given back once committed
+
+
+def test_worker_when_another_worker_holds_the_turn_then_it_waits_until_the_turn_expires(client):
+    import time
+
+    client.set(SCHEMA.key("decide_turn"), "w2", px=40)
+    submit(client, "patient-1")
+    w = worker(client)
+    t0 = time.perf_counter()
+    [outcome] = w.process_batch(read_batch(client), ack=True)
+
+    assert outcome.state == "FILLED"
+    assert time.perf_counter() - t0 >= 0.03  # it waited for w2's turn (40 ms TTL) before deciding
