@@ -247,8 +247,7 @@ class ExecutionWorker:
                 )
                 continue
             return self._released(decision, took_turn)
-        if took_turn:
-            self.client.eval(_RELEASE_TURN, 1, self._turn, self.consumer)
+        self._released(None, took_turn)
         log.warning(
             "batch of %d orders left pending: the state kept moving for %d attempts",
             len(live),
@@ -256,7 +255,7 @@ class ExecutionWorker:
         )
         return None
 
-    def _released(self, decision: core.Decision, took_turn: bool) -> core.Decision:
+    def _released(self, decision: core.Decision | None, took_turn: bool) -> core.Decision | None:
         """``decision``, after giving back the turn this worker took (one more round trip, only then)."""
         if took_turn:
             self.client.eval(_RELEASE_TURN, 1, self._turn, self.consumer)

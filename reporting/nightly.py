@@ -17,16 +17,14 @@ from typing import Any
 from quantbridge.errors import InputError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
-from reporting.page import REPORT_FILE, SUMMARY_FILE, write_page
+from reporting.page import write_page
 from reporting.redis_inputs import RedisSnapshot, read_redis_snapshot
-from reporting.sections.execution import execution_section, venue_cost_frame
-from reporting.sections.quality import quality_section, quarantine_rules
+from reporting.sections.execution import execution_section
+from reporting.sections.quality import quality_section
 from reporting.sections.section import Section
 from reporting.sections.stress import stress_section
 from reporting.sections.synthetic import synthetic_section
-from reporting.sections.synthetic_samples import synthetic_samples
 from reporting.sections.var import var_section
-from reporting.sections.var_history import DEMO_NOTIONAL, MIN_FORECASTS, MIN_WINDOW, var_history
 
 SECTIONS = ("var", "stress", "synthetic", "execution", "quality")
 
@@ -75,18 +73,4 @@ def build_nightly_report(
     return write_page(folder, day, snap.error, sections)
 
 
-__all__ = [
-    "DEMO_NOTIONAL",
-    "MIN_FORECASTS",
-    "MIN_WINDOW",
-    "REPORT_FILE",
-    "SECTIONS",
-    "SUMMARY_FILE",
-    "RedisSnapshot",
-    "build_nightly_report",
-    "quarantine_rules",
-    "read_redis_snapshot",
-    "synthetic_samples",
-    "var_history",
-    "venue_cost_frame",
-]
+__all__ = ["SECTIONS", "RedisSnapshot", "build_nightly_report", "read_redis_snapshot"]

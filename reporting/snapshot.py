@@ -24,13 +24,13 @@ from quantbridge.positions import read_positions
 from quantbridge.redis_client import connect, text
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.settings import Settings
+from reporting.page import REPORT_FILE
 
 #: Long-running components whose heartbeat the dashboard shows.
 COMPONENTS = ("var_sensor", "execution_worker")
 #: Numeric fields of ``risk:current`` / ``risk:history`` entries (the rest stay text).
 RISK_NUMBERS = ("var", "cvar", "volatility", "limit", "confidence", "horizon_days", "seconds", "positions")
 FILL_NUMBERS = ("quantity", "price", "fee", "slippage_bps", "latency_ms")
-REPORT_FILE = "report.html"
 STRESS_COLUMNS = ("family", "scenario", "base_value", "shocked_value", "change")
 
 
@@ -232,4 +232,4 @@ def report_file(settings: Settings, relative: str) -> Path:
     return path
 
 
-__all__ = ["latest_report", "latest_stress", "report_file", "risk_snapshot", "venue_costs"]
+__all__ = ["latest_report", "latest_stress", "report_file", "risk_snapshot"]

@@ -66,7 +66,11 @@ def exposures(positions: dict[str, float], last_prices: pd.Series) -> pd.Series:
     return pd.Series([positions[t] * float(last_prices[t]) for t in tickers], index=tickers, dtype="float64")
 
 
-def equal_weight_book(last_prices: pd.Series, notional: float = 1_000_000.0) -> dict[str, float]:
+#: Money in the demo and reference books when the user gives no positions (``qb var``, the nightly report).
+DEMO_NOTIONAL = 1_000_000.0
+
+
+def equal_weight_book(last_prices: pd.Series, notional: float = DEMO_NOTIONAL) -> dict[str, float]:
     """The reference portfolio: ``notional`` split equally across every ticker, as share quantities."""
     each = notional / len(last_prices)
     return {str(t): each / float(p) for t, p in last_prices.items()}
@@ -76,7 +80,7 @@ def equal_weight_book(last_prices: pd.Series, notional: float = 1_000_000.0) -> 
 REFERENCE_BOOKS = ("equal_weight", "long_short")
 
 
-def reference_book(name: str, tickers: list[str], notional: float = 1_000_000.0) -> dict[str, float]:
+def reference_book(name: str, tickers: list[str], notional: float = DEMO_NOTIONAL) -> dict[str, float]:
     """Money per ticker of a reference book over ``tickers`` (sorted by name), gross ``notional``.
 
     ``equal_weight``: ``notional / n`` long in every ticker. ``long_short``: long the first half of the

@@ -23,7 +23,6 @@ from quantbridge.settings import Settings
 #: Models of ``--model`` (risk.var.VAR_MODELS; spelled here so that ``qb --help`` imports no domain package).
 MODELS = ("normal", "student_t", "ewma", "historical", "filtered_historical", "filtered_historical_portfolio")
 BOOKS = ("equal_weight", "long_short")
-DEMO_NOTIONAL = 1_000_000.0
 
 
 def _fraction(text: str) -> float:
@@ -71,7 +70,7 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
             "--forecasts/--book", args.forecasts or args.book, "`qb var backtest` (they backtest)"
         )
     from quantbridge.lake import Lake
-    from risk.portfolio import equal_weight_book, load_positions, parse_positions
+    from risk.portfolio import DEMO_NOTIONAL, equal_weight_book, load_positions, parse_positions
     from risk.portfolio_var import portfolio_var, recent_closes
 
     spec = _spec(args, settings)
@@ -105,7 +104,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
     from quantbridge.lake import Lake
     from risk.backtest import backtest
-    from risk.portfolio import load_positions, reference_book
+    from risk.portfolio import DEMO_NOTIONAL, load_positions, reference_book
 
     if args.positions and args.book:
         raise InputError("--book", args.book, "either --book or --positions, not both")

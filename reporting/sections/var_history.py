@@ -12,7 +12,6 @@ from quantbridge.returns import daily_returns
 
 #: Fewest returns behind one forecast, and fewest forecasts worth a chart, on a short lake.
 MIN_WINDOW, MIN_FORECASTS = 60, 20
-DEMO_NOTIONAL = 1_000_000.0
 
 
 def var_history(
@@ -36,7 +35,7 @@ def var_history(
     source; raises InputError naming what is missing when the lake cannot support it.
     """
     from risk.backtest import evaluate, forecast_history
-    from risk.portfolio import equal_weight_book, exposures
+    from risk.portfolio import DEMO_NOTIONAL, equal_weight_book, exposures
     from risk.portfolio_var import portfolio_var, recent_closes
     from risk.var import VarSpec
 
@@ -99,4 +98,4 @@ def live_points(
     return xs, ys, outside
 
 
-__all__ = ["DEMO_NOTIONAL", "MIN_FORECASTS", "MIN_WINDOW", "live_points", "var_history"]
+__all__ = ["MIN_FORECASTS", "MIN_WINDOW", "live_points", "var_history"]

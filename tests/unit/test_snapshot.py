@@ -11,7 +11,7 @@ import pytest
 from quantbridge.errors import InputError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
-from reporting.snapshot import report_file, risk_snapshot, venue_costs
+from reporting.snapshot import report_file, risk_snapshot
 
 SCHEMA = RedisSchema("qb")
 CLOCK = lambda: datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # noqa: E731
@@ -154,16 +154,6 @@ def test_snapshot_when_fills_then_newest_first_and_cost_by_venue_in_bps(redis_cl
     assert costs["ALPHA"]["slippage_bps"] == pytest.approx((2.0 * 1_000 + 4.0 * 3_000) / 4_000)  # by notional
     assert costs["BETA"]["cost_bps"] == pytest.approx(1.5 + 0.5)
     assert [c["venue"] for c in snap["venue_costs"]] == ["BETA", "ALPHA"]  # cheapest first (2.0 < 4.375)
-
-
-def test_venue_costs_when_fill_fields_missing_then_row_skipped_not_guessed():
-    rows = venue_costs(
-        [
-            {"venue": "ALPHA", "quantity": 10.0, "notional": None, "fee": 0.1, "slippage_bps": 1.0},
-            {"venue": "", "quantity": 10.0, "notional": 100.0, "fee": 0.1, "slippage_bps": 1.0},
-        ]
-    )
-    assert rows == []
 
 
 def test_snapshot_when_stress_in_lake_and_stream_then_latest_lake_date_worst_first(redis_client, settings):

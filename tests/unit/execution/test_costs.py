@@ -91,3 +91,13 @@ def test_venue_costs_when_a_field_is_missing_or_not_a_number_then_fill_left_out(
 
 def test_venue_costs_when_no_fills_then_empty():
     assert venue_costs([]) == []
+
+
+def test_venue_costs_when_fill_fields_missing_then_row_skipped_not_guessed():
+    rows = venue_costs(
+        [
+            {"venue": "ALPHA", "quantity": 10.0, "notional": None, "fee": 0.1, "slippage_bps": 1.0},
+            {"venue": "", "quantity": 10.0, "notional": 100.0, "fee": 0.1, "slippage_bps": 1.0},
+        ]
+    )
+    assert rows == []
