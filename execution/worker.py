@@ -46,7 +46,7 @@ from execution.policy import PolicyEngine
 from execution.router import Router
 from execution.venues import DEFAULT_VENUES, Fill, SimulatedVenue, VenueSpec
 from quantbridge.audit import AuditWriter, GuardFailed
-from quantbridge.errors import ServiceError
+from quantbridge.errors import InputError, ServiceError
 from quantbridge.redis_client import text
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
 from quantbridge.settings import Settings
@@ -76,7 +76,8 @@ HEARTBEAT_TTL_S = 10
 
 class ExecutionWorker:
     """One consumer of the orders stream. ``marks`` (ticker -> price) are the lake's last closes; a fresher
-    price in ``qb:marks`` wins. Orders in a ticker without any mark are rejected (NO_MARK)."""
+    price in ``qb:marks`` wins. Orders in a ticker without any mark are rejected (NO_MARK). ``executors``
+    (venue name -> object with ``execute`` like :class:`SimulatedVenue`) replace the simulated venues."""
 
     def __init__(
         self,
@@ -94,12 +95,20 @@ class ExecutionWorker:
         risk_stale_after_s: float = 90.0,
         max_deliveries: int = 5,
         clock: Callable[[], float] = time.time,
+        executors: Mapping[str, Any] | None = None,
     ) -> None:
         self.client, self.schema, self.consumer = client, schema, consumer
         self.tickers = frozenset(tickers)
         self.marks = {t: float(p) for t, p in (marks or {}).items()}
         self.max_deliveries, self.clock = max_deliveries, clock
-        self.venues = {v.name: SimulatedVenue(v) for v in venues}
+        # What fills each venue's children: the simulated venues, or another market with the same
+        # ``execute`` (the replay's :class:`execution.market.Market`, anchored on the day's real close).
+        self.venues = (
+            dict(executors) if executors is not None else {v.name: SimulatedVenue(v) for v in venues}
+        )
+        missing = sorted({v.name for v in venues} - set(self.venues))
+        if missing:
+            raise InputError("executors", ",".join(missing), "an executor for every routed venue")
         self.router = Router(venues)
         self.policy = policy or PolicyEngine()
         self.rules = core.Rules(

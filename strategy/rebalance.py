@@ -36,8 +36,19 @@ def rebalance(
     portfolio_value: float = 1_000_000.0,
     constraints: Constraints = Constraints(),
     cov_days: int = 250,
+    *,
+    book_value: float | None = None,
+    max_order_notional: float | None = None,
+    max_position_shares: float | None = None,
 ) -> dict[str, Any]:
-    """Score, optimise and publish orders for ``as_of``; returns the orders and the target weights."""
+    """Score, optimise and publish orders for ``as_of``; returns the orders and the target weights.
+
+    ``book_value``: the account's whole value (cash and positions) when the caller keeps the cash (the
+    replay); otherwise the positions' value, or ``portfolio_value`` when nothing is held.
+    ``max_position_shares``: target shares are capped at it (the pre-trade limit would reject the excess).
+    ``max_order_notional``: a trade above it at the decision price is sliced into clips of at most that
+    notional (ids ``...:version``, ``...:version:2``, ...): the pre-trade limit would reject it whole.
+    """
     from risk.covariance import covariance
 
     current_champion = champion(lake)
@@ -65,11 +76,15 @@ def rebalance(
     if unknown:
         raise InputError("positions", ",".join(unknown), "tickers the model scores: " + ", ".join(tickers))
     held_qty = pd.Series(held, dtype="float64").reindex(tickers).fillna(0.0)
-    book_value = float((held_qty * prices).sum())
-    value = book_value if book_value > 0 else portfolio_value
-    current = (held_qty * prices / value).to_numpy() if book_value > 0 else None
+    held_value = float((held_qty * prices).sum())
+    value = book_value if book_value is not None else held_value if held_value > 0 else portfolio_value
+    if value <= 0:
+        raise InputError("book_value", value, "a positive account value")
+    current = (held_qty * prices / value).to_numpy() if held_value > 0 else None
     weights = optimise(mu, cov, current, constraints)
     target_qty = np.floor(weights * value / prices.to_numpy())
+    if max_position_shares is not None:
+        target_qty = np.minimum(target_qty, np.floor(max_position_shares))
     delta = target_qty - held_qty.to_numpy()
     expected, shap_values = explain(model, today)
     ts = datetime.now(UTC).isoformat(timespec="seconds")
@@ -77,27 +92,29 @@ def rebalance(
     for i, ticker in enumerate(tickers):
         if abs(delta[i]) < 1:
             continue
-        order = SubmitOrder(
-            order_id=f"{as_of.isoformat()}:{STRATEGY}:{ticker}:{current_champion.version}",
-            ts=ts,
-            strategy=STRATEGY,
-            ticker=ticker,
-            side="BUY" if delta[i] > 0 else "SELL",
-            quantity=float(abs(delta[i])),
-            reference_price=float(prices[ticker]),
-            model_version=current_champion.version,
-            explanation=top_contributions(shap_values.loc[ticker]),
-        )
-        record = {
-            "order_id": order.order_id,
-            "model_version": current_champion.version,
-            "base_value": expected,
-            "prediction": float(mu[i]),
-            "contributions": shap_values.loc[ticker].to_dict(),
-            "features": today.loc[ticker, list(FEATURES)].astype(float).to_dict(),
-        }
-        orders.append(order)
-        records.append(json.dumps(record))
+        base_id = f"{as_of.isoformat()}:{STRATEGY}:{ticker}:{current_champion.version}"
+        for k, quantity in enumerate(clips(abs(delta[i]), float(prices[ticker]), max_order_notional), 1):
+            order = SubmitOrder(
+                order_id=base_id if k == 1 else f"{base_id}:{k}",
+                ts=ts,
+                strategy=STRATEGY,
+                ticker=ticker,
+                side="BUY" if delta[i] > 0 else "SELL",
+                quantity=quantity,
+                reference_price=float(prices[ticker]),
+                model_version=current_champion.version,
+                explanation=top_contributions(shap_values.loc[ticker]),
+            )
+            record = {
+                "order_id": order.order_id,
+                "model_version": current_champion.version,
+                "base_value": expected,
+                "prediction": float(mu[i]),
+                "contributions": shap_values.loc[ticker].to_dict(),
+                "features": today.loc[ticker, list(FEATURES)].astype(float).to_dict(),
+            }
+            orders.append(order)
+            records.append(json.dumps(record))
     published = publish_orders(client, schema, orders, records)
     return {
         "as_of": str(today["date"].iloc[0]),
@@ -107,6 +124,19 @@ def rebalance(
         "portfolio_value": value,
         "weights": {t: round(float(w), 6) for t, w in zip(tickers, weights, strict=True)},
     }
+
+
+def clips(quantity: float, price: float, max_notional: float | None) -> list[float]:
+    """Whole-share clips of ``quantity`` each worth at most ``max_notional`` at ``price`` (one clip without a
+    cap), as equal as whole shares allow."""
+    if max_notional is None or quantity * price <= max_notional:
+        return [float(quantity)]
+    per_clip = np.floor(max_notional / price)
+    if per_clip < 1:
+        raise InputError("max_order_notional", max_notional, f"at least one share's price ({price:g})")
+    n = int(np.ceil(quantity / per_clip))
+    base, extra = divmod(int(quantity), n)
+    return [float(base + (1 if k < extra else 0)) for k in range(n)]
 
 
 # Per order, in one script (nothing runs between its commands): an order whose explanation is absent is

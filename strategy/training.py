@@ -36,12 +36,15 @@ def retrain(
     seed: int = 20260101,
     stress_weight: float = 0.0,
     dask_scheduler: str = "",
+    version: str | None = None,
 ) -> dict[str, Any]:
     """Train a challenger on the ``window_days`` trading days up to ``as_of`` and register it.
 
     ``stress_weight`` > 0 gives the training rows inside the stress ledger's historical windows a sample
     weight of 1 + stress_weight (so the model learns more from crisis days); 0 leaves every row at 1.
-    Raises NoDataError when the lake holds too little history for the lookback and the folds.
+    ``version`` names the registered version (default: a UTC timestamp); the replay passes one derived from
+    ``as_of`` so a re-run registers the same name. Raises NoDataError when the lake holds too little history
+    for the lookback and the folds.
     """
     from marketdata.reference import esg_scores
 
@@ -74,7 +77,7 @@ def retrain(
         "stress_windows": [[str(a), str(b)] for a, b in windows],
         "stress_rows": int((panel["weight"] > 1).sum()) if "weight" in panel else 0,
     }
-    registered = register(lake, model, meta)
+    registered = register(lake, model, meta, version)
     return {
         "version": registered.version,
         "metrics": evaluation.as_dict(),

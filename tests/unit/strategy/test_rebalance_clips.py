@@ -1,0 +1,25 @@
+"""Order slicing under the pre-trade notional limit (strategy.rebalance.clips)."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantbridge.errors import InputError
+from strategy.rebalance import clips
+
+
+def test_clips_when_under_the_cap_or_uncapped_then_one_order():
+    assert clips(100.0, 50.0, None) == [100.0]
+    assert clips(100.0, 50.0, 5000.0) == [100.0]
+
+
+def test_clips_when_over_the_cap_then_whole_shares_each_within_it_summing_to_the_trade():
+    got = clips(1001.0, 100.0, 25_000.0)  # 250 shares per clip at most: 5 clips of 200 or 201
+    assert sum(got) == 1001.0
+    assert all(q == int(q) and q * 100.0 <= 25_000.0 for q in got)
+    assert len(got) == 5 and max(got) - min(got) <= 1
+
+
+def test_clips_when_one_share_exceeds_the_cap_then_error_names_the_limit():
+    with pytest.raises(InputError, match="max_order_notional"):
+        clips(10.0, 500.0, 100.0)
