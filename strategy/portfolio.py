@@ -2,7 +2,8 @@
 
 maximise  mu'w - (risk_aversion / 2) w' Sigma w
 s.t.      sum(w) = 1 (fully invested); long-only (w >= 0) or gross leverage sum|w| <= max_gross;
-          |w_i| <= max_weight; sum|w - w_current| <= max_turnover.
+          |w_i| <= max_weight; sum|w - w_current| <= max_turnover + cash share (investing idle cash is
+          not turnover: a current book summing to c < 1 may move 1 - c more).
 Solved with cvxpy (Clarabel). Inputs: ``mu`` (n,) expected returns, ``cov`` (n, n), ``current`` (n,) weights.
 """
 
@@ -52,13 +53,16 @@ def optimise(
             "max_weight", constraints.max_weight, f"at least 1/n = {1 / n:.4f} to be fully invested"
         )
     current = np.full(n, 1.0 / n) if current is None else np.asarray(current, dtype=np.float64)
+    # Investing idle cash is not turnover: a book partly in cash (weights summing below 1, e.g. after
+    # partial fills) may move by its cash share on top of max_turnover to become fully invested again.
+    cash = max(0.0, 1.0 - float(current.sum()))
     w = cp.Variable(n)
     psd = cp.psd_wrap((cov + cov.T) / 2)
     objective = cp.Maximize(mu @ w - constraints.risk_aversion / 2 * cp.quad_form(w, psd))
     rules = [
         cp.sum(w) == 1,
         cp.abs(w) <= constraints.max_weight,
-        cp.norm1(w - current) <= constraints.max_turnover,
+        cp.norm1(w - current) <= constraints.max_turnover + cash,
     ]
     rules.append(w >= 0 if constraints.long_only else cp.norm1(w) <= constraints.max_gross)
     problem = cp.Problem(objective, rules)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from app.cli import config, data, execution, ops, report, stack, strategy, stress, synth, var
 from app.cli.common import date_type, print_human, prints_own
 from app.cli.demo import add_demo_parser
+from app.cli.replay import add_replay_parser
 from quantbridge.errors import ConfigError, InputError, NoDataError, QuantbridgeError, ServiceError
 from quantbridge.settings import load_settings
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_report_parser(sub, common)
     config.add_parser(sub, common)
     add_demo_parser(sub, common, date_type)
+    add_replay_parser(sub, common, date_type)
     return parser
 
 

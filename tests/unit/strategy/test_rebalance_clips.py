@@ -23,3 +23,15 @@ def test_clips_when_over_the_cap_then_whole_shares_each_within_it_summing_to_the
 def test_clips_when_one_share_exceeds_the_cap_then_error_names_the_limit():
     with pytest.raises(InputError, match="max_order_notional"):
         clips(10.0, 500.0, 100.0)
+
+
+def test_optimise_when_the_book_is_partly_cash_then_investing_it_is_not_turnover():
+    import numpy as np
+
+    from strategy.portfolio import Constraints, optimise
+
+    current = np.array([0.1, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # 80% cash after partial fills
+    weights = optimise(np.linspace(0.01, 0.02, 8), np.eye(8) * 0.01, current, Constraints(max_weight=0.2))
+    assert abs(weights.sum() - 1) < 1e-9
+    # 0.8 of cash deployed plus at most max_turnover (0.5) of rebalancing
+    assert np.abs(weights - current).sum() <= 0.8 + 0.5 + 1e-6
