@@ -14,7 +14,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     """Run or resume the replay; progress on stderr, the KPIs as the result."""
     from app.replay.loop import ReplayArgs, run_replay
 
-    del settings  # the replay builds its own (its lake and Redis live under --out)
+    # The replay builds its own settings (its lake and Redis live under --out); the user's lake is read only
+    # for a --synthetic run's stored windows.
     replay_args = ReplayArgs(
         start=args.start,
         end=args.end,
@@ -26,6 +27,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         synthetic=args.synthetic,
         regime=args.regime,
         history_days=args.history_days,
+        synthetic_lake=settings.lake_root if args.synthetic else None,
     )
 
     def progress(line: str) -> None:

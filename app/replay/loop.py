@@ -63,6 +63,8 @@ class ReplayArgs:
     synthetic: str | None = None
     regime: int = 3
     history_days: int = HISTORY_DAYS
+    #: The lake holding the ``synthetic`` run (the user's ``QB_LAKE_ROOT``); its windows are copied in.
+    synthetic_lake: Path | None = None
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -115,6 +117,10 @@ class Replay:
     def run(self) -> dict[str, Any]:
         """Run (or resume) every day, then the results; returns the summary of ``OUT/kpis.json``."""
         args = self.args
+        if args.synthetic is not None:
+            from app.replay.synthetic import check_run
+
+            check_run(args)
         resumed = ckpt.claim(args.out, args.fingerprint())
         last = ckpt.latest(args.out)
         url = self.server.start(restore_from=last.rdb if last else None)
@@ -134,10 +140,11 @@ class Replay:
         self.lake = Lake(settings.lake_root)
         self.client, self.schema = connect(settings), RedisSchema(settings.redis_prefix)
         self.spark = get_spark(settings.spark_master)
+        if last is None:
+            self._history()
         self.feed = self._feed()
         days = self._calendar()
         if last is None:
-            self._history()
             state: dict[str, Any] = {
                 "done": None,
                 "number": 0,
@@ -175,7 +182,7 @@ class Replay:
             return SkfolioFeed(self.settings.universe)
         from app.replay.synthetic import synthetic_feed
 
-        return synthetic_feed(self.lake, self.args, self.settings)
+        return synthetic_feed(self.lake, self.args)
 
     def _calendar(self) -> list[date]:
         """The trading days of [start, end] in the feed (its dates, as the ingest DAG skips closed days)."""
@@ -199,9 +206,7 @@ class Replay:
 
         t0 = time.perf_counter()
         first = self.args.start - timedelta(days=int(self.args.history_days * 7 / 5) + 30)
-        history_end = self.args.start - timedelta(days=1)
-        if self.args.synthetic is not None:  # the synthetic year continues the real history up to its anchor
-            history_end = self.feed.anchor_day
+        history_end = self.args.start - timedelta(days=1)  # a synthetic year continues from there
         real = SkfolioFeed(self.settings.universe)
         low, _ = real.extent()
         result = ingest_range(self.settings, real, max(first, low), history_end, spark=self.spark)

@@ -139,6 +139,7 @@ def build_results(replay: Any, days: list[date]) -> dict[str, Any]:
         "fills": int(len(fills)),
         "latency": _latency(orders) if len(orders) else {"orders_filled": 0},
         "synthetic": replay.args.synthetic is not None,
+        "source": replay.feed.name,  # synthetic:RUN:regimeN for prices that never happened
     }
     monthly = pd.DataFrame()
     if len(fills):

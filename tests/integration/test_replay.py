@@ -186,3 +186,10 @@ def test_replay_args_when_out_of_range_then_error_names_the_flag(tmp_path):
         ReplayArgs(START, END, tmp_path, capital=0)
     with pytest.raises(InputError, match="--history-days"):
         ReplayArgs(START, END, tmp_path, history_days=10)
+
+
+def test_replay_when_the_synthetic_run_is_missing_then_error_names_it_before_any_work(tmp_path):
+    args = ReplayArgs(START, END, tmp_path / "out", synthetic="nope", synthetic_lake=tmp_path / "lake")
+    with pytest.raises(InputError, match="--synthetic.*nope"):
+        run_replay(args)
+    assert not (tmp_path / "out").exists()

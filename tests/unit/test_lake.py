@@ -45,3 +45,33 @@ def test_paths_when_asked_then_layout_of_the_design(tmp_path):
     assert lake.partition("stress", "date", "2020-01-02") == tmp_path / "stress" / "date=2020-01-02"
     with pytest.raises(KeyError, match="esg"):
         lake.reference("yields")
+
+
+def test_lake_reads_when_a_partition_is_added_or_rewritten_then_readers_see_the_new_data(tmp_path):
+    """The in-memory copies of partition files never hide a change on disk."""
+    import os
+    import time
+    from datetime import date
+
+    import pandas as pd
+
+    from quantbridge.lake import Lake
+
+    lake = Lake(tmp_path)
+
+    def write(day, close):
+        folder = lake.price_partition(day)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "part.tmp"
+        pd.DataFrame({"ticker": ["AAA"], "close": [close]}).to_parquet(tmp, index=False)
+        tmp.replace(folder / "part-00000.snappy.parquet")
+
+    write(date(2020, 1, 2), 10.0)
+    old = time.time_ns() - 5_000_000_000
+    os.utime(lake.prices, ns=(old, old))  # an old folder: its listing may be kept
+    assert lake.price_dates() == [date(2020, 1, 2)]
+    assert lake.read_close_matrix().loc[date(2020, 1, 2), "AAA"] == 10.0
+    write(date(2020, 1, 3), 11.0)  # a new partition changes the folder's time
+    assert lake.price_dates() == [date(2020, 1, 2), date(2020, 1, 3)]
+    write(date(2020, 1, 2), 12.5)  # a re-run replaces a partition's file
+    assert lake.read_close_matrix().loc[date(2020, 1, 2), "AAA"] == 12.5
