@@ -31,8 +31,8 @@ def pyfolio_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
         # multipliers are a futures concept, and the replay's book holds equities only.
         warnings.filterwarnings("ignore", message='Module "zipline.assets" not found', category=UserWarning)
         # no py.typed in either package (pyproject's mypy overrides do not list them)
-        import empyrical  # type: ignore[import-untyped]
-        from pyfolio import plotting, timeseries  # type: ignore[import-untyped]
+        import empyrical
+        from pyfolio import plotting, timeseries
     return plotting, timeseries, empyrical
 
 
