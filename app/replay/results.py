@@ -57,8 +57,8 @@ def frames(records: list[dict[str, Any]]) -> dict[str, Any]:
         pd.DataFrame(
             {
                 "amount": np.where(fills["side"] == "BUY", fills["quantity"], -fills["quantity"]),
-                "price": fills["price"],
-                "symbol": fills["ticker"],
+                "price": fills["price"].to_numpy(),
+                "symbol": fills["ticker"].to_numpy(),
             },
             index=pd.DatetimeIndex(pd.to_datetime(fills["exec_day"])),
         )

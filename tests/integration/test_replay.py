@@ -193,3 +193,17 @@ def test_replay_when_the_synthetic_run_is_missing_then_error_names_it_before_any
     with pytest.raises(InputError, match="--synthetic.*nope"):
         run_replay(args)
     assert not (tmp_path / "out").exists()
+
+
+def test_replay_frames_when_built_then_transactions_carry_every_fill_for_pyfolio(replayed):
+    from app.replay.results import frames
+
+    out, kpis, _ = replayed
+    tx = frames(_records(out))["tx"]
+    assert len(tx) == kpis["fills"]
+    assert tx["price"].notna().all() and tx["symbol"].notna().all()
+    assert (tx["amount"] != 0).all()
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "days").glob("*.json"))]
