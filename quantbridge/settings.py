@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     """Spark master URL; ``local[*]`` runs in-process, ``spark://host:7077`` uses a cluster."""
     dask_scheduler: str = ""
-    """Dask scheduler address; empty means an in-process LocalCluster."""
+    """Dask scheduler address; empty means in-process threads."""
     universe: Annotated[tuple[str, ...], NoDecode] = ()
     """Tickers the ingest job loads (``QB_UNIVERSE=aapl,msft``); empty = every ticker the feed has."""
     max_stale_days: PositiveInt = 10

@@ -126,7 +126,7 @@ def test_run_stress_when_qb_dask_scheduler_set_then_cluster_runs_grid_with_in_pr
 ):
     settings = load_settings(environ={"QB_DASK_SCHEDULER": dask_cluster})
     remote = run_stress(stress_inputs, paths=2_000, dask_scheduler=settings.dask_scheduler)
-    local = run_stress(stress_inputs, paths=2_000)  # the default: an in-process LocalCluster
+    local = run_stress(stress_inputs, paths=2_000)  # the default: in-process threads
     pd.testing.assert_frame_equal(remote, local)
     assert set(remote["family"]) == set(FAMILIES)
     assert _tasks_run(dask_cluster, "stress-") == {f"stress-{f}-{DAY}" for f in FAMILIES}
