@@ -8,6 +8,8 @@ Loading is idempotent: each table is rewritten in full, deterministically.
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -80,7 +82,8 @@ def load_reference_tables(lake: Lake) -> dict[str, int]:
     for name, frame in tables.items():
         path = lake.reference(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        # A name of its own per writer: concurrent ingest runs (a backfill) share the reference folder.
+        tmp = path.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         frame.to_parquet(tmp, index=False)
         tmp.replace(path)
         counts[name] = len(frame)

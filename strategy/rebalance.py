@@ -51,6 +51,11 @@ def rebalance(
     """
     from risk.covariance import covariance
 
+    if as_of not in set(lake.price_dates()):  # never trade on the last close of another day
+        raise NoDataError(
+            f"no published prices for {as_of.isoformat()} (a holiday, a quarantined date or one not ingested "
+            "yet): nothing to rebalance on"
+        )
     current_champion = champion(lake)
     if current_champion is None:
         raise NoDataError("no champion model in the registry: run the retraining DAG first")

@@ -35,3 +35,21 @@ def test_optimise_when_the_book_is_partly_cash_then_investing_it_is_not_turnover
     assert abs(weights.sum() - 1) < 1e-9
     # 0.8 of cash deployed plus at most max_turnover (0.5) of rebalancing
     assert np.abs(weights - current).sum() <= 0.8 + 0.5 + 1e-6
+
+
+def test_rebalance_when_the_date_has_no_published_prices_then_no_data_and_nothing_published(tmp_path):
+    from datetime import date
+
+    import pandas as pd
+
+    from quantbridge.errors import NoDataError
+    from quantbridge.lake import Lake
+    from quantbridge.redis_schema import RedisSchema
+    from strategy.rebalance import rebalance
+
+    lake = Lake(tmp_path)
+    folder = lake.price_partition(date(2020, 4, 9))
+    folder.mkdir(parents=True)
+    pd.DataFrame({"ticker": ["AAPL"], "close": [60.0]}).to_parquet(folder / "part-00000.snappy.parquet")
+    with pytest.raises(NoDataError, match="2020-04-10"):  # Good Friday: the last close is the 9th's
+        rebalance(lake, None, RedisSchema("qb"), date(2020, 4, 10))
