@@ -185,8 +185,10 @@ def build_results(replay: Any, days: list[date]) -> dict[str, Any]:
     kpis["kill_switch"] = _episodes(records, episodes)
     kpis["var_backtest"] = var_backtest(f["var"], replay.settings.var_confidence)
     kpis["seconds_by_step"] = {k: round(v, 1) for k, v in sorted(replay.timings.items())}
-    orders.to_parquet(out / "orders.parquet", index=False) if len(orders) else None
-    fills.to_parquet(out / "fills.parquet", index=False) if len(fills) else None
+    if len(orders):
+        orders.to_parquet(out / "orders.parquet", index=False)
+    if len(fills):
+        fills.to_parquet(out / "fills.parquet", index=False)
     kpis["tear_sheet"] = str(_tear_sheet(replay, f, monthly, kpis, days))
     (out / "kpis.json").write_text(json.dumps(kpis, indent=1, sort_keys=True, default=str) + "\n")
     return kpis
