@@ -51,6 +51,7 @@ def test_parser_when_help_listed_then_every_command_in_its_historic_order():
         "schema",
         "settings",
         "demo",
+        "replay",
     ]
 
 
