@@ -21,11 +21,21 @@ _CSS = (
 
 
 def page_html(day: date, sections: list[Section]) -> str:
-    """The HTML page: a title, links to the sections, then each section's note, picture and body."""
+    """The nightly report's HTML page (:func:`render_page`)."""
+    return render_page(
+        f"quantbridge nightly report {day.isoformat()}",
+        f"quantbridge nightly report, {day.isoformat()}",
+        sections,
+    )
+
+
+def render_page(title: str, heading: str, sections: list[Section], css: str = _CSS) -> str:
+    """A report page (the nightly report, the replay's tear sheet): a title, links to the sections, then each
+    section's note, picture and body."""
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>quantbridge nightly report "
-        f"{day.isoformat()}</title><style>{_CSS}</style></head><body>",
-        f"<h1>quantbridge nightly report, {day.isoformat()}</h1>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{css}</style></head><body>",
+        f"<h1>{html.escape(heading)}</h1>",
         "<p>" + " · ".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in sections) + "</p>",
     ]
     for s in sections:
@@ -33,7 +43,7 @@ def page_html(day: date, sections: list[Section]) -> str:
         if s.note:
             parts.append(f"<p class='note'>{html.escape(s.note)}</p>")
         if s.png:
-            parts.append(f"<img src='{s.png}' alt='{html.escape(s.title)}'>")
+            parts.append(f"<img src='{html.escape(s.png)}' alt='{html.escape(s.title)}'>")
         parts.append(s.body)
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from quantbridge.errors import InputError
 from reporting import tearsheet_plots as plots
+from reporting.page import render_page
 from reporting.sections.section import Section, html_table
 
 PAGE_FILE = "index.html"
@@ -232,20 +233,7 @@ def _cost_section(folder: Path, cost: pd.DataFrame) -> Section:
 
 def _page(start: str, end: str, sections: list[Section]) -> str:
     title = f"quantbridge replay tear sheet, {start} to {end}"
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-        "<p>" + " · ".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in sections) + "</p>",
-    ]
-    for s in sections:
-        parts.append(f"<h2 id='{s.key}'>{html.escape(s.title)}</h2>")
-        if s.note:
-            parts.append(f"<p class='note'>{html.escape(s.note)}</p>")
-        if s.png:
-            parts.append(f"<img src='{html.escape(s.png)}' alt='{html.escape(s.title)}'>")
-        parts.append(s.body)
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return render_page(title, title, sections, _CSS)
 
 
 # ---- validation: every input becomes a tz-naive, midnight-normalised, ascending, unique DatetimeIndex ----
