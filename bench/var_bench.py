@@ -44,7 +44,7 @@ def _floor(w: np.ndarray, chol: np.ndarray, paths: int, dtype: str, mode: str) -
 
 def run(assets: int, paths: int, repeats: int = 1) -> list[dict[str, object]]:
     from risk.backend import array_module
-    from risk.var import monte_carlo_var
+    from risk.monte_carlo import monte_carlo_var
 
     w, cov = _book(assets)
     chol = np.linalg.cholesky(cov)

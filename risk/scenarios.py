@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from quantbridge.errors import InputError
-from risk.var import monte_carlo_var
+from risk.monte_carlo import monte_carlo_var
 
 #: Correlation assumed between FX pairs in the base case (illustrative book, no FX history offline).
 FX_BASE_CORRELATION = 0.3

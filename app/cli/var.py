@@ -3,9 +3,8 @@
 * ``qb var``: the next-day VaR/CVaR of a book (``--positions``, else the Redis positions, else the demo
   book) at the lake's latest date (or ``--date``), through :func:`risk.portfolio_var.portfolio_var`, the call
   the VaR sensor makes;
-* ``qb var backtest``: the same forecast rolled over the lake's whole history for a reference book
-  (``--book``, constant money) or any book (``--positions``, constant shares), with Kupiec, Christoffersen
-  and the Basel zones per model; ``--forecasts CSV`` writes every day's forecast and realised loss;
+* ``qb var backtest`` (:mod:`app.cli.var_backtest`): the same forecast rolled over the lake's whole
+  history;
 * ``qb var-sensor``: the live sensor loop.
 """
 
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from app.cli.common import echo
@@ -51,7 +49,7 @@ def redis_positions(settings: Settings) -> dict[str, float]:
         client.close()
 
 
-def _spec(args: argparse.Namespace, settings: Settings) -> Any:
+def spec_from_args(args: argparse.Namespace, settings: Settings) -> Any:
     from risk.var import VarSpec
 
     return VarSpec(
@@ -64,6 +62,8 @@ def _spec(args: argparse.Namespace, settings: Settings) -> Any:
 
 def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     if args.action == "backtest":
+        from app.cli.var_backtest import cmd_backtest
+
         return cmd_backtest(args, settings)
     if args.forecasts or args.book:
         raise InputError(
@@ -73,7 +73,7 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
     from risk.portfolio import DEMO_NOTIONAL, equal_weight_book, load_positions, parse_positions
     from risk.portfolio_var import portfolio_var, recent_closes
 
-    spec = _spec(args, settings)
+    spec = spec_from_args(args, settings)
     lake = Lake(settings.lake_root)
     closes = recent_closes(lake, spec.window, end=args.date)
     if closes.empty:
@@ -96,83 +96,6 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
         window=spec.window, positions_source=source, as_of=str(closes.index[-1]), positions=len(positions)
     )
     return out, 0
-
-
-def cmd_backtest(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """Every model (or ``--model``) over the whole lake for one book; the table, and the forecasts CSV."""
-    import pandas as pd
-
-    from quantbridge.lake import Lake
-    from risk.backtest import backtest
-    from risk.portfolio import DEMO_NOTIONAL, load_positions, reference_book
-
-    if args.positions and args.book:
-        raise InputError("--book", args.book, "either --book or --positions, not both")
-    spec = _spec(args, settings)
-    lake = Lake(settings.lake_root)
-    echo(args, f"reading the lake at {lake.root}")
-    closes = lake.read_close_matrix(end=args.date)
-    if closes.empty:
-        raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
-    if args.positions:
-        positions, hold, book = (
-            load_positions(args.positions),
-            "shares",
-            f"{args.positions} (shares held constant)",
-        )
-    else:
-        name = args.book or "equal_weight"
-        positions, hold = reference_book(name, list(closes.columns), DEMO_NOTIONAL), "money"
-        book = f"{name}, $1,000,000 gross, same money in each position every day"
-    models = [args.model] if args.model else list(MODELS)
-    quarantined = lake.quarantined_dates()
-    echo(args, f"backtesting {', '.join(models)} on {len(closes)} lake dates for {book}")
-    frames: dict[str, pd.DataFrame] = {}
-    out = backtest(
-        closes, positions, quarantined=quarantined, hold=hold, models=models, spec=spec, forecasts=frames
-    )
-    default = next((m for m in out["models"] if m["model"] == settings.var_model), None)
-    out.update(
-        book=book,
-        quarantined_dates=len(quarantined),
-        default_model=settings.var_model,
-        default_passes=default["passes"] if default else None,
-    )
-    if args.forecasts:
-        path = Path(args.forecasts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = pd.concat([f.reset_index().assign(model=m) for m, f in frames.items()], ignore_index=True)
-        table.loc[:, ["model", "date", "loss_date", "var", "cvar", "loss", "exception"]].to_csv(
-            path, index=False
-        )
-        out["forecasts"] = str(path)
-    if not args.json:
-        _print_backtest(out)
-    return out, 0
-
-
-def _print_backtest(out: dict[str, Any]) -> None:
-    print(
-        f"one-day {out['confidence']:.0%} VaR backtest, {out['start']}..{out['end']}, "
-        f"window {out['window']}, "
-        f"book {out['book']}"
-    )
-    print(
-        f"{'model':<31}{'obs':>6}{'exc':>5}{'expected':>9}{'Kupiec p':>9}{'Christ. p':>10}{'last zone':>10}"
-        f"{'green%':>7}{'red%':>6}{'seconds':>8}  passes"
-    )
-    for m in out["models"]:
-        print(
-            f"{m['model']:<31}{m['observations']:>6}{m['exceptions']:>5}{m['expected_exceptions']:>9.1f}"
-            f"{m['kupiec_p']:>9.4f}{m['christoffersen_p']:>10.4f}{m['zone_last_window']:>10}"
-            f"{100 * m['windows_green']:>7.1f}{100 * m['windows_red']:>6.1f}{m['seconds']:>8.1f}"
-            f"  {m['passes']}"
-        )
-    print("passes: Kupiec and Christoffersen p > 5% and no red 250-day window")
-    if out["default_passes"] is not None:
-        print(f"default model (QB_VAR_MODEL): {out['default_model']}, passes: {out['default_passes']}")
-    if "forecasts" in out:
-        print(f"forecasts: {out['forecasts']}")
 
 
 def cmd_var_sensor(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:

@@ -10,7 +10,8 @@ from scipy.stats import norm
 
 from quantbridge.errors import ConfigError, InputError
 from risk.backend import array_module
-from risk.var import VAR_MODELS, VarSpec, forecast, monte_carlo_var, normal_var
+from risk.monte_carlo import monte_carlo_var, normal_var
+from risk.var import VAR_MODELS, VarSpec, forecast
 
 N = 12
 
@@ -265,7 +266,7 @@ def test_mc_var_full_when_a_batch_holds_more_tail_than_kept_then_redrawn_with_sa
     w, cov = book
     names = [f"T{i}" for i in range(N)]
     kept = monte_carlo_var(w, cov, paths=30_000, seed=8, mode="full", tickers=names, batch_size=5_000)
-    monkeypatch.setattr("risk.var._TAIL_KEEP_FACTOR", 0.0)  # keep 0.2% of each batch: every batch is redrawn
+    monkeypatch.setattr("risk.monte_carlo._TAIL_KEEP_FACTOR", 0.0)  # keep 0.2% of each batch: every batch is redrawn
     redrawn = monte_carlo_var(w, cov, paths=30_000, seed=8, mode="full", tickers=names, batch_size=5_000)
     assert redrawn.var == kept.var
     for name in names:
