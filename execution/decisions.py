@@ -3,7 +3,8 @@
 :mod:`execution.worker` reads what a batch needs in one round trip (:class:`BookView`), calls these
 functions and commits what they return; keeping them pure makes every rule testable without a server:
 
-* :func:`trusted_marks`, :func:`risk_context`, :func:`verdicts`: the policy input of each order (the
+* :func:`trusted_marks` (the rule lives in :mod:`quantbridge.marks`, shared with the VaR sensor),
+  :func:`risk_context`, :func:`verdicts`: the policy input of each order (the
   worker's own mark, the position plus the shares in flight, the kill switch, the age of the risk
   figures) and the verdicts, as if the batch's orders were checked one after another;
 * :func:`decide`: duplicates, open orders to resume, verdicts, routes, the states NEW or REJECTED and
@@ -32,6 +33,7 @@ from execution.policy import PolicyVerdict, RiskContext
 from execution.router import Child, Estimates, route
 from execution.venues import Fill, VenueSpec
 from quantbridge.audit import Effects
+from quantbridge.marks import trusted_marks as trusted_marks  # the shared rule; the worker calls it here
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
 
@@ -174,25 +176,6 @@ class BookView:
     kill_switch: str | None = None
     risk_updated_at: str | None = None
     heartbeat: bool = False
-
-
-def trusted_marks(live: Mapping[str, Any], lake: Mapping[str, float]) -> dict[str, float | None]:
-    """Each ticker's mark: its price in ``qb:marks`` (``live``: ticker -> the stored value or None) when that
-    is a positive finite number, else the lake's last close; None without either (an unusable mark is no
-    mark, so its orders are rejected NO_MARK)."""
-    out: dict[str, float | None] = {}
-    for ticker, value in live.items():
-        price = _price(value)
-        out[ticker] = price if price is not None else lake.get(ticker)
-    return out
-
-
-def _price(value: Any) -> float | None:
-    try:  # a stored value is bytes or text; one that is not UTF-8 is no number either
-        number = float(value.decode() if isinstance(value, bytes) else str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 and number != float("inf") else None
 
 
 def risk_age(

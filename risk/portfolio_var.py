@@ -21,7 +21,7 @@ from quantbridge.returns import daily_returns
 from risk.portfolio import exposures
 from risk.var import FORECAST_MODES, VAR_MODELS, VarResult, VarSpec, forecast
 
-__all__ = ["VAR_MODELS", "portfolio_var", "recent_closes"]
+__all__ = ["VAR_MODELS", "equity_window", "portfolio_var", "recent_closes"]
 
 
 def portfolio_var(
@@ -38,6 +38,7 @@ def portfolio_var(
     cov_method: str = VarSpec.cov_method,
     mode: str = "totals",
     spec: VarSpec | None = None,
+    prices: pd.Series | None = None,
 ) -> VarResult:
     """VaR/CVaR for the next day of ``positions`` (ticker -> shares) held at the last date D of ``closes``.
 
@@ -45,7 +46,8 @@ def portfolio_var(
     last known close of a ticker with none on D). The forecast uses the last ``window`` daily returns of
     the held tickers (fewer on a shorter history, at least ``MIN_RETURNS``), returns spanning a
     ``quarantined`` date or a missing price dropped. ``spec`` overrides the model keywords. ``mode``
-    ``full`` adds component VaR/CVaR per position.
+    ``full`` adds component VaR/CVaR per position. ``prices`` (ticker -> price, e.g. trusted marks fresher
+    than D's close) value the exposures instead of the last close; the returns stay the lake's.
     """
     spec = spec or VarSpec(
         model=model,
@@ -58,16 +60,7 @@ def portfolio_var(
     )
     if mode not in FORECAST_MODES:
         raise InputError("mode", mode, "one of " + ", ".join(FORECAST_MODES))
-    if closes.empty:
-        raise InputError("closes", "empty", "lake prices up to the valuation date (run `qb ingest` first)")
-    closes = closes.sort_index()
-    money = exposures(positions, closes.ffill().iloc[-1])
-    if not np.isfinite(money.to_numpy()).all():
-        unpriced = money.index[~np.isfinite(money.to_numpy())]
-        raise InputError(
-            "positions", ",".join(unpriced), "tickers with a close in the lake up to the valuation date"
-        )
-    returns = daily_returns(closes.loc[:, list(money.index)], quarantined).iloc[-spec.window :]
+    returns, money = equity_window(closes, positions, spec.window, quarantined, prices)
     return forecast(
         returns.to_numpy(dtype=np.float64),
         money.to_numpy(),
@@ -75,6 +68,31 @@ def portfolio_var(
         tickers=list(money.index),
         components=mode == "full",
     )
+
+
+def equity_window(
+    closes: pd.DataFrame,
+    positions: dict[str, float],
+    window: int,
+    quarantined: Iterable[Any] = (),
+    prices: pd.Series | None = None,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """(returns, exposures) of :func:`portfolio_var`: the last ``window`` daily returns (dates x held
+    tickers) and the money held per ticker, shares x ``prices`` (default: the last close up to D).
+
+    A held ticker without a close in ``closes`` (or a non-finite price) is an InputError naming it."""
+    if closes.empty:
+        raise InputError("closes", "empty", "lake prices up to the valuation date (run `qb ingest` first)")
+    closes = closes.sort_index()
+    last = closes.ffill().iloc[-1]
+    money = exposures(positions, last if prices is None else prices)
+    unpriced = [t for t in money.index if not (np.isfinite(money[t]) and np.isfinite(last.get(t, np.nan)))]
+    if unpriced:
+        raise InputError(
+            "positions", ",".join(unpriced), "tickers with a close in the lake up to the valuation date"
+        )
+    returns = daily_returns(closes.loc[:, list(money.index)], quarantined).iloc[-window:]
+    return returns, money
 
 
 def recent_closes(lake: Lake, window: int, end: date | None = None) -> pd.DataFrame:
