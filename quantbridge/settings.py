@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     var_model: VarModel = "filtered_historical_portfolio"
     """VaR model of the sensor, `qb var` and the nightly report: the one that passes Kupiec, Christoffersen
     and no red window on the equal-weight and the long/short book (docs/risk.md, `qb var backtest`)."""
+    var_scope: Literal["equities", "consolidated"] = "consolidated"
+    """What the VaR sensor and `qb var` value: `consolidated` = the Redis positions at trusted marks plus the
+    lake's bond book and FX exposures (Monte Carlo, risk.book_var); `equities` = the positions alone at the
+    lake's close (the backtested formula; the replay's sensor)."""
     var_confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.99
     """VaR confidence level."""
     var_horizon_days: PositiveInt = 1

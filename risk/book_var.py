@@ -102,7 +102,7 @@ class BookVar:
         return self.by_class(self.component_cvar)
 
     def as_dict(self) -> dict[str, Any]:
-        positions = [
+        rows = [
             {
                 "position": name,
                 "class": self.classes[name],
@@ -132,7 +132,7 @@ class BookVar:
             "classes": classes,
             "class_var_sum": sum(self.class_var.values()),
             "class_cvar_sum": sum(self.class_cvar.values()),
-            "positions": positions,
+            "components": rows,
             "revaluation_check": None
             if self.revaluation_error is None
             else {"max_relative_error": self.revaluation_error, "tolerance": CHECK_TOLERANCE},

@@ -1,9 +1,21 @@
-"""The live VaR sensor: every ``interval_s`` it values the positions in Redis at the lake's latest prices,
-computes VaR/CVaR, publishes the figures, and drives the kill switch with hysteresis.
+"""The live VaR sensor: every ``interval_s`` it values the book, computes VaR/CVaR, publishes the figures,
+and drives the kill switch with hysteresis.
+
+What it values (``SensorConfig.scope``, ``QB_VAR_SCOPE``):
+
+* ``consolidated`` (the default of the settings): the consolidated book of :mod:`risk.book` - the Redis
+  positions at their trusted marks (``qb:marks`` when usable, else the lake's last close), the lake's bond
+  book and FX exposures - through :func:`risk.book_var.book_var` (Monte Carlo with full bond revaluation,
+  seeded: the same draws every refresh, so the VaR moves only when the book, the marks or the lake move);
+* ``equities``: the Redis positions alone at the lake's last close through
+  :func:`risk.portfolio_var.portfolio_var`, the backtested formula (the replay's sensor).
 
 Per refresh it writes (names from :mod:`quantbridge.redis_schema`):
 
-* ``risk:current`` hash: var, cvar, volatility, limit, model, backend, as_of, positions, updated_at;
+* ``risk:current`` hash: var, cvar, volatility, limit, model, backend, as_of, positions, updated_at, scope;
+  with the consolidated scope also method, paths, the Euler components per class (var_equity, var_rates,
+  var_fx, cvar_equity, cvar_rates, cvar_fx, summing to var and cvar), the equity marks' sources
+  (marks_from_redis, marks_from_close), bonds, fx_exposures and revaluation_error (QuantLib check);
 * ``risk:history`` stream entry with the same figures (capped at ``history_len`` entries);
 * on a breach (VaR > limit) while the switch is off: the kill switch, engaged by ``var_sensor`` through
   :mod:`quantbridge.kill_switch` (the switch and its audit entry in one call), and an ``alerts`` message;
@@ -12,7 +24,9 @@ Per refresh it writes (names from :mod:`quantbridge.redis_schema`):
   a TTL of ``stale_after_s``, the execution worker's staleness bound (``settings.risk_stale_after_s``).
 
 Fail closed: a refresh that raises (no prices, a held ticker the lake does not have, a VaR that is not a
-positive finite number for a non-empty book, a Redis command error) writes no heartbeat; it is logged with
+positive finite number for a non-empty book, a Redis command error; with the consolidated scope also a
+missing reference table, a matured bond, an unusable FX row, a revaluation off QuantLib's) writes no
+heartbeat; it is logged with
 its traceback, counted (``qb_var_sensor_errors_total``) and published on ``alerts`` as
 ``{"event": "var_sensor_error", ...}``, and the loop tries again after a back-off. Once the heartbeat has
 expired or ``updated_at`` is older than the bound, the worker rejects risk-increasing orders (RISK_STALE).
@@ -39,6 +53,8 @@ from quantbridge.errors import InputError, ServiceError
 from quantbridge.lake import Lake
 from quantbridge.positions import read_positions
 from quantbridge.redis_schema import RedisSchema
+from risk.book import SCOPES
+from risk.book_var import DEFAULT_PATHS, DEFAULT_SEED
 from risk.portfolio_var import portfolio_var
 from risk.var import VarSpec
 
@@ -51,7 +67,12 @@ _MAX_ERROR_CHARS = 500
 
 @dataclass(frozen=True)
 class SensorConfig:
-    """What the sensor measures and against which limit (built from Settings by the callers)."""
+    """What the sensor measures and against which limit (built from Settings by the callers).
+
+    ``scope``: ``equities`` or ``consolidated`` (module docstring). Its default here is ``equities``, the
+    figure a config built by hand (a test, a tool) has always measured; :meth:`from_settings`, which every
+    deployed sensor uses, takes ``QB_VAR_SCOPE`` (default ``consolidated``). ``paths``/``seed``: the
+    consolidated book's Monte Carlo (seed: ``QB_SEED``)."""
 
     limit: float
     clear_ratio: float = 0.9
@@ -64,6 +85,13 @@ class SensorConfig:
     max_backoff_s: float = 30.0
     #: The worker's staleness bound (settings.risk_stale_after_s), the heartbeat's TTL; 0 = three intervals.
     stale_after_s: float = 0.0
+    scope: str = "equities"
+    paths: int = DEFAULT_PATHS
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise InputError("scope", self.scope, "one of " + ", ".join(SCOPES) + " (QB_VAR_SCOPE)")
 
     @property
     def heartbeat_ttl_s(self) -> float:
@@ -81,6 +109,8 @@ class SensorConfig:
             horizon_days=settings.var_horizon_days,
             window=settings.var_window,
             stale_after_s=settings.risk_stale_after_s,
+            scope=settings.var_scope,
+            seed=settings.seed,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -98,6 +128,8 @@ class VarSensor:
     metrics: Any = None
     _closes: pd.DataFrame | None = field(default=None, init=False, repr=False)
     _closes_key: Any = field(default=None, init=False, repr=False)
+    _prepared: Any = field(default=None, init=False, repr=False)
+    _prepared_key: Any = field(default=None, init=False, repr=False)
     _client: Any = field(default=None, init=False, repr=False)
     _errors_in_row: int = field(default=0, init=False, repr=False)
 
@@ -137,8 +169,12 @@ class VarSensor:
             "limit": cfg.limit,
             "positions": len(positions),
             "model": cfg.model,
+            "scope": cfg.scope,
         }
-        if positions:
+        others = 0  # bonds and FX exposures valued besides the positions
+        if cfg.scope == "consolidated":
+            others = self._value_consolidated(client, positions, figures)
+        elif positions:
             closes = self._latest_closes()
             if closes.empty:
                 raise RuntimeError(f"no prices in the lake at {self.lake.root}: run `qb ingest` first")
@@ -172,7 +208,7 @@ class VarSensor:
                 seconds=0.0,
                 as_of="",
             )
-        _require_valued(figures, positions)
+        _require_valued(figures, positions, others)
         flat = {k: str(v) for k, v in figures.items()}
         pipe = client.pipeline(transaction=True)
         pipe.hset(self.schema.key("risk_current"), mapping=flat)
@@ -184,6 +220,70 @@ class VarSensor:
         if self.metrics is not None:
             self.metrics.observe(figures)
         return figures
+
+    def _reference(self, as_of: Any) -> Any:
+        """The bond book, curve and FX table prepared for ``as_of`` (:func:`risk.book_var.prepare`), reloaded
+        when the valuation date or a reference file changes."""
+        from risk.book import REFERENCE_TABLES, load_reference
+        from risk.book_var import prepare
+
+        stamps = []
+        for name in REFERENCE_TABLES:
+            path = self.lake.reference(name)
+            stamps.append(path.stat().st_mtime_ns if path.is_file() else None)
+        key = (as_of, tuple(stamps))
+        if self._prepared is None or key != self._prepared_key:
+            self._prepared = prepare(load_reference(self.lake, as_of))
+            self._prepared_key = key
+        return self._prepared
+
+    def _value_consolidated(self, client: Any, positions: dict[str, float], figures: dict[str, Any]) -> int:
+        """The consolidated book's figures into ``figures``; returns how many bonds and FX rows it holds."""
+        from quantbridge.marks import FROM_CLOSE, FROM_MARKS, read_marks
+        from risk.book import build_book
+        from risk.book_var import book_var
+
+        cfg = self.config
+        closes = self._latest_closes()
+        if closes.empty:
+            raise RuntimeError(f"no prices in the lake at {self.lake.root}: run `qb ingest` first")
+        as_of = closes.index[-1]
+        prepared = self._reference(as_of)
+        live = read_marks(client, self.schema, positions)
+        book = build_book(as_of, positions, closes.ffill().iloc[-1], live, prepared.reference)
+        spec = VarSpec(
+            model=cfg.model, confidence=cfg.confidence, horizon_days=cfg.horizon_days, window=cfg.window
+        )
+        result = book_var(
+            book,
+            closes,
+            spec,
+            quarantined=self.lake.quarantined_dates(),
+            paths=cfg.paths,
+            seed=cfg.seed,
+            prepared=prepared,
+        )
+        counts = book.mark_counts()
+        figures.update(
+            var=result.var,
+            cvar=result.cvar,
+            volatility=result.volatility,
+            backend="numpy",
+            confidence=cfg.confidence,
+            horizon_days=cfg.horizon_days,
+            seconds=result.seconds,
+            as_of=str(as_of),
+            method=result.method,
+            paths=result.paths,
+            **{f"var_{c}": v for c, v in result.class_var.items()},
+            **{f"cvar_{c}": v for c, v in result.class_cvar.items()},
+            marks_from_redis=counts[FROM_MARKS],
+            marks_from_close=counts[FROM_CLOSE],
+            bonds=len(book.bonds),
+            fx_exposures=len(book.fx),
+            revaluation_error="" if result.revaluation_error is None else result.revaluation_error,
+        )
+        return len(book.bonds) + len(book.fx)
 
     def _drive_kill_switch(self, client: Any, figures: dict[str, Any]) -> bool:
         """Engage the switch above the limit; release the sensor's own switch (never an operator's) below
@@ -300,10 +400,11 @@ class VarSensor:
         return done
 
 
-def _require_valued(figures: dict[str, Any], positions: dict[str, float]) -> None:
-    """Fail closed: a non-empty book whose VaR or CVaR is not a positive finite number was not valued (a
-    NaN quantity or price, a ticker with no usable prices); publishing it would let trading go on."""
-    if not positions:
+def _require_valued(figures: dict[str, Any], positions: dict[str, float], others: int = 0) -> None:
+    """Fail closed: a non-empty book (positions, or ``others`` bonds and FX exposures) whose VaR or CVaR is
+    not a positive finite number was not valued (a NaN quantity or price, a ticker with no usable prices);
+    publishing it would let trading go on."""
+    if not positions and not others:
         return
     bad = {
         k: figures[k]

@@ -1,8 +1,12 @@
 """``qb var``, ``qb var backtest`` and ``qb var-sensor``: the VaR commands, one code path.
 
 * ``qb var``: the next-day VaR/CVaR of a book (``--positions``, else the Redis positions, else the demo
-  book) at the lake's latest date (or ``--date``), through :func:`risk.portfolio_var.portfolio_var`, the call
-  the VaR sensor makes;
+  book) at the lake's latest date (or ``--date``), the call the VaR sensor makes: with ``--scope
+  consolidated`` (``QB_VAR_SCOPE``'s default) the equities at ``qb:marks`` (else the lake close; marks are
+  not used with ``--date``) plus the lake's bond book and FX exposures, through
+  :func:`risk.book_var.book_var` (Euler components per position and per class, the QuantLib check of the
+  bond revaluation); with ``--scope equities`` the equities at the lake close through
+  :func:`risk.portfolio_var.portfolio_var`;
 * ``qb var backtest`` (:mod:`app.cli.var_backtest`): the same forecast rolled over the lake's whole
   history;
 * ``qb var-sensor``: the live sensor loop.
@@ -20,6 +24,8 @@ from quantbridge.settings import Settings
 
 #: Models of ``--model`` (risk.var.VAR_MODELS; spelled here so that ``qb --help`` imports no domain package).
 MODELS = ("normal", "student_t", "ewma", "historical", "filtered_historical", "filtered_historical_portfolio")
+SCOPES = ("equities", "consolidated")  # risk.book.SCOPES
+DEFAULT_PATHS = 100_000  # risk.book_var.DEFAULT_PATHS (a test checks they agree)
 BOOKS = ("equal_weight", "long_short")
 
 
@@ -43,6 +49,23 @@ def redis_positions(settings: Settings) -> dict[str, float]:
     client = connect(settings)
     try:
         return read_positions(client, RedisSchema(settings.redis_prefix))
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()
+
+
+def redis_marks(settings: Settings, tickers: list[str]) -> dict[str, Any]:
+    """Raw ``qb:marks`` values of ``tickers``, or {} when Redis is down (the lake close is used then)."""
+    import redis
+
+    from quantbridge.marks import read_marks
+    from quantbridge.redis_client import connect
+    from quantbridge.redis_schema import RedisSchema
+
+    client = connect(settings)
+    try:
+        return read_marks(client, RedisSchema(settings.redis_prefix), tickers)
     except redis.RedisError:
         return {}
     finally:
@@ -88,14 +111,101 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
         if not positions:
             positions = equal_weight_book(closes.ffill().iloc[-1], DEMO_NOTIONAL)
             source = "demo equal-weight book ($1,000,000)"
+    scope = args.scope or settings.var_scope
+    common = {
+        "scope": scope,
+        "window": spec.window,
+        "positions_source": source,
+        "as_of": str(closes.index[-1]),
+        "positions": len(positions),
+    }
+    if scope == "consolidated":
+        out = _consolidated(args, settings, lake, closes, parse_positions(positions), spec)
+        out.update(common)
+        if not args.json:
+            _print_table(out)
+            args.printed_table = True
+        return out, 0
     result = portfolio_var(
         closes, parse_positions(positions), quarantined=lake.quarantined_dates(), spec=spec, mode=args.mode
     )
     out = result.as_dict()
-    out.update(
-        window=spec.window, positions_source=source, as_of=str(closes.index[-1]), positions=len(positions)
-    )
+    out.update(common)
     return out, 0
+
+
+def _consolidated(
+    args: argparse.Namespace,
+    settings: Settings,
+    lake: Any,
+    closes: Any,
+    positions: dict[str, float],
+    spec: Any,
+) -> dict[str, Any]:
+    """The consolidated book's figures (risk.book_var.BookVar.as_dict) with its marks, factors and tables."""
+    from quantbridge.marks import FROM_CLOSE, FROM_MARKS
+    from risk.book import build_book, load_reference
+    from risk.book_var import book_var, prepare
+
+    as_of = closes.index[-1]
+    prepared = prepare(load_reference(lake, as_of))
+    # Marks are today's prices: a valuation at an earlier --date uses that date's closes only.
+    live = {} if args.date else redis_marks(settings, list(positions))
+    book = build_book(as_of, positions, closes.ffill().iloc[-1], live, prepared.reference)
+    result = book_var(
+        book,
+        closes,
+        spec,
+        quarantined=lake.quarantined_dates(),
+        paths=args.paths,
+        seed=settings.seed,
+        prepared=prepared,
+    )
+    out = result.as_dict()
+    counts = book.mark_counts()
+    out["marks"] = {
+        FROM_MARKS: counts[FROM_MARKS],
+        FROM_CLOSE: counts[FROM_CLOSE],
+        "source": "lake close at --date (marks not used)"
+        if args.date
+        else "qb:marks where a usable price is stored, else the lake's last close",
+        "prices": book.price_sources,
+    }
+    reference = prepared.reference
+    out["reference"] = {
+        "bonds": len(reference.bonds),
+        "fx_exposures": len(reference.fx),
+        "curve": f"lake reference table curve (as_of {reference.curve_table_as_of}) bootstrapped at "
+        f"{reference.as_of}",
+    }
+    if result.method == "monte_carlo":
+        out["factors"] = prepared.factors.describe()
+    return out
+
+
+def _print_table(out: dict[str, Any]) -> None:
+    """The consolidated book's short table: totals, one line per asset class, the largest positions."""
+    print(
+        f"VaR {out['confidence']:.0%} {out['horizon_days']}d ({out['model']}, {out['method']}, "
+        f"{out['paths']:,} paths) as of {out['as_of']}: VaR {out['var']:,.0f}  CVaR {out['cvar']:,.0f}"
+    )
+    print(f"{'':<16}{'value':>16}{'component VaR':>16}{'component CVaR':>16}")
+    for name, row in out["classes"].items():
+        print(
+            f"{name:<16}{row['value']:>16,.0f}{row['component_var']:>16,.0f}{row['component_cvar']:>16,.0f}"
+        )
+    print(f"{'total':<16}{'':>16}{out['class_var_sum']:>16,.0f}{out['class_cvar_sum']:>16,.0f}")
+    top = sorted(out["components"], key=lambda r: -abs(r["component_var"]))[:8]
+    print("largest positions by component VaR:")
+    for r in top:
+        var, cvar = r["component_var"], r["component_cvar"]
+        print(f"  {r['position']:<14}{r['value']:>16,.0f}{var:>16,.0f}{cvar:>16,.0f}")
+    marks = out["marks"]
+    check = out.get("revaluation_check")
+    print(
+        f"equity prices: {marks['qb:marks']} at qb:marks, {marks['lake_close']} at the lake close"
+        + (f"; bond revaluation vs QuantLib: {check['max_relative_error']:.1e} relative" if check else "")
+    )
 
 
 def cmd_var_sensor(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
@@ -181,7 +291,20 @@ def add_parser(
         "--mode",
         default="totals",
         choices=["totals", "full"],
-        help="full adds component VaR/CVaR per position",
+        help="full adds component VaR/CVaR per position (the consolidated scope always gives them)",
+    )
+    p.add_argument(
+        "--scope",
+        default=None,
+        choices=SCOPES,
+        help="consolidated: positions at qb:marks plus the lake's bond book and FX exposures (Monte Carlo); "
+        "equities: positions at the lake close (default QB_VAR_SCOPE)",
+    )
+    p.add_argument(
+        "--paths",
+        type=int,
+        default=DEFAULT_PATHS,
+        help=f"Monte Carlo paths of the consolidated book (default {DEFAULT_PATHS:,})",
     )
     p.add_argument(
         "--date",
@@ -195,7 +318,10 @@ def add_parser(
         help="backtest: CSV of model, date, loss_date, var, cvar, loss, exception for every day",
     )
     # `qb var backtest` prints its own table; `qb var` gets the generic summary.
-    p.set_defaults(func=cmd_var, prints_own=lambda args: args.action == "backtest")
+    p.set_defaults(
+        func=cmd_var,
+        prints_own=lambda args: args.action == "backtest" or getattr(args, "printed_table", False),
+    )
 
     p = sub.add_parser(
         "var-sensor", parents=[common], help="the live VaR sensor loop (Redis, kill switch, metrics)"

@@ -248,7 +248,9 @@ class Replay:
         for key, (estimate, variance) in state["filters"].items():
             venue, ticker = key.split("|", 1)
             self.worker.router.filters[(venue, ticker)] = SlippageFilter(estimate=estimate, variance=variance)
-        self.sensor = VarSensor(SensorConfig.from_settings(s), self.lake, self.schema, lambda: self.client)
+        # Equities only: the replay trades them on its own capital (its VaR limit is a share of it).
+        config = SensorConfig.from_settings(s, scope="equities")
+        self.sensor = VarSensor(config, self.lake, self.schema, lambda: self.client)
         limits = self.worker.policy.data.get("limits", {})
         self.max_notional = float(limits["max_order_notional"]) * CLIP_SHARE
         self.max_shares = float(limits["max_position_shares"])
