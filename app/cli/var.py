@@ -112,6 +112,8 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
             positions = equal_weight_book(closes.ffill().iloc[-1], DEMO_NOTIONAL)
             source = "demo equal-weight book ($1,000,000)"
     scope = args.scope or settings.var_scope
+    raw: dict[str, object] = dict(positions)
+    held = parse_positions(raw)
     common = {
         "scope": scope,
         "window": spec.window,
@@ -120,15 +122,13 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
         "positions": len(positions),
     }
     if scope == "consolidated":
-        out = _consolidated(args, settings, lake, closes, parse_positions(positions), spec)
+        out = _consolidated(args, settings, lake, closes, held, spec)
         out.update(common)
         if not args.json:
             _print_table(out)
             args.printed_table = True
         return out, 0
-    result = portfolio_var(
-        closes, parse_positions(positions), quarantined=lake.quarantined_dates(), spec=spec, mode=args.mode
-    )
+    result = portfolio_var(closes, held, quarantined=lake.quarantined_dates(), spec=spec, mode=args.mode)
     out = result.as_dict()
     out.update(common)
     return out, 0
