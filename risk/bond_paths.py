@@ -4,9 +4,9 @@
 :func:`risk.irrbb.price_book` builds: same schedule, day count and amounts); :meth:`Revaluer.revalue` then
 values every path with NumPy:
 
-* the zero rate at a cash flow's time t (Act/365F years from the valuation date) is the rule of QuantLib's
-  ``ZeroCurve`` (``InterpolatedZeroCurve<Linear>``) through the pillars: linear in t between pillars, the
-  first segment's line before the first pillar, and past the last pillar QuantLib's flat-forward
+* the zero rate at a cash flow's time t (Act/365F years from the valuation date, the curve's first pillar)
+  is the rule of QuantLib's ``ZeroCurve`` (``InterpolatedZeroCurve<Linear>``) through the pillars: linear
+  in t between pillars, and past the last pillar QuantLib's flat-forward
   extrapolation, z(t) = (z_n t_n + f_n (t - t_n)) / t with f_n = z_n + t_n z'(t_n), the instantaneous
   forward at the last pillar (z' the last segment's slope);
 * every one of those rules is linear in the pillar zero rates, so z(t) = W(t) @ zeros: one weight matrix
@@ -116,6 +116,12 @@ class Revaluer:
 
     @classmethod
     def build(cls, book: pd.DataFrame, nodes: ZeroNodes) -> Revaluer:
+        if not (len(nodes.times) and nodes.times[0] == 0):
+            raise InputError(
+                "curve first pillar",
+                nodes.dates[0].isoformat() if nodes.dates else None,
+                f"the valuation date {nodes.as_of.isoformat()} (QuantLib's reference date, t = 0)",
+            )
         flows = cash_flows(book, nodes.as_of)
         weights = zero_weights(nodes.times, flows.times)
         return cls(flows, nodes, weights, weights @ nodes.zeros)
