@@ -1,7 +1,8 @@
 """The VaR sensor against a real redis-server and a real lake: kill-switch round trip with hysteresis (each
 change audited), an operator's switch left alone, fail-closed refreshes (no heartbeat, error counted and
 alerted, the loop keeps trying and recovers), a Redis restart in the middle of the loop, metrics, SIGTERM,
-and the Airflow operator."""
+and the Airflow operator (those two from the settings: the consolidated scope). The consolidated book:
+per-class components that add up, a VaR that moves with qb:marks, fail-closed reference data."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from quantbridge.redis_schema import RedisSchema
 from quantbridge.settings import load_settings
 from risk.sensor import SensorConfig, SensorMetrics, VarSensor
 from tests.conftest import ROOT, _free_port
+from tests.risk_book_support import write_reference
 
 SCHEMA = RedisSchema("qb")
 
@@ -39,6 +41,7 @@ def priced_lake(tmp_path_factory, spark):
     root = tmp_path_factory.mktemp("sensor-lake")
     settings = load_settings({"lake_root": root})
     ingest_range(settings, SkfolioFeed(), date(2019, 1, 2), date(2019, 12, 31), spark=spark)
+    write_reference(Lake(root))  # the bond book, curve and FX table: the settings' consolidated scope
     return root
 
 
@@ -404,7 +407,11 @@ def test_realtime_risk_dag_when_run_briefly_then_sensor_task_alerts_and_sets_kil
     dag = load_dag("realtime_risk")
     run = dag.test(
         logical_date=datetime(2026, 1, 5, tzinfo=UTC),
-        run_conf={"duration_s": 1, "interval_s": 0.2, "limit": 1},
+        run_conf={
+            "duration_s": 3,
+            "interval_s": 0.2,
+            "limit": 1,
+        },  # the first consolidated refresh: ~1 s cold
     )
     assert str(run.state) == "success", _task_states("realtime_risk", run.run_id)
     assert redis_client.exists(SCHEMA.key("kill_switch"))
@@ -425,3 +432,111 @@ def test_sensor_when_redis_refuses_its_password_then_run_stops_with_a_clear_erro
     sensor = VarSensor(SensorConfig(limit=1e9), Lake(small_lake), SCHEMA, wrong_password)
     with pytest.raises(ServiceError, match="QB_REDIS_PASSWORD"):
         sensor.run(threading.Event(), max_refreshes=3)
+
+
+def _consolidated(lake, client, **kw):
+    kw.setdefault("paths", 20_000)
+    return _sensor(lake, client, limit=1e12, window=60, scope="consolidated", **kw)
+
+
+@pytest.fixture
+def book_lake(small_lake):
+    write_reference(small_lake)
+    return small_lake
+
+
+def test_consolidated_sensor_when_refreshed_then_per_class_components_add_up_to_the_totals(
+    book_lake, redis_client
+):
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 50_000, "MSFT": 30_000})
+    sensor, alerts = _consolidated(book_lake, redis_client)
+
+    figures = sensor.refresh(redis_client)
+
+    current = redis_client.hgetall(SCHEMA.key("risk_current"))
+    parts = [float(current[f"var_{c}"]) for c in ("equity", "rates", "fx")]
+    tails = [float(current[f"cvar_{c}"]) for c in ("equity", "rates", "fx")]
+    assert current["scope"] == "consolidated" and current["method"] == "monte_carlo"
+    assert all(p > 0 for p in parts) and sum(parts) == pytest.approx(float(current["var"]), rel=1e-9)
+    assert sum(tails) == pytest.approx(float(current["cvar"]), rel=1e-9)
+    assert (current["bonds"], current["fx_exposures"], current["positions"]) == ("6", "5", "2")
+    assert (current["marks_from_redis"], current["marks_from_close"]) == ("0", "2")
+    assert float(current["revaluation_error"]) < 1e-6
+    assert redis_client.exists(SCHEMA.heartbeat("var_sensor")) and alerts == []
+    assert figures["seconds"] < 5.0
+
+
+def test_consolidated_sensor_when_qb_marks_move_then_the_var_moves_and_says_where_prices_came_from(
+    book_lake, redis_client
+):
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 50_000, "MSFT": 30_000})
+    sensor, _ = _consolidated(book_lake, redis_client)
+    at_close = sensor.refresh(redis_client)
+    close = Lake(book_lake.root).read_close_matrix().iloc[-1]
+
+    redis_client.hset(SCHEMA.key("marks"), mapping={"AAPL": float(close["AAPL"]) * 1.5, "MSFT": "nan"})
+    marked = sensor.refresh(redis_client)
+    redis_client.hset(SCHEMA.key("marks"), "AAPL", "-1")  # unusable again: back to the close
+    back = sensor.refresh(redis_client)
+
+    assert marked["var"] > at_close["var"] and marked["var_equity"] > at_close["var_equity"]
+    assert (marked["marks_from_redis"], marked["marks_from_close"]) == (1, 1)
+    assert back["var"] == at_close["var"]  # seeded: the same draws, only the marks moved
+    history = [float(f["var"]) for _id, f in redis_client.xrange(SCHEMA.key("risk_history"))]
+    assert history == [at_close["var"], marked["var"], at_close["var"]]
+
+
+def test_equities_scope_when_qb_marks_move_then_var_is_the_lake_close_figure(book_lake, redis_client):
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 500, "MSFT": 300})
+    sensor, _ = _sensor(book_lake, redis_client, limit=1e12, window=60, scope="equities")
+    before = sensor.refresh(redis_client)
+    redis_client.hset(SCHEMA.key("marks"), "AAPL", "1000")
+
+    after = sensor.refresh(redis_client)
+
+    assert after["var"] == before["var"] and after["scope"] == "equities" and "var_rates" not in after
+
+
+def test_consolidated_sensor_when_no_positions_then_the_bond_and_fx_book_is_still_measured(
+    book_lake, redis_client
+):
+    sensor, _ = _consolidated(book_lake, redis_client)
+
+    figures = sensor.refresh(redis_client)
+
+    assert figures["positions"] == 0 and figures["var"] > 0 and figures["var_equity"] == 0.0
+
+
+@pytest.mark.parametrize("fault", ["missing-curve", "matured-bond"])
+def test_consolidated_sensor_when_reference_data_unusable_then_fails_closed_naming_it(
+    small_lake, redis_client, fault
+):
+    from marketdata.reference import read_reference_csv
+
+    if fault == "missing-curve":
+        write_reference(small_lake)
+        small_lake.reference("curve").unlink()
+        expected = "reference table curve"
+    else:
+        book = read_reference_csv("bond_book")
+        book.loc[0, "maturity_date"] = date(2024, 1, 31)  # before the lake's last date (2024-04-22)
+        write_reference(small_lake, {"bond_book": book})
+        expected = "bond UST-2Y maturity_date"
+    redis_client.hset(SCHEMA.key("positions"), mapping={"AAPL": 100})
+    sensor, alerts = _consolidated(small_lake, redis_client, max_backoff_s=0.01)
+
+    done = sensor.run(threading.Event(), max_refreshes=1)
+
+    assert done == 0 and sensor.metrics.errors._value.get() == 1
+    assert not redis_client.exists(SCHEMA.heartbeat("var_sensor"))
+    assert not redis_client.exists(SCHEMA.key("risk_current"))
+    assert [a["event"] for a in alerts] == ["var_sensor_error"] and expected in alerts[0]["error"]
+
+
+def test_sensor_config_when_scope_unknown_then_input_error_names_the_setting():
+    from quantbridge.errors import InputError
+
+    with pytest.raises(InputError, match="QB_VAR_SCOPE"):
+        SensorConfig(limit=1.0, scope="bonds")
+    assert SensorConfig.from_settings(load_settings({"var_scope": "equities"})).scope == "equities"
+    assert SensorConfig.from_settings(load_settings()).scope == "consolidated"
