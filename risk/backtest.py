@@ -24,7 +24,8 @@ from scipy import stats
 
 from quantbridge.errors import InputError
 from quantbridge.returns import daily_returns
-from risk.var import VAR_MODELS, VarSpec, window_figures
+from risk.es_backtest import TailAtoms, closed_form_atoms, largest_losses, tail_count
+from risk.var import SCENARIO_MODELS, VAR_MODELS, VarSpec, scenario_returns, window_figures
 
 BACKTEST_MODELS = VAR_MODELS
 BASEL_WINDOW = 250
@@ -72,6 +73,47 @@ def traffic_light(exceptions: int, observations: int = BASEL_WINDOW, p: float = 
     return "green" if cdf < 0.95 else "yellow" if cdf < 0.9999 else "red"
 
 
+def rolling_figures(
+    data: np.ndarray, ends: np.ndarray, money: np.ndarray, spec: VarSpec, *, tails: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, TailAtoms | None]:
+    """VaR, CVaR and volatility (n_ends,) of :func:`risk.var.window_figures` on the windows
+    ``data[j - spec.window : j]`` for j in ``ends`` with exposures ``money`` (n_ends, n_assets); with
+    ``tails``, each day's largest forecast losses for the ES tests.
+
+    ``filtered_historical_garch`` without fixed parameters: the GJR-GARCH parameters are refitted on the
+    window ending at the latest multiple of ``spec.refit_days`` (in rows of ``data``, at least the first
+    full window) at or before j, and the filter runs on each day's window with them: every figure uses
+    data up to its own day only, and the same row gets the same parameters whatever the first row.
+    """
+    w = spec.window
+    n = len(ends)
+    var, cvar, vol = np.empty(n), np.empty(n), np.empty(n)
+    scenario = spec.model in SCENARIO_MODELS
+    k = tail_count(w, spec.confidence)
+    largest = np.empty((n, k)) if tails and scenario else None
+    root_h = math.sqrt(spec.horizon_days)
+    refit = spec.model == "filtered_historical_garch" and spec.garch is None
+    day_spec, anchor = spec, -1
+    for i, j in enumerate(ends):
+        if refit and max(j - j % spec.refit_days, w) != anchor:
+            from risk.garch import fit_gjr
+
+            anchor = max(j - j % spec.refit_days, w)
+            day_spec = replace(spec, garch=fit_gjr(data[anchor - w : anchor] @ money[i]))
+        window = data[j - w : j]
+        var[i], cvar[i], vol[i], *_ = window_figures(window, money[i], day_spec)
+        if largest is not None:
+            loss = -(scenario_returns(window, money[i], day_spec) @ money[i]) * root_h
+            largest[i] = largest_losses(loss, k)
+    atoms: TailAtoms | None = None
+    if largest is not None:
+        atoms = TailAtoms(largest, np.full(n, w))
+    elif tails:
+        family = "student_t" if spec.model == "student_t" else "normal"
+        atoms = closed_form_atoms(family, spec.confidence, spec.dof, vol)
+    return var, cvar, vol, atoms
+
+
 def forecast_history(
     closes: pd.DataFrame,
     positions: dict[str, float],
@@ -80,6 +122,7 @@ def forecast_history(
     quarantined: Iterable[Any] = (),
     hold: str = "shares",
     last: int | None = None,
+    tails: list[TailAtoms] | None = None,
 ) -> pd.DataFrame:
     """Roll the live forecast over history: one row per lake date D with a next-day outcome.
 
@@ -91,8 +134,11 @@ def forecast_history(
     next lake date. Dates whose next return was dropped (a quarantined date or a missing price in between)
     have no outcome and no row. ``last``: only the latest ``last`` rows.
 
-    Returns a frame indexed by ``date`` (D) with columns ``loss_date``, ``var``, ``cvar``, ``loss``
-    (money; positive is a loss) and ``exception`` (loss > VaR).
+    Returns a frame indexed by ``date`` (D) with columns ``loss_date``, ``var``, ``cvar``, ``volatility``
+    (the forecast's P&L standard deviation), ``loss`` (money; positive is a loss) and ``exception``
+    (loss > VaR). ``tails``, when given, receives each row's forecast tail (one
+    :class:`risk.es_backtest.TailAtoms`) for the ES tests. A GARCH model without fixed parameters is
+    refitted every ``spec.refit_days`` days (:func:`rolling_figures`).
     """
     if hold not in HOLDS:
         raise InputError("hold", hold, "one of " + ", ".join(HOLDS))
@@ -128,17 +174,24 @@ def forecast_history(
         money = marks * quantity
     else:
         money = np.broadcast_to(quantity, (len(rows), len(tickers)))
-    var = np.empty(len(rows))
-    cvar = np.empty(len(rows))
     # daily_returns keeps finite returns only and a kept return starts from a priced date, so the checks of
     # risk.var.forecast hold for every window: the loop runs its formula directly
-    for i, j in enumerate(rows):
-        var[i], cvar[i], *_ = window_figures(data[j - spec.window : j], money[i], spec)
+    var, cvar, vol, atoms = rolling_figures(data, rows, money, spec, tails=tails is not None)
     loss = -np.einsum("ij,ij->i", data[rows], money)
-    return pd.DataFrame(
-        {"loss_date": returns.index[rows], "var": var, "cvar": cvar, "loss": loss, "exception": loss > var},
+    frame = pd.DataFrame(
+        {
+            "loss_date": returns.index[rows],
+            "var": var,
+            "cvar": cvar,
+            "volatility": vol,
+            "loss": loss,
+            "exception": loss > var,
+        },
         index=pd.Index(starts[rows], name="date"),
     )
+    if tails is not None and atoms is not None:
+        tails.append(atoms)
+    return frame
 
 
 @dataclass(frozen=True)
@@ -197,6 +250,30 @@ def evaluate(losses: pd.Series, var: pd.Series, confidence: float = 0.99, model:
     )
 
 
+#: The fields of :func:`risk.stressed_var.stressed_var` a backtest row carries (as ``stressed_<key>``).
+_STRESSED_KEYS = ("var", "cvar", "start", "end", "model")
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 2) if isinstance(value, float) else value
+
+
+def es_tests(frame: pd.DataFrame, tails: TailAtoms, confidence: float) -> dict[str, Any]:
+    """Acerbi-Szekely Z2 (p simulated from each day's forecast) and McNeil-Frey (bootstrap p) on a
+    :func:`forecast_history` frame; ``es_passes``: both p-values above 5%."""
+    from risk.es_backtest import mcneil_frey_test, z2_test
+
+    z2, z2_p = z2_test(frame["loss"], frame["var"], frame["cvar"], tails, 1 - confidence)
+    mf = mcneil_frey_test(frame["loss"], frame["var"], frame["cvar"], frame["volatility"])
+    return {
+        "z2": round(z2, 6),
+        "z2_p": round(z2_p, 6),
+        "mcneil_frey_mean_residual": round(mf["mean_residual"], 6),
+        "mcneil_frey_p": round(mf["p"], 6),
+        "es_passes": bool(z2_p > 0.05 and mf["p"] > 0.05),
+    }
+
+
 def backtest(
     closes: pd.DataFrame,
     positions: dict[str, float],
@@ -210,17 +287,44 @@ def backtest(
     """Backtest every model of ``models`` (``spec`` with its model replaced) on one book.
 
     A model passes when Kupiec's and Christoffersen's p-values exceed 5% and no 250-day window is red.
+    Each row also holds the ES tests (:func:`es_tests`: ``z2``, ``z2_p``, ``mcneil_frey_p``, ``es_passes``),
+    the last forecast (``var_last``, ``cvar_last``) and the model's stressed VaR of the book as held at the
+    end (:func:`risk.stressed_var.stressed_var`: ``stressed_var``, ``stressed_cvar``, ``stressed_start``,
+    ``stressed_end``, ``stressed_model``; None with fewer than 250 daily returns). ``seconds``: the
+    backtest and ES tests; ``stressed_seconds``: the stressed VaR.
     ``forecasts``, when given, receives each model's rows from :func:`forecast_history`.
     """
+    from risk.stressed_var import stressed_var
+
     spec = spec or VarSpec()
+    quarantined = list(quarantined)
     rows, frames = [], {}
     for model in models:
         t0 = time.perf_counter()
+        model_spec = replace(spec, model=model)
+        tails: list[TailAtoms] = []
         frame = forecast_history(
-            closes, positions, replace(spec, model=model), quarantined=quarantined, hold=hold
+            closes, positions, model_spec, quarantined=quarantined, hold=hold, tails=tails
         )
         row = evaluate(frame["loss"], frame["var"], spec.confidence, model)
-        rows.append({**row.as_dict(), "seconds": round(time.perf_counter() - t0, 3)})
+        es = es_tests(frame, tails[0], spec.confidence)
+        seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        try:
+            stressed = stressed_var(closes, positions, model_spec, quarantined, hold=hold)
+        except InputError:  # fewer daily returns than one stress window: nothing to report
+            stressed = dict.fromkeys(_STRESSED_KEYS)
+        rows.append(
+            {
+                **row.as_dict(),
+                **es,
+                "var_last": round(float(frame["var"].iloc[-1]), 2),
+                "cvar_last": round(float(frame["cvar"].iloc[-1]), 2),
+                **{f"stressed_{k}": _rounded(v) for k, v in stressed.items() if k in _STRESSED_KEYS},
+                "seconds": round(seconds, 3),
+                "stressed_seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
         frames[model] = frame
     if forecasts is not None:
         forecasts.update(frames)
@@ -234,6 +338,7 @@ def backtest(
     return {
         "confidence": spec.confidence,
         "window": spec.window,
+        "quantile": spec.quantile,
         "decay": spec.decay,
         "hold": hold,
         "start": str(first.index[0]),

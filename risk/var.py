@@ -81,8 +81,11 @@ VAR_MODELS = (
     "historical",
     "filtered_historical",
     "filtered_historical_portfolio",
+    "filtered_historical_garch",
 )
 FORECAST_MODES = ("totals", "full")
+#: Quantile estimators of the scenario models' VaR (see :func:`_quantile`).
+QUANTILES = ("linear", "unbiased")
 #: Fewest daily returns behind one forecast.
 MIN_RETURNS = 20
 
@@ -95,8 +98,14 @@ class VarSpec:
     ``ewma`` (normal on the EWMA variance of the book's P&L), ``historical`` (the book's P&L on the
     window's returns), ``filtered_historical`` (each asset's returns divided by its EWMA volatility at the
     time, times its volatility for tomorrow), ``filtered_historical_portfolio`` (the same filter on the
-    book's P&L). ``window``: daily returns behind one forecast; ``decay``: EWMA decay; ``dof``: Student-t
-    degrees of freedom (unit variance).
+    book's P&L), ``filtered_historical_garch`` (the book's P&L filtered by a GJR-GARCH(1,1) volatility,
+    :mod:`risk.garch`). ``window``: daily returns behind one forecast; ``decay``: EWMA decay; ``dof``:
+    Student-t degrees of freedom (unit variance). ``garch``: fixed (omega, alpha, gamma, beta) of the GARCH
+    filter, ``omega`` relative to the window's mean square; None fits them on the window (the live
+    forecast). ``refit_days``: the backtest refits the GARCH parameters every ``refit_days`` days and
+    filters daily on them (:func:`risk.backtest.forecast_history`). ``quantile``: the scenario models' VaR
+    estimator, ``linear`` (NumPy's default) or ``unbiased`` (exceeded with probability 1 - c on average by
+    a new draw from the same i.i.d. distribution; see :func:`_quantile`).
     """
 
     model: str = "filtered_historical_portfolio"
@@ -106,6 +115,9 @@ class VarSpec:
     decay: float = 0.94
     dof: float = 5.0
     cov_method: str = "ledoit_wolf"
+    garch: tuple[float, float, float, float] | None = None
+    refit_days: int = 21
+    quantile: str = "linear"
 
     def __post_init__(self) -> None:
         if self.model not in VAR_MODELS:
@@ -128,6 +140,15 @@ class VarSpec:
             raise InputError("decay", self.decay, "a number in (0, 1), e.g. 0.94")
         if not self.dof > 2:
             raise InputError("dof", self.dof, "a number > 2 (the variance must exist)")
+        if self.quantile not in QUANTILES:
+            raise InputError("quantile", self.quantile, "one of " + ", ".join(QUANTILES))
+        r = self.refit_days
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
+            raise InputError("refit_days", r, "an integer >= 1 (days between GARCH fits in a backtest)")
+        if self.garch is not None:
+            from risk.garch import check_params
+
+            object.__setattr__(self, "garch", tuple(check_params(self.garch)))
 
 
 @lru_cache(maxsize=64)
@@ -228,7 +249,7 @@ def window_figures(
     scenarios = scenario_returns(r, e, spec)
     pnl = scenarios @ e
     loss = -pnl * root_h
-    var = _quantile(loss, spec.confidence)
+    var = _quantile(loss, spec.confidence, spec.quantile)
     tail = loss >= var
     cvar = float(loss[tail].mean())
     centred = loss - loss.mean()
@@ -239,7 +260,12 @@ def window_figures(
 
 
 #: Models whose forecast is the empirical distribution of one-day return scenarios (no covariance).
-SCENARIO_MODELS = ("historical", "filtered_historical", "filtered_historical_portfolio")
+SCENARIO_MODELS = (
+    "historical",
+    "filtered_historical",
+    "filtered_historical_portfolio",
+    "filtered_historical_garch",
+)
 
 
 def scenario_returns(r: np.ndarray, e: np.ndarray, spec: VarSpec) -> np.ndarray:
@@ -247,7 +273,9 @@ def scenario_returns(r: np.ndarray, e: np.ndarray, spec: VarSpec) -> np.ndarray:
 
     ``historical``: the window as it was; ``filtered_historical``: each asset's return over its EWMA
     volatility at the time, times its volatility for tomorrow; ``filtered_historical_portfolio``: every
-    asset of a day scaled by the book's (``e``) EWMA P&L volatility ratio, tomorrow's over that day's.
+    asset of a day scaled by the book's (``e``) EWMA P&L volatility ratio, tomorrow's over that day's;
+    ``filtered_historical_garch``: the same with the book's GJR-GARCH(1,1) volatility (``spec.garch``, else
+    fitted on the window).
     The book's P&L scenarios are ``scenarios @ e``: :func:`window_figures` and the consolidated book's
     Monte Carlo (:mod:`risk.book_var`) draw from the same rows.
     """
@@ -258,14 +286,26 @@ def scenario_returns(r: np.ndarray, e: np.ndarray, spec: VarSpec) -> np.ndarray:
         pnl = r @ e
         level = np.sqrt(np.maximum(ewma_variance(pnl * pnl, spec.decay), _TINY))
         return r * (level[-1] / level[:-1])[:, None]
+    if spec.model == "filtered_historical_garch":
+        from risk.garch import GarchParams, fit_gjr, gjr_variance
+
+        pnl = r @ e
+        params = fit_gjr(pnl) if spec.garch is None else GarchParams(*spec.garch)
+        level = np.sqrt(gjr_variance(pnl, params))
+        return r * (level[-1] / level[:-1])[:, None]
     if spec.model == "historical":
         return r
     raise InputError("model", spec.model, "one of " + ", ".join(SCENARIO_MODELS) + " (scenario models)")
 
 
-def _quantile(x: np.ndarray, q: float) -> float:
-    """np.quantile's default (linear interpolation between order statistics) by partial sort: faster."""
-    h = (len(x) - 1) * q
+def _quantile(x: np.ndarray, q: float, method: str = "linear") -> float:
+    """np.quantile's ``linear`` (default) or ``weibull`` (``unbiased``) method by partial sort: faster.
+
+    The k-th smallest of n i.i.d. draws is exceeded by a new draw with probability 1 - k / (n + 1) on
+    average, so rank q(n + 1) (``unbiased``, Hyndman-Fan type 6) is exceeded with probability 1 - q;
+    NumPy's default rank q(n - 1) + 1 with 1 - q + (2q - 1) / (n + 1): 1.098% for q = 0.99, n = 1,000.
+    """
+    h = (len(x) - 1) * q if method == "linear" else min(max((len(x) + 1) * q - 1, 0.0), len(x) - 1.0)
     lo = math.floor(h)
     hi = min(lo + 1, len(x) - 1)
     part = np.partition(x, [lo, hi])

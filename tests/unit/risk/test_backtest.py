@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -18,9 +19,10 @@ from risk.backtest import (
     kupiec_pof,
     traffic_light,
 )
+from risk.garch import fit_gjr
 from risk.portfolio import reference_book
 from risk.portfolio_var import portfolio_var
-from risk.var import VAR_MODELS, VarSpec
+from risk.var import VAR_MODELS, VarSpec, window_figures
 
 
 def test_kupiec_when_5_exceptions_in_250_at_99_then_hand_computed_statistic():
@@ -183,3 +185,89 @@ def test_backtest_when_crisis_years_then_a_row_per_model_and_slow_normal_breaks_
     assert frames["ewma"]["var"].sum() == pytest.approx(
         forecast_history(real_closes, money, VarSpec(model="ewma", window=250), hold="money")["var"].sum()
     )
+
+
+def test_backtest_rows_when_run_then_es_tests_and_stressed_var_per_model(real_closes):
+    money = reference_book("equal_weight", list(real_closes.columns))
+
+    out = backtest(
+        real_closes,
+        money,
+        hold="money",
+        spec=VarSpec(window=250),
+        models=["normal", "filtered_historical_portfolio"],
+    )
+
+    rows = {m["model"]: m for m in out["models"]}
+    # 2007-2010: a normal VaR on a slow covariance understates the crisis tail; the filtered model does not
+    assert rows["normal"]["z2"] < rows["filtered_historical_portfolio"]["z2"]
+    assert rows["normal"]["z2_p"] < 0.05 and not rows["normal"]["es_passes"]
+    for row in rows.values():
+        assert 0 < row["z2_p"] <= 1 and 0 < row["mcneil_frey_p"] <= 1
+        assert row["stressed_start"] < row["stressed_end"] and row["stressed_var"] > row["var_last"] > 0
+        assert row["stressed_cvar"] >= row["stressed_var"]
+    assert rows["filtered_historical_portfolio"]["stressed_model"] == "historical"
+    assert out["quantile"] == "linear"
+
+
+def test_forecast_history_when_tails_asked_then_each_days_largest_losses_bound_var_and_average_to_cvar(
+    real_closes,
+):
+    money = {"AAPL": 1e5, "XOM": -5e4, "JPM": 5e4}
+    spec = VarSpec(model="filtered_historical_portfolio", window=250)
+    tails: list = []
+
+    history = forecast_history(real_closes, money, spec, hold="money", tails=tails, last=50)
+    normal: list = []
+    closed = forecast_history(
+        real_closes, money, VarSpec(model="normal", window=250), hold="money", tails=normal
+    )
+
+    atoms = tails[0]
+    assert atoms.largest.shape == (50, 4) and (atoms.total == 250).all()  # floor(250 x 1%) + 2 kept
+    above = atoms.largest > history["var"].to_numpy()[:, None]
+    tail_mean = np.where(above, atoms.largest, 0).sum(axis=1) / above.sum(axis=1)
+    assert tail_mean == pytest.approx(history["cvar"].to_numpy(), rel=1e-12)
+    assert (history["volatility"] > 0).all()
+    top = normal[0].largest[:, :100].mean(axis=1)  # the closed form's atoms above its VaR average to its CVaR
+    assert top == pytest.approx(closed["cvar"].to_numpy(), rel=1e-9)
+
+
+def test_forecast_history_when_garch_refits_then_every_row_gets_its_anchors_fit_whatever_the_first_row(
+    real_closes,
+):
+    money = {"AAPL": 1e5, "XOM": 1e5}
+    spec = VarSpec(model="filtered_historical_garch", window=250, refit_days=63)
+
+    full = forecast_history(real_closes, money, spec, hold="money")
+    tail = forecast_history(real_closes, money, spec, hold="money", last=100)
+
+    assert tail.equals(full.iloc[-100:])
+    # a row on a refit day: its forecast is the live formula (a fit on its own window)
+    returns = real_closes.loc[:, list(money)].pct_change().iloc[1:]
+    j = 252  # the first multiple of 63 past the window
+    row = full.iloc[j - 250]
+    live = portfolio_var(
+        real_closes.loc[: row.name],
+        {t: m / real_closes.loc[row.name, t] for t, m in money.items()},
+        spec=spec,
+    )
+    assert returns.index[j - 1] == row.name
+    assert live.var == pytest.approx(row["var"], rel=1e-5)  # the same fit up to the optimiser's tolerance
+    # 62 rows later the filter runs on that fit's parameters, on its own window
+    data = returns.to_numpy()
+    e = np.array(list(money.values()))
+    fixed = replace(spec, garch=fit_gjr(data[j - 250 : j] @ e))
+    later = window_figures(data[j + 62 - 250 : j + 62], e, fixed)
+    assert later[0] == pytest.approx(full["var"].iloc[j + 62 - 250], rel=1e-12)
+
+
+def test_backtest_when_history_shorter_than_a_stress_window_then_no_stressed_var(real_closes):
+    short = real_closes.iloc[:200]
+    money = {"AAPL": 1e5, "XOM": -1e5}
+
+    out = backtest(short, money, hold="money", spec=VarSpec(window=60), models=["historical"])
+
+    row = out["models"][0]
+    assert row["stressed_var"] is None and row["stressed_start"] is None
+    assert row["observations"] == 200 - 1 - 60 and "z2" in row
