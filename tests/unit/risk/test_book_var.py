@@ -171,3 +171,19 @@ def test_price_equities_when_a_ticker_has_neither_mark_nor_close_then_input_erro
         price_equities({"ZZZ": 1.0}, pd.Series({"AAA": 10.0}), {"ZZZ": None})
     prices, sources = price_equities({"ZZZ": 1.0}, pd.Series({"AAA": 10.0}), {"ZZZ": b"12.5"})
     assert prices == {"ZZZ": 12.5} and sources == {"ZZZ": FROM_MARKS}
+
+
+def test_book_var_when_revaluation_drifts_from_quantlib_or_window_too_short_then_it_raises(lake):
+    import dataclasses
+
+    closes = _closes(lake)
+    reference = load_reference(lake, closes.index[-1])
+    prepared = prepare(reference)
+    assert prepared.revaluer is not None
+    off = dataclasses.replace(prepared.revaluer, base_zeros=prepared.revaluer.base_zeros + 1e-4)  # 1 bp off
+    book = build_book(closes.index[-1], SHARES, closes.iloc[-1], None, reference)
+
+    with pytest.raises(RuntimeError, match="differs from QuantLib"):
+        book_var(book, closes, SPEC, paths=2_000, prepared=dataclasses.replace(prepared, revaluer=off))
+    with pytest.raises(InputError, match="at least 20 finite returns"):
+        book_var(book, closes.iloc[-15:], SPEC, paths=2_000, prepared=prepared)
