@@ -19,6 +19,7 @@ help:
 	@echo "make airflow   - start the local Airflow 3 stack, UI on http://127.0.0.1:8080 (login: admin)"
 	@echo "make status    - services, lake extent, last runs"
 	@echo "make bench     - VaR Monte Carlo and execution-worker latency benchmarks against floors measured in the same run"
+	@echo "make bench-gpu - CuPy extras, the CuPy path's tests and the 1,000 assets x 1e7 paths VaR benchmark (needs a CUDA GPU)"
 	@echo "make profile-worker - py-spy flame graph of the execution worker under the bench's load (.bench/worker-profile.svg)"
 	@echo "make lock      - re-resolve requirements.in into the pinned requirements.txt"
 
@@ -77,8 +78,15 @@ test-fast: venv system
 
 # Full-size benchmarks; figures are ratios to a floor measured in the same run.
 bench: venv
-	$(BIN)/python -m bench.var_bench --assets 500 --paths 1000000 --repeats 2
+	$(BIN)/python -m bench.var_bench --assets 500 --paths 1000000 --repeats 3
+	$(BIN)/python -m bench.var_reduction --mode full --assets 100 --paths 100000 --replications 30
+	$(BIN)/python -m bench.var_reduction --mode shortcut --paths 1000000 --replications 30
 	$(BIN)/python -m bench.worker_bench --orders 4000 --rates 400 2000 --workers 1 2 --modes unpinned pinned
+
+# The GPU check in one command: exits non-zero with the reason when no CUDA device is visible.
+.PHONY: bench-gpu
+bench-gpu: venv
+	bench/gpu.sh
 
 # Where the worker's time goes: one worker pinned to its own core at 1,000 orders/s, sampled by py-spy
 # (non-blocking, by pid: no root needed beyond ptrace of our own child). Writes the SVG, the collapsed stacks

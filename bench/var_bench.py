@@ -11,7 +11,10 @@ the mode needs, and nothing else:
   CVaR, is its overhead);
 * ``shortcut``: one normal per path times the book's volatility.
 
-    python -m bench.var_bench [--assets 500] [--paths 1000000] [--repeats 2] [--json]
+On the GPU (``--device gpu``, run by ``make bench-gpu``) the floor is cuRAND's normals in the engine's
+batches plus the same product, timed to the device's synchronisation.
+
+    python -m bench.var_bench [--assets 500] [--paths 1000000] [--repeats 2] [--device cpu|gpu] [--json]
 """
 
 from __future__ import annotations
@@ -99,30 +102,62 @@ def floor_seconds(
     return _parallel(threads, work)
 
 
-def run(assets: int, paths: int, repeats: int = 1, threads: int | None = None) -> dict[str, Any]:
+def gpu_floor_seconds(
+    backend: Any, direction: np.ndarray, paths: int, dtype: str, mode: str, batch: int
+) -> float:
+    """The GPU floor: cuRAND normals in the engine's batches plus the mode's product, synchronised."""
+    xp = backend.xp
+    u = xp.asarray(direction, dtype=dtype)
+    xp.cuda.Device().synchronize()
+    t0 = time.perf_counter()
+    for b, start in enumerate(range(0, paths, batch)):
+        n = min(batch, paths - start)
+        rng = backend.generator([2, b])
+        if mode == "full":
+            rng.standard_normal((n, len(direction)), dtype=dtype) @ u
+        else:
+            rng.standard_normal((n,), dtype=dtype) * 2.0
+    xp.cuda.Device().synchronize()
+    return time.perf_counter() - t0
+
+
+def run(
+    assets: int,
+    paths: int,
+    repeats: int = 1,
+    threads: int | None = None,
+    device: str = "cpu",
+    generator_numbers: int = 40_000_000,
+) -> dict[str, Any]:
     from risk.backend import array_module
-    from risk.monte_carlo import _cholesky, monte_carlo_var
+    from risk.monte_carlo import _DEFAULT_BATCH, _cholesky, monte_carlo_var
 
     threads = threads or os.cpu_count() or 1
     w, cov = book(assets)
     a = _cholesky(cov).T @ w
-    u = -a / np.linalg.norm(a)
-    backend = array_module("cpu")
-    rates = generator_rates(threads)
-    print(f"normals/s on {threads} threads (independent SFC64/... streams from SeedSequence.spawn):")
-    for name, by_dtype in rates.items():
-        f64, f32 = by_dtype["float64"] / 1e6, by_dtype["float32"] / 1e6
-        print(f"  {name:>10}: float64 {f64:6.0f} M/s  float32 {f32:6.0f} M/s")
+    scale = float(np.linalg.norm(a))
+    u = -a / scale
+    backend = array_module(device)
+    rates: dict[str, dict[str, float]] = {}
+    if backend.name == "numpy":
+        rates = generator_rates(threads, generator_numbers)
+        print(f"normals/s on {threads} threads (independent streams from SeedSequence.spawn):")
+        for name, by_dtype in rates.items():
+            f64, f32 = by_dtype["float64"] / 1e6, by_dtype["float32"] / 1e6
+            print(f"  {name:>10}: float64 {f64:6.0f} M/s  float32 {f32:6.0f} M/s")
     rows = []
     for mode in ("shortcut", "full"):
         for dtype in ("float64", "float32"):
-            best = max(GENERATORS, key=lambda name: rates[name][dtype])
+            best = max(GENERATORS, key=lambda name: rates[name][dtype]) if rates else "cuRAND"
             normals = paths * (assets if mode == "full" else 1)
             floor = engine = float("inf")
             for _ in range(repeats):  # interleaved: both see the same machine load
-                floor = min(
-                    floor, floor_seconds(best, u, paths, dtype, mode, threads, float(np.linalg.norm(a)))
-                )
+                if backend.name == "numpy":
+                    floor = min(floor, floor_seconds(best, u, paths, dtype, mode, threads, scale))
+                else:
+                    floor = min(
+                        floor, gpu_floor_seconds(backend, u, paths, dtype, mode, _DEFAULT_BATCH["cupy"])
+                    )
                 result = monte_carlo_var(
                     w, cov, paths=paths, dtype=dtype, mode=mode, backend=backend, threads=threads
                 )
@@ -156,14 +191,16 @@ def main() -> None:
     parser.add_argument("--paths", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="default: every core")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CuPy engine and floor")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    where = f"NumPy on {os.cpu_count()} cores" if args.device == "cpu" else "CuPy on the GPU"
     print(
-        f"Monte Carlo VaR, {args.assets} assets x {args.paths:,} paths, 99%, NumPy on {os.cpu_count()} cores "
+        f"Monte Carlo VaR, {args.assets} assets x {args.paths:,} paths, 99%, {where} "
         f"({platform.processor() or platform.machine()}), load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    out = run(args.assets, args.paths, args.repeats, args.threads)
+    out = run(args.assets, args.paths, args.repeats, args.threads, args.device)
     if args.json:
         print(json.dumps(out, indent=2))
 

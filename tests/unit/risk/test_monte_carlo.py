@@ -32,8 +32,8 @@ def _components(result, key="component_var"):
 @pytest.mark.parametrize("mode", ["shortcut", "full"])
 def test_mc_var_when_thread_count_changes_then_same_figures_to_the_bit(book, mode):
     w, cov = book
-    one = monte_carlo_var(w, cov, paths=20_000, mode=mode, batch_size=3_000, threads=1, backend=CPU)
-    three = monte_carlo_var(w, cov, paths=20_000, mode=mode, batch_size=3_000, threads=3, backend=CPU)
+    one = monte_carlo_var(w, cov, paths=20_000, mode=mode, batch_size=3_000, threads=1)
+    three = monte_carlo_var(w, cov, paths=20_000, mode=mode, batch_size=3_000, threads=3)
 
     assert (one.var, one.cvar, one.volatility) == (three.var, three.cvar, three.volatility)
     assert one.component_var == three.component_var and one.component_cvar == three.component_cvar
@@ -43,7 +43,7 @@ def test_mc_var_shortcut_when_a_million_paths_then_one_normal_per_path_in_well_u
     w, cov = book
     exact = normal_var(w, cov)
 
-    r = monte_carlo_var(w, cov, paths=1_000_000, seed=4, backend=CPU)
+    r = monte_carlo_var(w, cov, paths=1_000_000, seed=4)
 
     se = math.sqrt(0.99 * 0.01 / 1e6) / norm.pdf(norm.ppf(0.99)) * exact.volatility
     assert abs(r.var - exact.var) < 4 * se and r.volatility == pytest.approx(exact.volatility, rel=0.003)
@@ -52,9 +52,7 @@ def test_mc_var_shortcut_when_a_million_paths_then_one_normal_per_path_in_well_u
 
 def test_mc_var_full_when_same_draws_then_components_are_risk_contributions_of_the_per_position_losses(book):
     w, cov = book
-    result, batches = _simulate(
-        w, cov, paths=20_000, seed=3, mode="full", batch_size=6_000, backend=CPU, collect=True
-    )
+    result, batches = _simulate(w, cov, paths=20_000, seed=3, mode="full", batch_size=6_000, collect=True)
     positions = np.concatenate([b.positions for b in batches])
     loss = np.concatenate([b.loss for b in batches])
     h = 1.06 * math.sqrt(w @ cov @ w) * 20_000**-0.2  # the engine's bandwidth
@@ -92,7 +90,7 @@ def test_mc_var_full_when_elliptical_book_then_components_converge_to_the_euler_
 
 def test_mc_var_when_empty_book_then_zero_figures_and_zero_components(book):
     _, cov = book
-    r = monte_carlo_var(np.zeros(N), cov, mode="full", backend=CPU)
+    r = monte_carlo_var(np.zeros(N), cov, mode="full")
 
     assert (r.var, r.cvar, r.volatility) == (0.0, 0.0, 0.0) and set(r.component_var.values()) == {0.0}
 

@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from risk.backend import array_module
 from risk.monte_carlo import _simulate, _tail_quantile, monte_carlo_var, normal_var
 
 N = 8
-CPU = array_module("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +44,7 @@ def test_mc_var_when_any_variance_reduction_then_closed_form_within_plain_monte_
 
 def _spread(book, seeds=12, **kwargs):
     w, cov = book
-    runs = [monte_carlo_var(w, cov, seed=s, backend=CPU, **kwargs) for s in range(seeds)]
+    runs = [monte_carlo_var(w, cov, seed=s, **kwargs) for s in range(seeds)]
     return np.std([r.var for r in runs], ddof=1), np.std([r.cvar for r in runs], ddof=1)
 
 
@@ -62,9 +60,7 @@ def test_mc_var_when_importance_or_sobol_then_var_and_cvar_spread_across_seeds_s
 
 def test_mc_var_antithetic_when_drawn_then_paths_come_in_opposite_pairs(book):
     w, cov = book
-    _, batches = _simulate(
-        w, cov, paths=1_001, mode="full", sampler="antithetic", batch_size=1_001, backend=CPU
-    )
+    _, batches = _simulate(w, cov, paths=1_001, mode="full", sampler="antithetic", batch_size=1_001)
     loss = batches[0].loss  # 501 draws: paths 0..500 and their mirrors 501..1000
 
     assert loss[501:] == pytest.approx(-loss[:500], rel=1e-12)
@@ -72,7 +68,7 @@ def test_mc_var_antithetic_when_drawn_then_paths_come_in_opposite_pairs(book):
 
 def test_mc_var_importance_when_drawn_then_likelihood_ratios_of_the_shift_along_the_loss(book):
     w, cov = book
-    _, batches = _simulate(w, cov, paths=50_000, importance=True, batch_size=50_000, backend=CPU)
+    _, batches = _simulate(w, cov, paths=50_000, importance=True, batch_size=50_000)
     s = batches[0].loss / math.sqrt(w @ cov @ w)  # the standardised loss is the shifted normal
     mu = norm.ppf(0.99)
 
