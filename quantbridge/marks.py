@@ -16,7 +16,7 @@ from typing import Any
 from quantbridge.redis_schema import RedisSchema
 
 #: Where a trusted mark came from (the VaR sensor publishes the counts).
-FROM_MARKS = "qb:marks"
+FROM_MARKS = "marks"
 FROM_CLOSE = "lake_close"
 
 

@@ -60,7 +60,8 @@ KEYS: tuple[RedisKey, ...] = (
         "hash",
         "VaR sensor",
         "dashboard, execution worker",
-        "Latest VaR/CVaR figures, model, backend, timestamp.",
+        "Latest VaR/CVaR figures of the book in scope (equities, or the consolidated book with its per-class "
+        "Euler components var_equity/var_rates/var_fx), model, backend, where marks came from, timestamp.",
     ),
     RedisKey(
         "risk_history",
@@ -172,7 +173,7 @@ KEYS: tuple[RedisKey, ...] = (
         "marks",
         "hash ticker -> price",
         "price feeds, simulated venues (mid)",
-        "execution worker",
+        "execution worker, VaR sensor, `qb var`",
         "Trusted marks fresher than the lake's last close; limits and venues price "
         "orders at the mark, never only at the order's own reference price.",
     ),

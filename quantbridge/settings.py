@@ -185,8 +185,9 @@ class Settings(BaseSettings):
     """Daily returns behind the covariance / historical sample."""
     var_interval_s: PositiveFloat = 30.0
     """VaR sensor refresh period, seconds."""
-    var_limit: PositiveFloat = 50_000.0
-    """VaR limit in the portfolio currency: above it the kill switch is set."""
+    var_limit: PositiveFloat = 400_000.0
+    """VaR limit in the portfolio currency: above it the kill switch is set. Sized for the demo's consolidated
+    book (the $1M equity book, the $16.4M bond book and $24.5M of FX exposures: VaR about 262,000)."""
     var_clear_ratio: Annotated[float, Field(gt=0, le=1)] = 0.9
     """The kill switch clears when VaR falls below var_limit x var_clear_ratio (hysteresis)."""
     var_metrics_port: Port = 9108

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from quantbridge.errors import InputError
-from risk.irrbb import ZeroNodes, _bond, _ql_date, price_book
+from risk.irrbb import ZeroNodes, price_book, ql_bond, ql_date
 
 #: Relative difference to QuantLib's prices a revaluation may show (the check fails above it).
 CHECK_TOLERANCE = 1e-6
@@ -60,8 +60,8 @@ def cash_flows(book: pd.DataFrame, as_of: date) -> CashFlows:
     currency); a matured bond, a non-positive face or an unknown currency is an InputError naming it."""
     import QuantLib as ql
 
-    ql.Settings.instance().evaluationDate = _ql_date(as_of)
-    today = _ql_date(as_of)
+    ql.Settings.instance().evaluationDate = ql_date(as_of)
+    today = ql_date(as_of)
     times: list[float] = []
     amounts: list[float] = []
     owner: list[int] = []
@@ -69,7 +69,7 @@ def cash_flows(book: pd.DataFrame, as_of: date) -> CashFlows:
     if len(set(ids)) != len(ids):
         raise InputError("bond_book id", sorted({i for i in ids if ids.count(i) > 1}), "unique bond ids")
     for k, row in enumerate(book.itertuples(index=False)):
-        for cf in _bond(row, as_of).cashflows():
+        for cf in ql_bond(row, as_of).cashflows():
             if cf.hasOccurred(today):
                 continue
             d = cf.date()

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from quantbridge.errors import InputError
+from quantbridge.marks import FROM_MARKS
 from risk.bond_paths import CHECK_TOLERANCE, Revaluer, check_against_quantlib
 from risk.book import EQUITY, FX, RATES, Book, Reference
 from risk.factors import FactorModel
@@ -230,7 +231,7 @@ def book_var(
 
 def _marks(book: Book) -> pd.Series | None:
     """The book's prices when any came from ``qb:marks`` (None: the lake close, portfolio_var's default)."""
-    if all(s != "qb:marks" for s in book.price_sources.values()):
+    if all(s != FROM_MARKS for s in book.price_sources.values()):
         return None
     return pd.Series(book.prices, dtype="float64")
 

@@ -71,7 +71,7 @@ def scenario_shift(name: str, currency: str = "USD") -> Callable[[np.ndarray], n
     )
 
 
-def _ql_date(d: date) -> Any:
+def ql_date(d: date) -> Any:
     import QuantLib as ql
 
     return ql.Date(d.day, d.month, d.year)
@@ -103,9 +103,10 @@ class ZeroNodes:
         import QuantLib as ql
 
         curve = ql.ZeroCurve(
-            [_ql_date(d) for d in self.dates], list(map(float, self.zeros)), ql.Actual365Fixed()
+            [ql_date(d) for d in self.dates], list(map(float, self.zeros)), ql.Actual365Fixed()
         )
-        curve.enableExtrapolation()  # a bond past the last pillar: the last segment's slope carries on
+        # Past the last pillar QuantLib extrapolates flat-forward (risk.bond_paths copies that rule).
+        curve.enableExtrapolation()
         return curve
 
 
@@ -115,8 +116,8 @@ def bootstrap_par_curve(as_of: date, curve_table: pd.DataFrame, coupons_per_year
 
     if curve_table.empty:
         raise InputError("curve", "empty", "a par-rate table with tenor_years, par_rate")
-    ql.Settings.instance().evaluationDate = _ql_date(as_of)
-    today = _ql_date(as_of)
+    ql.Settings.instance().evaluationDate = ql_date(as_of)
+    today = ql_date(as_of)
     helpers = []
     for tenor, rate in sorted(zip(curve_table["tenor_years"], curve_table["par_rate"], strict=True)):
         months = int(round(float(tenor) * 12))
@@ -153,7 +154,7 @@ def bootstrap_par_curve(as_of: date, curve_table: pd.DataFrame, coupons_per_year
     return ZeroNodes(as_of, dates, times, zeros)
 
 
-def _bond(row: Any, as_of: date) -> Any:
+def ql_bond(row: Any, as_of: date) -> Any:
     import QuantLib as ql
 
     maturity = row.maturity_date
@@ -167,10 +168,10 @@ def _bond(row: Any, as_of: date) -> Any:
         raise InputError(f"bond {row.id} currency", row.currency, "one of " + ", ".join(SHOCK_SIZES_BP))
     freq = _frequency(int(row.coupon_frequency))
     # A schedule long enough to roll backward from maturity; past coupons are ignored by the engine.
-    start = _ql_date(as_of) - ql.Period(1, ql.Years)
+    start = ql_date(as_of) - ql.Period(1, ql.Years)
     schedule = ql.Schedule(
         start,
-        _ql_date(maturity),
+        ql_date(maturity),
         ql.Period(freq),
         ql.NullCalendar(),
         ql.Unadjusted,
@@ -187,12 +188,12 @@ def price_book(book: pd.DataFrame, nodes: ZeroNodes) -> pd.Series:
     """Present value of each bond (index: id) on the curve through ``nodes``."""
     import QuantLib as ql
 
-    ql.Settings.instance().evaluationDate = _ql_date(nodes.as_of)
+    ql.Settings.instance().evaluationDate = ql_date(nodes.as_of)
     handle = ql.YieldTermStructureHandle(nodes.curve())
     engine = ql.DiscountingBondEngine(handle)
     values = {}
     for row in book.itertuples(index=False):
-        bond = _bond(row, nodes.as_of)
+        bond = ql_bond(row, nodes.as_of)
         bond.setPricingEngine(engine)
         values[row.id] = bond.NPV()
     return pd.Series(values, dtype="float64")

@@ -168,7 +168,7 @@ def _consolidated(
         FROM_CLOSE: counts[FROM_CLOSE],
         "source": "lake close at --date (marks not used)"
         if args.date
-        else "qb:marks where a usable price is stored, else the lake's last close",
+        else "the marks hash where a usable price is stored, else the lake's last close",
         "prices": book.price_sources,
     }
     reference = prepared.reference
@@ -203,7 +203,7 @@ def _print_table(out: dict[str, Any]) -> None:
     marks = out["marks"]
     check = out.get("revaluation_check")
     print(
-        f"equity prices: {marks['qb:marks']} at qb:marks, {marks['lake_close']} at the lake close"
+        f"equity prices: {marks['marks']} at the marks hash, {marks['lake_close']} at the lake close"
         + (f"; bond revaluation vs QuantLib: {check['max_relative_error']:.1e} relative" if check else "")
     )
 

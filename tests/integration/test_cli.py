@@ -180,13 +180,15 @@ def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(
     from risk.var import VAR_MODELS
 
     ingest_range(settings, SkfolioFeed(), date(2019, 1, 2), date(2019, 6, 28), spark=spark)
-    code, out = run_json(capsys, "var")
+    code, out = run_json(capsys, "var", "--scope", "equities")  # this lake holds no bond book or FX
     assert code == 0
     assert {"var", "cvar", "volatility", "confidence", "horizon_days", "model", "observations"} <= set(out)
     assert out["positions_source"].startswith("demo") and out["cvar"] >= out["var"] > 0
     assert out["model"] == settings.var_model and out["observations"] == 123  # the whole short lake
     redis_client.hset("qb:positions", mapping={"AAPL": 100, "MSFT": 50})
-    code, live = run_json(capsys, "var", "--model", "normal", "--mode", "full", "--horizon", "10")
+    code, live = run_json(
+        capsys, "var", "--scope", "equities", "--model", "normal", "--mode", "full", "--horizon", "10"
+    )
     assert live["positions_source"] == "redis" and set(live["component_var"]) == {"AAPL", "MSFT"}
     assert sum(live["component_var"].values()) == pytest.approx(live["var"])
     code, bt = run_json(capsys, "var", "backtest", "--window", "60")
@@ -203,7 +205,7 @@ def test_qb_var_when_lake_has_prices_then_prints_the_documented_fields(
     assert "historical" in printed and "passes: Kupiec and Christoffersen" in printed
     book = tmp_path / "book.csv"
     book.write_text("ticker,quantity\nNOPE,1\n")
-    assert main(["var", "--positions", str(book)]) == 2
+    assert main(["var", "--scope", "equities", "--positions", str(book)]) == 2
     assert "NOPE" in capsys.readouterr().err
 
 

@@ -139,7 +139,9 @@ def _trade_and_measure(settings, redis_client) -> list[dict]:
     lake = Lake(settings.lake_root)
     last = lake.read_close_matrix(end=LAKE_END).ffill().iloc[-1]
     worker = ExecutionWorker(redis_client, SCHEMA, "e2e-worker", list(last.index), marks=lake_marks(lake))
-    sensor = VarSensor(SensorConfig.from_settings(settings, window=60), lake, SCHEMA, lambda: redis_client)
+    sensor = VarSensor(
+        SensorConfig.from_settings(settings, window=60, scope="equities"), lake, SCHEMA, lambda: redis_client
+    )
     sensor.refresh(redis_client)  # figures and heartbeat first: without them the worker fails closed
     refreshes: list[dict] = []
     for i, (ticker, shares) in enumerate(BOOK.items()):

@@ -44,7 +44,7 @@ def test_qb_var_json_when_consolidated_then_components_per_position_and_class_su
     assert {r["class"] for r in out["components"]} == {"equity", "rates", "fx"}
     assert out["revaluation_check"]["max_relative_error"] < 1e-6
     assert "stated assumptions" in out["factors"]["source"] and out["factors"]["fx_pair_correlation"] == 0.3
-    assert out["marks"]["lake_close"] == 3 and out["marks"]["qb:marks"] == 0
+    assert out["marks"]["lake_close"] == 3 and out["marks"]["marks"] == 0
     assert out["reference"] == {
         "bonds": 6,
         "fx_exposures": 5,
@@ -61,8 +61,8 @@ def test_qb_var_when_marks_in_redis_then_used_unless_a_date_is_given(capsys, boo
     code_d, dated = _json(capsys, "var", "--window", "60", "--paths", "5000", "--date", "2024-05-06")
 
     assert code == code_d == 0 and live["positions_source"] == "redis"
-    assert live["marks"]["qb:marks"] == 1 and live["marks"]["prices"]["AAA"] == "qb:marks"
-    assert dated["marks"]["qb:marks"] == 0 and "not used" in dated["marks"]["source"]
+    assert live["marks"]["marks"] == 1 and live["marks"]["prices"]["AAA"] == "marks"
+    assert dated["marks"]["marks"] == 0 and "not used" in dated["marks"]["source"]
     aaa = {r["position"]: r for r in live["components"]}["AAA"]
     assert aaa["value"] == pytest.approx(250_000.0)
 

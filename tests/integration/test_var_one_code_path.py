@@ -67,7 +67,9 @@ def test_live_var_when_sensor_refreshes_on_d_then_it_equals_the_backtest_forecas
 ):
     on_d, _ = lakes
     redis_client.hset(SCHEMA.key("positions"), mapping=BOOK)
-    config = SensorConfig.from_settings(load_settings(), limit=1e12, window=WINDOW)  # the default model
+    config = SensorConfig.from_settings(  # the default model, on the equity book the backtest holds
+        load_settings(), limit=1e12, window=WINDOW, scope="equities"
+    )
     sensor = VarSensor(config, on_d, SCHEMA, lambda: redis_client)
 
     figures = sensor.refresh(redis_client)
@@ -145,6 +147,8 @@ def test_qb_var_backtest_when_positions_and_forecasts_given_then_csv_rows_equal_
     code, live = _run_json(
         capsys,
         "var",
+        "--scope",
+        "equities",
         "--positions",
         str(book),
         "--model",
