@@ -82,8 +82,9 @@ def rolling_figures(
 
     ``filtered_historical_garch`` without fixed parameters: the GJR-GARCH parameters are refitted on the
     window ending at the latest multiple of ``spec.refit_days`` (in rows of ``data``, at least the first
-    full window) at or before j, and the filter runs on each day's window with them: every figure uses
-    data up to its own day only, and the same row gets the same parameters whatever the first row.
+    full window) at or before j, with day j's exposures, and the filter runs on each day's window with
+    them: every figure uses data up to its own day only, and with constant exposures the same row gets
+    the same parameters whatever the first row.
     """
     w = spec.window
     n = len(ends)

@@ -10,7 +10,7 @@ import pandas as pd
 from app.cli.main import build_parser
 from app.cli.var_backtest import cmd_backtest
 from quantbridge.lake import Lake
-from risk.var import VAR_MODELS
+from risk.var import VAR_MODELS, VarSpec
 
 
 def write_lake(lake: Lake, days: int) -> None:
@@ -40,7 +40,7 @@ def test_cmd_backtest_when_every_model_then_table_with_es_tests_and_stressed_var
     for m in out["models"]:
         assert m["observations"] == 320 - 1 - 60 and 0 < m["z2_p"] <= 1 and 0 < m["mcneil_frey_p"] <= 1
         assert m["stressed_var"] > 0 and m["stressed_start"] < m["stressed_end"]
-    assert out["quantile"] == "linear" and out["book"].startswith("long_short")
+    assert out["quantile"] == VarSpec().quantile and out["book"].startswith("long_short")
     table = pd.read_csv(csv)
     assert set(table["model"]) == set(VAR_MODELS) and "volatility" in table.columns
     json.dumps(out)  # --json prints this object

@@ -194,7 +194,7 @@ def test_backtest_rows_when_run_then_es_tests_and_stressed_var_per_model(real_cl
         real_closes,
         money,
         hold="money",
-        spec=VarSpec(window=250),
+        spec=VarSpec(window=250, quantile="linear"),
         models=["normal", "filtered_historical_portfolio"],
     )
 

@@ -31,7 +31,7 @@ MONEY = {"AAA": 4e5, "BBB": 3e5, "CCC": -3e5}
 def test_stressed_var_when_one_stressed_stretch_then_the_worst_window_holds_it_and_matches_brute_force(
     closes,
 ):
-    out = stressed_var(closes, MONEY, VarSpec(model="historical"), hold="money")
+    out = stressed_var(closes, MONEY, VarSpec(model="historical", quantile="linear"), hold="money")
 
     returns = closes.pct_change().iloc[1:]
     loss = -(returns.to_numpy() @ np.array(list(MONEY.values())))
@@ -67,13 +67,15 @@ def test_stressed_var_when_filtered_model_then_historical_simulation_and_shares_
 
 
 def test_stressed_var_when_unbiased_quantile_or_longer_horizon_then_the_spec_is_kept(closes):
-    base = stressed_var(closes, MONEY, VarSpec(model="historical"), hold="money")
+    base = stressed_var(closes, MONEY, VarSpec(model="historical", quantile="linear"), hold="money")
 
     unbiased = stressed_var(closes, MONEY, VarSpec(model="historical", quantile="unbiased"), hold="money")
-    ten_day = stressed_var(closes, MONEY, VarSpec(model="historical", horizon_days=4), hold="money")
+    four_day = stressed_var(
+        closes, MONEY, VarSpec(model="historical", horizon_days=4, quantile="linear"), hold="money"
+    )
 
     assert unbiased["var"] >= base["var"]
-    assert ten_day["var"] == pytest.approx(2 * base["var"], rel=1e-12) and ten_day["horizon_days"] == 4
+    assert four_day["var"] == pytest.approx(2 * base["var"], rel=1e-12) and four_day["horizon_days"] == 4
 
 
 def test_stressed_var_when_arguments_invalid_then_errors_name_them(closes):
