@@ -225,12 +225,12 @@ def _run_batch(plan: _Plan, b: int, start: int, n: int) -> _Batch:
         if tau is not None:
             coef = coef * tau.astype(xp.float64)
         sign = xp.concatenate([xp.ones(r1 - r0), -xp.ones(k2)]) if k2 else None
-        source = z if not k2 else xp.concatenate([z, z[:k2]])
         # Each path's normals are sign * Z_source + (s - p) u: u'Z becomes s, the rest is untouched.
         correction = (s - p).astype(xp.float64) * coef
         if plan.collect is not None:
             chol, exposures = plan.collect
-            zs = (source if sign is None else source * sign[:, None]).astype(xp.float64)
+            zs = _drawn(z, xp.arange(len(pos)), k2).astype(xp.float64)
+            zs = zs if sign is None else zs * sign[:, None]
             zs = zs + (s - p).astype(xp.float64)[:, None] * plan.direction.astype(xp.float64)[None, :]
             scaled = zs @ chol.T
             if tau is not None:
@@ -242,7 +242,7 @@ def _run_batch(plan: _Plan, b: int, start: int, n: int) -> _Batch:
         # Paths above the band lie wholly in the tail and outside the kernel: one product sums them.
         above = xp.nonzero(loss >= top)[0]
         if int(above.size):
-            sums[plan.n_bins, :d] += factor[above] @ source[above].astype(xp.float64, copy=False)
+            sums[plan.n_bins, :d] += factor[above] @ _drawn(z, above, k2).astype(xp.float64, copy=False)
             sums[plan.n_bins, d] += correction[above].sum()
         picked = xp.nonzero((loss >= plan.band_lo) & (loss < top))[0]
         if int(picked.size) == 0:
@@ -251,7 +251,7 @@ def _run_batch(plan: _Plan, b: int, start: int, n: int) -> _Batch:
         bins = xp.floor((loss[picked] - plan.band_lo) / plan.bin_width).astype(xp.int64)
         order = xp.argsort(bins)
         picked, bins = picked[order], bins[order]
-        block = source[picked].astype(xp.float64, copy=False)
+        block = _drawn(z, picked, k2).astype(xp.float64, copy=False)
         block *= factor[picked][:, None]
         cumulative = xp.cumsum(block, axis=0)
         last = xp.cumsum(correction[picked])
@@ -262,6 +262,11 @@ def _run_batch(plan: _Plan, b: int, start: int, n: int) -> _Batch:
         tail_sum = xp.where(has, last[xp.maximum(ends, 0)], 0.0)
         sums[: plan.n_bins, d] += xp.diff(tail_sum, prepend=xp.zeros(1))
     return _Batch(loss_out, weight_out, bk.to_numpy(sums) if sums is not None else None, positions)
+
+
+def _drawn(z: Any, index: Any, mirrored: int) -> Any:
+    """The drawn normals behind a chunk's paths ``index``: a mirrored path reads its twin's row."""
+    return z[index % len(z)] if mirrored else z[index]
 
 
 def _tail_quantile(loss: np.ndarray, weight: np.ndarray | None, confidence: float, hint: float) -> float:
