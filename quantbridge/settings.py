@@ -61,7 +61,13 @@ UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 #: risk.var.VAR_MODELS (the base imports no domain package).
 VarModel = Literal[
-    "normal", "student_t", "ewma", "historical", "filtered_historical", "filtered_historical_portfolio"
+    "normal",
+    "student_t",
+    "ewma",
+    "historical",
+    "filtered_historical",
+    "filtered_historical_portfolio",
+    "filtered_historical_garch",
 ]
 
 
@@ -181,7 +187,7 @@ class Settings(BaseSettings):
     """VaR confidence level."""
     var_horizon_days: PositiveInt = 1
     """VaR horizon, trading days."""
-    var_window: Annotated[int, Field(ge=20)] = 500
+    var_window: Annotated[int, Field(ge=20)] = 1000
     """Daily returns behind the covariance / historical sample."""
     var_interval_s: PositiveFloat = 30.0
     """VaR sensor refresh period, seconds."""

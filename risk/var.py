@@ -111,13 +111,13 @@ class VarSpec:
     model: str = "filtered_historical_portfolio"
     confidence: float = 0.99
     horizon_days: int = 1
-    window: int = 500
+    window: int = 1000
     decay: float = 0.94
     dof: float = 5.0
     cov_method: str = "ledoit_wolf"
     garch: tuple[float, float, float, float] | None = None
     refit_days: int = 21
-    quantile: str = "linear"
+    quantile: str = "unbiased"
 
     def __post_init__(self) -> None:
         if self.model not in VAR_MODELS:

@@ -23,7 +23,15 @@ from quantbridge.errors import InputError
 from quantbridge.settings import Settings
 
 #: Models of ``--model`` (risk.var.VAR_MODELS; spelled here so that ``qb --help`` imports no domain package).
-MODELS = ("normal", "student_t", "ewma", "historical", "filtered_historical", "filtered_historical_portfolio")
+MODELS = (
+    "normal",
+    "student_t",
+    "ewma",
+    "historical",
+    "filtered_historical",
+    "filtered_historical_portfolio",
+    "filtered_historical_garch",
+)
 SCOPES = ("equities", "consolidated")  # risk.book.SCOPES
 DEFAULT_PATHS = 100_000  # risk.book_var.DEFAULT_PATHS (a test checks they agree)
 BOOKS = ("equal_weight", "long_short")
@@ -121,6 +129,8 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
         "as_of": str(closes.index[-1]),
         "positions": len(positions),
     }
+    if args.stressed:
+        common["stressed_var"] = _stressed(lake, held, spec, args.date)
     if scope == "consolidated":
         out = _consolidated(args, settings, lake, closes, held, spec)
         out.update(common)
@@ -132,6 +142,15 @@ def cmd_var(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any
     out = result.as_dict()
     out.update(common)
     return out, 0
+
+
+def _stressed(lake: Any, positions: dict[str, float], spec: Any, end: Any) -> dict[str, Any]:
+    """Basel 2.5 stressed VaR of the equity positions (risk.stressed_var): the worst 250-day window of the
+    whole lake up to ``end`` for the book as held now (reads every lake date: seconds, not milliseconds)."""
+    from risk.stressed_var import stressed_var
+
+    history = lake.read_close_matrix(end=end)
+    return stressed_var(history, positions, spec, lake.quarantined_dates(), hold="shares")
 
 
 def _consolidated(
@@ -206,6 +225,12 @@ def _print_table(out: dict[str, Any]) -> None:
         f"equity prices: {marks['marks']} at the marks hash, {marks['lake_close']} at the lake close"
         + (f"; bond revaluation vs QuantLib: {check['max_relative_error']:.1e} relative" if check else "")
     )
+    if "stressed_var" in out:
+        sv = out["stressed_var"]
+        print(
+            f"stressed VaR of the equity positions: {sv['var']:,.0f} (CVaR {sv['cvar']:,.0f}), "
+            f"worst 250-day window {sv['start']}..{sv['end']}"
+        )
 
 
 def cmd_var_sensor(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
@@ -311,6 +336,12 @@ def add_parser(
         type=date_type("--date"),
         default=None,
         help="valuation date: the lake's closes up to it (default: all; backtest: history up to it)",
+    )
+    p.add_argument(
+        "--stressed",
+        action="store_true",
+        help="add the stressed VaR of the equity positions: the worst 250-day window of the lake's history "
+        "(reads the whole lake)",
     )
     p.add_argument(
         "--forecasts",

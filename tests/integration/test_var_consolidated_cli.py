@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from app.cli.main import main
@@ -86,3 +87,19 @@ def test_qb_var_when_reference_tables_missing_then_exit_2_names_the_table(capsys
 
     err = capsys.readouterr().err
     assert "reference table bond_book" in err and "QB_VAR_SCOPE=equities" in err
+
+
+def test_qb_var_when_stressed_then_the_worst_250_day_window_is_reported_or_a_short_lake_named(
+    capsys, settings, redis_client
+):
+    lake = Lake(settings.lake_root)
+    closes = write_closes(lake, days=90)
+    assert main(["var", "--scope", "equities", "--window", "60", "--stressed", "--quiet"]) == 2
+    assert "250" in capsys.readouterr().err  # too short a lake for a 250-day window, said so
+
+    write_closes(lake, days=320, start=str(closes.index[-1] + pd.Timedelta(days=3)))
+    code, out = _json(capsys, "var", "--scope", "equities", "--window", "60", "--stressed")
+    stressed = out["stressed_var"]
+    assert code == 0 and stressed["window"] == 250 and stressed["windows"] > 1
+    assert stressed["var"] >= out["var"] * 0.5 and stressed["cvar"] >= stressed["var"] > 0
+    assert stressed["start"] < stressed["end"] <= out["as_of"]
