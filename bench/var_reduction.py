@@ -54,7 +54,7 @@ def run(
         for _ in range(5):  # interleaved with plain runs: both timed under the same load
             plain_s = min(plain_s, _seconds(w, cov, paths, 1, **common))
             own = min(own, _seconds(w, cov, paths, 1, **common, **options))
-        n = max(1_000, round(paths * plain_s / own))  # the paths this method runs in the plain method's time
+        n = paths if name == "plain" else max(1_000, round(paths * plain_s / own))  # equal time
         runs = [
             monte_carlo_var(w, cov, paths=n, seed=s, **common, **options) for s in range(1, replications + 1)
         ]

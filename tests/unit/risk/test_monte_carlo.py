@@ -50,9 +50,14 @@ def test_mc_var_shortcut_when_a_million_paths_then_one_normal_per_path_in_well_u
     assert r.seconds < 0.5  # ~0.03 s on 2 cores: 1e6 normals, not 1e6 x n_assets
 
 
-def test_mc_var_full_when_same_draws_then_components_are_risk_contributions_of_the_per_position_losses(book):
+@pytest.mark.parametrize("sampler", ["pseudo", "antithetic", "sobol"])
+def test_mc_var_full_when_same_draws_then_components_are_risk_contributions_of_the_per_position_losses(
+    book, sampler
+):
     w, cov = book
-    result, batches = _simulate(w, cov, paths=20_000, seed=3, mode="full", batch_size=6_000, collect=True)
+    result, batches = _simulate(
+        w, cov, paths=20_000, seed=3, mode="full", sampler=sampler, batch_size=6_000, collect=True
+    )
     positions = np.concatenate([b.positions for b in batches])
     loss = np.concatenate([b.loss for b in batches])
     h = 1.06 * math.sqrt(w @ cov @ w) * 20_000**-0.2  # the engine's bandwidth
@@ -67,6 +72,36 @@ def test_mc_var_full_when_same_draws_then_components_are_risk_contributions_of_t
     # Binned kernel (bins of h/8) and the bin holding VaR split by weight: equal to ~1e-3 of the total.
     assert np.abs(_components(result) - reference.component_var).max() < 1e-3 * result.var
     assert np.abs(_components(result, "component_cvar") - reference.component_cvar).max() < 2e-3 * result.cvar
+
+
+def test_mc_var_full_when_importance_sampled_then_components_are_ratio_weighted_tail_and_kernel_means(book):
+    w, cov = book
+    result, batches = _simulate(
+        w,
+        cov,
+        paths=20_000,
+        seed=4,
+        mode="full",
+        sampler="antithetic",
+        importance=True,
+        batch_size=6_000,
+        collect=True,
+    )
+    positions = np.concatenate([b.positions for b in batches])
+    loss = np.concatenate([b.loss for b in batches])
+    ratio = np.concatenate([b.weight for b in batches])
+    h = 1.06 * math.sqrt(w @ cov @ w) * 20_000**-0.2
+
+    tail = loss >= result.var
+    kernel = ratio * np.exp(-0.5 * ((loss - result.var) / h) ** 2)
+    by_hand_cvar = ratio[tail] @ positions[tail] / ratio[tail].sum()
+    by_hand_var = kernel @ positions / kernel.sum()
+
+    assert result.cvar == pytest.approx(by_hand_cvar.sum(), rel=1e-12)
+    assert np.abs(_components(result, "component_cvar") - by_hand_cvar).max() < 2e-3 * result.cvar
+    assert (
+        np.abs(_components(result) - by_hand_var * result.var / by_hand_var.sum()).max() < 1e-3 * result.var
+    )
 
 
 @pytest.mark.parametrize("model", ["normal", "student_t"])
