@@ -130,7 +130,7 @@ def run(
     generator_numbers: int = 40_000_000,
 ) -> dict[str, Any]:
     from risk.backend import array_module
-    from risk.monte_carlo import _DEFAULT_BATCH, _cholesky, monte_carlo_var
+    from risk.monte_carlo import _cholesky, default_batch_size, monte_carlo_var
 
     threads = threads or os.cpu_count() or 1
     w, cov = book(assets)
@@ -156,7 +156,8 @@ def run(
                     floor = min(floor, floor_seconds(best, u, paths, dtype, mode, threads, scale))
                 else:
                     floor = min(
-                        floor, gpu_floor_seconds(backend, u, paths, dtype, mode, _DEFAULT_BATCH["cupy"])
+                        floor,
+                        gpu_floor_seconds(backend, u, paths, dtype, mode, default_batch_size(paths, "cupy")),
                     )
                 result = monte_carlo_var(
                     w, cov, paths=paths, dtype=dtype, mode=mode, backend=backend, threads=threads
