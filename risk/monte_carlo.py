@@ -239,16 +239,21 @@ def _run_batch(plan: _Plan, b: int, start: int, n: int) -> _Batch:
             positions[pos] = bk.to_numpy(-(scaled * exposures[None, :]))
         factor = coef if sign is None else coef * sign
         top = plan.band_lo + plan.n_bins * plan.bin_width
-        # Paths above the band lie wholly in the tail and outside the kernel: one product over the drawn
-        # rows sums them (coefficient 0 elsewhere; a mirrored path adds its coefficient to its twin's row).
+        # Paths above the band lie wholly in the tail and outside the kernel: one product sums them, over
+        # the few rows gathered (plain sampling) or over every drawn row with coefficient 0 elsewhere
+        # (importance sampling puts a third of the paths there; a mirrored path adds to its twin's row).
         above = loss >= top
-        if bool(above.any()):
+        n_above = int(above.sum())
+        if 8 * n_above < len(pos):
+            index = xp.nonzero(above)[0]
+            sums[plan.n_bins, :d] += factor[index] @ _drawn(z, index, k2).astype(xp.float64, copy=False)
+        else:
             per_row = xp.where(above, factor, 0.0)
             if k2:
                 rows = r1 - r0  # mirrored path rows + t is drawn row t
                 per_row = xp.concatenate([per_row[:k2] + per_row[rows:], per_row[k2:rows]])
             sums[plan.n_bins, :d] += per_row.astype(z.dtype) @ z
-            sums[plan.n_bins, d] += correction[above].sum()
+        sums[plan.n_bins, d] += correction[above].sum()
         picked = xp.nonzero((loss >= plan.band_lo) & (loss < top))[0]
         if int(picked.size) == 0:
             continue
