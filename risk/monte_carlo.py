@@ -263,14 +263,15 @@ def _run_batch(plan: _Plan, b: int, start: int, n: int) -> _Batch:
         picked, bins = picked[order], bins[order]
         block = _drawn(z, picked, k2).astype(xp.float64, copy=False)
         block *= factor[picked][:, None]
-        cumulative = xp.cumsum(block, axis=0)
-        last = xp.cumsum(correction[picked])
-        ends = xp.searchsorted(bins, xp.arange(plan.n_bins), side="right") - 1  # last row of each bin
-        has = ends >= 0
-        totals = xp.where(has[:, None], cumulative[xp.maximum(ends, 0)], 0.0)
-        sums[: plan.n_bins, :d] += xp.diff(totals, axis=0, prepend=xp.zeros((1, d)))
-        tail_sum = xp.where(has, last[xp.maximum(ends, 0)], 0.0)
-        sums[: plan.n_bins, d] += xp.diff(tail_sum, prepend=xp.zeros(1))
+        # Only the bins this chunk touches (a dozen, plain): segment ends, cumulative sums' differences.
+        ends = xp.concatenate([xp.nonzero(bins[1:] != bins[:-1])[0], xp.asarray([len(bins) - 1])])
+        touched = bins[ends]
+        segment = xp.cumsum(block, axis=0)[ends]
+        segment[1:] -= segment[:-1].copy()
+        sums[touched, :d] += segment
+        last = xp.cumsum(correction[picked])[ends]
+        last[1:] -= last[:-1].copy()
+        sums[touched, d] += last
     return _Batch(loss_out, weight_out, bk.to_numpy(sums) if sums is not None else None, positions)
 
 
