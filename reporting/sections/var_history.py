@@ -21,7 +21,7 @@ def var_history(
     *,
     model: str = "filtered_historical_portfolio",
     confidence: float = 0.99,
-    window: int = 500,
+    window: int = 1000,  # risk.var.VarSpec.window (settings.var_window)
     days: int = 250,
 ) -> dict[str, Any]:
     """Today's book backtested over the last ``days`` valuation dates, and its next-day VaR as of ``day``.

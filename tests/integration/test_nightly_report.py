@@ -107,7 +107,7 @@ def _independent_exceptions(lake: Lake, positions: dict[str, float], window: int
         for x in pnl:
             level.append(0.94 * level[-1] + 0.06 * x * x)
         sigma = np.sqrt(level)
-        var = np.quantile(-(pnl / sigma[:-1] * sigma[-1]), 0.99)
+        var = np.quantile(-(pnl / sigma[:-1] * sigma[-1]), 0.99, method="weibull")  # the unbiased default
         hits.append(int(-(returns[j] @ money) > var))
     return sum(hits[-days:])
 
