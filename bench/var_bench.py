@@ -5,7 +5,7 @@ the mode needs, and nothing else:
 
 * bit generators first: each of NumPy's (SFC64, PCG64DXSM, PCG64, Philox, MT19937) fills standard normals
   in float64 and float32 on one thread per core (independent streams from ``SeedSequence.spawn``); the
-  fastest per dtype is the floor's generator;
+  two fastest per dtype both run the floor, which is the faster of them;
 * ``full``: n_assets normals per path, drawn per thread in cache-sized chunks, times the loss direction
   (u'Z, the P&L of a linear book: what a path's loss needs; the engine's extra work, Euler binning, VaR,
   CVaR, is its overhead);
@@ -148,12 +148,18 @@ def run(
     rows = []
     for mode in ("shortcut", "full"):
         for dtype in ("float64", "float32"):
-            best = max(GENERATORS, key=lambda name: rates[name][dtype]) if rates else "cuRAND"
+            # The two fastest generators of the table both run the floor (their rates are within the
+            # noise of each other here); the floor is the faster of them, run by run.
+            ranked = sorted(GENERATORS, key=lambda name: -rates[name][dtype]) if rates else ["cuRAND"]
+            best = ranked[0]
             normals = paths * (assets if mode == "full" else 1)
             floor = engine = float("inf")
             for _ in range(repeats):  # interleaved: both see the same machine load
                 if backend.name == "numpy":
-                    floor = min(floor, floor_seconds(best, u, paths, dtype, mode, threads, scale))
+                    for name in ranked[:2]:
+                        seconds = floor_seconds(name, u, paths, dtype, mode, threads, scale)
+                        if seconds < floor:
+                            floor, best = seconds, name
                 else:
                     floor = min(
                         floor,

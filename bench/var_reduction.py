@@ -7,7 +7,7 @@ seconds per run / plain's)), i.e. at exactly equal time, and its square is how m
 (or less time) the method needs for plain Monte Carlo's error. The book is linear (the bench
 book of :mod:`bench.var_bench`), so the closed form gives each estimate's bias too.
 
-    python -m bench.var_reduction [--mode full] [--assets 100] [--paths 100000] [--replications 30] [--json]
+    python -m bench.var_reduction [--mode full] [--assets 100] [--paths 100000] [--replications 50] [--json]
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("shortcut", "full"), default="full")
     parser.add_argument("--assets", type=int, default=100)
     parser.add_argument("--paths", type=int, default=100_000)
-    parser.add_argument("--replications", type=int, default=30)
+    parser.add_argument("--replications", type=int, default=50)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = run(args.mode, args.assets, args.paths, args.replications)
