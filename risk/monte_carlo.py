@@ -295,13 +295,25 @@ def _tail_quantile(loss: np.ndarray, weight: np.ndarray | None, confidence: floa
         a, b = top[lo - (n - len(near))], top[min(lo + 1, n - 1) - (n - len(near))]
         return float(np.quantile(np.array([a, b]), (n - 1) * confidence - lo))
     target = (1 - confidence) * n
-    near = loss >= hint  # only the upper part is sorted; all paths if it holds too little weight
+    near = loss >= hint  # only the upper part is searched; all paths if it holds too little weight
     if weight[near].sum() < target:
-        near = np.ones(len(loss), dtype=bool)
-    order = np.argsort(-loss[near], kind="stable")
-    cum = np.cumsum(weight[near][order])
+        near = np.ones(n, dtype=bool)
+    values, ratios = loss[near], weight[near]
+    # Importance sampling puts half the paths past VaR: a weighted histogram finds the bin where the tail
+    # weight crosses the target, and only that bin is sorted (the same answer as sorting them all).
+    low, high = float(values.min()), float(values.max())
+    bins = 4096
+    index = np.minimum(((values - low) / max(high - low, 1e-300) * bins).astype(np.int64), bins - 1)
+    from_top = np.cumsum(np.bincount(index, weights=ratios, minlength=bins)[::-1])
+    if from_top[-1] < target:  # every ratio together under n (1 - c): the smallest loss, as a full sort gives
+        return low
+    k = min(int(np.searchsorted(from_top, target, side="left")), bins - 1)
+    above = float(from_top[k - 1]) if k else 0.0
+    inside = index == bins - 1 - k
+    order = np.argsort(-values[inside], kind="stable")
+    cum = above + np.cumsum(ratios[inside][order])
     i = min(int(np.searchsorted(cum, target, side="left")), len(cum) - 1)
-    return float(loss[near][order][i])
+    return float(values[inside][order][i])
 
 
 def monte_carlo_var(

@@ -43,6 +43,7 @@ def test_mc_var_shortcut_when_a_million_paths_then_one_normal_per_path_in_well_u
     w, cov = book
     exact = normal_var(w, cov)
 
+    monte_carlo_var(w, cov, paths=1_000, seed=4)  # warm-up: imports, and CuPy's kernels compile once
     r = monte_carlo_var(w, cov, paths=1_000_000, seed=4)
 
     se = math.sqrt(0.99 * 0.01 / 1e6) / norm.pdf(norm.ppf(0.99)) * exact.volatility

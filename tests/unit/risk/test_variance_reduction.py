@@ -85,3 +85,20 @@ def test_tail_quantile_when_weights_then_smallest_loss_whose_tail_weight_reaches
     assert _tail_quantile(loss, weights, 0.5, hint=4.5) == 3.0  # hint too high: every path is sorted
     assert _tail_quantile(loss, weights, 0.9, hint=0.0) == 5.0
     assert _tail_quantile(loss, None, 0.5, hint=0.0) == 3.0
+
+
+def test_tail_quantile_when_weighted_then_the_full_sort_answer_with_ties_and_any_hint():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n = int(rng.integers(5, 3_000))
+        loss = rng.normal(size=n) + 2.3
+        if trial % 3 == 0:
+            loss = np.round(loss, 1)  # ties, some across the histogram's bins
+        ratios = np.exp(-2.3 * loss + 2.3**2 / 2)
+        c = float(rng.choice([0.5, 0.9, 0.99, 0.999]))
+        order = np.argsort(-loss, kind="stable")
+        cum = np.cumsum(ratios[order])
+        expected = loss[order][min(int(np.searchsorted(cum, (1 - c) * n)), n - 1)]
+
+        assert _tail_quantile(loss, ratios, c, hint=float(rng.normal() * 2)) == expected
+    assert _tail_quantile(np.array([1.0, 2.0]), np.array([1e-9, 1e-9]), 0.5, hint=0.0) == 1.0
