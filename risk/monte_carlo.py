@@ -250,8 +250,8 @@ def _run_batch(plan: _Plan, b: int, start: int, n: int) -> _Batch:
         else:
             per_row = xp.where(above, factor, 0.0)
             if k2:
-                rows = r1 - r0  # mirrored path rows + t is drawn row t
-                per_row = xp.concatenate([per_row[:k2] + per_row[rows:], per_row[k2:rows]])
+                drawn = r1 - r0  # mirrored path drawn + t reads drawn row t
+                per_row = xp.concatenate([per_row[:k2] + per_row[drawn:], per_row[k2:drawn]])
             sums[plan.n_bins, :d] += per_row.astype(z.dtype) @ z
         sums[plan.n_bins, d] += correction[above].sum()
         picked = xp.nonzero((loss >= plan.band_lo) & (loss < top))[0]
