@@ -346,7 +346,7 @@ def add_parser(
     p.add_argument(
         "--forecasts",
         default=None,
-        help="backtest: CSV of model, date, loss_date, var, cvar, loss, exception for every day",
+        help="backtest: CSV of model, date, loss_date, var, cvar, volatility, loss, exception for every day",
     )
     # `qb var backtest` prints its own table; `qb var` gets the generic summary.
     p.set_defaults(

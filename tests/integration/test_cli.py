@@ -244,7 +244,7 @@ def test_qb_var_when_redis_is_down_then_the_demo_book_and_backtest_prints_its_ta
     _tiny_lake(settings.lake_root)
     monkeypatch.setenv("QB_REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")  # nothing listens there
 
-    code, out = run_json(capsys, "var", "--window", "20")
+    code, out = run_json(capsys, "var", "--window", "20", "--scope", "equities")  # no bond book or FX here
     assert code == 0 and out["positions_source"].startswith("demo") and out["observations"] == 20
     path = tmp_path / "f.csv"
     assert (

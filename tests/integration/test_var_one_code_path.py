@@ -139,6 +139,7 @@ def test_qb_var_backtest_when_positions_and_forecasts_given_then_csv_rows_equal_
         "loss_date",
         "var",
         "cvar",
+        "volatility",
         "loss",
         "exception",
     ]
