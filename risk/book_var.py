@@ -277,14 +277,10 @@ def equity_returns(
 
         rows = scenario_returns(r, e, spec)
         return rows[rng.integers(0, len(rows), size=paths)]
-    from risk.covariance import covariance, ewma_variance
+    from risk.covariance import covariance, ewma_covariance, psd_root
 
-    if spec.model == "ewma":
-        cov = ewma_variance(r[:, :, None] * r[:, None, :], spec.decay)[-1]
-    else:
-        cov = covariance(r, spec.cov_method)
-    vals, vecs = np.linalg.eigh(cov)
-    root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+    cov = ewma_covariance(r, spec.decay) if spec.model == "ewma" else covariance(r, spec.cov_method)
+    root, _ = psd_root(cov)
     draws = rng.standard_normal((paths, len(cov))) @ root.T
     if spec.model == "student_t":  # multivariate t with unit variance: Z sqrt((dof - 2) / chi2(dof))
         draws *= np.sqrt((spec.dof - 2) / rng.chisquare(spec.dof, size=paths))[:, None]

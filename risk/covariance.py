@@ -75,3 +75,22 @@ def ewma_variance(squares: np.ndarray, decay: float = 0.94) -> np.ndarray:
     # y[t] = decay y[t-1] + (1 - decay) x[t], y[-1] = start: a first-order IIR filter (C loop, not Python)
     out[1:] = lfilter([1.0 - decay], [1.0, -decay], x, axis=0, zi=(decay * start)[np.newaxis])[0]
     return out
+
+
+def ewma_covariance(returns: np.ndarray, decay: float = 0.94) -> np.ndarray:
+    """Tomorrow's EWMA covariance (n_assets, n_assets) of a window of returns: :func:`ewma_variance` on the
+    returns' outer products, last row."""
+    r = np.asarray(returns, dtype=np.float64)
+    return ewma_variance(r[:, :, None] * r[:, None, :], decay)[-1]
+
+
+def psd_root(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(root, eigenvalues) of a symmetric positive semi-definite ``cov``: Z @ root.T has covariance ``cov``.
+
+    By eigen-decomposition, negative rounding eigenvalues clipped to 0: robust where Cholesky fails on a
+    singular matrix (two pillars nearly coinciding, more assets than returns). The eigenvalues let a caller
+    refuse a matrix that is not positive semi-definite beyond rounding."""
+    if not len(cov):
+        return np.zeros((0, 0)), np.zeros(0)
+    values, vectors = np.linalg.eigh(cov)
+    return vectors * np.sqrt(np.clip(values, 0.0, None)), values

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from quantbridge.errors import InputError
+from risk.covariance import psd_root
 from risk.scenarios import FX_BASE_CORRELATION
 
 #: Daily standard deviation (basis points) of USD zero-rate changes by tenor (years). Round numbers of the
@@ -115,11 +116,9 @@ class FactorModel:
         corr[n_r:, :n_r] = RATES_FX_CORRELATION
         vols = np.concatenate([rate_vols(times) if n_r else np.zeros(0), fx_vols])
         cov = corr * np.outer(vols, vols)
-        # Symmetric square root by eigen-decomposition: robust where two pillars nearly coincide.
-        values, vectors = np.linalg.eigh(cov) if len(cov) else (np.zeros(0), np.zeros((0, 0)))
+        root, values = psd_root(cov)  # eigen-decomposition: robust where two pillars nearly coincide
         if len(values) and values.min() < -1e-12 * max(values.max(), 1e-300):
             raise InputError("factor correlation", float(values.min()), "a positive semi-definite matrix")
-        root = vectors * np.sqrt(np.clip(values, 0.0, None))
         names = tuple(f"rate:{t:.2f}y" for t in times) + tuple(f"fx:{c}" for c in currencies)
         return cls(names, n_r, vols, corr, root)
 

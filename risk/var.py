@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from quantbridge.errors import InputError
-from risk.covariance import covariance, ewma_variance
+from risk.covariance import covariance, ewma_covariance, ewma_variance
 
 #: Floor of an EWMA variance (a constant price has none), so a standardised return stays finite.
 _TINY = 1e-300
@@ -243,7 +243,7 @@ def window_figures(
         )
         if components and variance > 0:
             if spec.model == "ewma":
-                cov = ewma_variance(r[:, :, None] * r[:, None, :], spec.decay)[-1]
+                cov = ewma_covariance(r, spec.decay)
             share = e * (cov @ e) / variance  # Euler: e_i (cov e)_i / e'cov e
         return k_var * vol, k_es * vol, vol, 0, share
     scenarios = scenario_returns(r, e, spec)

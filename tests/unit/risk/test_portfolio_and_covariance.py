@@ -173,3 +173,16 @@ def test_recent_closes_when_quarantine_inside_the_window_then_reads_enough_dates
     stale.iloc[-40:, 0] = np.nan  # one ticker without prices lately: no return at all in the latest dates
     longer = recent_closes(_write_lake(tmp_path / "stale", stale), 30)
     assert len(longer) == 71 and len(daily_returns(longer)) == 30  # read back until 30 returns are held
+
+
+def test_ewma_covariance_and_psd_root_when_singular_then_root_reproduces_the_covariance():
+    from risk.covariance import ewma_covariance, ewma_variance, psd_root
+
+    rng = np.random.default_rng(4)
+    r = rng.normal(0, 0.01, size=(50, 2))
+    r = np.column_stack([r, r[:, 0]])  # a duplicated asset: singular, Cholesky would fail
+    cov = ewma_covariance(r, 0.94)
+    assert np.allclose(np.diag(cov), ewma_variance(r * r, 0.94)[-1])
+    root, values = psd_root(cov)
+    assert values.min() > -1e-15 and np.allclose(root @ root.T, cov, atol=1e-18)
+    assert psd_root(np.zeros((0, 0)))[0].shape == (0, 0)
