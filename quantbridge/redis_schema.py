@@ -178,6 +178,32 @@ KEYS: tuple[RedisKey, ...] = (
         "orders at the mark, never only at the order's own reference price.",
     ),
     RedisKey(
+        "order_signatures",
+        "orders:signatures",
+        "hash root -> signature JSON",
+        "strategy rebalance, `qb order` (with the orders, one Lua call)",
+        "execution worker",
+        "Signed Merkle root of each published batch of orders (ML-DSA-65 + Ed25519); each order carries "
+        "its root and proof.",
+    ),
+    RedisKey(
+        "policy_active",
+        "policy:active",
+        "string (JSON)",
+        "policy_release DAG, `qb policy rollback` (with its audit entry)",
+        "execution workers, `qb policy status`",
+        "The active policy bundle: revision, who activated it, when, approvals. Workers load it only "
+        "when its signature and approvals verify.",
+    ),
+    RedisKey(
+        "policy_workers",
+        "policy:workers",
+        "hash consumer -> JSON",
+        "execution workers",
+        "`qb policy status`, dashboard",
+        "The policy revision each worker judges by, since when, and any revision it refused.",
+    ),
+    RedisKey(
         "ingest_last",
         "ingest:last",
         "hash",

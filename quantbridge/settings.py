@@ -209,6 +209,20 @@ class Settings(BaseSettings):
     """A stream entry delivered more than this many times goes to the dead-letter stream (poison order)."""
     audit_key_path: UserPath = PROJECT_ROOT / ".services" / "audit" / "checkpoint_ed25519.pem"
     """Ed25519 private key (PEM, mode 0600, outside Redis) that signs audit checkpoints; made on first use."""
+    key_dir: UserPath = PROJECT_ROOT / ".services" / "keys"
+    """Key directory (mode 0700, outside Redis): one key ring per purpose (``orders``, ``policy``, ``audit``),
+    each key a hybrid ML-DSA-65 + Ed25519 pair; made on first use, rotated by ``qb keys rotate``."""
+    key_grace_s: PositiveFloat = 7 * 86_400.0
+    """After a rotation the previous key still verifies for this many seconds (orders and records in flight)."""
+    order_signatures: Literal["required", "off"] = "required"
+    """``required``: the worker dead-letters an order whose batch signature is missing or does not verify
+    (BAD_SIGNATURE) before anything else; ``off`` only for benchmarks measuring the cost of signatures."""
+    compliance_approvers: str = "compliance"
+    """Airflow user names (comma-separated) assigned to the first approval of a policy release."""
+    risk_approvers: str = "risk"
+    """Airflow user names (comma-separated) assigned to the second approval of a policy release."""
+    policy_check_s: PositiveFloat = 1.0
+    """How often (seconds) a worker looks for a newly activated policy revision between batches."""
 
     @classmethod
     def settings_customise_sources(

@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"marketdata"},  # lake ingestion and reference tables, read by every lane
     {"risk", "synthetic"},
     {"strategy", "execution"},
-    {"reporting"},  # the nightly report and the dashboard's snapshot read every lane's output
+    {"reporting", "governance"},  # read every lane's output: the nightly report; policy releases and drift
     {"plugins", "quantbridge_airflow"},  # Airflow glue (hooks, operators, sensors, UI plugin)
     {"dags"},  # wiring only
     {"app"},  # the qb CLI, the demo, the local services: on top of everything
@@ -30,10 +30,11 @@ SCANNED = [
     "execution",
     "synthetic",
     "reporting",
+    "governance",
     "plugins",
     "dags",
 ]
-AIRFLOW_FREE = ["quantbridge", "marketdata", "strategy", "risk", "execution", "synthetic", "reporting"]
+AIRFLOW_FREE = ["quantbridge", "marketdata", "strategy", "risk", "execution", "synthetic", "reporting", "governance"]
 
 
 def _imports(path):
