@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     """Key directory (mode 0700, outside Redis): one key ring per purpose (``orders``, ``policy``, ``audit``),
     each key a hybrid ML-DSA-65 + Ed25519 pair; made on first use, rotated by ``qb keys rotate``."""
     key_grace_s: PositiveFloat = 7 * 86_400.0
-    """After a rotation the previous key still verifies for this many seconds (orders and records in flight)."""
+    """After a rotation the previous key still verifies this many seconds (orders and records in flight)."""
     order_signatures: Literal["required", "off"] = "required"
     """``required``: the worker dead-letters an order whose batch signature is missing or does not verify
     (BAD_SIGNATURE) before anything else; ``off`` only for benchmarks measuring the cost of signatures."""

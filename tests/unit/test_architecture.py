@@ -34,7 +34,16 @@ SCANNED = [
     "plugins",
     "dags",
 ]
-AIRFLOW_FREE = ["quantbridge", "marketdata", "strategy", "risk", "execution", "synthetic", "reporting", "governance"]
+AIRFLOW_FREE = [
+    "quantbridge",
+    "marketdata",
+    "strategy",
+    "risk",
+    "execution",
+    "synthetic",
+    "reporting",
+    "governance",
+]
 
 
 def _imports(path):
