@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from app.cli import config, data, execution, ops, report, stack, strategy, stress, synth, var
+from app.cli import config, data, execution, keys, ops, policy, report, stack, strategy, stress, synth, var
 from app.cli.common import date_type, print_human, prints_own
 from app.cli.demo import add_demo_parser
 from app.cli.replay import add_replay_parser
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_parser(sub, common, date_type)
     synth.add_parser(sub, common, date_type)
     ops.add_parser(sub, common)  # qb kill-switch, qb order: operator controls
+    policy.add_parser(sub, common)  # qb policy: bundles, proposals, status, rollback
+    keys.add_parser(sub, common)  # qb keys: the signing key rings
     report.add_report_parser(sub, common)
     config.add_parser(sub, common)
     add_demo_parser(sub, common, date_type)

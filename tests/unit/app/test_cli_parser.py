@@ -47,6 +47,8 @@ def test_parser_when_help_listed_then_every_command_in_its_historic_order():
         "synth",
         "kill-switch",
         "order",
+        "policy",
+        "keys",
         "report",
         "schema",
         "settings",
