@@ -20,6 +20,7 @@ from quantbridge.messages import SubmitOrder
 from quantbridge.positions import read_positions
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.returns import daily_returns
+from quantbridge.signing import KeyRing, sign_orders
 from strategy.explain import explain, top_contributions
 from strategy.features import FEATURES, HORIZON, LOOKBACK, build_features
 from strategy.portfolio import Constraints, optimise
@@ -147,15 +148,17 @@ def clips(quantity: float, price: float, max_notional: float | None) -> list[flo
 # Per order, in one script (nothing runs between its commands): an order whose explanation is absent is
 # added to the stream, then its explanation stored, so a crash can never leave an explanation without its
 # order (which a re-run would then skip for good). The order goes first because scripts do not roll back:
-# if the XADD fails nothing of the order is written.
+# if the XADD fails nothing of the order is written. The batch's root signature (ARGV[2] -> ARGV[3] in
+# KEYS[3]) is stored before any order, so no signed order is ever visible without its signature.
 _PUBLISH = """
 local published = 0
-local b = 1
+local b = 4
 for i = 1, tonumber(ARGV[1]) do
-  local n = tonumber(ARGV[b + 3])
-  if redis.call('HEXISTS', KEYS[1], ARGV[b + 1]) == 0 then
-    redis.call('XADD', KEYS[2], '*', unpack(ARGV, b + 4, b + 3 + 2 * n))
-    redis.call('HSET', KEYS[1], ARGV[b + 1], ARGV[b + 2])
+  local n = tonumber(ARGV[b + 2])
+  if redis.call('HEXISTS', KEYS[1], ARGV[b]) == 0 then
+    if published == 0 then redis.call('HSET', KEYS[3], ARGV[2], ARGV[3]) end
+    redis.call('XADD', KEYS[2], '*', unpack(ARGV, b + 3, b + 2 + 2 * n))
+    redis.call('HSET', KEYS[1], ARGV[b], ARGV[b + 1])
     published = published + 1
   end
   b = b + 3 + 2 * n
@@ -165,22 +168,38 @@ return published
 
 
 def publish_orders(
-    client: Any, schema: RedisSchema, orders: list[SubmitOrder], explanations: list[str]
+    client: Any,
+    schema: RedisSchema,
+    orders: list[SubmitOrder],
+    explanations: list[str],
+    *,
+    ring: KeyRing | None = None,
 ) -> int:
     """Publish each order with its explanation in one atomic step (one Lua call for all); an order whose
-    explanation is already stored was published before and is skipped. Returns how many were published."""
+    explanation is already stored was published before and is skipped. Returns how many were published.
+
+    The batch is signed (:func:`quantbridge.signing.sign_orders`): every order carries its Merkle root and
+    proof, and the root's signature lands in ``order_signatures`` in the same Lua call. ``ring``: the
+    ``orders`` key ring (default: the one of :func:`~quantbridge.settings.load_settings`).
+    """
     if len(orders) != len(explanations):
         raise InputError("explanations", len(explanations), f"one per order ({len(orders)})")
     if not orders:
         return 0
-    args: list[Any] = [len(orders)]
-    for order, record in zip(orders, explanations, strict=True):
-        fields = order.to_dict()
+    if ring is None:
+        from quantbridge.settings import load_settings
+        from quantbridge.signing import keyring
+
+        ring = keyring(load_settings(), "orders")
+    root, signature, signed = sign_orders(ring, [order.to_dict() for order in orders])
+    args: list[Any] = [len(orders), root, signature]
+    for order, record, fields in zip(orders, explanations, signed, strict=True):
         args += [order.order_id, record, len(fields)]
         for name, value in fields.items():
             args += [name, value]
     script = client.register_script(_PUBLISH)
-    return int(script(keys=[schema.key("explanations"), schema.key("orders")], args=args))
+    keys = [schema.key("explanations"), schema.key("orders"), schema.key("order_signatures")]
+    return int(script(keys=keys, args=args))
 
 
 def explanation(client: Any, schema: RedisSchema, order_id: str) -> dict[str, Any]:
