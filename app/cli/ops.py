@@ -26,7 +26,7 @@ import sys
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.order_rows import (
     OrderRow,
@@ -37,6 +37,9 @@ from app.cli.order_rows import (
 )
 from quantbridge.errors import InputError, NoDataError, ServiceError
 from quantbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from quantbridge.signing import KeyRing
 
 MAX_REASON_CHARS = 1_000
 STRATEGY = "operator"
@@ -155,25 +158,48 @@ def _state_name(raw: str | None) -> str:
 
 
 def publish(
-    client: Any, schema: Any, planned: list[Any], *, by: str, source: str, reason: str | None
+    client: Any,
+    schema: Any,
+    planned: list[Any],
+    *,
+    by: str,
+    source: str,
+    reason: str | None,
+    ring: KeyRing | None = None,
 ) -> list[str]:
     """XADD every order with its ``order_submitted`` audit entry in one Lua call, guarded on each id having
-    no state yet (a race with another submitter refuses the whole batch). Returns the audit entry ids."""
-    from quantbridge.audit import AuditWriter, Effects, GuardFailed
+    no state yet (a race with another submitter refuses the whole batch). Returns the audit entry ids.
 
+    The batch is signed with the ``orders`` key ring (``ring``, default the one of the settings): each order
+    carries its Merkle root and proof, and the root's signature lands in ``order_signatures`` in the same
+    Lua call; each audit entry names the root (``sig_root``)."""
+    from quantbridge.audit import AuditWriter, Effects, GuardFailed
+    from quantbridge.signing import keyring, sign_orders
+
+    if not planned:
+        return []
+    if ring is None:
+        from quantbridge.settings import load_settings
+
+        ring = keyring(load_settings(), "orders")
+    root, signature, signed = sign_orders(ring, [order.to_dict() for _, order in planned])
     state_key, stream = schema.key("order_state"), schema.key("orders")
     entries, guards, xadds = [], [], []
-    for row, order in planned:
-        payload: dict[str, Any] = {"by": by, "source": source, "order": order.to_dict()}
+    for (row, order), fields in zip(planned, signed, strict=True):
+        payload: dict[str, Any] = {"by": by, "source": source, "order": order.to_dict(), "sig_root": root}
         if row.line is not None:
             payload["line"] = row.line
         if reason:
             payload["reason"] = reason
         entries.append(("order_submitted", order.order_id, payload))
         guards.append((state_key, order.order_id, None))
-        xadds.append((stream, tuple(order.to_dict().items())))
+        xadds.append((stream, tuple(fields.items())))
     try:
-        effects = Effects(guards=tuple(guards), xadd=tuple(xadds))
+        effects = Effects(
+            guards=tuple(guards),
+            hset=((schema.key("order_signatures"), root, signature),),
+            xadd=tuple(xadds),
+        )
         written, _ = AuditWriter(client, schema).commit(entries, effects)
     except GuardFailed as exc:
         raise InputError(
