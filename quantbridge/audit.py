@@ -8,10 +8,11 @@ two different entries hash alike. Appends write the entries and move the head in
 checks the head, so concurrent writers cannot fork the chain; the state changes the entries describe ride
 in the same call (:class:`Effects`: guards checked first, then hash fields, keys, acks and stream
 additions), so no change lands without its record. :func:`checkpoint` signs (entry count, head hash, head
-entry id, time) with an Ed25519 key kept in a 0600 file outside Redis and appends it to the lake
-(``audit/checkpoints.jsonl``); :func:`verify` walks the chain, checks the head and the chain against every
-checkpoint whose signature verifies, and names the first break, so deleting or rewriting the tail together
-with the head is caught.
+entry id, time) with the ``audit`` key ring (hybrid ML-DSA-65 + Ed25519, :mod:`quantbridge.signing`, keys in
+0600 files outside Redis) and appends it to the lake (``audit/checkpoints.jsonl``); lines signed earlier with
+the Ed25519-only key (``audit_key_path``) still verify with it; :func:`verify` walks the chain, checks the
+head and the chain against every checkpoint whose signature verifies, and names the first break, so
+deleting or rewriting the tail together with the head is caught.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +32,12 @@ from quantbridge.errors import ConfigError, QuantbridgeError
 from quantbridge.lake import Lake
 from quantbridge.redis_client import text
 from quantbridge.redis_schema import RedisSchema
+from quantbridge.signing import SCHEME, KeyRing, Signature, SignatureError, keyring, private_key_problem
 
 if TYPE_CHECKING:  # cryptography is imported where keys are used: appends on the hot path do not need it
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    from quantbridge.settings import Settings
 
 GENESIS = "0" * 64
 #: |value| below which an HINCRBYFLOAT result counts as zero and its field is deleted (float residue).
@@ -344,8 +347,10 @@ class AuditWriter:
 # ---------------------------------------------------------------------------------------------------------
 # Signed checkpoints and verification
 
-#: Domain tag signed in front of every checkpoint (a signature over anything else cannot pass as one).
+#: Domain tag signed in front of every checkpoint (a signature over anything else cannot pass as one):
+#: v1 for the Ed25519-only lines, v2 for the hybrid ones (signed through the ``audit`` key ring).
 CHECKPOINT_TAG = "quantbridge-audit-checkpoint-v1"
+CHECKPOINT_TAG_V2 = "quantbridge-audit-checkpoint-v2"
 _FIELDS = ("kind", "ref", "ts", "payload", "prev", "hash")
 _HASHED = ("prev", "kind", "ref", "ts", "payload")  # entry_hash's argument order
 
@@ -387,14 +392,9 @@ def load_signing_key(key_path: Path, *, create: bool = True) -> Ed25519PrivateKe
             )
         )
         return key
-    mode = stat.S_IMODE(key_path.stat().st_mode)
-    if mode & 0o077:
-        raise ConfigError(
-            "audit_key_path",
-            str(key_path),
-            f"a key file only its owner can read (mode 0600), found mode {mode:04o}: "
-            f"run `chmod 600 {key_path}`",
-        )
+    problem = private_key_problem(key_path)
+    if problem:
+        raise ConfigError("audit_key_path", str(key_path), problem)
     loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ConfigError(
@@ -430,15 +430,35 @@ def fingerprint(public_key: Ed25519PublicKey) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def audit_keyring(settings: Settings, *, create: bool = True) -> KeyRing | None:
+    """The ``audit`` key ring of ``settings.key_dir`` that signs checkpoints; None when ``create`` is False
+    and there is none yet (then only Ed25519-only lines can be checked, with ``audit_key_path``)."""
+    if not create and not (Path(settings.key_dir) / "audit" / "keyring.json").exists():
+        return None
+    return keyring(settings, "audit", create=create)
+
+
 def _signed_bytes(record: dict[str, Any]) -> bytes:
     return canonical(CHECKPOINT_TAG, str(record["entries"]), record["hash"], record["entry_id"], record["at"])
 
 
+def _signed_message_v2(record: dict[str, Any]) -> bytes:
+    """The message of a hybrid checkpoint (the ring frames it with :data:`CHECKPOINT_TAG_V2`)."""
+    return canonical(str(record["entries"]), record["hash"], record["entry_id"], record["at"])
+
+
 def checkpoint(
-    client: Any, schema: RedisSchema, lake: Lake, signing_key: Ed25519PrivateKey, now: datetime | None = None
+    client: Any,
+    schema: RedisSchema,
+    lake: Lake,
+    signing_key: KeyRing | Ed25519PrivateKey,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Sign (entry count, head hash, head entry id, time) and append it to :func:`checkpoints_path`.
 
+    ``signing_key``: the ``audit`` :class:`~quantbridge.signing.KeyRing` (hybrid: the line carries
+    ``scheme``, ``key`` = the key id and ``signature`` = {key, ml_dsa, ed25519}), or an Ed25519 private key
+    (the older single-signature line: ``key`` = its fingerprint, ``signature`` = base64).
     The count, the last entry and the head are read in one MULTI, so they describe one state of the chain;
     a head that is not the last entry's hash is refused (the chain is already broken: run verify). Returns
     the record written (``{"entries": 0}`` and nothing written for an empty chain).
@@ -462,8 +482,12 @@ def checkpoint(
         )
     at = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     record: dict[str, Any] = {"entries": int(count), "hash": head, "entry_id": text(entry_id), "at": at}
-    record["key"] = fingerprint(signing_key.public_key())
-    record["signature"] = base64.b64encode(signing_key.sign(_signed_bytes(record))).decode()
+    if isinstance(signing_key, KeyRing):
+        sig = signing_key.sign(CHECKPOINT_TAG_V2, _signed_message_v2(record))
+        record.update(scheme=SCHEME, key=sig.key, signature=sig.to_dict())
+    else:
+        record["key"] = fingerprint(signing_key.public_key())
+        record["signature"] = base64.b64encode(signing_key.sign(_signed_bytes(record))).decode()
     path = checkpoints_path(lake)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
@@ -473,10 +497,33 @@ def checkpoint(
     return record
 
 
+def _hybrid_problem(cp: dict[str, Any], ring: KeyRing | None) -> str:
+    """Why a hybrid checkpoint line is not trusted ('' when both halves verify with an accepted key)."""
+    if cp["scheme"] != SCHEME:
+        return f"unknown signature scheme {cp['scheme']!r} (expected {SCHEME!r})"
+    if ring is None:
+        return "no audit key ring to check its signature"
+    try:
+        sig = Signature.from_dict(cp["signature"])
+        at = datetime.fromisoformat(cp["at"]).timestamp()
+    except (QuantbridgeError, ValueError) as exc:
+        return f"malformed signature or time ({exc})"
+    if sig.key != cp["key"]:
+        return f"field key {cp['key']!r} is not the signature's key {sig.key!r}"
+    try:
+        # A checkpoint stays verifiable after a rotation: its key is accepted for lines signed before the
+        # key was retired (or within the grace period after).
+        ring.verify(CHECKPOINT_TAG_V2, _signed_message_v2(cp), sig, at=at)
+    except SignatureError as exc:
+        return f"bad signature: {exc}"
+    return ""
+
+
 def _read_checkpoints(
-    lake: Lake, public_key: Ed25519PublicKey | None
+    lake: Lake, public_key: Ed25519PublicKey | None, ring: KeyRing | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(trusted checkpoints, rejected ones with line and reason), each in file order."""
+    """(trusted checkpoints, rejected ones with line and reason), each in file order: hybrid lines checked
+    with ``ring``, Ed25519-only lines with ``public_key``."""
     from cryptography.exceptions import InvalidSignature
 
     path = checkpoints_path(lake)
@@ -498,6 +545,13 @@ def _read_checkpoints(
             rejected.append({"line": number, "reason": bad})
             continue
         cp["line"] = number
+        if "scheme" in cp:
+            problem = _hybrid_problem(cp, ring)
+            if problem:
+                rejected.append({"line": number, "reason": problem})
+            else:
+                trusted.append(cp)
+            continue
         if public_key is None or expected_key is None:
             rejected.append({"line": number, "reason": "no public key to check its signature"})
             continue
@@ -519,13 +573,15 @@ def _checkpoint_shape(cp: Any) -> str:
     """Why a parsed checkpoint line is malformed ('' when it is well formed)."""
     if not isinstance(cp, dict):
         return "not a JSON object"
+    hybrid = "scheme" in cp
     for name, kind in (
         ("entries", int),
         ("hash", str),
         ("entry_id", str),
         ("at", str),
         ("key", str),
-        ("signature", str),
+        ("signature", dict if hybrid else str),
+        *((("scheme", str),) if hybrid else ()),
     ):
         if not isinstance(cp.get(name), kind) or isinstance(cp.get(name), bool):
             return f"field {name} missing or not {kind.__name__}: {cp.get(name)!r}"
@@ -566,6 +622,8 @@ def verify(
     lake: Lake | None = None,
     public_key: Ed25519PublicKey | None = None,
     batch: int = 1000,
+    *,
+    ring: KeyRing | None = None,
 ) -> dict[str, Any]:
     """Walk the chain and check it against the signed checkpoints in ``lake``.
 
@@ -573,14 +631,16 @@ def verify(
     a missing or malformed field, with ``field``), a head that is not the last entry's hash, or a trusted
     checkpoint the chain no longer holds (``checkpoint``: fewer entries than it counted, or its entry number
     ``entries`` has another id or hash, as after deleting or rewriting the tail together with the head).
-    Checkpoints are trusted only when their signature verifies with ``public_key``; every valid one is
+    Checkpoints are trusted only when their signature verifies: hybrid lines with the ``audit`` key ring
+    ``ring`` (both halves, a key accepted at the line's time), Ed25519-only lines with ``public_key`` (the
+    older ``audit_key_path`` key); every valid one is
     checked, the newest first. Lines that are not trusted (bad signature, another key, malformed, no key
     given) are listed in ``checkpoints_rejected`` and also make ``ok`` False: tampering with the lake is
     evidence too. Entries are read undecoded, so a non-UTF-8 field is a reported break, never a crash.
     """
     from redis.client import NEVER_DECODE
 
-    trusted, rejected = _read_checkpoints(lake, public_key) if lake is not None else ([], [])
+    trusted, rejected = _read_checkpoints(lake, public_key, ring) if lake is not None else ([], [])
     wanted = {cp["entries"]: cp for cp in trusted}  # entry number -> newest trusted checkpoint there
     seen: dict[int, tuple[str, str]] = {}
     stream = schema.key("audit")
