@@ -14,12 +14,13 @@ OPA print the shortest form (``8.54``), the same number (tests/unit/execution/te
 
 from __future__ import annotations
 
-import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from execution.bundle import DATA_FILE, VerifiedBundle, canonical_data, revision_of
 from quantbridge.messages import SubmitOrder
 from quantbridge.settings import PROJECT_ROOT
 
@@ -57,8 +58,16 @@ class RiskContext:
 
 
 class PolicyEngine:
-    """Loads every ``*.rego`` module and ``data.json`` of a folder once; evaluates orders against them with
-    ``engine`` (regorus takes one module: a folder of several needs ``engine="regopy"``)."""
+    """Loads the ``*.rego`` modules and ``data.json`` of a folder (or of a verified bundle) once; evaluates
+    orders against them with ``engine`` (regorus takes one module: several need ``engine="regopy"``).
+
+    ``revision`` names what decides: the bundle revision (:func:`execution.bundle.revision_of`) of the
+    modules and the effective ``data.json``. Without ``data_overrides`` that is ``data.json``'s own bytes,
+    so a folder and the bundle built from it have the same revision; with overrides it is the revision of
+    the effective data re-serialised by :func:`execution.bundle.canonical_data` (sorted keys, 2-space
+    indent, final newline), which is what :func:`execution.bundle.with_limits` of the same changes stores.
+    ``sha256`` is an alias of ``revision`` until every caller says revision.
+    """
 
     def __init__(
         self,
@@ -66,41 +75,60 @@ class PolicyEngine:
         data_overrides: dict[str, Any] | None = None,
         engine: Engine = "regorus",
     ) -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"unknown policy engine {engine!r}: one of {', '.join(ENGINES)}")
         self.folder = Path(folder)
-        self.engine = engine
         modules = sorted(self.folder.glob("*.rego"))
         if not modules:
             raise FileNotFoundError(f"no .rego policy in {self.folder}")
-        if engine == "regorus" and len(modules) > 1:
-            raise ValueError(f"the regorus engine loads one .rego module, {self.folder} has {len(modules)}")
-        digest = hashlib.sha256()
-        sources = {}
-        for module in modules:
-            source = module.read_text()
-            digest.update(f"{module.name}\n{len(source)}\n{source}".encode())
-            sources[module] = source
-        data = json.loads((self.folder / "data.json").read_text())
-        for key, value in (data_overrides or {}).items():
-            data["limits"][key] = value
+        files = {module.name: module.read_bytes() for module in modules}
+        files[DATA_FILE] = (self.folder / DATA_FILE).read_bytes()
+        self._load(files, data_overrides, engine)
+
+    @classmethod
+    def from_verified(
+        cls,
+        bundle: VerifiedBundle,
+        engine: Engine = "regorus",
+        data_overrides: dict[str, Any] | None = None,
+    ) -> PolicyEngine:
+        """An engine on the bytes :func:`execution.bundle.verify` checked (never re-read from disk after the
+        check); ``folder`` is the bundle's folder and ``revision`` the bundle's revision."""
+        self = cls.__new__(cls)
+        self.folder = Path(bundle.path)
+        self._load(dict(bundle.files), data_overrides, engine)
+        return self
+
+    def _load(self, files: dict[str, bytes], data_overrides: dict[str, Any] | None, engine: Engine) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown policy engine {engine!r}: one of {', '.join(ENGINES)}")
+        self.engine = engine
+        sources = {name: raw.decode() for name, raw in sorted(files.items()) if name.endswith(".rego")}
+        if engine == "regorus" and len(sources) > 1:
+            raise ValueError(f"the regorus engine loads one .rego module, {self.folder} has {len(sources)}")
+        data = json.loads(files[DATA_FILE])
+        if data_overrides:
+            for key, value in data_overrides.items():
+                data["limits"][key] = value
+            files = {**files, DATA_FILE: canonical_data(data)}
         self.data = data
-        digest.update(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
-        #: SHA-256 of the modules and the effective limits: the audit entry of a load names it.
-        self.sha256 = digest.hexdigest()
+        #: The bundle revision of the modules and the effective data: verdicts and audit entries name it.
+        self.revision = revision_of(files)
+        self.sha256 = self.revision  # alias: callers move to ``revision``
         if engine == "regorus":
             from opa_eval import OpaEval
 
-            # One compiled query for a batch; a single order is a batch of one (the same rule).
-            self._regorus = OpaEval(
-                str(modules[0]), data_json=json.dumps(data), query="data.pretrade.verdicts"
-            )
+            ((name, source),) = sources.items()
+            # opa-eval reads a file: the checked source goes to a private temporary copy, read once.
+            with tempfile.TemporaryDirectory(prefix="qb-policy-") as tmp:
+                path = Path(tmp) / name
+                path.write_text(source)
+                # One compiled query for a batch; a single order is a batch of one (the same rule).
+                self._regorus = OpaEval(str(path), data_json=json.dumps(data), query="data.pretrade.verdicts")
         else:
             from regopy import Interpreter
 
             self._rego = Interpreter()
-            for module, source in sources.items():
-                self._rego.add_module(module.stem, source)
+            for name, source in sources.items():
+                self._rego.add_module(name.removesuffix(".rego"), source)
             self._rego.add_data(data)
             # Compiled once: a bundle query is ~8x faster than compiling the modules on every order.
             self._bundle = self._rego.build("data.pretrade")
