@@ -86,6 +86,8 @@ class OrderVerifier:
             return f"{REASON}: sig_proof {proof_text[:80]!r} is not comma-separated SHA-256 hex digests"
         if not index_text.isdigit():
             return f"{REASON}: sig_index {index_text[:80]!r} is not a non-negative integer"
+        if int(index_text) >= 1 << len(proof_hex):
+            return f"{REASON}: sig_index {index_text[:80]} is beyond a proof of {len(proof_hex)} hashes"
         try:
             folded = merkle_fold(order_leaf(entry), int(index_text), [bytes.fromhex(h) for h in proof_hex])
         except InputError as exc:
