@@ -1,6 +1,7 @@
 """Signed checkpoints of the audit chain on a real redis-server: the Ed25519 key file's modes, the signature,
 the tail deleted or rewritten together with the head, untrusted checkpoint lines, and malformed entries
-reported as breaks (never a crash)."""
+reported as breaks (never a crash); hybrid (ML-DSA-65 + Ed25519) checkpoints signed with the audit key ring,
+tampered ones refused with a named reason, older Ed25519-only lines still trusted beside them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from quantbridge.audit import (
     ChainBroken,
     append,
+    audit_keyring,
     checkpoint,
     checkpoints_path,
     fingerprint,
@@ -26,6 +28,7 @@ from quantbridge.audit import (
 from quantbridge.errors import ConfigError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
+from quantbridge.signing import SCHEME, KeyRing
 
 SCHEMA = RedisSchema("qb")
 STREAM, HEAD = SCHEMA.key("audit"), SCHEMA.key("audit_head")
@@ -259,3 +262,126 @@ def test_load_keys_when_files_hold_another_key_type_then_config_error_names_the_
         load_signing_key(key_path)
     with pytest.raises(ConfigError, match="Ed25519 public key, found"):
         load_public_key(key_path)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 5, 4, 12, 0, tzinfo=UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def ring(tmp_path, clock):
+    return KeyRing(tmp_path / "keys", "audit", grace_s=3600, clock=clock)
+
+
+def _rewrite(lake, edit) -> None:
+    """Apply ``edit`` to the last checkpoint line's record, as an intruder editing the lake would."""
+    lines = checkpoints_path(lake).read_text().splitlines()
+    record = json.loads(lines[-1])
+    edit(record)
+    checkpoints_path(lake).write_text("\n".join([*lines[:-1], json.dumps(record)]) + "\n")
+
+
+def test_checkpoint_when_signed_with_the_audit_ring_then_hybrid_line_verifies(chain, lake, ring):
+    record = checkpoint(chain, SCHEMA, lake, ring, now=datetime(2026, 5, 4, 12, 0, tzinfo=UTC))
+
+    result = verify(chain, SCHEMA, lake, ring=ring)
+
+    assert record["scheme"] == SCHEME and record["key"] == ring.active == record["signature"]["key"]
+    assert len(base64.b64decode(record["signature"]["ml_dsa"])) == 3309
+    assert result["ok"] and result["checkpoint"]["entries"] == 20
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (lambda r: r.update(entries=19), "bad signature: the ML-DSA-65 half"),
+        (lambda r: r.update(hash="0" * 64), "bad signature: the ML-DSA-65 half"),
+        (lambda r: r["signature"].update(ml_dsa=base64.b64encode(b"\0" * 3309).decode()), "ML-DSA-65 half"),
+        (lambda r: r["signature"].update(key="audit-x"), "is not the signature's key"),
+        (lambda r: r.update(scheme="rsa"), "unknown signature scheme 'rsa'"),
+        (lambda r: r.update(signature="abc"), "field signature missing or not dict"),
+        (lambda r: r.update(at="yesterday"), "malformed signature or time"),
+    ],
+)
+def test_verify_when_a_hybrid_checkpoint_was_tampered_then_refused_with_a_named_reason(
+    chain, lake, ring, edit, reason
+):
+    checkpoint(chain, SCHEMA, lake, ring)
+    _rewrite(lake, edit)
+
+    result = verify(chain, SCHEMA, lake, ring=ring)
+
+    assert not result["ok"] and reason in result["checkpoints_rejected"][0]["reason"]
+
+
+def test_verify_when_the_ed25519_half_alone_forged_then_refused(chain, lake, ring, tmp_path):
+    checkpoint(chain, SCHEMA, lake, ring)
+    other = KeyRing(tmp_path / "other", "audit")
+    forged = other.sign("quantbridge-audit-checkpoint-v2", b"anything")
+    _rewrite(lake, lambda r: r["signature"].update(ed25519=forged.ed25519))
+
+    result = verify(chain, SCHEMA, lake, ring=ring)
+
+    assert "bad signature: the Ed25519 half" in result["checkpoints_rejected"][0]["reason"]
+
+
+def test_verify_when_old_ed25519_lines_and_new_hybrid_lines_then_both_trusted_with_their_keys(
+    chain, lake, key, ring
+):
+    checkpoint(chain, SCHEMA, lake, key)  # before the upgrade: the Ed25519-only key file
+    append(chain, SCHEMA, "fill", "o1", {})
+    checkpoint(chain, SCHEMA, lake, ring)
+
+    both = verify(chain, SCHEMA, lake, public_key=key.public_key(), ring=ring)
+    ring_only = verify(chain, SCHEMA, lake, ring=ring)
+    key_only = verify(chain, SCHEMA, lake, public_key=key.public_key())
+
+    assert both["ok"] and both["checkpoint"]["entries"] == 21
+    assert ring_only["checkpoints_rejected"] == [
+        {"line": 1, "reason": "no public key to check its signature"}
+    ]
+    assert key_only["checkpoints_rejected"] == [
+        {"line": 2, "reason": "no audit key ring to check its signature"}
+    ]
+
+
+def test_verify_when_the_audit_key_rotated_long_ago_then_checkpoints_signed_before_still_trusted(
+    chain, lake, ring, clock
+):
+    checkpoint(chain, SCHEMA, lake, ring, now=datetime.fromtimestamp(clock.now, UTC))
+    clock.now += 60
+    ring.rotate()
+    clock.now += 30 * 86_400  # far beyond the one-hour grace period
+    append(chain, SCHEMA, "fill", "o1", {})
+    checkpoint(chain, SCHEMA, lake, ring, now=datetime.fromtimestamp(clock.now, UTC))
+
+    assert verify(chain, SCHEMA, lake, ring=ring)["ok"]
+    # a line claiming a time after the old key's retirement (plus grace) is refused: the key is retired
+    _rewrite(lake, lambda r: r["signature"].update(key=ring.status()["keys"][0]["id"]))
+    _rewrite(lake, lambda r: r.update(key=r["signature"]["key"]))
+    assert (
+        "beyond the grace period"
+        in verify(chain, SCHEMA, lake, ring=ring)["checkpoints_rejected"][0]["reason"]
+    )
+
+
+def test_audit_keyring_when_settings_key_dir_empty_then_none_without_create_and_a_ring_with_it(
+    tmp_path, monkeypatch
+):
+    from quantbridge.settings import load_settings
+
+    monkeypatch.setenv("QB_KEY_DIR", str(tmp_path / "keys"))
+
+    assert audit_keyring(load_settings(), create=False) is None
+    made = audit_keyring(load_settings())
+    assert made is not None and made.purpose == "audit"
+    assert audit_keyring(load_settings(), create=False).active == made.active
