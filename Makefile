@@ -81,7 +81,7 @@ bench: venv
 	$(BIN)/python -m bench.var_bench --assets 500 --paths 1000000 --repeats 3
 	$(BIN)/python -m bench.var_reduction --mode full --assets 100 --paths 100000 --replications 50
 	$(BIN)/python -m bench.var_reduction --mode shortcut --paths 1000000 --replications 50
-	$(BIN)/python -m bench.worker_bench --orders 4000 --rates 400 2000 --workers 1 2 --modes unpinned pinned
+	$(BIN)/python -m bench.worker_bench --orders 4000 --rates 400 2000 --workers 1 2 --modes unpinned pinned --signatures off on
 
 # The GPU check in one command: exits non-zero with the reason when no CUDA device is visible.
 .PHONY: bench-gpu

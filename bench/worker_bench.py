@@ -25,13 +25,19 @@ Each row also gives the worker's CPU time per order: the worker processes' user+
 the scheduler's per-thread run time in ``/proc``) from the producer's start to the last order done, idle
 polling included, divided by the orders they decided; the floor consumer's and redis-server's likewise.
 
+``--signatures off on`` compares, in one run, unsigned orders (the worker without a verifier) and orders
+signed as the strategy publishes them (ML-DSA-65 + Ed25519 over a Merkle root per batch of
+``SIGNED_BATCH`` orders, signed before the clock starts: signing is the publisher's cost, measured by
+``python -m bench.signing_bench``) checked by the worker's :class:`execution.signatures.OrderVerifier`
+before anything else (the production setting, ``QB_ORDER_SIGNATURES=required``).
+
 ``--profile PREFIX`` records the first worker run with py-spy (by the worker's pid, busy and waiting alike):
 ``PREFIX.svg`` (flame graph), ``PREFIX.txt`` (collapsed stacks) and ``PREFIX.md`` (the shares of
 ``process_batch``'s wall time by part, :func:`shares_table`, with the worker's user and kernel CPU).
 ``make profile-worker``.
 
     python -m bench.worker_bench [--orders 4000] [--rates 400 2000] [--workers 1 2] [--modes unpinned pinned]
-        [--pin] [--no-flat-out] [--profile PREFIX] [--json]
+        [--pin] [--no-flat-out] [--signatures on|off ...] [--profile PREFIX] [--json]
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ SCHEMA_PREFIX = "bench"
 TICKERS = ["AAPL", "MSFT", "XOM", "JNJ", "KO"]
 #: The worker's marks (the orders carry reference_price 50) and its staleness bound, far beyond a run.
 MARK = 50.0
+#: Orders per signed batch when ``--signatures on`` (a rebalance publishes its orders as one batch).
+SIGNED_BATCH = 500
 RISK_FRESH_S = 3600
 MODES = ("unpinned", "pinned")
 #: py-spy's sampling rate (Hz) for --profile.
@@ -224,14 +232,36 @@ def _orders(n: int) -> list[dict[str, str]]:
     ]
 
 
+def _signed(orders: list[dict[str, str]], key_dir: Path, client: Any) -> list[dict[str, str]]:
+    """``orders`` signed per SIGNED_BATCH as the publishers sign them, the roots' signatures stored."""
+    from quantbridge.redis_schema import RedisSchema
+    from quantbridge.signing import KeyRing, sign_orders
+
+    ring, out = KeyRing(key_dir, "orders", create=False), []
+    key = RedisSchema(SCHEMA_PREFIX).key("order_signatures")
+    for start in range(0, len(orders), SIGNED_BATCH):
+        root, signature, signed = sign_orders(ring, orders[start : start + SIGNED_BATCH])
+        client.hset(key, root, signature)
+        out += signed
+    return out
+
+
 def _produce(
-    url: str, stream: str, n: int, rate: float, ready: Any, go: Any, out: Any, cpus: set[int]
+    url: str,
+    stream: str,
+    n: int,
+    rate: float,
+    ready: Any,
+    go: Any,
+    out: Any,
+    cpus: set[int],
+    key_dir: Path | None = None,
 ) -> None:
     import redis
 
     os.sched_setaffinity(0, cpus)
     client = redis.Redis.from_url(url)
-    orders = _orders(n)
+    orders = _orders(n) if key_dir is None else _signed(_orders(n), key_dir, client)
     interval = 1.0 / rate if rate else 0.0
     sent: dict[str, float] = {}
     client.ping()  # connected before the clock starts
@@ -258,7 +288,15 @@ def _allow_tracing_by(pid: int) -> None:
 
 
 def _work(
-    url: str, consumer: str, n: int, ready: Any, stop: Any, out: Any, cpus: set[int], traced: bool = False
+    url: str,
+    consumer: str,
+    n: int,
+    ready: Any,
+    stop: Any,
+    out: Any,
+    cpus: set[int],
+    traced: bool = False,
+    key_dir: Path | None = None,
 ) -> None:
     import threading
 
@@ -268,8 +306,10 @@ def _work(
 
     import redis
 
+    from execution.signatures import OrderVerifier
     from execution.worker import ExecutionWorker
     from quantbridge.redis_schema import RedisSchema
+    from quantbridge.signing import KeyRing
 
     decided: dict[str, float] = {}
     filled: dict[str, float] = {}
@@ -286,6 +326,7 @@ def _work(
         on_event=on_event,
         marks={t: MARK for t in TICKERS},
         risk_stale_after_s=RISK_FRESH_S,
+        verifier=OrderVerifier(KeyRing(key_dir, "orders", create=False)) if key_dir is not None else None,
     )
     halt = threading.Event()
     loop = threading.Thread(target=worker.run, args=(halt,), kwargs={"block_ms": 5})
@@ -380,6 +421,7 @@ def _run(
     cores: tuple[set[int], set[int]],
     redis_pid: int,
     profile: Path | None = None,
+    key_dir: Path | None = None,
 ) -> dict[str, Any]:
     import redis
 
@@ -398,7 +440,10 @@ def _run(
         target, args = (
             (_floor, (url, stream, ready, stop, out, worker_cores))
             if floor
-            else (_work, (url, f"w{i}", n, ready, stop, out, worker_cores, profile is not None and i == 0))
+            else (
+                _work,
+                (url, f"w{i}", n, ready, stop, out, worker_cores, profile is not None and i == 0, key_dir),
+            )
         )
         # daemons: a bench that fails leaves no worker behind polling a stopped redis-server
         procs.append(ctx.Process(target=target, args=args, daemon=True))
@@ -411,7 +456,9 @@ def _run(
     sender_out = ctx.Queue()
     sender_ready = ctx.Event()
     sender = ctx.Process(
-        target=_produce, args=(url, stream, n, rate, sender_ready, go, sender_out, other_cores), daemon=True
+        target=_produce,
+        args=(url, stream, n, rate, sender_ready, go, sender_out, other_cores, None if floor else key_dir),
+        daemon=True,
     )
     sender.start()
     sender_ready.wait(120)  # the served rate counts from the first order, not from the producer's start-up
@@ -514,6 +561,13 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="py-spy the first worker run: PREFIX.svg, PREFIX.txt, PREFIX.md"
     )
+    parser.add_argument(
+        "--signatures",
+        nargs="+",
+        choices=["on", "off"],
+        default=["on"],
+        help="signed orders checked by the worker (on: production), unsigned (off); both: before/after",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     modes = list(MODES) if args.pin else args.modes
@@ -531,6 +585,11 @@ def main() -> None:
     # The processes get the password inside the URL (handed over by multiprocessing, never printed).
     password = load_settings(overrides).redis_password.get_secret_value()
     url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
+    key_dir = folder / "keys"
+    if "on" in args.signatures:
+        from quantbridge.signing import KeyRing
+
+        KeyRing(key_dir, "orders")  # made once; publisher and workers read it
     print(
         f"risk figures: fresh {SCHEMA_PREFIX}:risk:current and the VaR sensor's heartbeat published before "
         f"each worker run (valid {RISK_FRESH_S} s; no sensor process); marks {MARK:g} per ticker",
@@ -552,8 +611,9 @@ def main() -> None:
             )
             for label, rate in loads:
                 floor = _run(url, args.orders, rate, 1, True, cores, redis_pid)
-                for workers in args.workers:
-                    result = _run(url, args.orders, rate, workers, False, cores, redis_pid, profile)
+                for workers, signed in [(w, g) for g in args.signatures for w in args.workers]:
+                    ring = key_dir if signed == "on" else None
+                    result = _run(url, args.orders, rate, workers, False, cores, redis_pid, profile, ring)
                     if profile is not None:
                         _summarise_profile(
                             profile,
@@ -566,14 +626,16 @@ def main() -> None:
                         result["to_decision"]["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("nan")
                     )
                     key = f"{label}, {workers} worker(s)" + ("" if mode == "unpinned" else f", {mode}")
+                    key += f", signatures {signed}"
                     out[key] = {
                         "mode": mode,
+                        "signatures": signed,
                         "worker_cores": sorted(cores[0]),
                         "worker": result,
                         "redis_floor": floor,
                         "p50_ratio_to_floor": round(ratio, 1),
                     }
-                    print(_line(mode, label, workers, result, floor, ratio), flush=True)
+                    print(_line(mode, f"{label} sig {signed}", workers, result, floor, ratio), flush=True)
         if args.json:
             print(json.dumps(out, indent=2))
     finally:

@@ -65,6 +65,7 @@ class Keys:
     dead_letter: str
     marks: str
     risk_current: str
+    order_signatures: str
 
     @classmethod
     def of(cls, schema: RedisSchema) -> Keys:
@@ -73,12 +74,12 @@ class Keys:
 
 @dataclass(frozen=True)
 class Rules:
-    """What orders are judged by besides the book: the policy engine's two calls and the digest of its
-    modules and limits, ESG scores per ticker, and the bound on the risk figures' age (seconds)."""
+    """What orders are judged by besides the book: the policy engine's two calls and the revision of its
+    bundle (modules and limits), ESG scores per ticker, and the bound on the risk figures' age (seconds)."""
 
     evaluate_many: EvaluateMany
     evaluate: Evaluate
-    policy_sha256: str = ""
+    policy_revision: str = ""
     esg: Mapping[str, float] = field(default_factory=dict)
     risk_max_age_s: float = 90.0
 
@@ -303,7 +304,7 @@ def decide(
         children = _routed(order, verdict, view.marks.get(order.ticker), venues, estimates)
         if children is None:
             continue  # routing failed: left pending for a retry
-        opened = _record(plan, item, order, verdict, children, view, rules.policy_sha256, keys)
+        opened = _record(plan, item, order, verdict, children, view, rules.policy_revision, keys)
         if opened is None:
             outcomes[item.index] = Outcome(order.order_id, life.REJECTED, reasons=verdict.reasons)
         else:
@@ -357,7 +358,7 @@ def _record(
     verdict: PolicyVerdict,
     children: list[Child],
     view: BookView,
-    policy_sha256: str,
+    policy_revision: str,
     keys: Keys,
 ) -> Open | None:
     """Add an order's decision to ``plan``: its order, verdict and state entries, the state (guarded on
@@ -367,7 +368,7 @@ def _record(
         "mark": mark,
         "position": view.positions.get(order.ticker, 0.0),
         "kill_switch": view.kill_switch is not None,
-        "policy_sha256": policy_sha256,
+        "policy_revision": policy_revision,
     }
     plan.guards.append((keys.order_state, oid, None))
     plan.trail += [("order", oid, order.to_dict()), ("verdict", oid, {**verdict.as_dict(), **context})]
@@ -426,15 +427,24 @@ def _first_state(verdict: PolicyVerdict, children: list[Child]) -> dict[str, Any
 
 
 # --- the fill commit ----------------------------------------------------------------------------------
-def dead_letters(items: Sequence[Intake], keys: Keys) -> tuple[Plan, dict[int, Outcome]]:
-    """Every unusable entry to the dead-letter stream (its fields clipped), with its audit entry."""
+def dead_letters(
+    items: Sequence[Intake], keys: Keys, policy_revision: str = ""
+) -> tuple[Plan, dict[int, Outcome]]:
+    """Every unusable entry to the dead-letter stream (its fields clipped), with its audit entry; both name
+    the policy revision the worker judged by when it refused the entry."""
     plan, outcomes = Plan(), {}
     for item in items:
         if item.dead is None:
             continue
-        plan.trail.append(("dead_letter", item.ref, {"entry_id": item.entry_id, "reason": item.dead}))
+        payload = {"entry_id": item.entry_id, "reason": item.dead, "policy_revision": policy_revision}
+        plan.trail.append(("dead_letter", item.ref, payload))
         fields = json.dumps(item.fields)[:MAX_PAYLOAD_BYTES]
-        letter = (("entry_id", item.entry_id), ("reason", item.dead), ("fields", fields))
+        letter = (
+            ("entry_id", item.entry_id),
+            ("reason", item.dead),
+            ("fields", fields),
+            ("policy_revision", policy_revision),
+        )
         plan.xadd.append((keys.dead_letter, letter))
         outcomes[item.index] = Outcome(item.ref, "DEAD_LETTER", reasons=(item.dead,))
     return plan, outcomes

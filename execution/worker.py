@@ -30,6 +30,7 @@ to the dead-letter stream once, with their audit entry. No exception ends the wo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -96,6 +97,9 @@ class ExecutionWorker:
         max_deliveries: int = 5,
         clock: Callable[[], float] = time.time,
         executors: Mapping[str, Any] | None = None,
+        verifier: Any | None = None,
+        policy_loader: Callable[[str], PolicyEngine] | None = None,
+        policy_check_s: float = 1.0,
     ) -> None:
         self.client, self.schema, self.consumer = client, schema, consumer
         self.tickers = frozenset(tickers)
@@ -110,14 +114,14 @@ class ExecutionWorker:
         if missing:
             raise InputError("executors", ",".join(missing), "an executor for every routed venue")
         self.router = Router(venues)
-        self.policy = policy or PolicyEngine()
-        self.rules = core.Rules(
-            self.policy.evaluate_many,
-            self.policy.evaluate,
-            self.policy.sha256,
-            dict(esg or {}),
-            risk_stale_after_s,
-        )
+        self.esg, self.risk_stale_after_s = dict(esg or {}), risk_stale_after_s
+        # Orders are checked against the signed batch they were published in before anything else
+        # (:class:`execution.signatures.OrderVerifier`); None only where no publisher signs (unit tests).
+        self.verifier = verifier
+        # An activated policy revision is loaded through ``policy_loader`` (it verifies the bundle's files,
+        # signature and approvals, raising otherwise), between batches, at most every ``policy_check_s``.
+        self.policy_loader, self.policy_check_s = policy_loader, policy_check_s
+        self._policy_checked, self._refused = time.monotonic(), ""  # checked at start (below)
         self.on_event = on_event or (lambda _kind, _order_id: None)  # instrumentation (the benchmark)
         self.metrics = metrics or WorkerMetrics(v.name for v in venues)  # Prometheus, in-process only
         self.audit = AuditWriter(client, schema)
@@ -126,6 +130,8 @@ class ExecutionWorker:
         self._reader = _undecoded(client)
         self.keys = core.Keys.of(schema)
         self.stream = self.keys.orders
+        self._active = schema.key("policy_active")
+        self._workers = schema.key("policy_workers")
         self._heartbeat = schema.heartbeat(SENSOR)
         self._turn = schema.key("decide_turn")
         self._turn_holder: str | None = None
@@ -134,9 +140,75 @@ class ExecutionWorker:
         except Exception as exc:  # noqa: BLE001 - BUSYGROUP: the group exists already
             if "BUSYGROUP" not in str(exc):
                 raise
-        # The limits this worker judges by are on the record before its first verdict.
-        loaded = {"sha256": self.policy.sha256, "limits": self.policy.data, "folder": str(self.policy.folder)}
-        self.audit.commit([("limits_loaded", consumer, loaded)])
+        # The limits this worker judges by are on the record before its first verdict: the activated
+        # revision when there is one (fail closed: one that does not verify stops the start), else the
+        # given engine (the repository's policies/ by default).
+        active = self._active_revision() if policy_loader is not None else None
+        if active is not None and (policy is None or policy.revision != active):
+            try:
+                policy = policy_loader(active) if policy_loader is not None else policy
+            except Exception as exc:  # noqa: BLE001 - named in the error: nothing is judged by it
+                raise ServiceError(
+                    f"the active policy revision {active} ({self._active}) does not verify: {exc}; "
+                    "re-activate an approved revision with `qb policy rollback REVISION`"
+                ) from exc
+        self._use_policy(policy or PolicyEngine(), "bundle" if active else "given", previous=None)
+
+    # --- the policy revision --------------------------------------------------------------------------
+    def _use_policy(self, policy: PolicyEngine, source: str, previous: str | None) -> None:
+        """Judge by ``policy`` from now on, on the record (audit chain and ``policy:workers``) first."""
+        loaded = {
+            "sha256": policy.revision,  # the surveillance's limits timeline reads this name
+            "revision": policy.revision,
+            "previous": previous,
+            "source": source,
+            "limits": policy.data,
+            "folder": str(policy.folder),
+        }
+        self.audit.commit([("limits_loaded", self.consumer, loaded)])
+        self.policy = policy
+        self.rules = core.Rules(
+            policy.evaluate_many, policy.evaluate, policy.revision, self.esg, self.risk_stale_after_s
+        )
+        self._report_policy()
+
+    def _report_policy(self) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        state = {"revision": self.policy.revision, "since": stamp, "refused": self._refused or None}
+        self.client.hset(self._workers, self.consumer, json.dumps(state))
+
+    def _active_revision(self) -> str | None:
+        raw = self.client.hget(self._active, "revision")
+        return text(raw) if raw else None
+
+    def refresh_policy(self, force: bool = False) -> str:
+        """Switch to the activated policy revision if it changed (between batches: no order is judged by a
+        half-loaded bundle). A revision that does not verify is refused, on the record, and the worker keeps
+        judging by the one it has. Returns the revision in force."""
+        now = time.monotonic()
+        if self.policy_loader is None or (not force and now - self._policy_checked < self.policy_check_s):
+            return self.policy.revision
+        self._policy_checked = now
+        active = self._active_revision()
+        if active is None or active == self.policy.revision or active == self._refused:
+            return self.policy.revision
+        try:
+            engine = self.policy_loader(active)
+            if engine.revision != active:
+                raise ValueError(f"the loaded bundle's revision is {engine.revision}, not {active}")
+        except Exception as exc:  # noqa: BLE001 - a bad bundle must not stop the worker: it is refused
+            log.error(
+                "policy revision %s refused: %s; still judging by %s", active, exc, self.policy.revision
+            )
+            self._refused = active
+            payload = {"revision": active, "reason": str(exc)[:500], "kept": self.policy.revision}
+            self.audit.commit([("policy_refused", self.consumer, payload)])
+            self._report_policy()
+            return self.policy.revision
+        self._refused = ""
+        self._use_policy(engine, "bundle", previous=self.policy.revision)
+        log.info("policy revision %s in force", active)
+        return active
 
     # --- one batch ------------------------------------------------------------------------------------
     def process(self, entry_id: str, raw: dict[Any, Any]) -> Outcome | None:
@@ -157,7 +229,8 @@ class ExecutionWorker:
             intake(i, e, raw, self.tickers, counts.get(e, 1), self.max_deliveries)
             for i, (e, raw) in enumerate(entries)
         ]
-        letters, dead = core.dead_letters(items, self.keys)
+        items = self._verified(items)
+        letters, dead = core.dead_letters(items, self.keys, self.policy.revision)
         closing = core.cancel_capped(self._read_capped(items), self.keys)
         live = [it for it in items if it.order is not None and it.dead is None]
         # read -> decide -> commit, read and decided again while other workers move what it relied on
@@ -170,6 +243,26 @@ class ExecutionWorker:
             if o is not None:
                 self.metrics.outcome(o.state)
         return outcomes
+
+    def _verified(self, items: list[Intake]) -> list[Intake]:
+        """``items`` with every order whose batch signature fails turned into a dead letter (BAD_SIGNATURE),
+        its order dropped: a forged entry must not even cancel the open order whose id it reuses."""
+        verifier = self.verifier
+        candidates = [it for it in items if it.order is not None and it.dead is None]
+        if verifier is None or not candidates:
+            return items
+        wanted = verifier.missing_roots(it.fields for it in candidates)
+        roots: dict[str, str | None] = {}
+        if wanted:  # one read per batch, only for roots not verified yet
+            got = self.client.hmget(self.keys.order_signatures, wanted)
+            roots = {
+                root: (text(raw) if raw is not None else None) for root, raw in zip(wanted, got, strict=True)
+            }
+        out = []
+        for it in items:
+            reason = verifier.check(it.fields, roots) if it.order is not None and it.dead is None else None
+            out.append(dataclasses.replace(it, order=None, dead=reason) if reason else it)
+        return out
 
     def _read_capped(self, items: list[Intake]) -> list[tuple[Intake, str | None]]:
         """The state records of the orders among entries past the delivery cap (one read, only if any)."""
@@ -376,6 +469,7 @@ class ExecutionWorker:
                 if reclaim_due or time.monotonic() - last_reclaim >= reclaim_idle_ms / 1000:
                     handled += self.reclaim(reclaim_idle_ms)
                     reclaim_due, last_reclaim = False, time.monotonic()
+                self.refresh_policy()  # between batches, at most every policy_check_s
                 handled += self._read_once(block_ms)
                 backoff = 0.2
                 self.metrics.last_poll.set(time.time())

@@ -20,7 +20,17 @@ from quantbridge.redis_schema import ORDERS_GROUP
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 NOW_S = NOW.timestamp()
 KEYS = core.Keys(
-    "orders", "state", "positions", "inflight", "inflight_rev", "kill", "fills", "dead", "marks", "risk"
+    "orders",
+    "state",
+    "positions",
+    "inflight",
+    "inflight_rev",
+    "kill",
+    "fills",
+    "dead",
+    "marks",
+    "risk",
+    "sigs",
 )
 
 
@@ -196,7 +206,7 @@ def test_decide_when_risk_figures_stale_then_risk_increasing_orders_rejected_and
             "mark": 100.0,
             "position": 100.0,
             "kill_switch": False,
-            "policy_sha256": "sha",
+            "policy_revision": "sha",
         },
     )
 
@@ -359,18 +369,23 @@ def test_cancel_capped_when_order_open_then_cancelled_and_released_and_when_fina
 def test_dead_letters_when_entries_unusable_then_one_letter_and_audit_entry_each():
     bad = Intake(1, "2-0", {"order_id": "x", "quantity": "abc"}, dead="MALFORMED: quantity")
     anonymous = Intake(2, "3-0", {"order_id": ""}, dead="MALFORMED: order_id")
-    plan, outcomes = core.dead_letters([item(0, order("ok")), bad, anonymous], KEYS)
+    plan, outcomes = core.dead_letters([item(0, order("ok")), bad, anonymous], KEYS, "rev1")
     assert outcomes == {
         1: Outcome("x", "DEAD_LETTER", reasons=("MALFORMED: quantity",)),
         2: Outcome("3-0", "DEAD_LETTER", reasons=("MALFORMED: order_id",)),  # filed under its entry id
     }
-    assert plan.trail[0] == ("dead_letter", "x", {"entry_id": "2-0", "reason": "MALFORMED: quantity"})
+    assert plan.trail[0] == (
+        "dead_letter",
+        "x",
+        {"entry_id": "2-0", "reason": "MALFORMED: quantity", "policy_revision": "rev1"},
+    )
     assert plan.xadd[0] == (
         "dead",
         (
             ("entry_id", "2-0"),
             ("reason", "MALFORMED: quantity"),
             ("fields", '{"order_id": "x", "quantity": "abc"}'),
+            ("policy_revision", "rev1"),  # which revision's worker refused it
         ),
     )
 
