@@ -184,10 +184,12 @@ def test_check_when_root_verified_once_then_cached_and_refused_after_its_key_exp
 
 def test_missing_roots_when_entries_of_two_batches_then_each_unverified_root_once(ring):
     root_a, sig_a, batch_a = sign_orders(ring, orders(2))
-    root_b, _, batch_b = sign_orders(ring, orders(3))
+    root_b, sign_b, batch_b = sign_orders(ring, orders(3))
     verifier = OrderVerifier(ring, cache_size=1)
     unsigned = orders(1)
 
     assert verifier.missing_roots([*batch_a, *batch_b, *unsigned, {"sig_root": "bad"}]) == [root_a, root_b]
     verifier.check(batch_a[0], {root_a: sig_a})
     assert verifier.missing_roots([{b"sig_root": root_a.encode()}, *batch_b]) == [root_b]
+    verifier.check(batch_b[0], {root_b: sign_b})
+    assert verifier.missing_roots([*batch_a, *batch_b]) == [root_a]  # cache_size=1: the oldest root dropped
