@@ -6,11 +6,10 @@ import json
 
 import pytest
 
-from governance.monitor import (
+from governance.monitor import decide, drifted_names
+from governance.thresholds import (
     THRESHOLDS_PATH,
     Thresholds,
-    decide,
-    drifted_names,
     load_thresholds,
     thresholds_from_dict,
 )
