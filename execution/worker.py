@@ -570,4 +570,23 @@ def worker_from_lake(client: Any, settings: Settings, lake: Any, consumer: str) 
         marks=lake_marks(lake),
         risk_stale_after_s=settings.risk_stale_after_s,
         max_deliveries=settings.max_deliveries,
+        **governed(settings, lake),
     )
+
+
+def governed(settings: Settings, lake: Any) -> dict[str, Any]:
+    """The worker's governance arguments in production (``qb worker``, the Airflow operator, the demo, the
+    replay): the order verifier on the ``orders`` key ring (unless ``QB_ORDER_SIGNATURES=off``) and the
+    loader of activated policy revisions, which verifies each bundle in ``lake`` (files, signature,
+    approvals) against the ``policy`` key ring before an engine is built on its bytes."""
+    from execution import bundle
+    from execution.signatures import OrderVerifier
+    from quantbridge.signing import keyring
+
+    policy_ring = keyring(settings, "policy")
+
+    def load(revision: str) -> PolicyEngine:
+        return PolicyEngine.from_verified(bundle.verify(lake, revision, policy_ring))
+
+    verifier = OrderVerifier(keyring(settings, "orders")) if settings.order_signatures == "required" else None
+    return {"verifier": verifier, "policy_loader": load, "policy_check_s": settings.policy_check_s}

@@ -54,7 +54,7 @@ def _run_dag(dag_id: str, day: date, conf: dict[str, Any]) -> dict[str, Any]:
 
 def _live(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """The worker trades every waiting order while the VaR sensor refreshes; returns what happened."""
-    from execution.worker import ExecutionWorker, lake_marks
+    from execution.worker import ExecutionWorker, governed, lake_marks
     from marketdata.reference import esg_scores
     from quantbridge.lake import Lake
     from quantbridge.positions import read_positions
@@ -81,6 +81,7 @@ def _live(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             marks=lake_marks(lake),
             risk_stale_after_s=settings.risk_stale_after_s,
             max_deliveries=settings.max_deliveries,
+            **governed(settings, lake),
         )
         stop = threading.Event()
         handled: list[int] = []

@@ -222,7 +222,7 @@ class Replay:
         """The worker (with the market's venues and the router's filters as checkpointed) and the sensor."""
         from execution.kalman import SlippageFilter
         from execution.market import Market
-        from execution.worker import ExecutionWorker, lake_marks, tradable_tickers
+        from execution.worker import ExecutionWorker, governed, lake_marks, tradable_tickers
         from marketdata.reference import esg_scores
         from risk.sensor import SensorConfig, VarSensor
 
@@ -244,6 +244,7 @@ class Replay:
             marks=lake_marks(self.lake),
             risk_stale_after_s=s.risk_stale_after_s,
             max_deliveries=s.max_deliveries,
+            **governed(s, self.lake),  # signed orders and approved policies, as in production
         )
         for key, (estimate, variance) in state["filters"].items():
             venue, ticker = key.split("|", 1)
