@@ -158,6 +158,7 @@ def test_monitor_when_breaches_planted_then_a_tighter_bundle_is_proposed_and_rec
     planted, redis_client, tmp_path
 ):
     from execution.bundle import verify
+    from governance.release import activate
 
     lake, dates = planted
     day = dates[-1]
@@ -186,6 +187,19 @@ def test_monitor_when_breaches_planted_then_a_tighter_bundle_is_proposed_and_rec
     assert document["revision"] == out["revision"] and document["status"] == "proposed"
     assert document["demote"]["model_version"] == "v1"
     assert json.loads((lake.root / "models" / "champion.json").read_text())["version"] == "v1"  # unchanged
+
+    # two approvers release it; the next night the same breaches propose no further limit change (the factors
+    # apply to the approved reference limits, not to the already lowered ones), only the demotion again
+    approvals = [{"user": "carol", "at": "t0", "task": "approve_compliance"}, {"user": "dave", "at": "t1"}]
+    activate(redis_client, SCHEMA, lake, ring, out["revision"], approvals, "test:release")
+    again = _findings(lake, redis_client, day, th, ring)
+    assert again["limits"]["active_revision"] == out["revision"]
+    assert again["limits"]["active"] == stored.data["limits"]
+    repeat = decide(again, th)
+    assert repeat is not None and repeat.limits == {} and repeat.demote is not None
+    second = submit(lake, day, repeat, again, ring, redis_client, SCHEMA)
+    assert second is not None and second["revision"] is None and second["diff"] == ""
+    assert json.loads(proposal_path(lake, day).read_text())["revision"] is None
 
 
 def test_monitor_when_nothing_breached_then_no_proposal_and_nothing_stored(quiet, redis_client, tmp_path):
