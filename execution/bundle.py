@@ -73,7 +73,7 @@ class Signer(Protocol):
 
     def sign(self, tag: str, message: bytes) -> Any: ...
 
-    def verify(self, tag: str, message: bytes, sig: Any) -> None: ...
+    def verify(self, tag: str, message: bytes, sig: Any, *, at: float | None = None) -> None: ...
 
 
 def sha256_hex(raw: bytes) -> str:
@@ -368,11 +368,23 @@ def _signature(raw: Any, what: str) -> Any:
         raise BundleError(what, f"malformed signature ({exc})") from None
 
 
-def _check_signature(ring: Signer, tag: str, message: bytes, sig: Any, what: str) -> None:
+def _epoch(value: Any) -> float | None:
+    """An ISO time as epoch seconds (None when absent or not a time)."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _check_signature(ring: Signer, tag: str, message: bytes, sig: Any, what: str, signed_at: Any) -> None:
+    """``signed_at``: the time the signed record itself states (inside the signed bytes). A bundle is a
+    long-lived record: a key retired after it was signed still verifies it (as for audit checkpoints), so a
+    key rotation does not void the active revision or the approved revisions a rollback may need."""
     from quantbridge.signing import SignatureError
 
     try:
-        ring.verify(tag, message, sig)
+        ring.verify(tag, message, sig, at=_epoch(signed_at))
     except SignatureError as exc:
         raise BundleError(what, f"signature does not verify ({exc})") from None
 
@@ -414,9 +426,9 @@ def verify(lake: Lake, revision: str, ring: Signer, *, require_approvals: bool =
     manifest = _read_json(folder / MANIFEST_FILE, MANIFEST_FILE)
     hashes = _manifest_files(manifest, MANIFEST_FILE)
     sig = _signature(_read_json(folder / SIGNATURE_FILE, SIGNATURE_FILE), SIGNATURE_FILE)
-    _check_signature(
-        ring, BUNDLE_TAG, canonical_json(manifest), sig, f"{SIGNATURE_FILE} (of {MANIFEST_FILE})"
-    )
+    metadata = manifest["metadata"] if isinstance(manifest["metadata"], dict) else {}
+    what = f"{SIGNATURE_FILE} (of {MANIFEST_FILE})"
+    _check_signature(ring, BUNDLE_TAG, canonical_json(manifest), sig, what, metadata.get("created"))
     if manifest["revision"] != revision:
         raise BundleError(
             f"{MANIFEST_FILE} revision", f"is {manifest['revision']!r}, the folder is {revision}"
@@ -443,7 +455,7 @@ def verify(lake: Lake, revision: str, ring: Signer, *, require_approvals: bool =
     _check_files(files, f"revision {revision[:12]}")
     approvals = None
     if require_approvals:
-        approvals = read_approvals(folder, revision, ring, author=str(manifest["metadata"].get("author", "")))
+        approvals = read_approvals(folder, revision, ring, author=str(metadata.get("author", "")))
     return VerifiedBundle(files, manifest, path=folder, approvals=approvals)
 
 
@@ -514,7 +526,7 @@ def write_approvals(lake: Lake, ring: Signer, record: Mapping[str, Any]) -> Path
     folder = bundle_dir(lake, str(record["revision"]))
     if not folder.is_dir():
         raise BundleError(f"revision {record['revision']}", "not stored: nothing to approve")
-    body = {k: v for k, v in record.items() if k != "signature"}
+    body = {**{k: v for k, v in record.items() if k != "signature"}, "signed_at": _utc_now()}
     signed = {**body, "signature": ring.sign(APPROVALS_TAG, canonical_json(body)).to_dict()}
     path = folder / APPROVALS_FILE
     _write_atomic(path, (json.dumps(signed, indent=2, sort_keys=True) + "\n").encode())
@@ -533,7 +545,8 @@ def read_approvals(folder: Path, revision: str, ring: Signer, *, author: str) ->
     if not isinstance(raw, dict):
         raise BundleError(what, "expected a JSON object")
     body = {k: v for k, v in raw.items() if k != "signature"}
-    _check_signature(ring, APPROVALS_TAG, canonical_json(body), _signature(raw.get("signature"), what), what)
+    sig = _signature(raw.get("signature"), what)
+    _check_signature(ring, APPROVALS_TAG, canonical_json(body), sig, what, body.get("signed_at"))
     if body.get("revision") != revision:
         raise BundleError(
             f"{what} revision", f"approves {body.get('revision')!r}, not this bundle {revision}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,21 @@ def test_parse_active_when_not_a_record_then_bundle_error():
         "refused": "b" * 64,
         "refused_reason": "BAD_SIGNATURE",
     }
+
+
+def test_verify_when_the_key_was_rotated_after_signing_then_the_bundle_and_approvals_still_verify(
+    tmp_path, lake
+):
+    now = [time.time() + 10]  # the ring's clock; approvals.json states the real time of its signing
+    ring = KeyRing(tmp_path / "keys", "policy", grace_s=60, clock=lambda: now[0])
+    old = B.build(POLICY_DIR, "alice", "signed before the rotation", created="2020-01-01T00:00:00+00:00")
+    B.store(old, lake, ring)
+    B.write_approvals(lake, ring, B.approvals_record(old.revision, "alice", APPROVERS))
+    late = B.with_limits(old, {"price_band": 0.05}, "alice", "claims a time after the rotation")
+    late = B.from_files(late.files, "alice", "x", created="2100-01-01T00:00:00+00:00")
+    B.store(late, lake, ring)
+    ring.rotate()
+    now[0] += 3600  # far beyond the grace period
+    assert B.verify(lake, old.revision, ring).approvals is not None  # a rotation does not void releases
+    with pytest.raises(B.BundleError, match="signature.json .of manifest.json.: .*beyond the grace period"):
+        B.verify(lake, late.revision, ring, require_approvals=False)
