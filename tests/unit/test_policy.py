@@ -141,3 +141,37 @@ def test_evaluate_many_when_batch_of_varied_orders_then_each_verdict_equals_the_
     assert batch == [engine.evaluate(*case) for case in cases]
     assert [v.allowed for v in batch] == [True, False, False, True, False, True, False]
     assert len(batch[4].reasons) == 3 and len(batch[6].reasons) == 2 and engine.evaluate_many([]) == []
+
+
+def test_revision_when_folder_loaded_then_it_is_the_bundle_revision_and_sha256_its_alias(engine, tmp_path):
+    from execution.bundle import build, canonical_data, revision_of
+
+    assert engine.revision == engine.sha256 == build(engine.folder, "a", "r").revision
+    overrides = {"max_order_notional": 1_000_000}
+    loose = PolicyEngine(data_overrides=overrides, engine=engine.engine)
+    data = {"limits": {**engine.data["limits"], **overrides}}
+    files = {
+        "pretrade.rego": (engine.folder / "pretrade.rego").read_bytes(),
+        "data.json": canonical_data(data),
+    }
+    assert loose.revision == revision_of(files) and loose.data == data
+
+
+def test_from_verified_when_bundle_checked_then_same_verdicts_from_its_bytes(engine, tmp_path):
+    from execution.bundle import build, store, verify
+    from quantbridge.lake import Lake
+    from quantbridge.signing import KeyRing
+
+    lake, ring = Lake(tmp_path / "lake"), KeyRing(tmp_path / "keys", "policy")
+    bundle = build(engine.folder, "alice", "test")
+    store(bundle, lake, ring)
+    loaded = PolicyEngine.from_verified(
+        verify(lake, bundle.revision, ring, require_approvals=False), engine.engine
+    )
+    assert loaded.revision == engine.revision and loaded.engine == engine.engine
+    cases = [(order(), ctx(esg_score=0.7)), (order(ticker="RRC"), ctx()), (order(quantity=3000.0), ctx())]
+    assert loaded.evaluate_many(cases) == engine.evaluate_many(cases)
+    tight = PolicyEngine.from_verified(
+        verify(lake, bundle.revision, ring, require_approvals=False), engine.engine, {"max_order_notional": 1}
+    )
+    assert not tight.evaluate(order(), ctx(esg_score=0.7)).allowed and tight.revision != loaded.revision
