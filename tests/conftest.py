@@ -41,6 +41,7 @@ os.environ["QB_SERVICES_DIR"] = str(_SESSION_DIR / "services")
 os.environ["QB_AUDIT_KEY_PATH"] = str(
     _SESSION_DIR / "audit" / "checkpoint_ed25519.pem"
 )  # never the project's key
+os.environ["QB_KEY_DIR"] = str(_SESSION_DIR / "keys")  # nor its key rings
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ["QB_SPARK_MASTER"] = "local[2]"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -14,8 +14,9 @@ from quantbridge.settings import Settings
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """Verify the audit hash chain against the signed lake checkpoints (exit 1 on a break), or sign a
-    checkpoint of its head (count, hash, entry id, time) with ``settings.audit_key_path`` and append it."""
-    from quantbridge.audit import checkpoint, load_public_key, load_signing_key, verify
+    checkpoint of its head (count, hash, entry id, time) with the ``audit`` key ring (ML-DSA-65 + Ed25519) and
+    append it; lines signed earlier with the Ed25519-only ``settings.audit_key_path`` still verify."""
+    from quantbridge.audit import audit_keyring, checkpoint, load_public_key, verify
     from quantbridge.lake import Lake
     from quantbridge.redis_client import connect
     from quantbridge.redis_schema import RedisSchema
@@ -23,8 +24,14 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
     client, schema, lake = connect(settings), RedisSchema(settings.redis_prefix), Lake(settings.lake_root)
     try:
         if args.action == "checkpoint":
-            return checkpoint(client, schema, lake, load_signing_key(settings.audit_key_path)), 0
-        out = verify(client, schema, lake, public_key=load_public_key(settings.audit_key_path))
+            return checkpoint(client, schema, lake, audit_keyring(settings)), 0
+        out = verify(
+            client,
+            schema,
+            lake,
+            public_key=load_public_key(settings.audit_key_path),
+            ring=audit_keyring(settings, create=False),
+        )
         return out, (0 if out["ok"] else 1)
     finally:
         client.close()

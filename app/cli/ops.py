@@ -267,7 +267,10 @@ def cmd_kill_switch(args: argparse.Namespace, settings: Settings) -> tuple[dict[
 
 
 def cmd_order_submit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """Validate every order (file rows by line), price it at the lake's latest close, publish all or none."""
+    """Validate every order (file rows by line), price it at the lake's latest close, publish all or none
+    (one signed batch: :func:`quantbridge.signing.sign_orders` with the ``orders`` key ring)."""
+    from quantbridge.signing import keyring
+
     reason = _reason(args, required=False)
     single = {
         "ticker": args.ticker,
@@ -311,7 +314,8 @@ def cmd_order_submit(args: argparse.Namespace, settings: Settings) -> tuple[dict
         if problems or found:
             raise OrdersRefused(source_name, _by_line(problems + found))
         by = operator_name()
-        audit_ids = publish(client, schema, planned, by=by, source=source, reason=reason)
+        ring = keyring(settings, "orders")
+        audit_ids = publish(client, schema, planned, by=by, source=source, reason=reason, ring=ring)
     finally:
         client.close()
     orders = [

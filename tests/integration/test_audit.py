@@ -125,11 +125,13 @@ def test_append_when_writers_race_then_the_chain_stays_linear(redis_client, sett
 
 
 def test_qb_audit_when_verified_then_exit_code_tells(chain, capsys, settings, tmp_path, monkeypatch):
-    key_path = tmp_path / "keys" / "audit.pem"
-    monkeypatch.setenv("QB_AUDIT_KEY_PATH", str(key_path))
+    key_dir = tmp_path / "keys"
+    monkeypatch.setenv("QB_KEY_DIR", str(key_dir))
     assert main(["audit", "checkpoint", "--json", "-q"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["entries"] == 20 and record["signature"] and key_path.exists()
+    # signed with the audit key ring: ML-DSA-65 and Ed25519 halves, by a key of the ring in QB_KEY_DIR
+    assert record["entries"] == 20 and set(record["signature"]) == {"key", "ml_dsa", "ed25519"}
+    assert (key_dir / "audit" / "keyring.json").exists()
     assert main(["audit", "verify", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
     entries = chain.xrange(STREAM)
