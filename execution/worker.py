@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from execution import decisions as core
+from execution.bundle import BundleError, read_active, worker_record
 from execution.decisions import Outcome
 from execution.intake import Intake, intake
 from execution.metrics import WorkerMetrics
@@ -143,15 +144,20 @@ class ExecutionWorker:
         # The limits this worker judges by are on the record before its first verdict: the activated
         # revision when there is one (fail closed: one that does not verify stops the start), else the
         # given engine (the repository's policies/ by default).
-        active = self._active_revision() if policy_loader is not None else None
-        if active is not None and (policy is None or policy.revision != active):
-            try:
-                policy = policy_loader(active) if policy_loader is not None else policy
-            except Exception as exc:  # noqa: BLE001 - named in the error: nothing is judged by it
-                raise ServiceError(
-                    f"the active policy revision {active} ({self._active}) does not verify: {exc}; "
-                    "re-activate an approved revision with `qb policy rollback REVISION`"
-                ) from exc
+        active = None
+        try:
+            active = self._active_revision() if policy_loader is not None else None
+            if (
+                active is not None
+                and policy_loader is not None
+                and (policy is None or policy.revision != active)
+            ):
+                policy = policy_loader(active)
+        except Exception as exc:  # noqa: BLE001 - named in the error: nothing is judged by it
+            raise ServiceError(
+                f"the active policy revision {active} ({self._active}) does not verify: {exc}; "
+                "re-activate an approved revision with `qb policy rollback REVISION`"
+            ) from exc
         self._use_policy(policy or PolicyEngine(), "bundle" if active else "given", previous=None)
 
     # --- the policy revision --------------------------------------------------------------------------
@@ -172,14 +178,16 @@ class ExecutionWorker:
         )
         self._report_policy()
 
-    def _report_policy(self) -> None:
+    def _report_policy(self, reason: str | None = None) -> None:
+        """What ``qb policy status`` shows of this worker: its revision, since when, the last one refused."""
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        state = {"revision": self.policy.revision, "since": stamp, "refused": self._refused or None}
-        self.client.hset(self._workers, self.consumer, json.dumps(state))
+        record = worker_record(self.policy.revision, stamp, self._refused or None, reason)
+        self.client.hset(self._workers, self.consumer, record)
 
     def _active_revision(self) -> str | None:
-        raw = self.client.hget(self._active, "revision")
-        return text(raw) if raw else None
+        """The activated revision (None: none ever was); BundleError when the record is not one."""
+        record = read_active(self.client, self.schema)
+        return str(record["revision"]) if record is not None else None
 
     def refresh_policy(self, force: bool = False) -> str:
         """Switch to the activated policy revision if it changed (between batches: no order is judged by a
@@ -189,10 +197,16 @@ class ExecutionWorker:
         if self.policy_loader is None or (not force and now - self._policy_checked < self.policy_check_s):
             return self.policy.revision
         self._policy_checked = now
-        active = self._active_revision()
+        error: BundleError | None = None
+        try:
+            active = self._active_revision()
+        except BundleError as exc:  # an unreadable record activates nothing
+            active, error = "unreadable", exc
         if active is None or active == self.policy.revision or active == self._refused:
             return self.policy.revision
         try:
+            if error is not None:
+                raise error
             engine = self.policy_loader(active)
             if engine.revision != active:
                 raise ValueError(f"the loaded bundle's revision is {engine.revision}, not {active}")
@@ -203,7 +217,7 @@ class ExecutionWorker:
             self._refused = active
             payload = {"revision": active, "reason": str(exc)[:500], "kept": self.policy.revision}
             self.audit.commit([("policy_refused", self.consumer, payload)])
-            self._report_policy()
+            self._report_policy(str(exc)[:500])
             return self.policy.revision
         self._refused = ""
         self._use_policy(engine, "bundle", previous=self.policy.revision)

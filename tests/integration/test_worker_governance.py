@@ -29,7 +29,7 @@ def audit(client, kind=None):
 
 def activate(client, revision):
     """What governance.release.activate leaves for the workers (its own tests cover the approvals)."""
-    client.hset(SCHEMA.key("policy_active"), mapping={"revision": revision, "json": json.dumps({})})
+    client.set(SCHEMA.key("policy_active"), json.dumps({"revision": revision, "by": "test"}))
 
 
 class Bundles:
@@ -98,6 +98,18 @@ def test_worker_when_started_on_active_revision_that_does_not_verify_then_refuse
     activate(client, "e" * 64)
     with pytest.raises(ServiceError, match="does not verify.*qb policy rollback"):
         worker(client, Bundles(PolicyEngine()))
+    client.set(SCHEMA.key("policy_active"), "not json")  # what a stray writer could leave
+    with pytest.raises(ServiceError, match="does not verify"):
+        worker(client, Bundles(PolicyEngine()))
+
+
+def test_worker_when_active_record_unreadable_then_refused_and_old_revision_kept(client):
+    base = PolicyEngine()
+    w = worker(client, Bundles(base), policy_check_s=0.0)
+    client.set(SCHEMA.key("policy_active"), '{"revision": "x"}')
+    assert w.refresh_policy() == base.revision
+    (refusal,) = audit(client, "policy_refused")
+    assert refusal[2]["revision"] == "unreadable" and "policy_active revision" in refusal[2]["reason"]
 
 
 def test_worker_when_started_with_active_revision_then_judges_by_it_from_the_first_order(client):
