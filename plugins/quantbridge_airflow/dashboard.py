@@ -12,6 +12,8 @@ login is redirected to the login page, a data request gets 401 (no token) or 403
 ``GET /reports/{path}``   a file under the lake's ``reports/`` (the nightly report), no path out of it
 ``GET /api/csrf``         the CSRF token of the caller's cookie session (read by the page's own script)
 ``POST /api/kill-switch`` set or clear the kill switch: JSON ``{"action": "on"|"off", "reason": "..."}``
+``GET /api/policy``       the active policy revision and what every worker judges by (any signed-in user)
+``POST /api/policy/rollback`` re-activate an approved revision: JSON ``{"revision": "...", "reason": "..."}``
 
 **Who may set or clear the switch**: users the auth manager allows to edit Variables
 (``is_authorized_variable(method="PUT")``), the same right as Connections, Pools and Variables. With
@@ -20,6 +22,13 @@ FAB auth manager's default roles it is Op and Admin too (User and Viewer cannot 
 auth manager, not reading a role name, keeps custom roles and other auth managers working. Anyone else
 gets 403 and the page shows them the switch without the controls. The change is written by
 :mod:`quantbridge.kill_switch` as ``operator:<Airflow user name>``, with its audit entry in the same Lua call.
+
+**Who may roll back the policy**: the compliance group, i.e. the users assigned to the two approvals of
+``policy_release`` (``QB_COMPLIANCE_APPROVERS`` and ``QB_RISK_APPROVERS``, read from the api-server's
+environment, never from the Airflow Variable that Op users may edit). SimpleAuthManager's four fixed roles
+cannot express that group, so it is a list of user names, as Airflow's own HITL API checks assigned users
+by name; anyone else, Admin included, gets 403. A rollback re-activates only a revision whose signature and
+approvals verify (:func:`governance.release.rollback`), recorded as ``compliance:<Airflow user name>``.
 
 **CSRF**: a state change must carry the bearer token in the ``Authorization`` header (a header another
 site cannot make a browser send), or, with the UI's ``_token`` cookie, pass both a same-origin check (the
@@ -96,6 +105,17 @@ def may_operate(user: Any) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
 
     return bool(get_auth_manager().is_authorized_variable(method="PUT", user=user))
+
+
+def may_roll_back(user: Any) -> bool:
+    """Whether ``user`` belongs to the compliance group (see the module docstring)."""
+    from quantbridge.errors import ConfigError
+    from quantbridge_airflow.release_tasks import compliance_group
+
+    try:
+        return user.get_name() in compliance_group()
+    except ConfigError as exc:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"quantbridge settings: {exc}") from exc
 
 
 def csrf_token(session_token: str) -> str:
@@ -263,6 +283,54 @@ def create_app(
             "switch": record,
         }
 
+    @app.get("/api/policy")
+    def policy(user: Any = Depends(authenticated_user)) -> JSONResponse:
+        return JSONResponse({**with_redis(load(), policy_status), "may_roll_back": may_roll_back(user)})
+
+    @app.post("/api/policy/rollback")
+    async def policy_rollback(request: Request, user: Any = Depends(authenticated_user)) -> JSONResponse:
+        check_csrf(request)
+        if not may_roll_back(user):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"user {user.get_name()!r} may not roll back the policy: that needs the compliance "
+                "group (QB_COMPLIANCE_APPROVERS or QB_RISK_APPROVERS)",
+            )
+        revision, reason = parse_rollback_request(await request.body())
+        by = f"compliance:{user.get_name()}"
+
+        def roll_back(settings: Settings, client: Any, schema: Any) -> dict[str, Any]:
+            from governance import release
+            from quantbridge.lake import Lake
+            from quantbridge.signing import keyring
+
+            ring = keyring(settings, "policy", create=False)
+            return release.rollback(client, schema, Lake(settings.lake_root), ring, revision, by, reason)
+
+        record = with_redis(load(), roll_back)
+        log.warning("policy rolled back to %s by %s: %s", revision, by, reason)
+        return JSONResponse(record)
+
+    def with_redis(settings: Settings, action: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+        """``action(settings, client, schema)``; Redis down -> 503, a refused release step -> 409."""
+        import redis
+
+        from quantbridge.errors import InputError, QuantbridgeError
+        from quantbridge.redis_client import connect
+        from quantbridge.redis_schema import RedisSchema
+
+        client = connect(settings)
+        try:
+            return action(settings, client, RedisSchema(settings.redis_prefix))
+        except redis.RedisError as exc:
+            raise unavailable(settings, exc) from exc
+        except InputError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, _scrub(str(exc))) from exc
+        except QuantbridgeError as exc:  # the bundle does not verify, is already active, no key ring...
+            raise HTTPException(status.HTTP_409_CONFLICT, _scrub(str(exc))) from exc
+        finally:
+            client.close()
+
     @app.get("/reports/{path:path}")
     def report(path: str, request: Request, user: Any = Depends(optional_user)) -> Response:
         if user is None:
@@ -293,11 +361,45 @@ def parse_switch_request(body: bytes) -> tuple[str, str]:
             status.HTTP_400_BAD_REQUEST,
             'body: expected a JSON object {"action": "on" or "off", "reason": "..."}',
         )
-    action, reason = data.get("action"), data.get("reason")
+    action = data.get("action")
     if action not in ("on", "off"):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, f"action={action!r} is invalid: expected 'on' or 'off'"
         )
+    return action, _reason(data.get("reason"))
+
+
+def policy_status(settings: Settings, client: Any, schema: Any) -> dict[str, Any]:
+    """:func:`governance.release.status`: the active record, every worker's revision, ``in_sync``."""
+    from governance.release import status as release_status
+
+    return release_status(client, schema)
+
+
+def parse_rollback_request(body: bytes) -> tuple[str, str]:
+    """``(revision, reason)`` from a JSON body ``{"revision": "<64 hex>", "reason": "..."}``; else 400."""
+    import json
+
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, 'body: expected a JSON object {"revision": "...", "reason": "..."}'
+        )
+    revision = data.get("revision")
+    if not isinstance(revision, str) or not re.fullmatch(r"[0-9a-f]{64}", revision):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"revision={str(revision)[:80]!r} is invalid: expected a bundle revision (64 hex digits, "
+            "`qb policy status` lists them)",
+        )
+    return revision, _reason(data.get("reason"))
+
+
+def _reason(reason: Any) -> str:
+    """One line of 1 to MAX_REASON_CHARS characters, stripped; else 400."""
     if (
         not isinstance(reason, str)
         or not reason.strip()
@@ -310,7 +412,7 @@ def parse_switch_request(body: bytes) -> tuple[str, str]:
             f"reason={shown!r} is invalid: expected one line of 1 to {MAX_REASON_CHARS} "
             "characters (the audit trail records who and why)",
         )
-    return action, reason.strip()
+    return reason.strip()
 
 
 # --- rendering (server side; every value escaped) ---------------------------------------------------------

@@ -1,7 +1,8 @@
 """The dashboard app over HTTP without the stack: mounted as the api-server mounts plugin apps, tokens
 validated by Airflow's real SimpleAuthManager, data from a real redis-server (fills by the real worker).
 The kill switch's controls: Op and Admin may set and clear it (audited under their name), User and Viewer
-may not, and a cross-site POST riding on the session cookie is refused."""
+may not, and a cross-site POST riding on the session cookie is refused. The policy routes: any signed-in user
+reads the active revision; only the compliance group (the approvers of policy_release) rolls back."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def tokens(auth_manager):
         "op": token("olga", "op"),
         "user": token("ulrich", "user"),
         "viewer": token("vera", "viewer"),
+        "carol": token("carol", "user"),  # in the compliance group (see `released`)
         "no_role": auth_manager.generate_jwt(SimpleAuthManagerUser(username="nobody", role=None)),
         "expired": auth_manager.generate_jwt(admin, expiration_time_in_seconds=-60),
         "forged": forged.generate(auth_manager.serialize_user(admin)),
@@ -410,3 +412,170 @@ def test_dashboard_page_when_switch_set_then_who_why_when_shown_and_controls_onl
     assert '<small id="kill-reason">earnings &lt;halt&gt;</small>' in body
     assert f'<span id="kill-by">operator:olga</span> at <span id="kill-at">{record["at"]}</span>' in body
     assert ('id="kill-form"' in body) is controls and ('id="kill-not-allowed"' in body) is (not controls)
+
+
+# --- the policy: status for everyone signed in, rollback for the compliance group ---------------------------
+
+
+@pytest.fixture
+def released(settings, redis_client, tmp_path, monkeypatch):
+    """Two revisions released through four eyes (the project's policies, then a tighter notional limit), the
+    second active; the compliance group is Carol and Alice (compliance) and Dave (risk)."""
+    from execution.bundle import build, store, with_limits
+    from execution.policy import POLICY_DIR
+    from governance import release
+    from quantbridge.lake import Lake
+    from quantbridge.signing import keyring
+
+    monkeypatch.setenv("QB_COMPLIANCE_APPROVERS", "carol,alice")
+    monkeypatch.setenv("QB_RISK_APPROVERS", "dave")
+    policy_settings = settings.replace(key_dir=tmp_path / "keys")
+    ring, lake = keyring(policy_settings, "policy"), Lake(policy_settings.lake_root)
+    approvals = [
+        {"user": "carol", "at": "2026-01-05T10:00:00+00:00", "task": "approve_compliance"},
+        {"user": "dave", "at": "2026-01-05T10:05:00+00:00", "task": "approve_risk"},
+    ]
+    first = build(POLICY_DIR, "alice", "the project's policies")
+    second = with_limits(first, {"max_order_notional": 200_000}, "alice", "tighter notional")
+    for bundle in (first, second):
+        store(bundle, lake, ring)
+        release.activate(redis_client, SCHEMA, lake, ring, bundle.revision, approvals, "airflow:test")
+    unapproved = with_limits(first, {"max_order_notional": 1_000_000}, "alice", "never approved")
+    store(unapproved, lake, ring)
+    return {
+        "settings": policy_settings,
+        "first": first.revision,
+        "second": second.revision,
+        "unapproved": unapproved.revision,
+    }
+
+
+@pytest.fixture
+def policy_client(released, auth_manager):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from quantbridge_airflow.dashboard import URL_PREFIX, create_app
+
+    root = FastAPI()
+    root.mount(URL_PREFIX, create_app(settings_provider=lambda: released["settings"]))
+    with TestClient(root, base_url=ORIGIN, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def _rollback(client, body, token=None, cookie=None, headers=None):
+    sent = dict(headers or {})
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    if cookie:
+        client.cookies.set("_token", cookie)
+    return client.post("/quantbridge/api/policy/rollback", headers=sent, json=body)
+
+
+def _active_revision(redis_client):
+    return json.loads(redis_client.get(SCHEMA.key("policy_active")))["revision"]
+
+
+@pytest.mark.parametrize("role, may", [("viewer", False), ("op", False), ("admin", False), ("carol", True)])
+def test_dashboard_policy_status_when_signed_in_then_active_revision_and_whether_user_may_roll_back(
+    policy_client, released, redis_client, tokens, role, may
+):
+    redis_client.hset(SCHEMA.key("policy_workers"), "w1", json.dumps({"revision": released["second"]}))
+
+    reply = policy_client.get("/quantbridge/api/policy", headers={"Authorization": f"Bearer {tokens[role]}"})
+
+    assert reply.status_code == 200
+    body = reply.json()
+    assert (
+        body["active"]["revision"] == released["second"] and body["active"]["previous"] == released["first"]
+    )
+    assert sorted(body["active"]["approvers"]) == ["carol", "dave"]
+    assert body["workers"] == {"w1": {"revision": released["second"]}} and body["in_sync"] is True
+    assert body["may_roll_back"] is may
+
+
+def test_dashboard_policy_status_when_anonymous_then_401(policy_client):
+    assert policy_client.get("/quantbridge/api/policy").status_code == 401
+
+
+@pytest.mark.parametrize("role", ["viewer", "op", "admin", "user"])
+def test_dashboard_policy_rollback_when_not_in_compliance_group_then_403_and_active_unchanged(
+    policy_client, released, redis_client, tokens, role
+):
+    reply = _rollback(policy_client, {"revision": released["first"], "reason": "back"}, token=tokens[role])
+
+    assert reply.status_code == 403 and "compliance group" in reply.json()["detail"]
+    assert _active_revision(redis_client) == released["second"]
+
+
+def test_dashboard_policy_rollback_when_compliance_member_then_earlier_revision_active_and_audited(
+    policy_client, released, redis_client, tokens
+):
+    reply = _rollback(
+        policy_client, {"revision": released["first"], "reason": "  limit too tight  "}, token=tokens["carol"]
+    )
+
+    assert reply.status_code == 200
+    record = reply.json()
+    assert (record["revision"], record["action"], record["by"], record["reason"]) == (
+        released["first"],
+        "rolled_back",
+        "compliance:carol",
+        "limit too tight",
+    )
+    assert record["previous"] == released["second"] and _active_revision(redis_client) == released["first"]
+    kind, ref, entry = _audit(redis_client)[-1]
+    assert (kind, ref, entry["by"]) == ("policy_rolled_back", released["first"], "compliance:carol")
+    assert verify(redis_client, SCHEMA)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    "body, code, says",
+    [
+        ("unapproved", 409, "approvals.json"),
+        ("second", 409, "already the active revision"),
+        ("f" * 64, 409, "not stored"),
+        ("abc", 400, "revision='abc' is invalid"),
+        (None, 400, "reason"),
+    ],
+)
+def test_dashboard_policy_rollback_when_revision_unapproved_active_unknown_or_body_bad_then_refused(
+    policy_client, released, redis_client, tokens, body, code, says
+):
+    request = (
+        {"revision": released["first"], "reason": ""}
+        if body is None
+        else {"revision": released.get(body, body), "reason": "try"}
+    )
+
+    reply = _rollback(policy_client, request, token=tokens["carol"])
+
+    assert reply.status_code == code and says in reply.json()["detail"]
+    assert _active_revision(redis_client) == released["second"]
+
+
+def test_dashboard_policy_rollback_when_cross_site_cookie_then_403_and_with_csrf_token_then_done(
+    policy_client, released, redis_client, tokens
+):
+    body = {"revision": released["first"], "reason": "from the page"}
+    forged = _rollback(
+        policy_client, body, cookie=tokens["carol"], headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403 and _active_revision(redis_client) == released["second"]
+
+    csrf = policy_client.get("/quantbridge/api/csrf").json()["token"]
+    done = _rollback(policy_client, body, headers={"Origin": ORIGIN, "X-CSRF-Token": csrf})
+
+    assert done.status_code == 200 and _active_revision(redis_client) == released["first"]
+
+
+def test_dashboard_policy_when_approvers_setting_invalid_then_500_naming_it(
+    policy_client, tokens, monkeypatch
+):
+    monkeypatch.setenv("QB_COMPLIANCE_APPROVERS", " , ")
+
+    reply = policy_client.get(
+        "/quantbridge/api/policy", headers={"Authorization": f"Bearer {tokens['carol']}"}
+    )
+
+    assert reply.status_code == 500 and "compliance_approvers" in reply.json()["detail"]
