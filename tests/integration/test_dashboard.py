@@ -579,3 +579,28 @@ def test_dashboard_policy_when_approvers_setting_invalid_then_500_naming_it(
     )
 
     assert reply.status_code == 500 and "compliance_approvers" in reply.json()["detail"]
+
+
+def test_dashboard_policy_rollback_when_body_not_a_json_object_then_400(policy_client, released, tokens):
+    bearer = {"Authorization": f"Bearer {tokens['carol']}"}
+    for body in (b"revision=abc", b"[1, 2]"):
+        reply = policy_client.post("/quantbridge/api/policy/rollback", headers=bearer, content=body)
+        assert reply.status_code == 400 and reply.json()["detail"].startswith("body: expected a JSON object")
+
+
+def test_dashboard_policy_when_redis_down_then_503_naming_redis(settings, tokens, monkeypatch):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from quantbridge.settings import load_settings
+    from quantbridge_airflow.dashboard import create_app
+
+    monkeypatch.setenv("QB_COMPLIANCE_APPROVERS", "carol")
+    down = load_settings({"lake_root": settings.lake_root, "redis_url": "redis://:s3cret@127.0.0.1:1/0"})
+    root = FastAPI()
+    root.mount("/quantbridge", create_app(settings_provider=lambda: down))
+    bearer = {"Authorization": f"Bearer {tokens['carol']}"}
+    reply = TestClient(root).get("/quantbridge/api/policy", headers=bearer)
+
+    assert reply.status_code == 503
+    assert "redis://:***@127.0.0.1:1/0" in reply.json()["detail"] and "s3cret" not in reply.text
