@@ -2,9 +2,11 @@
 SimpleAuthManager with five users), driven over REST as people would drive it: Alice (Op) proposes limit
 changes through the DAG's form, approvers answer through ``hitlDetails``.
 
-One stack start for every case (the stack is what costs): a self-approval refused by the check, a viewer
-refused by Airflow, an approver of the wrong step refused by Airflow, two distinct approvers activating
-(Redis ``policy_active`` and the audit chain), a rejection that never activates."""
+One stack start for every case (the stack is what costs): a self-approval refused by the check, a viewer,
+an Admin and an approver of the other step refused by Airflow, two distinct approvers activating (Redis
+``policy_active`` and the audit chain), a rejection that never activates, and the dashboard plugin's policy
+routes in the api-server (status for a viewer, rollback refused to a viewer and an Admin, done by the
+compliance group)."""
 
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ def release_stack(tmp_path, monkeypatch, redis_client, capsys):
     try:
         passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
         tokens = {}
-        for user in ("alice", "carol", "dave", "vera"):
+        for user in ("admin", "alice", "carol", "dave", "vera"):
             status, reply = _request(
                 base + "/auth/token", body={"username": user, "password": passwords[user]}
             )
@@ -221,6 +223,7 @@ def test_policy_release_when_approved_by_two_others_then_active_and_self_approva
     assert "max_order_notional: 250000 -> 111000" in detail["body"] and detail["defaults"] is None
     assert selfish.answer("approve_compliance", "vera", APPROVE)[0] == 403
     assert selfish.answer("approve_compliance", "dave", APPROVE)[0] == 403
+    assert selfish.answer("approve_compliance", "admin", APPROVE)[0] == 403  # Admin is not assigned either
     assert selfish.answer("approve_compliance", "alice", APPROVE)[0] == 200
     assert selfish.answer("approve_compliance", "carol", APPROVE)[0] == 409  # one answer per approval
     assert (
@@ -270,6 +273,18 @@ def test_policy_release_when_approved_by_two_others_then_active_and_self_approva
     assert [ref for ref, _ in activated] == [stack.baseline, proposal["revision"]]
     assert sorted(activated[1][1]["approvers"]) == ["carol", "dave"]
     assert verify(redis_client, schema)["ok"] is True
+
+    # The dashboard plugin in the api-server: everyone signed in reads the status, only the compliance
+    # group (from the api-server's environment) rolls back, and only to an approved revision.
+    policy = f"{base}/quantbridge/api/policy"
+    status, seen = _request(policy, tokens["vera"])
+    assert status == 200 and seen["active"]["revision"] == proposal["revision"] and not seen["may_roll_back"]
+    back = {"revision": stack.baseline, "reason": "back to go-live limits"}
+    for user in ("vera", "admin"):
+        assert _request(policy + "/rollback", tokens[user], back, "POST")[0] == 403
+    status, record = _request(policy + "/rollback", tokens["alice"], back, "POST")  # alice: compliance
+    assert status == 200 and (record["action"], record["by"]) == ("rolled_back", "compliance:alice")
+    assert _active(redis_client, schema)["revision"] == stack.baseline
 
 
 def _active(client: Any, schema: RedisSchema) -> dict[str, Any]:
