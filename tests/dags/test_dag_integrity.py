@@ -70,3 +70,12 @@ def test_dag_when_inspected_then_owner_tags_retries_schedule_docs_and_params(dag
 def test_every_dag_file_when_loaded_then_defines_at_least_one_dag(dagbag):
     files_with_dags = {dag.fileloc for dag in dagbag.dags.values()}
     assert {str(p) for p in DAG_FILES} <= files_with_dags
+
+
+def test_plugin_files_when_named_then_no_stem_shadows_a_top_level_package():
+    # Airflow's plugins manager imports every .py file under plugins/ as a top-level module named by its stem
+    # (sys.modules["<stem>"]): a plugins/quantbridge_airflow/governance.py would shadow the governance package
+    # in every task process ("cannot import name 'release' from 'governance'").
+    stems = {p.stem for p in (ROOT / "plugins").rglob("*.py")}
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert stems & packages == set()
