@@ -19,6 +19,7 @@ and N Merkle folds (log2 N hashes each).
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,10 +35,12 @@ from quantbridge.signing import (
     merkle_fold,
     order_leaf,
     sign_orders,
+    text_leaf,
 )
 
 REASON = "BAD_SIGNATURE"
 _HEX = frozenset("0123456789abcdef")
+_PROOF = re.compile(r"[0-9a-f]{64}(?:,[0-9a-f]{64})*")
 __all__ = ["ORDER_TAG", "REASON", "SIG_FIELDS", "OrderVerifier", "order_leaf", "sign_orders"]
 
 
@@ -74,22 +77,24 @@ class OrderVerifier:
         """None when the entry is signed: its leaf folds to its ``sig_root`` with its proof and that root's
         signature (from ``root_signatures``, root hex -> JSON or None) verifies with an accepted key; else the
         reason, starting with ``BAD_SIGNATURE:``."""
-        entry = {_text(k): _text(v) for k, v in fields.items()}
+        # The worker's entries are text already (intake decodes them): no copy then.
+        plain = all(type(k) is str and type(v) is str for k, v in fields.items())
+        entry = fields if plain else {_text(k): _text(v) for k, v in fields.items()}
         missing = [name for name in SIG_FIELDS if name not in entry]
         if missing:
             return f"{REASON}: unsigned order (no {', '.join(missing)})"
         root, proof_text, index_text = (entry[name] for name in SIG_FIELDS)
         if not _is_hash(root):
             return f"{REASON}: sig_root {root[:80]!r} is not a SHA-256 hex digest"
-        proof_hex = proof_text.split(",") if proof_text else []
-        if not all(_is_hash(h) for h in proof_hex):
+        if proof_text and not _PROOF.fullmatch(proof_text):
             return f"{REASON}: sig_proof {proof_text[:80]!r} is not comma-separated SHA-256 hex digests"
+        proof_hex = proof_text.split(",") if proof_text else []
         if not index_text.isdigit():
             return f"{REASON}: sig_index {index_text[:80]!r} is not a non-negative integer"
         if int(index_text) >= 1 << len(proof_hex):
             return f"{REASON}: sig_index {index_text[:80]} is beyond a proof of {len(proof_hex)} hashes"
         try:
-            folded = merkle_fold(order_leaf(entry), int(index_text), [bytes.fromhex(h) for h in proof_hex])
+            folded = merkle_fold(text_leaf(entry), int(index_text), [bytes.fromhex(h) for h in proof_hex])
         except InputError as exc:
             return f"{REASON}: {exc}"
         if folded.hex() != root:

@@ -168,6 +168,10 @@ def _fingerprint(ml_dsa_raw: bytes, ed25519_raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(ml_dsa_raw + ed25519_raw).hexdigest()
 
 
+#: Seconds between two looks at ``keyring.json`` when only checking keys (:meth:`KeyRing.check_key`).
+RELOAD_S = 1.0
+
+
 class KeyRing:
     """The keys of one purpose in ``<key_dir>/<purpose>/`` (see the module's docstring).
 
@@ -194,6 +198,7 @@ class KeyRing:
         self._keys: dict[str, _Key] = {}
         self._active = ""
         self._stamp: tuple[int, int] | None = None
+        self._stamped = 0.0  # time.monotonic() of the last look at keyring.json
         self._signers: dict[str, tuple[MLDSA65PrivateKey, Ed25519PrivateKey]] = {}
         if not (self.dir / RING_FILE).exists():
             if not create:
@@ -271,8 +276,15 @@ class KeyRing:
             ) from None
         return body
 
+    def _reload_if_due(self) -> None:
+        """:meth:`_reload`, at most every RELOAD_S: the per-order key check of the worker's cached roots must
+        not stat a file per order (a rotation elsewhere is seen within RELOAD_S)."""
+        if time.monotonic() - self._stamped >= RELOAD_S:
+            self._reload()
+
     def _reload(self) -> None:
         """Re-read keyring.json and the public keys when the file changed since the last read."""
+        self._stamped = time.monotonic()
         st = (self.dir / RING_FILE).stat()
         stamp = (st.st_mtime_ns, st.st_ino)
         if stamp == self._stamp:
@@ -365,8 +377,9 @@ class KeyRing:
         """Raise SignatureError unless ``key_id`` may verify now: the active key, or a retired one within
         ``grace_s`` of its retirement. ``at``: the time a long-lived record says it was signed (audit
         checkpoints): a key retired after it is accepted for that record, so rotation does not void history.
+        Rotations by another process are seen within RELOAD_S.
         """
-        self._reload()
+        self._reload_if_due()
         key = self._keys.get(key_id)
         if key is None:
             raise SignatureError(
@@ -518,12 +531,12 @@ def merkle_fold(leaf: bytes, index: int, proof: list[bytes]) -> bytes:
     beyond what the proof's depth can address, or a proof hash that is not 32 bytes, raises InputError."""
     if not 0 <= index < (1 << len(proof)):
         raise InputError("index", index, f"0 <= index < {1 << len(proof)} for a proof of {len(proof)} hashes")
-    node = _leaf_node(leaf)
-    for sibling in proof:
+    node, sha = _leaf_node(leaf), hashlib.sha256
+    for sibling in proof:  # _inner inlined: the worker folds every order's proof
         if len(sibling) != 32:
             raise InputError("proof", sibling.hex()[:80], "32-byte SHA-256 hashes")
-        node = _inner(sibling, node) if index & 1 else _inner(node, sibling)
-        index //= 2
+        node = sha(b"\x01" + sibling + node).digest() if index & 1 else sha(b"\x01" + node + sibling).digest()
+        index >>= 1
     return node
 
 
@@ -540,18 +553,23 @@ def order_leaf(fields: Mapping[str, str]) -> bytes:
     Raises InputError for a name holding ``=`` or a newline or a value holding a newline (the encoding would
     stop being one-to-one). Bytes names and values (an undecoded stream entry) are read as UTF-8.
     """
-    pairs = []
-    for raw_name, raw_value in fields.items():
-        name, value = _text(raw_name), _text(raw_value)
-        if name.startswith("sig_"):
-            continue
-        if "=" in name or "\n" in name:
-            raise InputError("order field name", name[:80], "a name without '=' or a newline")
-        if "\n" in value:
-            raise InputError(f"order field {name}", value[:80], "a value without a newline")
-        pairs.append((name, value))
-    pairs.sort()
-    return hashlib.sha256("".join(f"{name}={value}\n" for name, value in pairs).encode()).digest()
+    plain = all(type(k) is str and type(v) is str for k, v in fields.items())
+    return text_leaf(fields if plain else {_text(k): _text(v) for k, v in fields.items()})
+
+
+def text_leaf(fields: Mapping[str, str]) -> bytes:
+    """:func:`order_leaf` of fields already text (the worker's entries, decoded by its intake)."""
+    pairs = sorted((name, value) for name, value in fields.items() if not name.startswith("sig_"))
+    lines = "".join([f"{name}={value}\n" for name, value in pairs])
+    # One scan each instead of per field (the worker checks every order): a newline anywhere but at the
+    # end of a line, or '=' in a name, would make two field sets share a leaf.
+    if lines.count("\n") != len(pairs) or "=" in "".join([name for name, _ in pairs]):
+        for name, value in pairs:
+            if "=" in name or "\n" in name:
+                raise InputError("order field name", name[:80], "a name without '=' or a newline")
+            if "\n" in value:
+                raise InputError(f"order field {name}", value[:80], "a value without a newline")
+    return hashlib.sha256(lines.encode()).digest()
 
 
 def sign_orders(ring: KeyRing, orders: list[dict[str, str]]) -> tuple[str, str, list[dict[str, str]]]:
