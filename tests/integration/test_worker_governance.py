@@ -127,3 +127,86 @@ def test_worker_when_entry_dead_lettered_then_letter_names_policy_revision(clien
     w.process_batch(read_batch(client))
     (letter,) = [f for _, f in client.xrange(SCHEMA.key("dead_letter"))]
     assert letter["policy_revision"] == w.policy.revision != ""
+
+
+# --- the production wiring (execution.worker.governed): real key rings, real bundles, real releases -------
+@pytest.fixture
+def governed_env(client, lake_root, tmp_path, monkeypatch):
+    from quantbridge.lake import Lake
+    from quantbridge.settings import load_settings
+
+    monkeypatch.setenv("QB_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("QB_POLICY_CHECK_S", "0.001")
+    settings = load_settings()
+    return client, settings, Lake(settings.lake_root)
+
+
+def released(env, changes):
+    """A revision proposed by alice and released by carol and dave (governance.release, as the DAG does)."""
+    from governance import release
+    from quantbridge.signing import keyring
+
+    client, settings, lake = env
+    ring = keyring(settings, "policy")
+    proposal = release.propose(
+        lake, ring, author="alice", reason="test", changes=changes, client=client, schema=SCHEMA
+    )
+    approvals = [
+        {"user": "carol", "at": "2026-01-01T10:00:00+00:00", "task": "approve_compliance"},
+        {"user": "dave", "at": "2026-01-01T10:05:00+00:00", "task": "approve_risk"},
+    ]
+    release.activate(client, SCHEMA, lake, ring, proposal["revision"], approvals, "policy_release")
+    return proposal["revision"]
+
+
+def signed_submit(env, *orders):
+    from strategy.rebalance import publish_orders
+
+    client, settings, _ = env
+    return publish_orders(client, SCHEMA, list(orders), ["{}"] * len(orders))
+
+
+def make(order_id, quantity=100.0, ticker="AAPL"):
+    from quantbridge.messages import SubmitOrder
+
+    return SubmitOrder(order_id, "2026-01-05T14:30:00+00:00", "test", ticker, "BUY", quantity, MARKS[ticker])
+
+
+def test_governed_worker_when_orders_signed_forged_or_altered_then_only_signed_ones_traded(governed_env):
+    from execution.worker import governed
+
+    client, settings, lake = governed_env
+    w = ExecutionWorker(client, SCHEMA, "w1", TICKERS, {"AAPL": 0.7}, marks=MARKS, **governed(settings, lake))
+    assert signed_submit(governed_env, make("good"), make("victim")) == 2
+    entries = read_batch(client)
+    # a copy of a signed entry with its quantity raised, and an unsigned order injected by any Redis writer
+    altered = dict(entries[1][1], quantity="5000", order_id="altered")
+    client.xadd(SCHEMA.key("orders"), altered)
+    submit(client, "forged", quantity=10)
+    outcomes = w.process_batch(entries + read_batch(client))
+    assert [o.state for o in outcomes] == ["FILLED", "FILLED", "DEAD_LETTER", "DEAD_LETTER"]
+    letters = {f["entry_id"]: f["reason"] for _, f in client.xrange(SCHEMA.key("dead_letter"))}
+    reasons = sorted(letters.values())
+    assert reasons[0].startswith("BAD_SIGNATURE: leaf not under root")  # the altered copy
+    assert reasons[1].startswith("BAD_SIGNATURE: unsigned order")  # the injected one
+    assert "altered" not in {ref for _, ref, _ in audit(client, "verdict")}  # never judged, never traded
+
+
+def test_governed_worker_when_release_activated_then_switches_and_refuses_a_tampered_one(governed_env):
+    from execution.bundle import bundle_dir
+    from execution.worker import governed
+
+    client, settings, lake = governed_env
+    w = ExecutionWorker(client, SCHEMA, "w1", TICKERS, {"AAPL": 0.7}, marks=MARKS, **governed(settings, lake))
+    tight = released(governed_env, {"max_order_notional": 1000})
+    assert w.refresh_policy(force=True) == tight
+    assert signed_submit(governed_env, make("big")) == 1
+    assert w.process_batch(read_batch(client))[0].state == "REJECTED"
+    # a second release whose stored data.json is then loosened on disk: refused, the tight one kept
+    loose = released(governed_env, {"max_order_notional": 2000})
+    data = bundle_dir(lake, loose) / "data.json"
+    data.write_text(data.read_text().replace("2000", "9999999"))
+    assert w.refresh_policy(force=True) == tight
+    (refusal,) = audit(client, "policy_refused")
+    assert refusal[2]["revision"] == loose and "data.json" in refusal[2]["reason"]
+    assert json.loads(client.hget(SCHEMA.key("policy_workers"), "w1"))["refused"] == loose
