@@ -31,7 +31,7 @@ import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from quantbridge_airflow.release_tasks import APPROVAL_TIMEOUT, release_assignees
+from quantbridge_airflow.release_tasks import approval_timeout, release_assignees
 
 COMPLIANCE, RISK = release_assignees()
 _PROPOSAL = "ti.xcom_pull(task_ids='propose')"
@@ -84,7 +84,7 @@ def policy_release() -> None:
     approval: dict[str, Any] = {
         "subject": "Policy release {{ " + _PROPOSAL + "['revision'][:12] }}: {{ params.reason }}",
         "body": "{{ " + _PROPOSAL + "['body'] }}",
-        "response_timeout": APPROVAL_TIMEOUT,  # no defaults: an unanswered approval fails
+        "response_timeout": approval_timeout(),  # no defaults: an unanswered approval fails
         "retries": 0,  # a retry would reopen a decision already taken (or timed out)
     }
     approve_compliance = ApprovalOperator(task_id="approve_compliance", assigned_users=COMPLIANCE, **approval)

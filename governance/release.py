@@ -96,9 +96,10 @@ def propose(
     active = active_revision(client, schema) if client is not None and schema is not None else None
     parent_bundle: Bundle | None = verify(lake, active, ring) if active is not None else None
     source = Path(folder) if folder is not None else POLICY_DIR
+    shown = parent_bundle  # what the diff compares with: the active revision, else the changes' base
     if changes:
         base = parent_bundle if parent_bundle is not None else build(source, author, reason)
-        bundle = with_limits(base, changes, author, reason)
+        bundle, shown = with_limits(base, changes, author, reason), base
         tests = tests if tests is not None else POLICY_DIR / TESTS_FOLDER
     else:
         bundle = build(source, author, reason, active)
@@ -121,7 +122,7 @@ def propose(
         "reason": stored.metadata.get("reason"),
         "created": stored.metadata.get("created"),
         "path": str(path),
-        "diff": diff(parent_bundle, stored),
+        "diff": diff(shown, stored),
         "tests": [[name, passed] for name, passed in results],
     }
 

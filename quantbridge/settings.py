@@ -221,6 +221,9 @@ class Settings(BaseSettings):
     """Airflow user names (comma-separated) assigned to the first approval of a policy release."""
     risk_approvers: str = "risk"
     """Airflow user names (comma-separated) assigned to the second approval of a policy release."""
+    approval_timeout_s: PositiveFloat = 3 * 86_400.0
+    """How long each approval of a ``policy_release`` run waits for its answer; then it fails and nothing
+    activates (no default answer)."""
     policy_check_s: PositiveFloat = 1.0
     """How often (seconds) a worker looks for a newly activated policy revision between batches."""
 

@@ -20,7 +20,6 @@ from quantbridge.settings import Settings, load_settings
 if TYPE_CHECKING:
     from airflow.sdk.execution_time.hitl import HITLUser
 
-APPROVAL_TIMEOUT = timedelta(days=3)
 """How long an approval waits for its answer; then it fails (no default answer) and nothing activates."""
 APPROVE, REJECT = "Approve", "Reject"
 APPROVAL_TASKS = ("approve_compliance", "approve_risk")
@@ -45,6 +44,11 @@ def release_assignees(settings: Settings | None = None) -> tuple[list[HITLUser],
         [{"id": n, "name": n} for n in approver_names(settings.compliance_approvers, "compliance_approvers")],
         [{"id": n, "name": n} for n in approver_names(settings.risk_approvers, "risk_approvers")],
     )
+
+
+def approval_timeout(settings: Settings | None = None) -> timedelta:
+    """How long each approval waits for its answer (``QB_APPROVAL_TIMEOUT_S``, default 3 days)."""
+    return timedelta(seconds=(settings or load_settings()).approval_timeout_s)
 
 
 def compliance_group(settings: Settings | None = None) -> set[str]:
@@ -108,9 +112,11 @@ def propose_release(params: Mapping[str, Any], triggering_user: str | None) -> d
 
 def review(lake: Any, ring: Any, client: Any, schema: Any, revision: str) -> dict[str, Any]:
     """A stored, not yet approved revision checked as :func:`governance.release.propose` checks a new one:
-    signature and file hashes, its Rego tests (a failing test refuses it), the diff against the active."""
+    signature and file hashes, its Rego tests (a failing test refuses it), the diff against the active (the
+    repository's policies while none is)."""
+    from execution.bundle import build, verify
     from execution.bundle import diff as bundle_diff
-    from execution.bundle import verify
+    from execution.policy import POLICY_DIR
     from execution.policy_tests import failed, run_policy_tests
     from governance.release import ReleaseRefused, active_revision
 
@@ -121,7 +127,9 @@ def review(lake: Any, ring: Any, client: Any, schema: Any, revision: str) -> dic
     results = run_policy_tests(bundle)
     if bad := failed(results):
         raise ReleaseRefused("policy tests", f"{len(bad)} of {len(results)} failed: {', '.join(bad)}")
-    parent = verify(lake, active, ring) if active is not None else None
+    # Nothing active yet: the workers judge by the repository's policies/, so the diff starts from them
+    # (as governance.release.propose's does).
+    parent = verify(lake, active, ring) if active is not None else build(POLICY_DIR, "repository", "go-live")
     return {
         "revision": revision,
         "parent": bundle.metadata.get("parent"),

@@ -279,3 +279,13 @@ def test_propose_when_stored_revision_fails_its_rego_tests_or_is_active_then_ref
     activate_release(proposal, approvals, "bob", "manual__1")
     with pytest.raises(AirflowFailException, match="already the active revision"):
         propose_release({"revision": proposal["revision"], "limits": None, "reason": "again"}, "alice")
+
+
+def test_approvals_when_timeout_set_in_environment_then_each_waits_that_long(monkeypatch):
+    from datetime import timedelta
+
+    from quantbridge_airflow.release_tasks import approval_timeout
+
+    assert approval_timeout() == timedelta(days=3)
+    monkeypatch.setenv("QB_APPROVAL_TIMEOUT_S", "3600")
+    assert approval_timeout() == timedelta(hours=1)
