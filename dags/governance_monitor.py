@@ -123,21 +123,21 @@ def governance_monitor() -> None:
     def decide(
         drift: dict[str, Any],
         ic: dict[str, Any],
-        var: dict[str, Any],
+        var_backtest: dict[str, Any],
         costs: dict[str, Any],
         limits: dict[str, Any],
     ) -> dict[str, Any] | None:
         """The pure decision: the proposal as a dict, or None when nothing is breached."""
         from governance.monitor import decide_dict
 
-        return decide_dict({"drift": drift, "ic": ic, "var": var, "costs": costs, "limits": limits})
+        return decide_dict({"drift": drift, "ic": ic, "var": var_backtest, "costs": costs, "limits": limits})
 
     @task
     def propose(
         proposal: dict[str, Any] | None,
         drift: dict[str, Any],
         ic: dict[str, Any],
-        var: dict[str, Any],
+        var_backtest: dict[str, Any],
         costs: dict[str, Any],
         limits: dict[str, Any],
     ) -> dict[str, Any] | None:
@@ -156,20 +156,21 @@ def governance_monitor() -> None:
             Lake(settings.lake_root),
             day,
             proposal,
-            {"drift": drift, "ic": ic, "var": var, "costs": costs, "limits": limits},
+            {"drift": drift, "ic": ic, "var": var_backtest, "costs": costs, "limits": limits},
             keyring(settings, "policy"),
             redis_client(),
             RedisSchema(settings.redis_prefix),
         )
 
-    drift, ic, var, costs, limits = (
+    drift, ic, var_backtest, costs, limits = (
         measure_drift(),
         measure_ic(),
         measure_var(),
         measure_costs(),
         read_limits(),
     )
-    propose(decide(drift, ic, var, costs, limits), drift, ic, var, costs, limits)
+    # "var" names Airflow's Variable accessor in the task context: the VaR findings travel as var_backtest
+    propose(decide(drift, ic, var_backtest, costs, limits), drift, ic, var_backtest, costs, limits)
 
 
 dag = governance_monitor()
