@@ -120,13 +120,24 @@ def _section(cls: type, raw: Any, name: str) -> Any:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"thresholds {name}", unknown, "keys among " + ", ".join(sorted(known)))
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    try:
-        return cls(**values)
-    except (
-        TypeError
-    ) as exc:  # a dataclass refuses a value only through its own checks; shape errors land here
-        raise ConfigError(f"thresholds {name}", raw, str(exc)) from None
+    defaults = {f.name: getattr(cls(), f.name) for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        default = defaults[key]
+        if isinstance(default, int | float) and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            raise ConfigError(f"thresholds {name}.{key}", value, "a number")
+        if isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int):
+            raise ConfigError(f"thresholds {name}.{key}", value, "a whole number")
+        if isinstance(default, tuple) and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise ConfigError(f"thresholds {name}.{key}", value, "a list of feature names")
+        if isinstance(default, Mapping) and not isinstance(value, dict):
+            raise ConfigError(f"thresholds {name}.{key}", value, "a JSON object")
+        values[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
 
 
 def thresholds_from_dict(raw: Mapping[str, Any]) -> Thresholds:
