@@ -13,6 +13,7 @@ import pytest
 from governance.measures import cost_drift, feature_drift, live_ic, var_exceptions
 from governance.monitor import current_limits, decide, drifted_names, proposal_path, submit
 from governance.thresholds import load_thresholds
+from quantbridge.errors import InputError
 from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.signing import KeyRing
@@ -223,3 +224,40 @@ def test_measures_when_lake_and_redis_are_empty_then_each_says_what_is_missing(r
     assert "no positions" in var_exceptions(lake, redis_client, SCHEMA, day, th.var)["skipped"]
     redis_client.hset(SCHEMA.key("positions"), "AAA", 10)
     assert "no prices" in var_exceptions(lake, redis_client, SCHEMA, day, th.var)["skipped"]
+    redis_client.xadd(
+        SCHEMA.key("fills"), {"venue": "lit", "quantity": "1", "price": "1", "fee": "0", "ts": "?"}
+    )
+    assert cost_drift(redis_client, SCHEMA, day, th.costs) == {"skipped": f"no fills up to {day}"}
+
+
+def test_measures_when_history_is_shorter_than_the_windows_then_skipped_with_the_reason(
+    redis_client, lake_root
+):
+    from tests.risk_book_support import write_closes
+
+    lake, th = Lake(lake_root), load_thresholds()
+    closes = write_closes(lake, days=30)
+    day = closes.index[-1]
+    redis_client.hset(SCHEMA.key("positions"), "AAA", 10)
+    short = var_exceptions(lake, redis_client, SCHEMA, day, th.var, model="historical", window=100)
+    assert "more than window=100 daily returns" in short["skipped"]
+    _champion(lake, "2023-01-02")
+    assert live_ic(lake, day, th.ic) == {"skipped": f"29 dates with a realised return up to {day}; 40 needed"}
+    drift = feature_drift(lake, day, th.drift)
+    assert "lacks the training window 2023-01-02..2023-06-30" in drift["skipped"]
+    redis_client.hset(SCHEMA.key("positions"), "ZZZ", 10)  # not in the lake: an error, not a skip
+    with pytest.raises(InputError) as caught:
+        var_exceptions(lake, redis_client, SCHEMA, day, th.var, model="historical", window=20)
+    assert caught.value.field == "positions"
+
+
+def _champion(lake: Lake, start: str) -> None:
+    """A champion registered on a window the lake does not hold (any fitted estimator serves)."""
+    from sklearn.dummy import DummyRegressor
+
+    from strategy.features import FEATURES
+    from strategy.registry import promote_if_better, register
+
+    model = DummyRegressor().fit(np.zeros((2, len(FEATURES))), [0.0, 0.0])
+    meta = {"features": list(FEATURES), "data_window": [start, "2023-06-30"], "metrics": {"ic": 0.02}}
+    promote_if_better(lake, register(lake, model, meta, version="old"))
