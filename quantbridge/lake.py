@@ -7,6 +7,9 @@
     <lake_root>/quarantine/prices/date=YYYY-MM-DD/                 blocked batches: batch.parquet, report.*
     <lake_root>/_staging/prices/START_END/batch.parquet            a fetched batch waiting for its gates
     <lake_root>/features/date=D/  stress/date=D/  synthetic/run=R/  models/version=V/  reports/date=D/
+    <lake_root>/governance/date=D/proposal.json                    the governance monitor's proposals
+    <lake_root>/policy/bundles/<revision>/                         signed policy bundles (execution.bundle)
+    <lake_root>/audit/checkpoints.jsonl                            signed audit checkpoints
 
 Readers here use pyarrow (no JVM needed); writers of ``prices/`` go through Spark
 (:mod:`marketdata.spark_writer`). ``quarantine/`` and ``_staging/`` are never read by downstream code.
