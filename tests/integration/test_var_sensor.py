@@ -393,6 +393,7 @@ def test_realtime_risk_dag_when_run_briefly_then_sensor_task_alerts_and_sets_kil
     scraper = threading.Thread(target=scrape)
     scraper.start()
     from quantbridge.messages import SubmitOrder
+    from strategy.rebalance import publish_orders
 
     sell = SubmitOrder(
         order_id="rt-1",
@@ -403,7 +404,7 @@ def test_realtime_risk_dag_when_run_briefly_then_sensor_task_alerts_and_sets_kil
         quantity=10.0,
         reference_price=70.0,
     )  # risk-reducing: allowed even under the kill switch
-    redis_client.xadd(SCHEMA.key("orders"), sell.to_dict())
+    publish_orders(redis_client, SCHEMA, [sell], ["{}"])  # signed, as the worker requires
     dag = load_dag("realtime_risk")
     run = dag.test(
         logical_date=datetime(2026, 1, 5, tzinfo=UTC),

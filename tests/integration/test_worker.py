@@ -291,6 +291,7 @@ def test_qb_worker_when_orders_waiting_then_handles_them_and_stops(redis_client,
     from marketdata.feed import SkfolioFeed
     from marketdata.ingest import ingest_range
     from quantbridge.lake import Lake
+    from strategy.rebalance import publish_orders
 
     ingest_range(settings, SkfolioFeed(), date(2020, 1, 2), date(2020, 1, 3), spark=spark)
     publish_fresh_risk(redis_client, SCHEMA)
@@ -304,8 +305,9 @@ def test_qb_worker_when_orders_waiting_then_handles_them_and_stops(redis_client,
         quantity=100.0,
         reference_price=close,
     )
-    redis_client.xadd(SCHEMA.key("orders"), order.to_dict())
-    redis_client.xadd(SCHEMA.key("orders"), {**order.to_dict(), "order_id": "cli-2", "ticker": "NOPE"})
+    unknown = SubmitOrder("cli-2", "t", "s", "NOPE", "BUY", 100.0, close)
+    # published as the strategy publishes: qb worker checks every order's signature first
+    assert publish_orders(redis_client, SCHEMA, [order, unknown], ["{}", "{}"]) == 2
     assert main(["worker", "--consumer", "cli", "--max-orders", "2", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out) == {"consumer": "cli", "handled": 2}
     assert redis_client.xlen(SCHEMA.key("dead_letter")) == 1 and positions(redis_client)["AAPL"] == 100

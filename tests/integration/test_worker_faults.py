@@ -177,6 +177,21 @@ def _order(i: int, marks: dict[str, float]) -> dict[str, str]:
     ).to_dict()
 
 
+def _signed_batches(client: Any, orders: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``orders`` signed per CHUNK as a publisher signs them (the workers check signatures first), each
+    batch's root signature stored before any order is streamed."""
+    from quantbridge.signing import keyring, sign_orders
+
+    ring, out = keyring(load_settings(), "orders"), []
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, len(orders), CHUNK):
+        root, signature, signed = sign_orders(ring, orders[start : start + CHUNK])
+        pipe.hset(SCHEMA.key("order_signatures"), root, signature)
+        out += signed
+    pipe.execute()
+    return out
+
+
 def _consumers(client: Any) -> set[str]:
     import redis
 
@@ -475,7 +490,7 @@ def test_worker_when_worker_sensor_and_redis_sigkilled_then_every_order_final_on
 ):
     # Arrange: 10,000 orders priced off the lake; the sensor refreshing, the first worker started.
     marks = _lake_marks(fault_env.settings.lake_root)
-    orders = [_order(i, marks) for i in range(N_ORDERS)]
+    orders = _signed_batches(fault_env.client(), [_order(i, marks) for i in range(N_ORDERS)])
     run = Run(fault_env, orders)
 
     # Act: stream them while SIGKILLing the worker six times, the sensor once and redis-server once.
@@ -723,6 +738,9 @@ def test_worker_when_hostile_entries_then_each_dead_lettered_or_rejected_with_re
     # Arrange: fresh risk figures (no sensor here) and the corpus in the stream, then one legal order.
     env = fault_env
     env.env["QB_RISK_STALE_S"] = "600"
+    # What is judged here is validation, which comes after the signature check: unsigned hostile entries
+    # would all stop there (BAD_SIGNATURE, tested in test_worker_governance and test_order_signing).
+    env.env["QB_ORDER_SIGNATURES"] = "off"
     client = env.client()
     publish_fresh_risk(client, SCHEMA)
     marks = _lake_marks(env.settings.lake_root)
@@ -797,6 +815,9 @@ def test_worker_when_entry_not_utf8_then_dead_lettered_and_later_orders_still_go
     # Arrange: an entry whose strategy is not UTF-8, then a legal order.
     env = fault_env
     env.env["QB_RISK_STALE_S"] = "600"
+    env.env["QB_ORDER_SIGNATURES"] = (
+        "off"  # an entry that is not UTF-8 cannot be signed: validation is tested
+    )
     client = env.client()
     publish_fresh_risk(client, SCHEMA)
     marks = _lake_marks(env.settings.lake_root)
