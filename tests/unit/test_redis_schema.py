@@ -36,8 +36,10 @@ def test_operating_page_when_read_then_holds_the_generated_schema_table():
 def test_key_names_when_sources_scanned_then_only_the_schema_module_spells_them():
     spelled = [f'"qb:{k.suffix.split("{")[0]}' for k in KEYS]
     offenders = []
-    for path in ROOT.glob("*/**/*.py"):
-        if ".venv" in path.parts or path.name == "redis_schema.py" or "tests" in path.parts:
+    # The project's own folders only: walking .venv/, .lake/ or .airflow/ took 25 s of the suite.
+    tops = [p for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "tests"]
+    for path in (path for top in tops for path in top.rglob("*.py")):
+        if path.name == "redis_schema.py":
             continue
         text = path.read_text()
         offenders += [f"{path}: {s}" for s in spelled if s in text]
