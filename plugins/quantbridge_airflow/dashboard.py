@@ -118,6 +118,15 @@ def may_roll_back(user: Any) -> bool:
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"quantbridge settings: {exc}") from exc
 
 
+def allowed(request: Request, user: Any, permitted: bool, action: str, needs: str) -> None:
+    """A state change's gate: the CSRF check, then 403 naming the user, the action and what it needs."""
+    check_csrf(request)
+    if not permitted:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"user {user.get_name()!r} may not {action}: that needs {needs}"
+        )
+
+
 def csrf_token(session_token: str) -> str:
     """The CSRF token bound to one cookie session: an HMAC of the session's JWT, which only a page of
     this origin can obtain (from ``GET /api/csrf``); it changes whenever the session token does."""
@@ -246,13 +255,9 @@ def create_app(
 
     @app.post("/api/kill-switch")
     async def kill_switch(request: Request, user: Any = Depends(authenticated_user)) -> JSONResponse:
-        check_csrf(request)
-        if not may_operate(user):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"user {user.get_name()!r} may not set or clear "
-                "the kill switch: that needs Airflow's Op or Admin role",
-            )
+        allowed(
+            request, user, may_operate(user), "set or clear the kill switch", "Airflow's Op or Admin role"
+        )
         action, reason = parse_switch_request(await request.body())
         return JSONResponse(change_switch(load(), action, reason, user.get_name()))
 
@@ -289,13 +294,13 @@ def create_app(
 
     @app.post("/api/policy/rollback")
     async def policy_rollback(request: Request, user: Any = Depends(authenticated_user)) -> JSONResponse:
-        check_csrf(request)
-        if not may_roll_back(user):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"user {user.get_name()!r} may not roll back the policy: that needs the compliance "
-                "group (QB_COMPLIANCE_APPROVERS or QB_RISK_APPROVERS)",
-            )
+        allowed(
+            request,
+            user,
+            may_roll_back(user),
+            "roll back the policy",
+            "the compliance group (QB_COMPLIANCE_APPROVERS or QB_RISK_APPROVERS)",
+        )
         revision, reason = parse_rollback_request(await request.body())
         by = f"compliance:{user.get_name()}"
 
