@@ -533,6 +533,46 @@ def write_approvals(lake: Lake, ring: Signer, record: Mapping[str, Any]) -> Path
     return path
 
 
+#: Domain tag of the lake's signed copy of the active record (``<lake>/policy/active.json``).
+ACTIVE_TAG = "quantbridge-policy-active-v1"
+
+
+def active_record_path(lake: Lake) -> Path:
+    """``<lake_root>/policy/active.json``: the signed copy of the last ``policy_active`` record."""
+    return bundles_root(lake).parent / "active.json"
+
+
+def write_active_record(lake: Lake, ring: Signer, record: Mapping[str, Any]) -> Path:
+    """Sign ``record`` (what ``policy_active`` now holds) and write it to :func:`active_record_path`
+    (atomically). Redis can be written by any process that can reach it; this copy cannot be forged without
+    the policy key, so a worker can tell a deleted record from a system that never activated a bundle."""
+    body = {**dict(record), "signed_at": _utc_now()}
+    signed = {"record": body, "signature": ring.sign(ACTIVE_TAG, canonical_json(body)).to_dict()}
+    path = active_record_path(lake)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, (json.dumps(signed, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def read_active_record(lake: Lake, ring: Signer) -> dict[str, Any] | None:
+    """The signed copy of the last activation (None when no bundle was ever activated here); BundleError
+    when it is malformed or its signature does not verify."""
+    path = active_record_path(lake)
+    if not path.is_file():
+        return None
+    raw = _read_json(path, "policy/active.json")
+    if not isinstance(raw, dict) or not isinstance(raw.get("record"), dict):
+        raise BundleError("policy/active.json", "expected {record, signature}")
+    body = raw["record"]
+    sig = _signature(raw.get("signature"), "policy/active.json signature")
+    _check_signature(ring, ACTIVE_TAG, canonical_json(body), sig, "policy/active.json", body.get("signed_at"))
+    if not _REVISION.match(str(body.get("revision", ""))):
+        raise BundleError(
+            "policy/active.json revision", f"expected 64 hex digits, got {body.get('revision')!r}"
+        )
+    return dict(body)
+
+
 def read_approvals(folder: Path, revision: str, ring: Signer, *, author: str) -> dict[str, Any]:
     """``approvals.json`` of ``folder``, checked: signed, for ``revision``, proposer = the bundle's author,
     and :func:`approval_problems` empty."""

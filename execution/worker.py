@@ -101,6 +101,7 @@ class ExecutionWorker:
         verifier: Any | None = None,
         policy_loader: Callable[[str], PolicyEngine] | None = None,
         policy_check_s: float = 1.0,
+        signed_active: Callable[[], str | None] | None = None,
     ) -> None:
         self.client, self.schema, self.consumer = client, schema, consumer
         self.tickers = frozenset(tickers)
@@ -147,6 +148,8 @@ class ExecutionWorker:
         active = None
         try:
             active = self._active_revision() if policy_loader is not None else None
+            if active is None and signed_active is not None:
+                self._check_not_deleted(signed_active)
             if (
                 active is not None
                 and policy_loader is not None
@@ -155,7 +158,7 @@ class ExecutionWorker:
                 policy = policy_loader(active)
         except Exception as exc:  # noqa: BLE001 - named in the error: nothing is judged by it
             raise ServiceError(
-                f"the active policy revision {active} ({self._active}) does not verify: {exc}; "
+                f"the active policy ({self._active}: {active or 'no record'}) does not verify: {exc}; "
                 "re-activate an approved revision with `qb policy rollback REVISION`"
             ) from exc
         self._use_policy(policy or PolicyEngine(), "bundle" if active else "given", previous=None)
@@ -188,6 +191,15 @@ class ExecutionWorker:
         """The activated revision (None: none ever was); BundleError when the record is not one."""
         record = read_active(self.client, self.schema)
         return str(record["revision"]) if record is not None else None
+
+    def _check_not_deleted(self, signed_active: Callable[[], str | None]) -> None:
+        """No active record in Redis: fine only if none was ever signed into the lake. A deleted record must
+        not make a new worker fall back to the repository's policies (any Redis writer could do that)."""
+        signed = signed_active()
+        if signed is not None:
+            raise ValueError(
+                f"{self._active} is missing but the lake's signed record names revision {signed} active"
+            )
 
     def refresh_policy(self, force: bool = False) -> str:
         """Switch to the activated policy revision if it changed (between batches: no order is judged by a
@@ -603,4 +615,14 @@ def governed(settings: Settings, lake: Any) -> dict[str, Any]:
         return PolicyEngine.from_verified(bundle.verify(lake, revision, policy_ring))
 
     verifier = OrderVerifier(keyring(settings, "orders")) if settings.order_signatures == "required" else None
-    return {"verifier": verifier, "policy_loader": load, "policy_check_s": settings.policy_check_s}
+
+    def signed_active() -> str | None:
+        record = bundle.read_active_record(lake, policy_ring)
+        return None if record is None else str(record["revision"])
+
+    return {
+        "verifier": verifier,
+        "policy_loader": load,
+        "policy_check_s": settings.policy_check_s,
+        "signed_active": signed_active,
+    }

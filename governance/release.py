@@ -41,6 +41,7 @@ from execution.bundle import (
     store,
     verify,
     with_limits,
+    write_active_record,
     write_approvals,
 )
 from execution.policy import POLICY_DIR
@@ -197,6 +198,7 @@ def activate(
         checked, "activated", by, clock(), previous, reason or str(bundle.metadata.get("reason"))
     )
     _commit_active(client, schema, record, "policy_activated", previous_raw)
+    write_active_record(lake, ring, record)  # the signed copy a worker checks when the Redis record is gone
     return record
 
 
@@ -240,6 +242,7 @@ def rollback(
         raise ReleaseRefused(f"revision {revision}", "is already the active revision")
     record = _record(checked, "rolled_back", by, clock(), previous, reason.strip())
     _commit_active(client, schema, record, "policy_rolled_back", previous_raw)
+    write_active_record(lake, ring, record)
     return record
 
 

@@ -210,3 +210,29 @@ def test_governed_worker_when_release_activated_then_switches_and_refuses_a_tamp
     (refusal,) = audit(client, "policy_refused")
     assert refusal[2]["revision"] == loose and "data.json" in refusal[2]["reason"]
     assert json.loads(client.hget(SCHEMA.key("policy_workers"), "w1"))["refused"] == loose
+
+
+def test_governed_worker_when_active_record_deleted_from_redis_then_refuses_to_start_until_restored(
+    governed_env,
+):
+    from execution.bundle import active_record_path
+    from execution.worker import governed
+    from governance import release
+    from quantbridge.signing import keyring
+
+    client, settings, lake = governed_env
+    tight = released(governed_env, {"max_order_notional": 1000})
+    client.delete(SCHEMA.key("policy_active"))  # what any process that can write Redis could do
+    with pytest.raises(ServiceError, match=f"lake's signed record names revision {tight}"):
+        ExecutionWorker(client, SCHEMA, "w1", TICKERS, marks=MARKS, **governed(settings, lake))
+    # a forged lake copy does not pass either (the policy key signs it)
+    path = active_record_path(lake)
+    saved = path.read_text()
+    path.write_text(saved.replace(tight, "0" * 64))
+    with pytest.raises(ServiceError, match="signature does not verify"):
+        ExecutionWorker(client, SCHEMA, "w1", TICKERS, marks=MARKS, **governed(settings, lake))
+    path.write_text(saved)
+    # restored by a rollback to the approved revision (no new approval): the worker starts on it
+    release.rollback(client, SCHEMA, lake, keyring(settings, "policy"), tight, "carol", "restore the record")
+    w = ExecutionWorker(client, SCHEMA, "w1", TICKERS, marks=MARKS, **governed(settings, lake))
+    assert w.policy.revision == tight

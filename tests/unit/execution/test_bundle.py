@@ -338,3 +338,21 @@ def test_verify_when_the_key_was_rotated_after_signing_then_the_bundle_and_appro
     assert B.verify(lake, old.revision, ring).approvals is not None  # a rotation does not void releases
     with pytest.raises(B.BundleError, match="signature.json .of manifest.json.: .*beyond the grace period"):
         B.verify(lake, late.revision, ring, require_approvals=False)
+
+
+def test_active_record_when_written_then_read_back_and_when_altered_or_malformed_then_refused(lake, ring):
+    revision = "a" * 64
+    assert B.read_active_record(lake, ring) is None  # never activated here
+    path = B.write_active_record(lake, ring, {"revision": revision, "by": "policy_release"})
+    record = B.read_active_record(lake, ring)
+    assert record["revision"] == revision and record["by"] == "policy_release" and record["signed_at"]
+    saved = path.read_text()
+    path.write_text(saved.replace("policy_release", "mallory"))
+    with pytest.raises(B.BundleError, match="signature does not verify"):
+        B.read_active_record(lake, ring)
+    path.write_text('{"record": 1}')
+    with pytest.raises(B.BundleError, match="expected \\{record, signature\\}"):
+        B.read_active_record(lake, ring)
+    B.write_active_record(lake, ring, {"revision": "short"})
+    with pytest.raises(B.BundleError, match="revision"):
+        B.read_active_record(lake, ring)
