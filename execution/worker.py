@@ -192,6 +192,19 @@ class ExecutionWorker:
         record = read_active(self.client, self.schema)
         return str(record["revision"]) if record is not None else None
 
+    def _refuse(self, revision: str, exc: Exception) -> str:
+        """Keep judging by the revision in force; ``revision``'s refusal on the record once (not again until
+        the active record changes). Returns the revision in force."""
+        if revision != self._refused:
+            log.error(
+                "policy revision %s refused: %s; still judging by %s", revision, exc, self.policy.revision
+            )
+            self._refused = revision
+            payload = {"revision": revision, "reason": str(exc)[:500], "kept": self.policy.revision}
+            self.audit.commit([("policy_refused", self.consumer, payload)])
+            self._report_policy(str(exc)[:500])
+        return self.policy.revision
+
     def _check_not_deleted(self, signed_active: Callable[[], str | None]) -> None:
         """No active record in Redis: fine only if none was ever signed into the lake. A deleted record must
         not make a new worker fall back to the repository's policies (any Redis writer could do that)."""
@@ -209,28 +222,18 @@ class ExecutionWorker:
         if self.policy_loader is None or (not force and now - self._policy_checked < self.policy_check_s):
             return self.policy.revision
         self._policy_checked = now
-        error: BundleError | None = None
         try:
             active = self._active_revision()
         except BundleError as exc:  # an unreadable record activates nothing
-            active, error = "unreadable", exc
+            return self._refuse("unreadable", exc)
         if active is None or active == self.policy.revision or active == self._refused:
             return self.policy.revision
         try:
-            if error is not None:
-                raise error
             engine = self.policy_loader(active)
             if engine.revision != active:
                 raise ValueError(f"the loaded bundle's revision is {engine.revision}, not {active}")
         except Exception as exc:  # noqa: BLE001 - a bad bundle must not stop the worker: it is refused
-            log.error(
-                "policy revision %s refused: %s; still judging by %s", active, exc, self.policy.revision
-            )
-            self._refused = active
-            payload = {"revision": active, "reason": str(exc)[:500], "kept": self.policy.revision}
-            self.audit.commit([("policy_refused", self.consumer, payload)])
-            self._report_policy(str(exc)[:500])
-            return self.policy.revision
+            return self._refuse(active, exc)
         self._refused = ""
         self._use_policy(engine, "bundle", previous=self.policy.revision)
         log.info("policy revision %s in force", active)

@@ -107,23 +107,43 @@ def propose(
         tests = tests if tests is not None else source / TESTS_FOLDER
     if active is not None and bundle.revision == active:
         raise ReleaseRefused(f"revision {active}", "is already the active revision: nothing to propose")
+    results = _tested(bundle, tests, f"policy tests ({tests})", "; nothing was stored")
+    path = store(bundle, lake, ring)
+    stored = verify(lake, bundle.revision, ring, require_approvals=False)
+    return {**_summary(stored, shown, results), "path": str(path)}
+
+
+def review(lake: Lake, ring: Signer, client: Any, schema: RedisSchema, revision: str) -> dict[str, Any]:
+    """A stored, not yet approved revision checked as :func:`propose` checks a new one: signature and file
+    hashes, its Rego tests (a failing test refuses it), the diff against the active revision (the
+    repository's policies while none is, as in :func:`propose`). Same keys as :func:`propose`, no ``path``."""
+    bundle = verify(lake, revision, ring, require_approvals=False)
+    active = active_revision(client, schema)
+    if active == revision:
+        raise ReleaseRefused(f"revision {revision}", "is already the active revision: nothing to propose")
+    results = _tested(bundle, None, "policy tests", "")
+    shown = verify(lake, active, ring) if active is not None else build(POLICY_DIR, "repository", "go-live")
+    return _summary(bundle, shown, results)
+
+
+def _tested(bundle: Bundle, tests: Path | None, what: str, consequence: str) -> list[tuple[str, bool]]:
+    """The Rego tests' results on ``bundle``; ReleaseRefused naming the failed ones."""
     results = run_policy_tests(bundle, tests)
     bad = failed(results)
     if bad:
-        raise ReleaseRefused(
-            f"policy tests ({tests})",
-            f"{len(bad)} of {len(results)} failed: {', '.join(bad)}; nothing was stored",
-        )
-    path = store(bundle, lake, ring)
-    stored = verify(lake, bundle.revision, ring, require_approvals=False)
+        raise ReleaseRefused(what, f"{len(bad)} of {len(results)} failed: {', '.join(bad)}{consequence}")
+    return results
+
+
+def _summary(bundle: Bundle, shown: Bundle | None, results: list[tuple[str, bool]]) -> dict[str, Any]:
+    """What an approver reads of a proposal: who, why, the diff from ``shown``, the tests."""
     return {
-        "revision": stored.revision,
-        "parent": stored.metadata.get("parent"),
-        "author": stored.metadata.get("author"),
-        "reason": stored.metadata.get("reason"),
-        "created": stored.metadata.get("created"),
-        "path": str(path),
-        "diff": diff(shown, stored),
+        "revision": bundle.revision,
+        "parent": bundle.metadata.get("parent"),
+        "author": bundle.metadata.get("author"),
+        "reason": bundle.metadata.get("reason"),
+        "created": bundle.metadata.get("created"),
+        "diff": diff(shown, bundle),
         "tests": [[name, passed] for name, passed in results],
     }
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantbridge.errors import ConfigError, InputError, QuantbridgeError
+from quantbridge.redis_client import text
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -142,10 +143,6 @@ def _unb64(text: str, field: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise SignatureError(f"signature field {field} is not base64") from None
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -554,7 +551,7 @@ def order_leaf(fields: Mapping[str, str]) -> bytes:
     stop being one-to-one). Bytes names and values (an undecoded stream entry) are read as UTF-8.
     """
     plain = all(type(k) is str and type(v) is str for k, v in fields.items())
-    return text_leaf(fields if plain else {_text(k): _text(v) for k, v in fields.items()})
+    return text_leaf(fields if plain else {text(k): text(v) for k, v in fields.items()})
 
 
 def text_leaf(fields: Mapping[str, str]) -> bytes:

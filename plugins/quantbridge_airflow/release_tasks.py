@@ -95,7 +95,7 @@ def propose_release(params: Mapping[str, Any], triggering_user: str | None) -> d
     _, ring, lake, client, schema = _context()
     try:
         if revision is not None:
-            proposal = review(lake, ring, client, schema, str(revision))
+            proposal = release.review(lake, ring, client, schema, str(revision))
         else:
             author = triggering_user or "unknown"
             proposal = release.propose(
@@ -107,36 +107,6 @@ def propose_release(params: Mapping[str, Any], triggering_user: str | None) -> d
         **{k: proposal[k] for k in ("revision", "parent", "author", "diff", "tests")},
         "reason": reason or proposal.get("reason"),
         "body": approval_body(proposal, reason),
-    }
-
-
-def review(lake: Any, ring: Any, client: Any, schema: Any, revision: str) -> dict[str, Any]:
-    """A stored, not yet approved revision checked as :func:`governance.release.propose` checks a new one:
-    signature and file hashes, its Rego tests (a failing test refuses it), the diff against the active (the
-    repository's policies while none is)."""
-    from execution.bundle import build, verify
-    from execution.bundle import diff as bundle_diff
-    from execution.policy import POLICY_DIR
-    from execution.policy_tests import failed, run_policy_tests
-    from governance.release import ReleaseRefused, active_revision
-
-    bundle = verify(lake, revision, ring, require_approvals=False)
-    active = active_revision(client, schema)
-    if active == revision:
-        raise ReleaseRefused(f"revision {revision}", "is already the active revision: nothing to propose")
-    results = run_policy_tests(bundle)
-    if bad := failed(results):
-        raise ReleaseRefused("policy tests", f"{len(bad)} of {len(results)} failed: {', '.join(bad)}")
-    # Nothing active yet: the workers judge by the repository's policies/, so the diff starts from them
-    # (as governance.release.propose's does).
-    parent = verify(lake, active, ring) if active is not None else build(POLICY_DIR, "repository", "go-live")
-    return {
-        "revision": revision,
-        "parent": bundle.metadata.get("parent"),
-        "author": bundle.metadata.get("author"),
-        "reason": bundle.metadata.get("reason"),
-        "diff": bundle_diff(parent, bundle),
-        "tests": [[name, passed] for name, passed in results],
     }
 
 
