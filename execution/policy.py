@@ -66,7 +66,6 @@ class PolicyEngine:
     so a folder and the bundle built from it have the same revision; with overrides it is the revision of
     the effective data re-serialised by :func:`execution.bundle.canonical_data` (sorted keys, 2-space
     indent, final newline), which is what :func:`execution.bundle.with_limits` of the same changes stores.
-    ``sha256`` is an alias of ``revision`` until every caller says revision.
     """
 
     def __init__(
@@ -112,7 +111,6 @@ class PolicyEngine:
         self.data = data
         #: The bundle revision of the modules and the effective data: verdicts and audit entries name it.
         self.revision = revision_of(files)
-        self.sha256 = self.revision  # alias: callers move to ``revision``
         if engine == "regorus":
             from opa_eval import OpaEval
 

@@ -105,7 +105,7 @@ def test_policy_when_limit_changed_in_data_then_no_code_change_needed():
     loose = PolicyEngine(data_overrides={"max_order_notional": 1_000_000, "price_band": 0.5})
     assert loose.evaluate(order(quantity=3000.0, price=140.0), ctx()).allowed
     assert loose.evaluate(order(quantity=3000.0), ctx()).as_dict() == {"allowed": True, "reasons": []}
-    assert loose.sha256 != PolicyEngine().sha256  # the audit names which limits decided
+    assert loose.revision != PolicyEngine().revision  # the audit names which limits decided
 
 
 def test_policy_when_folder_has_no_rego_then_error(tmp_path):
@@ -146,7 +146,7 @@ def test_evaluate_many_when_batch_of_varied_orders_then_each_verdict_equals_the_
 def test_revision_when_folder_loaded_then_it_is_the_bundle_revision_and_sha256_its_alias(engine, tmp_path):
     from execution.bundle import build, canonical_data, revision_of
 
-    assert engine.revision == engine.sha256 == build(engine.folder, "a", "r").revision
+    assert engine.revision == build(engine.folder, "a", "r").revision
     overrides = {"max_order_notional": 1_000_000}
     loose = PolicyEngine(data_overrides=overrides, engine=engine.engine)
     data = {"limits": {**engine.data["limits"], **overrides}}

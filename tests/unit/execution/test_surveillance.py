@@ -391,7 +391,7 @@ def test_check_fills_when_fuzzed_single_orders_then_rules_match_the_policys_deni
         got = run(
             [fill(f"f{i}", f"o{i}", ticker, side, quantity)],
             [order(f"o{i}", ticker, side, quantity, price)],
-            timeline=[(0.0, engine.sha256, limits)],
+            timeline=[(0.0, engine.revision, limits)],
             episodes=[(T0, None)] if kill else [],
             initial={ticker: position},
         )
