@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.cli.ops import _connect, _reason
 from quantbridge.errors import InputError
 from quantbridge.settings import Settings
 
@@ -38,13 +39,6 @@ def _ring(settings: Settings, *, create: bool) -> Any:
     from quantbridge.signing import keyring
 
     return keyring(settings, "policy", create=create)
-
-
-def _connect(settings: Settings) -> tuple[Any, Any]:
-    from quantbridge.redis_client import connect
-    from quantbridge.redis_schema import RedisSchema
-
-    return connect(settings, verify=True), RedisSchema(settings.redis_prefix)
 
 
 def parse_changes(items: list[str] | None) -> dict[str, Any]:
@@ -65,13 +59,6 @@ def parse_changes(items: list[str] | None) -> dict[str, Any]:
     return changes
 
 
-def _reason(text: str | None) -> str:
-    reason = (text or "").strip()
-    if not reason:
-        raise InputError("--reason", text, "a non-empty reason (kept in the manifest and the audit trail)")
-    return reason
-
-
 def cmd_propose(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     from governance.release import propose
 
@@ -85,7 +72,7 @@ def cmd_propose(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
             _lake(settings),
             _ring(settings, create=True),
             author=args.author or getpass.getuser(),
-            reason=_reason(args.reason),
+            reason=_reason(args, required=True),
             folder=folder,
             changes=changes or None,
             client=client,
@@ -175,7 +162,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
     lake = _lake(settings)
     revision = resolve(lake, args.revision)
-    reason = _reason(args.reason)
+    reason = _reason(args, required=True)
     client, schema = _connect(settings)
     try:
         record = rollback(
