@@ -1,5 +1,11 @@
-"""Baseline books for the replay's tear sheet: equal weight and long-only minimum variance, on lake closes.
+"""Baseline books: the replay tear sheet's daily series, and the strategy walk-forward's target weights.
 
+:func:`baseline_weights` gives the target weights each baseline would decide at the close of D from closes
+up to D only (equal weight, minimum variance and hierarchical risk parity from ``skfolio``, 12-1
+momentum); :mod:`strategy.evaluation` trades them at D+1 with the model's costs, and the rebalance trades the
+best of them when no model has beaten it with significance.
+
+For the tear sheet's series below:
 The replay's convention holds for both: weights decided at the close of D earn the return from D's close to
 the next trading day's close, indexed by that next day; a decision never earns the return of the day that
 produced it. A quarantined date is skipped as the replay skips it (no decision, no close used): the books
@@ -125,4 +131,62 @@ def min_variance_returns(
     return pd.Series(out, name="minimum variance", dtype=np.float64).rename_axis(held.index.name)
 
 
-__all__ = ["equal_weight_returns", "min_variance_returns"]
+#: The walk-forward's baselines (each with :func:`baseline_weights`).
+BASELINES = ("equal_weight", "min_variance", "hrp", "momentum_12_1")
+#: Daily returns behind a minimum-variance or HRP decision (one trading year).
+BASELINE_WINDOW = 252
+
+
+def momentum_12_1(closes: pd.DataFrame) -> pd.Series:
+    """12-1 momentum per ticker at the last close: the return from 252 to 21 trading days before it."""
+    if len(closes) < 253:
+        raise InputError("closes", f"{len(closes)} dates", "at least 253 closes for 12-1 momentum")
+    return (closes.iloc[-22] / closes.iloc[-253] - 1).dropna()
+
+
+def baseline_weights(name: str, closes: pd.DataFrame, top_k: int = 5) -> pd.Series:
+    """Target weights the baseline ``name`` decides at the last close of ``closes`` (closes up to D only).
+
+    ``equal_weight``: 1/n over the names priced at D. ``min_variance`` (long-only, fully invested, sample
+    covariance) and ``hrp`` (hierarchical risk parity): ``skfolio`` fitted on the last
+    :data:`BASELINE_WINDOW` daily returns of the names with a full window. ``momentum_12_1``: the ``top_k``
+    names by 12-1 momentum, equally weighted. Returns weights indexed by ticker, summing to 1.
+    """
+    if name not in BASELINES:
+        raise InputError("baseline", name, "one of " + ", ".join(BASELINES))
+    priced = closes.columns[closes.iloc[-1].notna()]
+    if len(priced) == 0:
+        raise InputError("closes", "no price on the last date", "a close for at least one ticker")
+    if name == "equal_weight":
+        return pd.Series(1.0 / len(priced), index=priced, dtype=np.float64)
+    if name == "momentum_12_1":
+        chosen = momentum_12_1(closes.loc[:, priced]).nlargest(top_k).index
+        return pd.Series(1.0 / len(chosen), index=chosen, dtype=np.float64)
+    from skfolio import RiskMeasure
+    from skfolio.optimization import HierarchicalRiskParity, MeanRisk, ObjectiveFunction
+
+    returns = closes.loc[:, priced].pct_change(fill_method=None).iloc[1:].iloc[-BASELINE_WINDOW:]
+    returns = returns.dropna(axis=1, how="any")
+    if len(returns) < BASELINE_WINDOW or returns.shape[1] < 2:
+        raise InputError(
+            "closes",
+            f"{len(returns)} returns x {returns.shape[1]} names",
+            f"{BASELINE_WINDOW} returns, 2 names",
+        )
+    model = (
+        MeanRisk(objective_function=ObjectiveFunction.MINIMIZE_RISK, risk_measure=RiskMeasure.VARIANCE)
+        if name == "min_variance"
+        else HierarchicalRiskParity()
+    )
+    weights = pd.Series(np.clip(model.fit(returns).weights_, 0.0, None), index=returns.columns)
+    return weights / weights.sum()
+
+
+__all__ = [
+    "BASELINES",
+    "BASELINE_WINDOW",
+    "baseline_weights",
+    "equal_weight_returns",
+    "min_variance_returns",
+    "momentum_12_1",
+]

@@ -2,15 +2,23 @@
 
 Per (date, ticker): ``ret_1d``, ``ret_5d``, ``mom_21d`` (21-day return), ``mom_63d``, ``vol_21d`` (std of
 daily returns), ``mr_z21`` (close minus its 21-day mean, in 21-day standard deviations: mean reversion),
-``beta_63d`` (to the equal-weight market of the universe), ``esg`` (reference score). The label
-``target_5d`` is the forward 5-day return minus its cross-sectional mean on the same date: it alone looks
-ahead, and rows without it (the last 5 dates) are kept for scoring, not training.
+``beta_63d`` (to the equal-weight market of the universe), ``esg`` (reference score, point in time: see
+below). The label ``target_5d`` is the 5-day return a decision at the close of D can earn, from the close
+of D+1 (when its orders execute, the replay's convention) to the close of D+1+5, minus its cross-sectional
+mean on the same date: it alone looks ahead, and rows without it (the last 6 dates) are kept for scoring,
+not training.
+
+ESG is point in time: the bundled ESG table is a single, undated snapshot (illustrative scores, first
+committed on :data:`ESG_SNAPSHOT_DATE`), so its value exists only from that date. Before it the ``esg``
+feature is missing (NaN; the model's imputer fills a constant), never today's score applied back to 1990.
 
 Dask partitions the panel by ticker (each ticker whole in one partition), so the rolling windows run in
 parallel and the same code scales to a Dask cluster (``QB_DASK_SCHEDULER``).
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -19,6 +27,11 @@ FEATURES = ("ret_1d", "ret_5d", "mom_21d", "mom_63d", "vol_21d", "mr_z21", "beta
 TARGET = "target_5d"
 HORIZON = 5
 LOOKBACK = 63
+#: Trading days between a decision (close of D) and its execution (close of D+1), as the replay trades.
+EXECUTION_LAG = 1
+#: The date from which the bundled ESG snapshot is known (its first commit to the repository): before it
+#: no point-in-time ESG value exists and the ``esg`` feature is left out (NaN).
+ESG_SNAPSHOT_DATE = date(2026, 11, 25)
 
 
 def _per_ticker(frame: pd.DataFrame) -> pd.DataFrame:
@@ -39,7 +52,9 @@ def _per_ticker(frame: pd.DataFrame) -> pd.DataFrame:
                 "vol_21d": ret.rolling(21).std().to_numpy(),
                 "mr_z21": ((close - close.rolling(21).mean()) / close.rolling(21).std()).to_numpy(),
                 "mkt": g["mkt"].to_numpy(),
-                "fwd_5d": (close.shift(-HORIZON) / close - 1).to_numpy(),
+                "fwd_5d": (
+                    close.shift(-(HORIZON + EXECUTION_LAG)) / close.shift(-EXECUTION_LAG) - 1
+                ).to_numpy(),
             }
         )
         cov = ret.rolling(LOOKBACK).cov(pd.Series(g["mkt"].to_numpy(), index=ret.index))
@@ -64,11 +79,17 @@ def _per_ticker(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_features(
-    closes: pd.DataFrame, esg: pd.Series | None = None, npartitions: int = 4, dask_scheduler: str = ""
+    closes: pd.DataFrame,
+    esg: pd.Series | None = None,
+    npartitions: int = 4,
+    dask_scheduler: str = "",
+    esg_as_of: date | None = ESG_SNAPSHOT_DATE,
 ) -> pd.DataFrame:
     """Feature panel from a (dates x tickers) close matrix; one row per (date, ticker) with a full lookback.
 
-    ``esg``: score per ticker (missing tickers get NaN, which the model pipeline imputes).
+    ``esg``: score per ticker (missing tickers get NaN, which the model pipeline imputes), known from
+    ``esg_as_of`` on: rows dated before it get NaN (no point-in-time value); None applies it everywhere
+    (only for a table that truly held on every date).
     ``dask_scheduler``: a distributed scheduler address (``QB_DASK_SCHEDULER``); empty = local threads.
     """
     import dask
@@ -94,7 +115,10 @@ def build_features(
         else:
             panel = graph.compute(scheduler="threads")
     panel = panel.sort_values(["date", "ticker"], ignore_index=True)
-    panel["esg"] = panel["ticker"].map(esg) if esg is not None else np.nan
+    panel["esg"] = panel["ticker"].map(esg).astype("float64") if esg is not None else np.nan
+    if esg is not None and esg_as_of is not None:
+        before = pd.to_datetime(panel["date"]) < pd.Timestamp(esg_as_of)
+        panel.loc[before, "esg"] = np.nan
     panel[TARGET] = panel["fwd_5d"] - panel.groupby("date")["fwd_5d"].transform("mean")
     first_full = sorted(panel["date"].unique())[LOOKBACK : LOOKBACK + 1]
     if not first_full:

@@ -2,9 +2,9 @@
 
 The model (a scikit-learn Pipeline: median imputation, then gradient boosting) forecasts ``target_5d``,
 the forward 5-day return relative to the cross-section. Evaluation walks forward: each fold trains on
-dates before the test block minus a purge gap of ``HORIZON`` trading days (labels of the last training
-rows would otherwise overlap the test block) and tests on the block. Metrics per fold: mean daily
-Spearman information coefficient (IC) and hit rate (share of names whose predicted sign of the
+dates before the test block minus a purge gap of ``HORIZON + EXECUTION_LAG`` trading days (labels of the
+last training rows would otherwise overlap the test block) and tests on the block. Metrics per fold: mean
+daily Spearman information coefficient (IC) and hit rate (share of names whose predicted sign of the
 relative return is right). An optional ``weight`` column of the panel is used as sample weights.
 """
 
@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from quantbridge.errors import InputError
-from strategy.features import FEATURES, HORIZON, TARGET
+from strategy.features import EXECUTION_LAG, FEATURES, HORIZON, TARGET
+
+PURGE = HORIZON + EXECUTION_LAG
 
 MODEL_KINDS = ("gbm",)
 
@@ -91,7 +93,7 @@ def walk_forward(
     blocks = np.array_split(dates[len(dates) // (folds + 1) :], folds)
     ics, hits, predictions = [], [], []
     for block in blocks:
-        train_end = dates[max(0, np.searchsorted(dates, block[0]) - HORIZON)]  # purge the overlapping labels
+        train_end = dates[max(0, np.searchsorted(dates, block[0]) - PURGE)]  # purge the overlapping labels
         train = labelled[labelled["date"] < train_end]
         test = labelled[labelled["date"].isin(block)]
         model = make_model(kind, seed).fit(

@@ -33,8 +33,17 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     return record, 0
 
 
+def execution_costs(book_value: float) -> Any:
+    """The execution lane's cost model for the strategy's evaluations (the app layer may import both)."""
+    from execution.market import load_adv, sqrt_impact_bps
+    from execution.venues import DEFAULT_VENUES
+    from strategy.costs import CostModel
+
+    return CostModel.from_venues(DEFAULT_VENUES, load_adv(), sqrt_impact_bps, book_value=book_value)
+
+
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
-    """Out-of-sample evaluation of the strategy vs equal weight and momentum (walk-forward, purged)."""
+    """Out-of-sample evaluation of the model vs four baselines (walk-forward, purged, traded at D+1)."""
     from marketdata.reference import esg_scores
     from quantbridge.lake import Lake
     from strategy.evaluation import evaluate
@@ -45,6 +54,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     closes = lake.read_close_matrix(args.start, args.end)
     if closes.empty:
         raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
+    if not args.book_value > 0:
+        raise InputError("--book-value", args.book_value, "a positive book value")
     esg = esg_scores(lake)
     echo(
         args,
@@ -53,19 +64,26 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     )
     panel = build_features(closes, esg)
     model_eval, oos = walk_forward(panel, folds=args.folds, seed=settings.seed)
-    out = evaluate(oos, closes, panel, top_k=args.top_k, cost_bps=args.cost_bps)
+    out = evaluate(oos, closes, execution_costs(args.book_value), top_k=args.top_k)
     out["walk_forward"] = model_eval.as_dict()
     if not args.json:
+        c = out["costs"]
         print(
-            f"out of sample {out['start']}..{out['end']}, rebalanced every {out['rebalance_days']} days, "
-            f"top {out['top_k']}, cost {out['cost_bps']} bp per unit turnover"
+            f"out of sample {out['start']}..{out['end']}, decided every {out['rebalance_days']} days at the "
+            f"close, traded at the next close, top {out['top_k']}; costs: execution lane's model "
+            f"({c['spread_fee_bps']:.1f} bp spread+fee + square-root impact on a {c['book_value']:,.0f} book)"
         )
-        print(f"{'book':<14}{'IC':>8}{'hit':>7}{'ann.ret':>9}{'ann.vol':>9}{'Sharpe':>8}{'maxDD':>8}")
+        print(
+            f"{'book':<15}{'IC':>8}{'IC t':>7}{'ann.ret':>9}{'ann.vol':>9}{'Sharpe':>8}{'(se)':>7}"
+            f"{'maxDD':>8}{'turn/yr':>9}{'cost/yr':>9}"
+        )
         for r in out["rows"]:
             print(
-                f"{r['book']:<14}{r['ic']:>8.4f}{r['hit_rate']:>7.3f}{r['annual_return']:>9.2%}"
-                f"{r['annual_volatility']:>9.2%}{r['sharpe']:>8.2f}{r['max_drawdown']:>8.1%}"
+                f"{r['book']:<15}{r['ic']:>8.4f}{r['ic_t']:>7.2f}{r['annual_return']:>9.2%}"
+                f"{r['annual_volatility']:>9.2%}{r['sharpe']:>8.2f}{r['sharpe_se']:>7.2f}"
+                f"{r['max_drawdown']:>8.1%}{r['annual_turnover']:>9.2f}{r['annual_cost']:>9.2%}"
             )
+        print(f"decision: {out['decision']['trade']} ({out['decision']['reason']})")
     return out, 0
 
 
@@ -80,5 +98,5 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, date_type: Callable[[s
     p.add_argument("--end", type=date_type("--end"), default=None)
     p.add_argument("--folds", type=int, default=8)
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--cost-bps", type=float, default=10.0)
+    p.add_argument("--book-value", type=float, default=1_000_000.0, help="book value for the cost model")
     p.set_defaults(func=cmd_evaluate, prints_own=True)

@@ -41,7 +41,7 @@ def test_features_when_future_prices_change_then_past_features_do_not(closes):
 
 
 def test_features_when_computed_then_match_hand_calculation(closes):
-    panel = build_features(closes, esg=pd.Series({"AAPL": 0.72}))
+    panel = build_features(closes, esg=pd.Series({"AAPL": 0.72}), esg_as_of=date(2019, 1, 2))
     row = panel[(panel["ticker"] == "AAPL") & (panel["date"] == date(2019, 3, 1))].iloc[0]
     series = closes["AAPL"]
     i = series.index.get_loc(date(2019, 3, 1))
