@@ -1,6 +1,7 @@
 """The beta sweep: train a generator (the conditional GAN by default, or the VAE) at several ESG weights on
 the training windows, and measure each against the held-out real windows (fidelity metrics and the mean
-ESG score of the samples, as that model's loss defines it)."""
+ESG score of the samples, as that model's loss defines it); and the baselines of
+:mod:`synthetic.baselines`, fitted on the same training data and measured the same way."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from synthetic.baselines import BASELINES, LABELS, Baselines
 from synthetic.cgan import GANConfig
 from synthetic.data import WindowSplit
 from synthetic.fidelity import fidelity
@@ -48,6 +50,7 @@ def beta_sweep(
         metrics = fidelity(split.test, synthetic, seed)
         many, _ = model.sample(ESG_SAMPLES, seed=seed + 3)
         row = {
+            "generator": f"{model_kind} beta={beta:g}",
             "beta": beta,
             "train_seconds": round(seconds, 2),
             "mean_esg": model.esg_score(many, esg),
@@ -62,6 +65,39 @@ def beta_sweep(
     return rows, samples
 
 
+def baseline_rows(
+    split: WindowSplit,
+    esg: np.ndarray,
+    seed: int = 20260101,
+    model_kind: str = "cgan",
+    progress: Callable[[str], None] = lambda _m: None,
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """One row per baseline, fitted on the training data of ``split`` and measured as a sweep row is
+    (held-out-sized samples drawn with the same seed offset, the same fidelity metrics; mean ESG as
+    ``model_kind``'s loss defines it), and each baseline's synthetic windows."""
+    scorer = _model(model_kind, 0.0, 1, seed)
+    t0 = time.perf_counter()
+    fitted = Baselines(split.train, split.train_days)
+    fit_seconds = time.perf_counter() - t0
+    rows, samples = [], {}
+    for name in BASELINES:
+        t0 = time.perf_counter()
+        synthetic = fitted.sample(name, len(split.test), seed + 2)
+        seconds = (fit_seconds if name == "ccc_garch_t" else 0.0) + time.perf_counter() - t0
+        many = fitted.sample(name, ESG_SAMPLES, seed + 3)
+        row = {
+            "generator": LABELS[name],
+            "baseline": name,
+            "train_seconds": round(seconds, 2),
+            "mean_esg": scorer.esg_score(many, esg),
+            **fidelity(split.test, synthetic, seed),
+        }
+        rows.append(row)
+        samples[name] = synthetic
+        progress(f"baseline {name}: discriminative {row['discriminative_score']:.3f}")
+    return rows, samples
+
+
 def sweep_report(
     split: WindowSplit,
     esg: np.ndarray,
@@ -71,13 +107,14 @@ def sweep_report(
     command: str,
     seed: int = 20260101,
     model_kind: str = "cgan",
+    baselines: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """HTML report of a sweep: the table, the sweep plot, and the figures and metrics of the first beta's
-    model (its row of the sweep)."""
+    """HTML report of a sweep: the table, the baselines beside the models, the sweep plot, and the figures
+    and metrics of the first beta's model (its row of the sweep)."""
     from synthetic.report_page import write_report
 
     first = rows[0]
-    metrics = {k: v for k, v in first.items() if k not in ("beta", "train_seconds", "mean_esg")}
+    metrics = {k: v for k, v in first.items() if k not in ("generator", "beta", "train_seconds", "mean_esg")}
     metrics["mean_esg_real"] = _model(model_kind, 0.0, 1, seed).esg_score(split.test, esg)
     context = {
         "command": command,
@@ -95,4 +132,5 @@ def sweep_report(
         "Synthetic markets: fidelity and beta sweep",
         context=context,
         sweep_rows=rows,
+        generator_rows=[*rows, *(baselines or [])],
     )

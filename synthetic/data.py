@@ -12,7 +12,7 @@ per asset); ``scale`` turns a scaled window back into simple daily returns.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,8 @@ __all__ = ["WindowSplit", "daily_returns", "split_windows"]
 class WindowSplit:
     """train: (n_train, length, n_assets) overlapping windows; test: (n_test, length, n_assets) held out,
     both in units of each asset's training volatility; scale: (n_assets,) daily volatility of simple
-    returns."""
+    returns; train_days: (n_days, n_assets) the training days in date order, same units (the held-out
+    blocks cut out, so a series fitted on it, e.g. a GARCH, sees only training days)."""
 
     train: np.ndarray
     test: np.ndarray
@@ -36,6 +37,7 @@ class WindowSplit:
     tickers: tuple[str, ...]
     start: str
     end: str
+    train_days: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
 
 
 def split_windows(
@@ -88,4 +90,5 @@ def split_windows(
         tickers=tuple(map(str, returns.columns)),
         start=str(returns.index[0]),
         end=str(returns.index[-1]),
+        train_days=scaled[~held],
     )

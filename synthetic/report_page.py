@@ -25,6 +25,19 @@ SWEEP_COLUMNS = (
     ("correlation_distance", "corr. distance"),
 )
 
+GENERATOR_COLUMNS = (
+    ("generator", "generator"),
+    ("train_seconds", "fit s"),
+    ("mean_esg", "mean ESG"),
+    ("discriminative_score", "discriminative (worst)"),
+    ("predictive_score", "predictive (MAE)"),
+    ("wasserstein_mean", "Wasserstein"),
+    ("ks_mean", "KS"),
+    ("kurtosis_synthetic", "kurtosis synth."),
+    ("acf_abs_synthetic", "ACF |r| lags 1-4"),
+    ("correlation_distance", "corr. distance"),
+)
+
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
@@ -51,6 +64,7 @@ def write_report(
     title: str,
     context: dict[str, Any] | None = None,
     sweep_rows: Sequence[dict[str, Any]] | None = None,
+    generator_rows: Sequence[dict[str, Any]] | None = None,
 ) -> Path:
     """Write ``folder/index.html`` and its figures; ``real`` are the held-out windows, ``synthetic`` the
     model's, both (n, length, n_assets). Returns the HTML path."""
@@ -72,6 +86,16 @@ def write_report(
             ("Mean ESG and discriminative score vs beta", plots.sweep(sweep_rows, folder / "sweep.png"))
         )
         sections.append("<h2>Beta sweep</h2>" + _table(sweep_rows, SWEEP_COLUMNS))
+    if generator_rows:
+        held_out = {
+            "generator": "real (held out)",
+            "kurtosis_synthetic": metrics.get("kurtosis_real", ""),
+            "acf_abs_synthetic": metrics.get("acf_abs_real", ""),
+        }
+        sections.append(
+            "<h2>Models and baselines (same split, same metrics)</h2>"
+            + _table([*generator_rows, held_out], GENERATOR_COLUMNS)
+        )
     metric_rows = [{"metric": k, "value": v} for k, v in metrics.items()]
     sections.append(
         "<h2>Fidelity (held-out real vs synthetic)</h2>"

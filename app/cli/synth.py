@@ -2,7 +2,8 @@
 
 * ``train``: fit the conditional GAN (or the VAE) into ``synthetic/run=NAME/checkpoint.pt`` (resumes);
 * ``sample``: draw windows from a trained run into ``samples.parquet`` (or ``--out``);
-* ``report``: the beta sweep of ``--model`` with the HTML fidelity report (``--out`` folder).
+* ``report``: the beta sweep of ``--model`` and the baselines (i.i.d. normal, CCC-GARCH-t, resampled
+  training windows) on the same split, with the HTML fidelity report (``--out`` folder).
 
 Progress goes to stderr (a tqdm bar while training), the result to stdout (``--json``).
 """
@@ -85,7 +86,7 @@ def cmd_sample(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     from quantbridge.lake import Lake
-    from synthetic.beta_sweep import beta_sweep, sweep_report
+    from synthetic.beta_sweep import baseline_rows, beta_sweep, sweep_report
     from synthetic.pipeline import load_data
 
     if any(b < 0 for b in args.betas):
@@ -112,6 +113,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         epoch_progress=update,
         model_kind=args.model,
     )
+    baselines, _ = baseline_rows(split, esg, settings.seed, args.model, progress=message)
     out: dict[str, Any] = {
         "model": args.model,
         "train_windows": len(split.train),
@@ -119,7 +121,10 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "start": split.start,
         "end": split.end,
         "epochs": args.epochs,
+        "kurtosis_real": rows[0]["kurtosis_real"],
+        "acf_abs_real": rows[0]["acf_abs_real"],
         "rows": rows,
+        "baselines": baselines,
     }
     if args.out:
         model = " --model vae" if args.model == "vae" else ""
@@ -129,7 +134,17 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
             + f" --out {shlex.quote(args.out)}"
         )
         out["report"] = str(
-            sweep_report(split, esg, rows, samples, Path(args.out), command, settings.seed, args.model)
+            sweep_report(
+                split,
+                esg,
+                rows,
+                samples,
+                Path(args.out),
+                command,
+                settings.seed,
+                args.model,
+                baselines=baselines,
+            )
         )
     return out, 0
 

@@ -36,8 +36,10 @@ def test_write_report_when_sweep_given_then_html_links_every_png_and_lists_rows(
         "Test report",
         context={"command": "qb synth report"},
         sweep_rows=rows,
+        generator_rows=[*rows, {"generator": "copy machine", "discriminative_score": 0.0123}],
     )
     page = path.read_text()
+    assert "Models and baselines" in page and "<td>copy machine</td>" in page and "<td>0.0123</td>" in page
     pngs = sorted(p.name for p in (tmp_path / "r").glob("*.png"))
     assert pngs == ["acf.png", "correlations.png", "distributions.png", "sweep.png"]
     assert all(f'src="{name}"' in page for name in pngs)
