@@ -6,9 +6,12 @@ Retrains the strategy model whenever new data lands: scheduled on the Assets `la
 `synthetic_generation`: synthetic return windows under `synthetic/run=R/`).
 
 1. **train**: leakage-free features on Dask over the last `window_days` trading days, purged walk-forward
-   evaluation (out-of-sample IC, hit rate), fit on the whole window, register a new version under
-   `models/version=V/` (skipped while the lake holds too little history).
-2. **promote**: the challenger becomes champion only if its out-of-sample IC beats the champion's.
+   evaluation (out-of-sample IC, hit rate), fit on the window less its last 250 labelled dates (the
+   holdout), register a new version under `models/version=V/` (skipped while the lake holds too little
+   history).
+2. **promote**: champion and challenger are scored on a common holdout later than both training windows;
+   the challenger becomes champion only if its daily IC there has a Newey-West t of at least 2 and beats
+   the champion's with a paired Newey-West t of at least 1.96 (`models/promotion.json` records why).
 
 Scoring, portfolio construction, orders and SHAP explanations run in `daily_rebalance`.
 """

@@ -1,8 +1,18 @@
 """Versioned model registry in the lake, with champion/challenger promotion.
 
 ``models/version=V/``: ``model.joblib`` (the fitted pipeline) and ``meta.json`` (kind, features, data
-window, metrics, code version, created_at). ``models/champion.json`` names the champion. A challenger is
-promoted only when its out-of-sample IC beats the champion's (or there is no champion).
+window, ``train_end``: the last date whose label the model was fitted on, metrics, code version,
+created_at). ``models/champion.json`` names the champion; ``models/promotion.json`` records the last
+promotion decision with its figures and reason.
+
+The promotion rule (:func:`promote_if_better`): champion and challenger are scored on a **common, later
+holdout**, the labelled dates after both models' ``train_end`` plus the purge (``HORIZON +
+EXECUTION_LAG`` trading days, so no holdout label overlaps a training label) up to the challenger's
+``as_of``. The challenger is promoted only if (1) its daily IC on that holdout has a Newey-West
+t-statistic of at least ``min_ic_t`` (a model below it should not trade at all), (2) the holdout has at
+least ``min_days`` dates when there is a champion, and (3) its daily IC minus the champion's, date by date,
+has a Newey-West t-statistic of at least ``min_t`` (a paired test: better but not significantly better is
+not promoted). With no champion, (1) alone decides.
 """
 
 from __future__ import annotations
@@ -10,13 +20,18 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from quantbridge.lake import Lake
 
 CHAMPION_FILE = "champion.json"
+PROMOTION_FILE = "promotion.json"
+#: Dates the common holdout needs before a challenger can displace a champion.
+MIN_HOLDOUT_DAYS = 60
 
 
 def code_version() -> str:
@@ -85,22 +100,142 @@ def load_model(registered: Registered) -> Any:
     return joblib.load(registered.path / "model.joblib")
 
 
-def promote_if_better(lake: Lake, challenger: Registered, metric: str = "ic") -> dict[str, Any]:
-    """Make ``challenger`` the champion if its out-of-sample ``metric`` beats the champion's."""
-    current = champion(lake)
-    new_score = float(challenger.meta["metrics"][metric])
-    old_score = float(current.meta["metrics"][metric]) if current else None
-    promoted = old_score is None or new_score > old_score
-    if promoted:
-        path = _root(lake) / CHAMPION_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": challenger.version, metric: new_score}) + "\n")
-        tmp.replace(path)
+def train_end(registered: Registered) -> date:
+    """The last date whose label the model was fitted on (older versions: the end of their data window)."""
+    meta = registered.meta
+    return date.fromisoformat(str(meta.get("train_end") or meta["data_window"][1])[:10])
+
+
+def holdout_ic(lake: Lake, models: dict[str, Any], start: date, end: date) -> pd.DataFrame:
+    """Daily Spearman IC of each model (name -> fitted pipeline) on the labelled dates ``start``..``end``
+    of the lake (features from closes up to each date, the executable 5-day label); one column a model."""
+    from marketdata.reference import esg_scores
+    from strategy.features import FEATURES, LOOKBACK, TARGET, build_features
+    from strategy.model import daily_ic
+
+    dates = [d for d in lake.price_dates() if d <= end]
+    first = next((i for i, d in enumerate(dates) if d >= start), len(dates))
+    if first >= len(dates):
+        return pd.DataFrame(columns=list(models), dtype="float64")
+    closes = lake.read_close_matrix(dates[max(0, first - LOOKBACK - 1)], end)
+    panel = build_features(closes, esg_scores(lake), npartitions=1).dropna(subset=[TARGET])
+    rows = panel[(panel["date"] >= start) & (panel["date"] <= end)]
+    if rows.empty:
+        return pd.DataFrame(columns=list(models), dtype="float64")
+    return pd.DataFrame(
+        {name: daily_ic(rows, m.predict(rows.loc[:, list(FEATURES)])) for name, m in models.items()}
+    )
+
+
+def promotion_rule(
+    challenger_ic: pd.Series,
+    champion_ic: pd.Series | None,
+    min_ic_t: float | None = None,
+    min_t: float | None = None,
+    min_days: int = MIN_HOLDOUT_DAYS,
+) -> dict[str, Any]:
+    """The decision on daily IC series of the same holdout dates (see the module docstring)."""
+    from strategy.evaluation import MIN_EDGE_T, MIN_IC_T, NW_LAGS
+    from strategy.stats import newey_west_t
+
+    min_ic_t = MIN_IC_T if min_ic_t is None else min_ic_t
+    min_t = MIN_EDGE_T if min_t is None else min_t
+    own = newey_west_t(challenger_ic, NW_LAGS)
+    out: dict[str, Any] = {
+        "holdout_days": int(challenger_ic.notna().sum()),
+        "challenger_ic": own["mean"],
+        "challenger_ic_t": own["t"],
+        "min_ic_t": min_ic_t,
+        "min_t": min_t,
+    }
+    if not own["t"] >= min_ic_t:
+        return {
+            **out,
+            "promoted": False,
+            "reason": f"challenger IC t {own['t']:.2f} < {min_ic_t}: not fit to trade",
+        }
+    if champion_ic is None:
+        return {
+            **out,
+            "promoted": True,
+            "reason": f"no champion; challenger IC t {own['t']:.2f} >= {min_ic_t}",
+        }
+    paired = pd.concat([challenger_ic, champion_ic], axis=1).dropna()
+    diff = newey_west_t(paired.iloc[:, 0] - paired.iloc[:, 1], NW_LAGS)
+    out.update(
+        holdout_days=len(paired),
+        champion_ic=float(paired.iloc[:, 1].mean()) if len(paired) else float("nan"),
+        ic_difference=diff["mean"],
+        difference_t=diff["t"],
+    )
+    if len(paired) < min_days:
+        return {
+            **out,
+            "promoted": False,
+            "reason": f"common later holdout of {len(paired)} dates < {min_days}",
+        }
+    if not diff["t"] >= min_t:
+        return {
+            **out,
+            "promoted": False,
+            "reason": f"IC difference {diff['mean']:+.4f} with t {diff['t']:.2f} < {min_t}: "
+            "not significantly better",
+        }
     return {
+        **out,
+        "promoted": True,
+        "reason": f"IC difference {diff['mean']:+.4f} with t {diff['t']:.2f} >= {min_t}",
+    }
+
+
+def _write(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def promote_if_better(
+    lake: Lake,
+    challenger: Registered,
+    metric: str = "ic",
+    *,
+    min_ic_t: float | None = None,
+    min_t: float | None = None,
+    min_days: int = MIN_HOLDOUT_DAYS,
+) -> dict[str, Any]:
+    """Make ``challenger`` the champion if the promotion rule says so (module docstring); the decision, its
+    figures and its reason are written to ``models/promotion.json`` and returned."""
+    from strategy.features import EXECUTION_LAG, HORIZON
+
+    if metric != "ic":
+        raise ValueError(f"metric {metric!r}: the promotion rule compares daily IC only")
+    current = champion(lake)
+    as_of = date.fromisoformat(str(challenger.meta["as_of"])[:10])
+    ends = [train_end(challenger)] + ([train_end(current)] if current else [])
+    dates = lake.price_dates()
+    after = [d for d in dates if d > max(ends)]
+    start = after[HORIZON + EXECUTION_LAG] if len(after) > HORIZON + EXECUTION_LAG else as_of
+    models = {"challenger": load_model(challenger)}
+    if current is not None:
+        models["champion"] = load_model(current)
+    ics = holdout_ic(lake, models, start, as_of)
+    decision = promotion_rule(
+        ics["challenger"], ics["champion"] if current is not None else None, min_ic_t, min_t, min_days
+    )
+    if decision["promoted"]:
+        _write(
+            _root(lake) / CHAMPION_FILE, {"version": challenger.version, metric: decision["challenger_ic"]}
+        )
+    record = {
         "challenger": challenger.version,
         "champion_before": current.version if current else None,
         "metric": metric,
-        "challenger_score": new_score,
-        "champion_score": old_score,
-        "promoted": promoted,
+        "holdout": [str(ics.index.min()) if len(ics) else None, str(ics.index.max()) if len(ics) else None],
+        # kept for callers of the former rule: the scores are the holdout's mean daily IC
+        "challenger_score": decision["challenger_ic"],
+        "champion_score": decision.get("champion_ic"),
+        **decision,
+        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    _write(_root(lake) / PROMOTION_FILE, record)
+    return record

@@ -1,4 +1,10 @@
-"""Retraining: features over a window of the lake, purged walk-forward evaluation, fit, register."""
+"""Retraining: features over a window of the lake, purged walk-forward evaluation, fit, register.
+
+The last ``holdout_days`` labelled dates of the window are held out: the registered model is fitted on the
+dates before them minus the purge (``HORIZON + EXECUTION_LAG``), so the registry can judge it, against the
+champion, on dates it never saw (:func:`strategy.registry.promote_if_better`). The model that trades is the
+model that was tested; the price is that its training data ends ``holdout_days`` before ``as_of``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ from typing import Any
 
 from quantbridge.errors import NoDataError
 from quantbridge.lake import Lake
-from strategy.features import FEATURES, LOOKBACK, build_features
-from strategy.model import fit, walk_forward
+from strategy.features import FEATURES, LOOKBACK, TARGET, build_features
+from strategy.model import PURGE, daily_ic, fit, walk_forward
 from strategy.registry import register
 
 
@@ -37,20 +43,26 @@ def retrain(
     stress_weight: float = 0.0,
     dask_scheduler: str = "",
     version: str | None = None,
+    holdout_days: int = 250,
 ) -> dict[str, Any]:
     """Train a challenger on the ``window_days`` trading days up to ``as_of`` and register it.
 
     ``stress_weight`` > 0 gives the training rows inside the stress ledger's historical windows a sample
     weight of 1 + stress_weight (so the model learns more from crisis days); 0 leaves every row at 1.
     ``version`` names the registered version (default: a UTC timestamp); the replay passes one derived from
-    ``as_of`` so a re-run registers the same name. Raises NoDataError when the lake holds too little history
+    ``as_of`` so a re-run registers the same name. ``holdout_days``: labelled dates at the end of the window
+    the model is not fitted on (module docstring). Raises NoDataError when the lake holds too little history
     for the lookback and the folds.
     """
     from marketdata.reference import esg_scores
+    from quantbridge.errors import InputError
+    from strategy.stats import newey_west_t
 
+    if isinstance(holdout_days, bool) or not isinstance(holdout_days, int) or holdout_days < 0:
+        raise InputError("holdout_days", holdout_days, "an integer >= 0 (labelled dates held out)")
     t0 = time.perf_counter()
     dates = [d for d in lake.price_dates() if d <= as_of][-(window_days + LOOKBACK) :]
-    needed = LOOKBACK + (folds + 1) * 20 + 5
+    needed = LOOKBACK + (folds + 1) * 20 + 5 + holdout_days + PURGE
     if len(dates) < needed:
         raise NoDataError(
             f"retraining needs at least {needed} trading days up to {as_of.isoformat()}; "
@@ -62,13 +74,28 @@ def retrain(
     if windows:
         inside = panel["date"].map(lambda d: any(a <= d <= b for a, b in windows))
         panel = panel.assign(weight=1.0 + stress_weight * inside.astype(float))
-    evaluation, _ = walk_forward(panel, kind, folds, seed)
-    model = fit(panel, kind, seed)
+    labelled = sorted(panel.dropna(subset=[TARGET])["date"].unique())
+    cutoff = labelled[len(labelled) - holdout_days - PURGE] if holdout_days else None
+    train = panel if cutoff is None else panel[panel["date"] < cutoff]
+    evaluation, _ = walk_forward(train, kind, folds, seed)
+    model = fit(train, kind, seed)
+    held = panel.dropna(subset=[TARGET])
+    held = (
+        held[held["date"].isin(labelled[len(labelled) - holdout_days :])] if holdout_days else held.iloc[0:0]
+    )
+    ic = newey_west_t(daily_ic(held, model.predict(held.loc[:, FEATURES])), PURGE) if len(held) else None
     meta = {
         "kind": kind,
         "features": list(FEATURES),
         "as_of": as_of.isoformat(),
         "data_window": [str(panel["date"].min()), str(panel["date"].max())],
+        "train_end": str(train.dropna(subset=[TARGET])["date"].max()),
+        "holdout": {
+            "start": str(held["date"].min()) if len(held) else None,
+            "end": str(held["date"].max()) if len(held) else None,
+            "ic": ic["mean"] if ic else None,
+            "ic_t": ic["t"] if ic else None,
+        },
         "rows": len(panel),
         "tickers": sorted(panel["ticker"].unique()),
         "metrics": evaluation.as_dict(),
@@ -81,6 +108,7 @@ def retrain(
     return {
         "version": registered.version,
         "metrics": evaluation.as_dict(),
+        "holdout": meta["holdout"],
         "rows": len(panel),
         "stress_rows": meta["stress_rows"],
         "seconds": round(time.perf_counter() - t0, 2),

@@ -12,7 +12,7 @@ from quantbridge.errors import InputError
 from quantbridge.lake import Lake
 from strategy.features import FEATURES, TARGET, build_features
 from strategy.model import fit, make_model, walk_forward
-from strategy.registry import champion, get, load_model, promote_if_better, register
+from strategy.registry import champion, get, load_model, register
 
 
 @pytest.fixture(scope="module")
@@ -68,27 +68,14 @@ def test_walk_forward_when_signal_planted_then_high_ic_and_when_noise_then_near_
         make_model("lstm")
 
 
-def test_registry_when_challengers_arrive_then_only_a_better_ic_is_promoted(tmp_path, closes):
+def test_registry_when_versions_registered_then_stored_loaded_and_never_overwritten(tmp_path, closes):
     lake = Lake(tmp_path)
     model = fit(build_features(closes))
-    first = register(lake, model, {"metrics": {"ic": 0.01}}, version="v1")
-    assert promote_if_better(lake, first)["promoted"] is True and champion(lake).version == "v1"
-    worse = register(lake, model, {"metrics": {"ic": 0.005}}, version="v2")
-    decision = promote_if_better(lake, worse)
-    assert decision == {
-        "challenger": "v2",
-        "champion_before": "v1",
-        "metric": "ic",
-        "challenger_score": 0.005,
-        "champion_score": 0.01,
-        "promoted": False,
-    }
-    better = register(lake, model, {"metrics": {"ic": 0.02}}, version="v3")
-    assert promote_if_better(lake, better)["promoted"] is True and champion(lake).version == "v3"
-    assert get(lake, "v2").meta["code_version"]
+    register(lake, model, {"metrics": {"ic": 0.01}}, version="v1")
+    assert get(lake, "v1").meta["code_version"] and champion(lake) is None
     panel = build_features(closes)
     assert np.allclose(
-        load_model(get(lake, "v3")).predict(panel.loc[:, FEATURES]), model.predict(panel.loc[:, FEATURES])
+        load_model(get(lake, "v1")).predict(panel.loc[:, FEATURES]), model.predict(panel.loc[:, FEATURES])
     )
     with pytest.raises(KeyError, match="v9"):
         get(lake, "v9")
