@@ -4,7 +4,10 @@
 Scores the universe with the champion model (registered by `retraining`), builds mean-variance target
 weights (Ledoit-Wolf covariance; long-only, 15% position cap, 50% turnover limit), turns target weights
 minus the positions in Redis (`qb:positions`) into orders on the `qb:orders` stream, and stores each
-order's SHAP explanation in `qb:orders:explanations` (`qb explain ORDER_ID`). Re-running a date
+order's SHAP explanation in `qb:orders:explanations` (`qb explain ORDER_ID`). When the book decision of
+`retraining` (`models/decision.json`) says no model beat the best baseline with significance, it trades
+that baseline's weights instead (equal weight, minimum variance, HRP or 12-1 momentum; strategy
+`baseline_<name>`, the decision's reason stored with each order). Re-running a date
 publishes nothing twice (order ids are `date:strategy:ticker:model_version`).
 """
 

@@ -12,6 +12,10 @@ Retrains the strategy model whenever new data lands: scheduled on the Assets `la
 2. **promote**: champion and challenger are scored on a common holdout later than both training windows;
    the challenger becomes champion only if its daily IC there has a Newey-West t of at least 2 and beats
    the champion's with a paired Newey-West t of at least 1.96 (`models/promotion.json` records why).
+3. **decide**: the champion against equal weight, minimum variance, HRP and 12-1 momentum on the dates it
+   never saw, traded at D+1 with the execution lane's costs; the model trades only with IC t >= 2 and a
+   significant edge over the best baseline, else the best baseline trades (`models/decision.json` records
+   the table and why; `daily_rebalance` reads it).
 
 Scoring, portfolio construction, orders and SHAP explanations run in `daily_rebalance`.
 """
@@ -93,7 +97,30 @@ def retraining() -> None:
         lake = Lake(airflow_settings().lake_root)
         return promote_if_better(lake, get(lake, trained["version"]))
 
-    promote(train())
+    @task
+    def decide(promoted: dict[str, Any]) -> dict[str, Any]:
+        from datetime import date
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from execution.market import load_adv, sqrt_impact_bps
+        from execution.venues import DEFAULT_VENUES
+        from quantbridge.errors import NoDataError
+        from quantbridge.lake import Lake
+        from quantbridge_airflow.config import airflow_settings
+        from strategy.costs import CostModel
+        from strategy.registry import get
+        from strategy.selection import decide_book
+
+        lake = Lake(airflow_settings().lake_root)
+        as_of = date.fromisoformat(get(lake, promoted["challenger"]).meta["as_of"])
+        costs = CostModel.from_venues(DEFAULT_VENUES, load_adv(), sqrt_impact_bps)  # the execution lane's
+        try:
+            return decide_book(lake, as_of, costs)
+        except NoDataError as exc:
+            raise AirflowSkipException(str(exc)) from None
+
+    decide(promote(train()))
 
 
 dag = retraining()

@@ -118,7 +118,10 @@ def _ic(frame: pd.DataFrame, signal: str) -> dict[str, float]:
     daily = (
         rows.groupby("date")
         .apply(
-            lambda g: g[signal].rank().corr(g[TARGET].rank()) if len(g) > 2 else np.nan, include_groups=False
+            lambda g: (
+                g[signal].rank().corr(g[TARGET].rank()) if g[signal].nunique() > 1 and len(g) > 2 else np.nan
+            ),
+            include_groups=False,
         )
         .dropna()
     )

@@ -1,5 +1,8 @@
 """Daily rebalance: score the universe with the champion model, build target weights, and publish orders
-(with their SHAP explanations) on the orders stream.
+(with their SHAP explanations) on the orders stream; or, when the book decision in force
+(:func:`strategy.selection.decide_book`, ``models/decision.json``) says no model beat the best baseline
+with significance, trade that baseline's target weights (orders of strategy ``baseline_<name>``, model
+version ``baseline-<name>``, their record naming the baseline and the decision's reason).
 
 Order ids are ``D:strategy:ticker:model_version``: re-running a date publishes exactly the orders that are
 missing (each order lands with its explanation in one atomic step).
@@ -51,32 +54,46 @@ def rebalance(
     notional (ids ``...:version``, ``...:version:2``, ...): the pre-trade limit would reject it whole.
     """
     from risk.covariance import covariance
+    from strategy.baselines import baseline_weights
+    from strategy.evaluation import HISTORY
+    from strategy.selection import read_decision
 
     if as_of not in set(lake.price_dates()):  # never trade on the last close of another day
         raise NoDataError(
             f"no published prices for {as_of.isoformat()} (a holiday, a quarantined date or one not ingested "
             "yet): nothing to rebalance on"
         )
-    current_champion = champion(lake)
-    if current_champion is None:
+    decision = read_decision(lake)
+    baseline = decision["trade"] if decision is not None and decision["trade"] != "model" else None
+    current_champion = champion(lake) if baseline is None else None
+    if baseline is None and current_champion is None:
         raise NoDataError("no champion model in the registry: run the retraining DAG first")
-    model = load_model(current_champion)
-    dates = [d for d in lake.price_dates() if d <= as_of][-(max(cov_days, LOOKBACK) + 2) :]
-    if len(dates) < LOOKBACK + 2:
+    days = HISTORY + 1 if baseline is not None else max(cov_days, LOOKBACK) + 2
+    dates = [d for d in lake.price_dates() if d <= as_of][-days:]
+    if len(dates) < (days if baseline is not None else LOOKBACK + 2):
         raise NoDataError(
-            f"rebalance needs {LOOKBACK + 2} trading days up to {as_of.isoformat()}; "
-            f"the lake has {len(dates)}"
+            f"rebalance needs {days if baseline is not None else LOOKBACK + 2} trading days up to "
+            f"{as_of.isoformat()}; the lake has {len(dates)}"
         )
     closes = lake.read_close_matrix(dates[0], dates[-1])
-    from marketdata.reference import esg_scores
+    if baseline is not None:
+        # no model beat the best baseline with significance: trade that baseline's book as evaluated
+        assert decision is not None
+        strategy, version = f"baseline_{baseline}", f"baseline-{baseline}"
+        tickers = [t for t in closes.columns if pd.notna(closes[t].iloc[-1])]
+        book = baseline_weights(baseline, closes.loc[:, tickers])
+        model, today, mu = None, None, np.zeros(len(tickers))
+    else:
+        assert current_champion is not None
+        from marketdata.reference import esg_scores
 
-    panel = build_features(closes, esg_scores(lake))
-    today = panel[panel["date"] == panel["date"].max()].set_index("ticker")
-    mu = model.predict(today.loc[:, list(FEATURES)])
-    tickers = list(today.index)
+        strategy, version = STRATEGY, current_champion.version
+        model = load_model(current_champion)
+        panel = build_features(closes, esg_scores(lake))
+        today = panel[panel["date"] == panel["date"].max()].set_index("ticker")
+        mu = model.predict(today.loc[:, list(FEATURES)])
+        tickers = list(today.index)
     prices = closes.ffill().iloc[-1].loc[tickers]
-    returns = daily_returns(closes.loc[:, tickers], lake.quarantined_dates()).iloc[-cov_days:]
-    cov = covariance(returns, "ledoit_wolf") * HORIZON
     held = read_positions(client, schema)
     unknown = sorted(set(held) - set(tickers))
     if unknown:
@@ -87,44 +104,64 @@ def rebalance(
     if value <= 0:
         raise InputError("book_value", value, "a positive account value")
     current = (held_qty * prices / value).to_numpy() if held_value > 0 else None
-    weights = optimise(mu, cov, current, constraints)
+    if baseline is not None:
+        weights = book.reindex(tickers).fillna(0.0).to_numpy(np.float64)
+    else:
+        returns = daily_returns(closes.loc[:, tickers], lake.quarantined_dates()).iloc[-cov_days:]
+        cov = covariance(returns, "ledoit_wolf") * HORIZON
+        weights = optimise(mu, cov, current, constraints)
     target_qty = np.floor(weights * value / prices.to_numpy())
     if max_position_shares is not None:
         target_qty = np.minimum(target_qty, np.floor(max_position_shares))
     delta = target_qty - held_qty.to_numpy()
-    expected, shap_values = explain(model, today)
+    if model is not None:
+        expected, shap_values = explain(model, today)
     ts = datetime.now(UTC).isoformat(timespec="seconds")
     orders, records = [], []
     for i, ticker in enumerate(tickers):
         if abs(delta[i]) < 1:
             continue
-        base_id = f"{as_of.isoformat()}:{STRATEGY}:{ticker}:{current_champion.version}"
+        base_id = f"{as_of.isoformat()}:{strategy}:{ticker}:{version}"
         for k, quantity in enumerate(clips(abs(delta[i]), float(prices[ticker]), max_order_notional), 1):
             order = SubmitOrder(
                 order_id=base_id if k == 1 else f"{base_id}:{k}",
                 ts=ts,
-                strategy=STRATEGY,
+                strategy=strategy,
                 ticker=ticker,
                 side="BUY" if delta[i] > 0 else "SELL",
                 quantity=quantity,
                 reference_price=float(prices[ticker]),
-                model_version=current_champion.version,
-                explanation=top_contributions(shap_values.loc[ticker]),
+                model_version=version,
+                explanation={} if model is None else top_contributions(shap_values.loc[ticker]),
             )
-            record = {
-                "order_id": order.order_id,
-                "model_version": current_champion.version,
-                "base_value": expected,
-                "prediction": float(mu[i]),
-                "contributions": shap_values.loc[ticker].to_dict(),
-                "features": today.loc[ticker, list(FEATURES)].astype(float).to_dict(),
-            }
+            if model is None:
+                assert decision is not None
+                record = {
+                    "order_id": order.order_id,
+                    "model_version": version,
+                    "baseline": baseline,
+                    "reason": decision["reason"],
+                    "target_weight": float(weights[i]),
+                    "contributions": {},
+                    "features": {},
+                }
+            else:
+                assert today is not None
+                record = {
+                    "order_id": order.order_id,
+                    "model_version": version,
+                    "base_value": expected,
+                    "prediction": float(mu[i]),
+                    "contributions": shap_values.loc[ticker].to_dict(),
+                    "features": today.loc[ticker, list(FEATURES)].astype(float).to_dict(),
+                }
             orders.append(order)
             records.append(json.dumps(record))
     published = publish_orders(client, schema, orders, records)
     return {
-        "as_of": str(today["date"].iloc[0]),
-        "model_version": current_champion.version,
+        "as_of": as_of.isoformat(),
+        "book": baseline or "model",
+        "model_version": version,
         "orders": len(orders),
         "published": published,
         "portfolio_value": value,
