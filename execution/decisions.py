@@ -33,6 +33,7 @@ from execution.policy import PolicyVerdict, RiskContext
 from execution.router import Child, Estimates, route
 from execution.venues import Fill, VenueSpec
 from quantbridge.audit import Effects
+from quantbridge.json_text import compact
 from quantbridge.marks import trusted_marks as trusted_marks  # the shared rule; the worker calls it here
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
@@ -46,9 +47,6 @@ Guard = tuple[str, str | None, str | None]
 #: The policy engine's two calls: a whole batch of (order, context), and one order.
 EvaluateMany = Callable[[list[tuple[SubmitOrder, RiskContext]]], list[PolicyVerdict]]
 Evaluate = Callable[[SubmitOrder, RiskContext], PolicyVerdict]
-#: ``json.dumps(value, sort_keys=True)`` builds this encoder on every call; built once, the same strings
-#: (state records are compared byte for byte by the commit guards, so their encoding must not change).
-_SORTED_JSON = json.JSONEncoder(sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -504,8 +502,8 @@ def record_fills(sent: Sequence[tuple[Open, Sequence[Fill]]], keys: Keys) -> tup
 
 # --- records and transitions --------------------------------------------------------------------------
 def reservation(order: SubmitOrder, remaining: float | None = None) -> str:
-    """The in-flight record of an accepted order (canonical JSON)."""
-    return _SORTED_JSON.encode(
+    """The in-flight record of an accepted order (canonical JSON: sorted keys, compact)."""
+    return compact(
         {
             "ticker": order.ticker,
             "side": order.side,
@@ -515,8 +513,9 @@ def reservation(order: SubmitOrder, remaining: float | None = None) -> str:
 
 
 def state_record(state: str, filled: float, history: list[str], **extra: Any) -> str:
-    """The JSON stored in ``orders:state`` (keys sorted, so equal records are equal strings)."""
-    return _SORTED_JSON.encode({"state": state, "filled": filled, "history": history, **extra})
+    """The JSON stored in ``orders:state`` (keys sorted, compact, so equal records are equal strings; the
+    commit guards compare a record with what was read, never with a re-encoding of older records)."""
+    return compact({"state": state, "filled": filled, "history": history, **extra})
 
 
 def after_fills(

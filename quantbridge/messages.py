@@ -59,6 +59,8 @@ class SubmitOrder:
             raise InputError("order_id", self.order_id, "a non-empty id of at most 128 characters")
         for name in ("order_id", "ts", "strategy", "model_version"):
             value = getattr(self, name)
+            if value.isprintable():  # no Cc/Cf: both are "Other", which isprintable() refuses (C-fast)
+                continue
             hidden = next((c for c in value if unicodedata.category(c) in _HIDDEN), None)
             if hidden is not None:
                 raise InputError(

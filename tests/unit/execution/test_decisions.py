@@ -148,7 +148,7 @@ def test_after_fills_when_partial_then_rest_cancelled_and_when_complete_then_fil
 
 def test_records_are_canonical_json():
     assert core.reservation(order(quantity=3.0)) == json.dumps(
-        {"remaining": 3.0, "side": "BUY", "ticker": "AAPL"}
+        {"ticker": "AAPL", "side": "BUY", "remaining": 3.0}, sort_keys=True, separators=(",", ":")
     )
     assert core.state_record("NEW", 0.0, ["NEW"], children=[]) == core.state_record(
         "NEW", 0.0, ["NEW"], children=[]
@@ -193,8 +193,8 @@ def test_decide_when_risk_figures_stale_then_risk_increasing_orders_rejected_and
         ("close", "NEW"),
     ]
     assert decision.commit.hset == [
-        ("inflight", "cut", '{"remaining": 10.0, "side": "SELL", "ticker": "AAPL"}'),
-        ("inflight", "close", '{"remaining": 90.0, "side": "SELL", "ticker": "AAPL"}'),
+        ("inflight", "cut", '{"remaining":10.0,"side":"SELL","ticker":"AAPL"}'),
+        ("inflight", "close", '{"remaining":90.0,"side":"SELL","ticker":"AAPL"}'),
     ]
     verdict = decision.commit.trail[1]
     assert verdict == (

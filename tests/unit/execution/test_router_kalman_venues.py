@@ -22,6 +22,24 @@ def test_kalman_when_fed_simulated_fills_then_converges_to_the_venue_true_slippa
     assert f.variance < 0.05  # the steady state of q = 0.01, r = 0.25
 
 
+def test_venue_slippage_when_drawn_per_child_then_normal_with_the_spec_mean_and_noise():
+    spec = VenueSpec(
+        "X", 1.0, 0.0, 1.0, true_slippage_bps=2.0, noise_bps=0.5, depth=10**9, latency_ms=0.1, seed=5
+    )
+    draws = np.array(
+        [
+            SimulatedVenue(spec).execute(f"c{i}", "o", "AAPL", "BUY", 1, 100.0).slippage_bps
+            for i in range(4000)
+        ]
+    )
+    assert draws.mean() == pytest.approx(2.0, abs=0.03)  # 4 standard errors
+    assert draws.std() == pytest.approx(0.5, rel=0.05)
+    z = (draws - 2.0) / 0.5
+    assert np.mean(np.abs(z) > 1.96) == pytest.approx(0.05, abs=0.015)  # normal tails, not uniform ones
+    other = VenueSpec(**{**spec.__dict__, "seed": 6})
+    assert SimulatedVenue(other).execute("c1", "o", "AAPL", "BUY", 1, 100.0).slippage_bps != draws[1]
+
+
 def test_venue_when_order_exceeds_depth_then_partial_fill_priced_with_spread_and_fee():
     spec = DEFAULT_VENUES[0]  # ALPHA, depth 400
     fill = SimulatedVenue(spec).execute("c1", "o1", "AAPL", "BUY", 1000, 100.0)
