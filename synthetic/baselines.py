@@ -7,8 +7,10 @@ in units of each asset's training volatility (:mod:`synthetic.data`).
 * ``ccc_garch_t``: CCC-GARCH(1,1) with Student-t innovations (Bollerslev 1990): a GARCH(1,1)-t per name
   fitted by ``arch`` on the training days only (the held-out blocks cut out of the series), the constant
   correlation of the standardised residuals, innovations drawn through a Gaussian copula with that
-  correlation and each name's t marginal (unit variance); each window starts after ``burn`` days of its own
-  path from the unconditional variance, so windows are independent draws of the stationary process;
+  correlation and each name's t marginal (unit variance); each window starts from the fitted conditional
+  variances of a training day drawn at random (all names on the same day: the market's volatility state
+  then, as filtered historical simulation starts), so windows are independent and their volatility
+  levels are the training history's;
 * ``copy``: training windows resampled with replacement (a copy machine): realistic by construction and
   useless for privacy or new scenarios; the reference the novelty figures must tell apart.
 """
@@ -62,16 +64,16 @@ class CCCGarchT:
     beta: np.ndarray
     nu: np.ndarray
     corr: np.ndarray
+    h_start: np.ndarray
 
-    def sample(self, n: int, length: int, seed: int, burn: int = 250) -> np.ndarray:
-        """``n`` independent windows of ``length`` days, each after ``burn`` days of its own path."""
+    def sample(self, n: int, length: int, seed: int, burn: int = 0) -> np.ndarray:
+        """``n`` independent windows of ``length`` days, each from the conditional variances of a random
+        training day, after ``burn`` further simulated days (0: the window starts there)."""
         from scipy import stats
 
         _check_n(n, length)
         rng = np.random.default_rng(seed)
-        persistence = self.alpha + self.beta
-        h = np.where(persistence < 1, self.omega / np.maximum(1 - persistence, 1e-6), 1.0)
-        h = np.broadcast_to(h, (n, len(self.mu))).copy()
+        h = self.h_start[rng.integers(0, len(self.h_start), size=n)].copy()
         chol = np.linalg.cholesky(self.corr)
         unit = np.sqrt((self.nu - 2) / self.nu)
         out = np.empty((n, length, len(self.mu)))
@@ -91,7 +93,7 @@ def fit_ccc_garch_t(train_days: np.ndarray) -> CCCGarchT:
     from arch import arch_model
 
     _check_days(train_days, minimum=100)
-    params, resid = [], []
+    params, resid, variance = [], [], []
     for i in range(train_days.shape[1]):
         fit = arch_model(
             train_days[:, i], mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False
@@ -99,9 +101,12 @@ def fit_ccc_garch_t(train_days: np.ndarray) -> CCCGarchT:
         p = fit.params
         params.append((p["mu"], p["omega"], p["alpha[1]"], p["beta[1]"], p["nu"]))
         resid.append(np.asarray(fit.std_resid))
+        variance.append(np.asarray(fit.conditional_volatility) ** 2)
     mu, omega, alpha, beta, nu = (np.array(v, dtype=np.float64) for v in zip(*params, strict=True))
     corr = np.corrcoef(np.array(resid))
-    return CCCGarchT(mu=mu, omega=omega, alpha=alpha, beta=beta, nu=nu, corr=corr)
+    return CCCGarchT(
+        mu=mu, omega=omega, alpha=alpha, beta=beta, nu=nu, corr=corr, h_start=np.array(variance).T
+    )
 
 
 def resample_windows(train: np.ndarray, n: int, seed: int) -> np.ndarray:

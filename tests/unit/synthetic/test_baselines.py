@@ -41,7 +41,8 @@ def test_ccc_garch_t_when_fitted_on_garch_data_then_heavier_tails_and_clustering
     assert np.all((fit.alpha > 0.02) & (fit.alpha + fit.beta < 1) & (fit.alpha + fit.beta > 0.8))
     assert np.all((fit.nu > 3) & (fit.nu < 12))
     assert np.all(np.abs(fit.corr[np.triu_indices(3, 1)] - 0.5) < 0.1)
-    garch = fit.sample(2000, 5, seed=2, burn=100)
+    garch = fit.sample(2000, 5, seed=2)
+    assert fit.h_start.shape == days.shape and np.all(fit.h_start > 0)
     normal = normal_iid(days, 2000, 5, seed=2)
     kurt = {k: stats.kurtosis(v.reshape(-1, 3), axis=0).mean() for k, v in (("g", garch), ("n", normal))}
     assert kurt["g"] > 1.0 > kurt["n"]
