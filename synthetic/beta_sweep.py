@@ -16,9 +16,11 @@ from synthetic.baselines import BASELINES, LABELS, Baselines
 from synthetic.cgan import GANConfig
 from synthetic.data import WindowSplit
 from synthetic.fidelity import fidelity
+from synthetic.novelty import NoveltyReference
 
 BETAS = (0.0, 0.1, 0.5, 1.0, 2.0)
 ESG_SAMPLES = 20_000  # windows drawn per beta for the mean ESG score (its sampling error is then ~1e-4)
+NOVELTY_SAMPLES = 5_000  # windows drawn per row for the novelty figures (about as many as training windows)
 
 
 def _model(model_kind: str, beta: float, epochs: int, seed: int) -> Any:
@@ -36,12 +38,15 @@ def beta_sweep(
     progress: Callable[[str], None] = lambda _m: None,
     epoch_progress: Callable[[int, int, dict[str, float]], None] = lambda *_: None,
     model_kind: str = "cgan",
-) -> tuple[list[dict[str, Any]], dict[float, np.ndarray]]:
+    novelty: NoveltyReference | None = None,
+) -> tuple[list[dict[str, Any]], dict[float, np.ndarray], dict[float, Any]]:
     """One row per beta (training seconds, mean ESG score of ``ESG_SAMPLES`` sampled windows, every fidelity
-    metric of held-out-sized samples against the held-out windows) and the synthetic windows of each beta."""
+    metric of held-out-sized samples against the held-out windows, and with ``novelty`` its figures on
+    ``NOVELTY_SAMPLES`` windows, tail windows judged by the model's own ``plausibility``), the synthetic
+    windows of each beta and the fitted model of each beta."""
     if any(b < 0 for b in betas) or not betas:
         raise ValueError(f"betas={list(betas)!r} are invalid: expected one or more numbers >= 0")
-    rows, samples = [], {}
+    rows, samples, models = [], {}, {}
     for beta in betas:
         t0 = time.perf_counter()
         model = _model(model_kind, beta, epochs, seed).fit(split.train, esg, progress=epoch_progress)
@@ -56,13 +61,15 @@ def beta_sweep(
             "mean_esg": model.esg_score(many, esg),
             **metrics,
         }
+        if novelty is not None:
+            row.update(novelty.score(model.sample(NOVELTY_SAMPLES, seed=seed + 4)[0], model.plausibility))
         rows.append(row)
-        samples[beta] = synthetic
+        samples[beta], models[beta] = synthetic, model
         progress(
             f"beta={beta}: mean ESG {row['mean_esg']:.4f}, discriminative {row['discriminative_score']:.3f}, "
             f"{seconds:.1f} s"
         )
-    return rows, samples
+    return rows, samples, models
 
 
 def baseline_rows(
@@ -71,10 +78,14 @@ def baseline_rows(
     seed: int = 20260101,
     model_kind: str = "cgan",
     progress: Callable[[str], None] = lambda _m: None,
+    novelty: NoveltyReference | None = None,
+    judge: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """One row per baseline, fitted on the training data of ``split`` and measured as a sweep row is
     (held-out-sized samples drawn with the same seed offset, the same fidelity metrics; mean ESG as
-    ``model_kind``'s loss defines it), and each baseline's synthetic windows."""
+    ``model_kind``'s loss defines it; with ``novelty`` its figures, tail windows judged by ``judge``, the
+    sweep's first model's plausibility, as a baseline has no critic of its own), and each baseline's
+    synthetic windows."""
     scorer = _model(model_kind, 0.0, 1, seed)
     t0 = time.perf_counter()
     fitted = Baselines(split.train, split.train_days)
@@ -92,6 +103,8 @@ def baseline_rows(
             "mean_esg": scorer.esg_score(many, esg),
             **fidelity(split.test, synthetic, seed),
         }
+        if novelty is not None:
+            row.update(novelty.score(fitted.sample(name, NOVELTY_SAMPLES, seed + 4), judge))
         rows.append(row)
         samples[name] = synthetic
         progress(f"baseline {name}: discriminative {row['discriminative_score']:.3f}")

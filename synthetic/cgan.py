@@ -328,6 +328,7 @@ class ConditionalGAN:
             (length, assets),
             history,
         )
+        self.critic_ = critic.eval()
         return self
 
     @classmethod
@@ -339,8 +340,10 @@ class ConditionalGAN:
                 f"checkpoint {path} is missing or not a {VERSION} checkpoint: train first"
             )
         model = cls(GANConfig(**saved["full_config"]))
-        gen, _ = model._nets(*saved["shape"])
+        gen, critic = model._nets(*saved["shape"])
         gen.load_state_dict(saved["generator"])
+        critic.load_state_dict(saved["critic"])
+        model.critic_ = critic.eval()
         model.generator_, model.edges_, model.shape_, model.history_ = (
             gen.eval(),
             saved["edges"],
@@ -359,6 +362,20 @@ class ConditionalGAN:
         """Mean ESG score of windows (n, length, n_assets) as the loss defines it: softmax of each window's
         cumulative return per asset at ``esg_temperature``, dotted with the ESG scores."""
         return mean_esg_score(windows.sum(axis=1), esg, self.config.esg_temperature)
+
+    def plausibility(self, windows: np.ndarray) -> np.ndarray:
+        """The critic's score (n,) of windows (n, length, n_assets), each conditioned on its own volatility
+        regime: higher = judged more real (WGAN critic scores are comparable only between windows scored by
+        the same critic)."""
+        import torch
+        import torch.nn.functional as F
+
+        self._check_fitted()
+        x = torch.tensor(np.arcsinh(windows).reshape(len(windows), -1), dtype=torch.float32)
+        c = F.one_hot(torch.tensor(regimes(windows, self.edges_)), self.config.regimes).float()
+        with torch.no_grad():
+            score = self.critic_(torch.cat([x, c], 1).to(_device()))
+        return score.cpu().numpy().astype(np.float64)[:, 0]
 
     def version(self) -> str:
         """Architecture version plus a digest of the generator's weights."""

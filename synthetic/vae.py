@@ -205,6 +205,22 @@ class WindowVAE:
         squashed = np.arcsinh(samples)
         return mean_esg_score(squashed if squashed.ndim == 2 else squashed.mean(axis=1), esg)
 
+    def plausibility(self, data: np.ndarray) -> np.ndarray:
+        """Evidence lower bound (n,) of each row of ``data`` shaped like the training rows, in the asinh
+        space the VAE models, at the posterior mean (deterministic): minus the Gaussian negative
+        log-likelihood (constant dropped) minus the KL term; higher = more plausible to the model."""
+        import torch
+
+        if not hasattr(self, "model_"):
+            raise RuntimeError("WindowVAE is not fitted: call fit() or load() first")
+        x = torch.tensor(np.arcsinh(data).reshape(len(data), -1), dtype=torch.float32).to(_device())
+        with torch.no_grad():
+            mu, logvar = self.model_.encoder(x).chunk(2, dim=-1)
+            mean, log_noise = self.model_.decode(mu)
+            nll = (0.5 * ((mean - x) * torch.exp(-log_noise)) ** 2 + log_noise).sum(1)
+            kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
+        return (-(nll + kl)).cpu().numpy().astype(np.float64)
+
     def version(self) -> str:
         if not hasattr(self, "model_"):
             raise RuntimeError("WindowVAE is not fitted: call fit() or load() first")

@@ -87,6 +87,7 @@ def cmd_sample(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     from quantbridge.lake import Lake
     from synthetic.beta_sweep import baseline_rows, beta_sweep, sweep_report
+    from synthetic.novelty import NoveltyReference
     from synthetic.pipeline import load_data
 
     if any(b < 0 for b in args.betas):
@@ -103,7 +104,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
 
-    rows, samples = beta_sweep(
+    novelty = NoveltyReference(split.train, split.test, split.scale, seed=settings.seed)
+    rows, samples, models = beta_sweep(
         split,
         esg,
         args.betas,
@@ -112,8 +114,12 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         progress=message,
         epoch_progress=update,
         model_kind=args.model,
+        novelty=novelty,
     )
-    baselines, _ = baseline_rows(split, esg, settings.seed, args.model, progress=message)
+    judge = models[args.betas[0]].plausibility
+    baselines, _ = baseline_rows(
+        split, esg, settings.seed, args.model, progress=message, novelty=novelty, judge=judge
+    )
     out: dict[str, Any] = {
         "model": args.model,
         "train_windows": len(split.train),
@@ -123,6 +129,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "epochs": args.epochs,
         "kurtosis_real": rows[0]["kurtosis_real"],
         "acf_abs_real": rows[0]["acf_abs_real"],
+        "real_loss_q99": float(novelty.q99),
+        "real_loss_q999": float(novelty.q999),
+        "authenticity_holdout": novelty.test_authentic,
         "rows": rows,
         "baselines": baselines,
     }

@@ -80,6 +80,9 @@ def test_cgan_when_interrupted_then_resume_from_checkpoint_equals_uninterrupted_
     assert again.resumed_from_ == 4 and again.version() == whole.version()
     loaded = ConditionalGAN.load(path)
     assert np.array_equal(loaded.sample(50, seed=3)[0], whole.sample(50, seed=3)[0])
+    critic = loaded.plausibility(windows[:40])  # the critic is restored too (tail plausibility)
+    assert critic.shape == (40,) and np.isfinite(critic).all()
+    assert np.array_equal(critic, whole.plausibility(windows[:40]))
     other = ConditionalGAN(GANConfig(**{**SMALL, "epochs": 4, "beta": 1.0})).fit(
         windows, esg, checkpoint=path
     )

@@ -79,6 +79,9 @@ def test_vae_when_windows_and_checkpoint_then_window_samples_and_exact_resume(re
     samples, labels = loaded.sample(20, seed=1)
     assert samples.shape == (20, 5, 20) and set(labels) <= {0, 1, 2, 3}
     assert loaded.version() == whole.version() and loaded.version().startswith("vae-3-")
+    elbo = loaded.plausibility(windows)  # its tail-plausibility judge: real windows beat blown-up ones
+    assert np.array_equal(elbo, whole.plausibility(windows))
+    assert np.median(elbo) > np.median(loaded.plausibility(windows * 20))
     with pytest.raises(ValueError, match="unconditional"):
         loaded.sample(1, regime=0)
     with pytest.raises(ValueError, match="n=0"):
