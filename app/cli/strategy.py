@@ -1,4 +1,5 @@
-"""``qb explain`` and ``qb evaluate``: why the strategy ordered what it did, and how it does out of sample."""
+"""``qb explain`` and ``qb evaluate``: why the strategy ordered what it did, how it does out of sample, and
+(``qb evaluate --retrain-as-of D``) the retraining DAG's steps: train, promotion rule, book decision."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     from strategy.features import build_features
     from strategy.model import walk_forward
 
+    if args.retrain_as_of is not None:
+        return cmd_retrain(args, settings)
     lake = Lake(settings.lake_root)
     closes = lake.read_close_matrix(args.start, args.end)
     if closes.empty:
@@ -87,8 +90,52 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     return out, 0
 
 
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
+    """The retraining DAG's three steps on the lake: train, the promotion rule, the book decision."""
+    from quantbridge.errors import NoDataError
+    from quantbridge.lake import Lake
+    from strategy.registry import get, promote_if_better
+    from strategy.selection import decide_book
+    from strategy.training import retrain
+
+    lake = Lake(settings.lake_root)
+    dates = lake.price_dates()
+    if not dates:
+        raise InputError("lake prices", str(settings.lake_root), "published prices: run `qb ingest` first")
+    as_of = args.retrain_as_of
+    echo(args, f"training a challenger on {args.window_days} trading days up to {as_of.isoformat()}")
+    trained = retrain(
+        lake,
+        as_of,
+        args.window_days,
+        seed=settings.seed,
+        stress_weight=settings.train_stress_weight,
+        holdout_days=args.holdout_days,
+    )
+    promotion = promote_if_better(lake, get(lake, trained["version"]))
+    try:
+        book = decide_book(lake, as_of, execution_costs(args.book_value))
+    except NoDataError as exc:
+        book = {"trade": None, "reason": str(exc), "rows": []}
+    out = {"trained": trained, "promotion": promotion, "book": book}
+    if not args.json:
+        print(
+            f"challenger {trained['version']}: holdout {promotion['holdout'][0]}..{promotion['holdout'][1]}, "
+            f"IC {promotion['challenger_ic']:.4f} (t {promotion['challenger_ic_t']:.2f}); "
+            f"promoted: {promotion['promoted']} ({promotion['reason']})"
+        )
+        for r in book["rows"]:
+            print(
+                f"  {r['book']:<15} IC {r['ic']:>8.4f} (t {r['ic_t']:>5.2f})  Sharpe {r['sharpe']:>5.2f} "
+                f"(se {r['sharpe_se']:.2f})  turnover/yr {r['annual_turnover']:>6.2f}  "
+                f"cost/yr {r['annual_cost']:.2%}"
+            )
+        print(f"book: {book['trade']} ({book['reason']})")
+    return out, 0
+
+
 def add_parser(sub: Any, common: argparse.ArgumentParser, date_type: Callable[[str], Any]) -> None:
-    """Register ``qb explain`` and ``qb evaluate`` (which prints its own table)."""
+    """Register ``qb explain`` and ``qb evaluate`` (which prints its own tables)."""
     p = sub.add_parser("explain", parents=[common], help="SHAP explanation of an order")
     p.add_argument("order_id")
     p.set_defaults(func=cmd_explain)
@@ -99,4 +146,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, date_type: Callable[[s
     p.add_argument("--folds", type=int, default=8)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--book-value", type=float, default=1_000_000.0, help="book value for the cost model")
+    p.add_argument(
+        "--retrain-as-of",
+        type=date_type("--retrain-as-of"),
+        default=None,
+        help="instead: the retraining DAG's steps as of this date (train, promotion rule, book decision)",
+    )
+    p.add_argument("--window-days", type=int, default=750, help="with --retrain-as-of: training window")
+    p.add_argument("--holdout-days", type=int, default=250, help="with --retrain-as-of: dates held out")
     p.set_defaults(func=cmd_evaluate, prints_own=True)
