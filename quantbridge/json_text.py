@@ -1,14 +1,16 @@
 """Canonical JSON text, fast: :func:`compact` is ``json.dumps(value, sort_keys=True, separators=(",", ":"),
-default=str)`` byte for byte, encoded by orjson where that gives the same bytes (about 1 us instead of about
-4 us for an audit payload: the execution worker writes several per order).
+default=str)`` encoded by orjson (about 1 us instead of about 4 us for an audit payload: the execution worker
+writes several per order), with the standard library's bytes wherever orjson's would differ in meaning or in
+safety: non-ASCII text and DEL (escaped, as the standard library does, so no record carries raw
+bidirectional or control characters), NaN and infinities (orjson writes ``null``: any ``null`` goes to the
+standard library, which writes ``NaN``/``Infinity`` as before), and every type orjson encodes its own way
+(datetimes, dataclasses, subclasses of str, int, dict and list, NumPy scalars, integers beyond 64 bits).
 
-orjson differs from the standard library in a few outputs; each is detected and encoded by the standard
-library instead: non-ASCII text (orjson writes UTF-8, the standard library escapes), DEL (escaped only by the
-standard library), floats below 1e-4 or from 1e16 (exponent forms differ), NaN and infinities (orjson writes
-``null``: any ``null`` falls back), and every type orjson would encode its own way (datetimes, dataclasses,
-subclasses of str, int, dict and list, NumPy scalars, integers beyond 64 bits: passed to the standard
-library). The one difference left: a plain :class:`enum.Enum` member (orjson writes its value, the standard
-library ``str(member)``); this project puts none in its records.
+The one difference kept: some floats below 1e-4 in magnitude are written without an exponent (``0.00005``
+where the standard library writes ``5e-05``), the same number for every JSON reader. Records are hashed over
+the text they store (:mod:`quantbridge.audit`) and state records are compared with what was read, never
+re-encoded, so records written earlier by the standard library still verify. (A plain :class:`enum.Enum`
+member would also differ; this project puts none in its records.)
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ _OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATACLASS
     | orjson.OPT_PASSTHROUGH_SUBCLASS
 )
-#: Every digit as 0: one search finds a digit before an exponent ("0e") or a float below 1e-4 ("0.0000").
-_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 
 
 def _other(value: Any) -> Any:
@@ -34,13 +34,12 @@ def _other(value: Any) -> Any:
 
 
 def compact(value: Any) -> str:
-    """``json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)``, the same text."""
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)``, the same text but for the
+    exponent form of some floats below 1e-4 (see the module's docstring)."""
     try:
         out = orjson.dumps(value, default=_other, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a type the standard library encodes its own way
         return _STANDARD.encode(value)
     if out.isascii() and b"null" not in out and b"\x7f" not in out:
-        probe = out.translate(_DIGITS)
-        if b"0e" not in probe and b"0.0000" not in probe:
-            return out.decode()
+        return out.decode()
     return _STANDARD.encode(value)
