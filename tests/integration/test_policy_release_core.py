@@ -223,7 +223,7 @@ def test_propose_when_a_rego_test_fails_then_refused_naming_it_and_nothing_store
     def break_rule(folder: Path) -> None:
         rego = (folder / "pretrade.rego").read_text()
         (folder / "pretrade.rego").write_text(
-            rego.replace('it.order.side == "BUY"\n\tit.esg_score', "it.esg_score")
+            rego.replace('order.side == "BUY"\n\t\tit.esg_score', "it.esg_score")
         )
 
     with pytest.raises(

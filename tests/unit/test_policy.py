@@ -3,6 +3,8 @@ prices from the mark."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from execution.policy import ENGINES, PolicyEngine, RiskContext
@@ -175,3 +177,12 @@ def test_from_verified_when_bundle_checked_then_same_verdicts_from_its_bytes(eng
         verify(lake, bundle.revision, ring, require_approvals=False), engine.engine, {"max_order_notional": 1}
     )
     assert not tight.evaluate(order(), ctx(esg_score=0.7)).allowed and tight.revision != loaded.revision
+
+
+def test_policy_when_item_lacks_its_mark_then_no_verdict_and_the_batch_fails_closed():
+    engine = PolicyEngine()
+    item = PolicyEngine._item(
+        SubmitOrder("o1", "2026-12-01T00:00:00+00:00", "s", "AAPL", "BUY", 1.0, 50.0), RiskContext(mark=50.0)
+    )
+    del item["mark"]
+    assert engine._regorus.evaluate_parsed(json.dumps({"items": [item]})) == []  # no verdict, never "allow"

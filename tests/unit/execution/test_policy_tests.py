@@ -36,9 +36,7 @@ def test_policy_tests_when_a_rule_is_broken_then_the_tests_covering_it_fail_by_n
     rego = (folder / "pretrade.rego").read_text()
     # Off by one: an order exactly at the maximum notional would now be denied.
     (folder / "pretrade.rego").write_text(
-        rego.replace(
-            "notional(it) > data.limits.max_order_notional", "notional(it) >= data.limits.max_order_notional"
-        )
+        rego.replace("notional > limits.max_order_notional", "notional >= limits.max_order_notional")
     )
     assert failed(run_policy_tests(folder)) == ["pretrade_test.test_notional_when_at_max_then_not_denied"]
 
