@@ -36,6 +36,10 @@ class Intake:
 
 def _decode(raw: Mapping[Any, Any]) -> tuple[dict[str, str], str | None]:
     """Fields as text, and the first field whose name or value is not UTF-8 (decoded with U+FFFD there)."""
+    try:  # the usual entry: every name and value UTF-8 bytes, decoded in one pass
+        return {a.decode("utf-8"): b.decode("utf-8") for a, b in raw.items()}, None
+    except (UnicodeDecodeError, AttributeError):  # not UTF-8, or already text: field by field below
+        pass
     fields: dict[str, str] = {}
     bad: str | None = None
     for a, b in raw.items():
@@ -73,7 +77,7 @@ def intake(
     order: SubmitOrder | None = None
     dead: str | None = None
     try:
-        parsed = SubmitOrder.from_dict(fields)
+        parsed = SubmitOrder.from_fields(fields)
     except InputError as exc:
         dead = f"MALFORMED: {exc}"
     else:

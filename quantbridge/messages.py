@@ -103,7 +103,11 @@ class SubmitOrder:
         """Parse a stream entry (bytes or text); raises InputError naming the bad field."""
         from quantbridge.redis_client import text
 
-        fields = {text(k): text(v) for k, v in data.items()}
+        return cls.from_fields({text(k): text(v) for k, v in data.items()})
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> SubmitOrder:
+        """:meth:`from_dict` of fields already text (the worker's intake decodes each entry once)."""
         required = ("order_id", "ts", "strategy", "ticker", "side", "quantity", "reference_price")
         missing = [f for f in required if f not in fields]
         if missing:

@@ -537,6 +537,25 @@ def merkle_fold(leaf: bytes, index: int, proof: list[bytes]) -> bytes:
     return node
 
 
+def merkle_steps(leaf: bytes, index: int, proof_hex: list[str]) -> Iterator[tuple[int, bytes]]:
+    """(level, node) from the leaf's node (level 0) up to the root that ``leaf`` at ``index`` with the proof
+    (hex sibling hashes) leads to, lazily: a verifier may stop at a node it already knows to be in a signed
+    tree. Same rules as :func:`merkle_fold`."""
+    if not 0 <= index < (1 << len(proof_hex)):
+        raise InputError(
+            "index", index, f"0 <= index < {1 << len(proof_hex)} for a proof of {len(proof_hex)} hashes"
+        )
+    node, sha = _leaf_node(leaf), hashlib.sha256
+    yield 0, node
+    for level, sibling_hex in enumerate(proof_hex, 1):
+        sibling = bytes.fromhex(sibling_hex)
+        if len(sibling) != 32:
+            raise InputError("proof", sibling_hex[:80], "32-byte SHA-256 hashes")
+        node = sha(b"\x01" + sibling + node).digest() if index & 1 else sha(b"\x01" + node + sibling).digest()
+        index >>= 1
+        yield level, node
+
+
 # -- Order batches (the strategy and `qb order` sign; execution.signatures verifies) ------------------
 
 #: Domain tag of order-batch signatures (a signature made for a policy bundle or a checkpoint never passes).

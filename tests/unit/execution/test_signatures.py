@@ -111,6 +111,19 @@ def test_check_when_a_field_added_or_the_index_moved_then_refused(ring):
     assert "order field note" in verifier.check({**signed[0], "note": "a\nb"}, {root: signature})
 
 
+def test_check_when_neighbours_verified_first_then_altered_moved_or_rerooted_orders_still_refused(ring):
+    root, signature, signed = sign_orders(ring, orders(16))
+    other_root, other_signature, _ = sign_orders(ring, orders(3))
+    verifier, roots = OrderVerifier(ring), {root: signature, other_root: other_signature}
+    assert all(verifier.check(entry, roots) is None for entry in signed[:8])  # nodes of the tree remembered
+    assert len(verifier._nodes) >= 8
+
+    assert "leaf not under root" in verifier.check({**signed[8], "quantity": "7"}, roots)
+    assert "leaf not under root" in verifier.check({**signed[9], "sig_index": "8"}, roots)
+    assert "leaf not under root" in verifier.check({**signed[3], "sig_root": other_root}, roots)
+    assert all(verifier.check(entry, roots) is None for entry in signed[8:])  # stop at a known ancestor
+
+
 @pytest.mark.parametrize(
     "drop, missing",
     [
