@@ -49,7 +49,7 @@ from execution.router import Router
 from execution.venues import DEFAULT_VENUES, Fill, SimulatedVenue, VenueSpec
 from quantbridge.audit import AuditWriter, GuardFailed
 from quantbridge.errors import InputError, ServiceError
-from quantbridge.redis_client import text
+from quantbridge.redis_client import Wire, text
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
 from quantbridge.settings import Settings
 
@@ -126,10 +126,13 @@ class ExecutionWorker:
         self._policy_checked, self._refused = time.monotonic(), ""  # checked at start (below)
         self.on_event = on_event or (lambda _kind, _order_id: None)  # instrumentation (the benchmark)
         self.metrics = metrics or WorkerMetrics(v.name for v in venues)  # Prometheus, in-process only
-        self.audit = AuditWriter(client, schema)
+        # The hot path's round trips (the book read, the two commits) skip redis-py's per-command machinery.
+        self.wire = Wire(client)
+        self.audit = AuditWriter(client, schema, wire=self.wire)
         # Stream entries are read undecoded: one entry that is not UTF-8 must be dead-lettered by intake, not
         # make every read of the stream (or of this consumer's pending entries) raise for ever.
         self._reader = _undecoded(client)
+        self._reader_wire = Wire(self._reader)
         self.keys = core.Keys.of(schema)
         self.stream = self.keys.orders
         self._active = schema.key("policy_active")
@@ -304,21 +307,23 @@ class ExecutionWorker:
         ]
 
     def _read(self, live: list[Intake]) -> core.BookView:
-        """Everything the decisions need, in one round trip."""
+        """Everything the decisions need, in one round trip (through :class:`Wire`: replies as sent)."""
         k = self.keys
         orders = [it.order for it in live if it.order is not None]
         tickers = sorted({o.ticker for o in orders})
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(k.order_state, [o.order_id for o in orders])
-        pipe.hmget(k.positions, tickers)
-        pipe.hgetall(k.inflight)
-        pipe.hmget(k.inflight_rev, tickers)
-        pipe.hmget(k.marks, tickers)
-        pipe.get(k.kill_switch)
-        pipe.hget(k.risk_current, "updated_at")
-        pipe.exists(self._heartbeat)
-        pipe.get(self._turn)
-        states, positions, inflight, revs, marks, kill, updated_at, beat, turn = pipe.execute()
+        states, positions, flat, revs, marks, kill, updated_at, beat, turn = self.wire.execute(
+            ("HMGET", k.order_state, *[o.order_id for o in orders]),
+            ("HMGET", k.positions, *tickers),
+            ("HGETALL", k.inflight),
+            ("HMGET", k.inflight_rev, *tickers),
+            ("HMGET", k.marks, *tickers),
+            ("GET", k.kill_switch),
+            ("HGET", k.risk_current, "updated_at"),
+            ("EXISTS", self._heartbeat),
+            ("GET", self._turn),
+        )
+        # HGETALL's reply: a flat list of field, value under RESP2, a map under RESP3.
+        inflight = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
         self._turn_holder = text(turn) if turn is not None else None
         return core.BookView(
             states={
@@ -528,11 +533,13 @@ class ExecutionWorker:
 
     def _read_once(self, block_ms: int | None, start: str = ">") -> int:
         """Process one batch: new entries (``>``), or this consumer's own pending ones (``0``)."""
-        reply = self._reader.xreadgroup(
-            ORDERS_GROUP, self.consumer, {self.stream: start}, count=BATCH, block=block_ms
+        block = ("BLOCK", block_ms) if block_ms is not None else ()
+        (reply,) = self._reader_wire.execute(
+            ("XREADGROUP", "GROUP", ORDERS_GROUP, self.consumer, "COUNT", BATCH, *block)
+            + ("STREAMS", self.stream, start)
         )
         handled = 0
-        for _stream, got in reply or []:
+        for got in _stream_entries(reply):
             batch = [(text(e), raw) for e, raw in got if raw]
             gone = [e for e, raw in got if not raw]  # pending, but deleted from the stream meanwhile
             if gone:
@@ -551,6 +558,19 @@ def _undecoded(client: Any) -> Any:
         return client
     kwargs = {**pool.connection_kwargs, "decode_responses": False}
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+
+
+def _stream_entries(reply: Any) -> list[list[tuple[Any, dict[Any, Any] | None]]]:
+    """XREADGROUP's reply as sent (RESP2: [[stream, [[id, [field, value, ...] or nil], ...]], ...]; RESP3: a
+    map of stream -> entries; nil when nothing came) as, per stream, [(id, fields or None)]; None is an
+    entry still pending but deleted from the stream."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, dict) else (entries for _name, entries in reply)
+    return [
+        [(e, dict(zip(f[::2], f[1::2], strict=True)) if f else None) for e, f in entries]
+        for entries in streams
+    ]
 
 
 def _number(value: Any) -> float | None:

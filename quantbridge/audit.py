@@ -33,7 +33,7 @@ import msgpack
 from quantbridge.errors import ConfigError, QuantbridgeError
 from quantbridge.json_text import compact
 from quantbridge.lake import Lake
-from quantbridge.redis_client import text
+from quantbridge.redis_client import Wire, text
 from quantbridge.redis_schema import RedisSchema
 from quantbridge.signing import SCHEME, KeyRing, Signature, SignatureError, keyring, private_key_problem
 
@@ -292,13 +292,19 @@ class AuditWriter:
     that the head is the one the hashes were chained on, and writes every entry, the new head and the
     effects atomically; if another writer moved the head meanwhile, nothing is written and the batch is
     re-chained on the new head and sent again (never forked, guards checked again, and no effect lands
-    without its audit entries)."""
+    without its audit entries). ``wire``: send the calls through :class:`~quantbridge.redis_client.Wire`
+    (the execution worker's hot path) instead of redis-py's script object; the same call, the same reply."""
 
-    def __init__(self, client: Any, schema: RedisSchema) -> None:
-        self.client, self.schema = client, schema
+    def __init__(self, client: Any, schema: RedisSchema, wire: Wire | None = None) -> None:
+        self.client, self.schema, self.wire = client, schema, wire
         self.stream, self.head_key = schema.key("audit"), schema.key("audit_head")
         self._script = client.register_script(_COMMIT)
         self._head: str | None = None
+
+    def _call(self, keys: list[str], args: list[Any]) -> Any:
+        if self.wire is not None:
+            return self.wire.evalsha(_COMMIT, self._script.sha, keys, args)
+        return self._script(keys=keys, args=args)
 
     def append_many(self, entries: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str]]:
         """Append (kind, ref, payload) entries in order, atomically; returns [(stream id, hash)]."""
@@ -312,7 +318,7 @@ class AuditWriter:
         pending = self._prepare(entries, effects)
         if pending is None:
             return [], []
-        return self.settle(pending, self._script(keys=pending[0], args=pending[1]))
+        return self.settle(pending, self._call(pending[0], pending[1]))
 
     def queue(
         self, pipe: Any, entries: list[tuple[str, str, dict[str, Any]]], effects: Effects = Effects()
@@ -337,7 +343,7 @@ class AuditWriter:
                 break
             self._head = text(reply[1])  # moved by another writer: chain on the real head
             pending = self._prepare(pending[3], pending[4])
-            reply = self._script(keys=pending[0], args=pending[1])
+            reply = self._call(pending[0], pending[1])
         if pending[2]:
             self._head = pending[2][-1]
         written = [(text(i), h) for i, h in zip(reply[1], pending[2], strict=True)]
