@@ -190,7 +190,7 @@ def promotion_rule(
 
 def _write(path: Path, record: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
     tmp.replace(path)
 
 
@@ -226,6 +226,8 @@ def promote_if_better(
         _write(
             _root(lake) / CHAMPION_FILE, {"version": challenger.version, metric: decision["challenger_ic"]}
         )
+    from strategy.stats import json_safe
+
     record = {
         "challenger": challenger.version,
         "champion_before": current.version if current else None,
@@ -237,5 +239,6 @@ def promote_if_better(
         **decision,
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    record = json_safe(record)  # strict JSON: a NaN figure (too few dates) is null
     _write(_root(lake) / PROMOTION_FILE, record)
     return record

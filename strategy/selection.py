@@ -7,8 +7,9 @@ D traded at D+1 with the execution lane's costs) on the dates the champion never
 The model trades only when :func:`strategy.evaluation.choose` says so (IC t >= MIN_IC_T and a Newey-West
 t >= MIN_EDGE_T on its daily net-return edge over the best baseline by Sharpe); otherwise the best baseline
 trades. Without a champion (none promoted: no model reached the minimum IC t), the best baseline over the
-last :data:`NO_CHAMPION_DAYS` trading days trades. ``models/decision.json`` records the choice, the table
-and the reason; :func:`strategy.rebalance.rebalance` reads it.
+last :data:`NO_CHAMPION_DAYS` trading days (fewer on a shorter lake, at least :data:`MIN_DAYS`) trades.
+``models/decision.json`` records the choice, the table and the reason; :func:`strategy.rebalance.rebalance`
+reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from quantbridge.errors import NoDataError
 from quantbridge.lake import Lake
 from strategy.costs import CostModel
+from strategy.stats import json_safe
 
 DECISION_FILE = "decision.json"
 #: Trading days the baselines are compared over when there is no champion.
@@ -48,7 +50,7 @@ def decide_book(lake: Lake, as_of: date, costs: CostModel, top_k: int = 5) -> di
         after = [i for i, d in enumerate(dates) if d > train_end(current)]
         first = after[PURGE] if len(after) > PURGE else len(dates)
     else:
-        first = max(0, len(dates) - NO_CHAMPION_DAYS)
+        first = max(HISTORY + 1, len(dates) - NO_CHAMPION_DAYS)  # fewer days on a short lake
     labelled = len(dates) - first - PURGE
     if labelled < MIN_DAYS or first < HISTORY + 1:
         raise NoDataError(
@@ -68,21 +70,23 @@ def decide_book(lake: Lake, as_of: date, costs: CostModel, top_k: int = 5) -> di
     if current is None:
         decision["trade"] = decision["best_baseline"]
         decision["reason"] = "no champion model (none reached the minimum IC t): the best baseline trades"
-    record = {
-        "as_of": as_of.isoformat(),
-        "champion": current.version if current else None,
-        "trade": decision["trade"],
-        "reason": decision["reason"],
-        "decision": decision,
-        "period": [table["start"], table["end"]],
-        "rows": [r for r in table["rows"] if current is not None or r["book"] != "model"],
-        "costs": table["costs"],
-        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    record = json_safe(
+        {
+            "as_of": as_of.isoformat(),
+            "champion": current.version if current else None,
+            "trade": decision["trade"],
+            "reason": decision["reason"],
+            "decision": decision,
+            "period": [table["start"], table["end"]],
+            "rows": [r for r in table["rows"] if current is not None or r["book"] != "model"],
+            "costs": table["costs"],
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
     path = lake.root / "models" / DECISION_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
     tmp.replace(path)
     return record
 

@@ -60,4 +60,18 @@ def book_stats(book: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-__all__ = ["TRADING_DAYS", "book_stats", "newey_west_t", "sharpe"]
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) as None, recursively: strict JSON (the lake's
+    records, Airflow's XCom) has no NaN."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+__all__ = ["TRADING_DAYS", "book_stats", "json_safe", "newey_west_t", "sharpe"]

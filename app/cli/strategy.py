@@ -90,6 +90,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     return out, 0
 
 
+def _num(value: float | None, spec: str) -> str:
+    """A figure for the table; n/a where the record holds none (JSON null)."""
+    import re
+
+    return format(value, spec) if value is not None else format("n/a", re.sub(r"(\.\d+)?[f%]$", "", spec))
+
+
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], int]:
     """The retraining DAG's three steps on the lake: train, the promotion rule, the book decision."""
     from quantbridge.errors import NoDataError
@@ -121,14 +128,14 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     if not args.json:
         print(
             f"challenger {trained['version']}: holdout {promotion['holdout'][0]}..{promotion['holdout'][1]}, "
-            f"IC {promotion['challenger_ic']:.4f} (t {promotion['challenger_ic_t']:.2f}); "
+            f"IC {_num(promotion['challenger_ic'], '.4f')} (t {_num(promotion['challenger_ic_t'], '.2f')}); "
             f"promoted: {promotion['promoted']} ({promotion['reason']})"
         )
         for r in book["rows"]:
             print(
-                f"  {r['book']:<15} IC {r['ic']:>8.4f} (t {r['ic_t']:>5.2f})  Sharpe {r['sharpe']:>5.2f} "
-                f"(se {r['sharpe_se']:.2f})  turnover/yr {r['annual_turnover']:>6.2f}  "
-                f"cost/yr {r['annual_cost']:.2%}"
+                f"  {r['book']:<15} IC {_num(r['ic'], '>8.4f')} (t {_num(r['ic_t'], '>5.2f')})  "
+                f"Sharpe {_num(r['sharpe'], '>5.2f')} (se {_num(r['sharpe_se'], '.2f')})  "
+                f"turnover/yr {_num(r['annual_turnover'], '>6.2f')}  cost/yr {_num(r['annual_cost'], '.2%')}"
             )
         print(f"book: {book['trade']} ({book['reason']})")
     return out, 0
