@@ -194,6 +194,24 @@ def _write(path: Path, record: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def set_champion(lake: Lake, registered: Registered, reason: str) -> dict[str, Any]:
+    """Make ``registered`` the champion without the promotion rule (an operator's decision, a test's
+    fixture); ``models/promotion.json`` records it as such with ``reason``."""
+    if not reason.strip():
+        raise ValueError("reason: a champion set by hand needs a reason for the record")
+    current = champion(lake)
+    _write(_root(lake) / CHAMPION_FILE, {"version": registered.version})
+    record = {
+        "challenger": registered.version,
+        "champion_before": current.version if current else None,
+        "promoted": True,
+        "reason": f"set by hand, without the promotion rule: {reason.strip()}",
+        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write(_root(lake) / PROMOTION_FILE, record)
+    return record
+
+
 def promote_if_better(
     lake: Lake,
     challenger: Registered,
@@ -210,7 +228,7 @@ def promote_if_better(
     if metric != "ic":
         raise ValueError(f"metric {metric!r}: the promotion rule compares daily IC only")
     current = champion(lake)
-    as_of = date.fromisoformat(str(challenger.meta["as_of"])[:10])
+    as_of = date.fromisoformat(str(challenger.meta.get("as_of") or challenger.meta["data_window"][1])[:10])
     ends = [train_end(challenger)] + ([train_end(current)] if current else [])
     dates = lake.price_dates()
     after = [d for d in dates if d > max(ends)]

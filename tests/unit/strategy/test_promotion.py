@@ -76,3 +76,18 @@ def test_promote_when_on_the_lake_then_common_holdout_after_both_training_ends_a
     assert champion(lake).version == "v1"
     recorded = json.loads((lake.root / "models" / PROMOTION_FILE).read_text())
     assert recorded["challenger"] == "v2" and recorded["reason"] == decision["reason"]
+
+
+def test_set_champion_when_by_hand_then_recorded_as_such_and_a_reason_is_required(tmp_path):
+    from sklearn.dummy import DummyRegressor
+
+    from strategy.registry import set_champion
+
+    lake = Lake(tmp_path)
+    registered = register(lake, DummyRegressor().fit([[0.0]], [0.0]), {"metrics": {"ic": 0.0}}, version="v1")
+    with pytest.raises(ValueError, match="reason"):
+        set_champion(lake, registered, " ")
+    assert champion(lake) is None
+    record = set_champion(lake, registered, "fixture")
+    assert champion(lake).version == "v1" and record["reason"].startswith("set by hand")
+    assert json.loads((lake.root / "models" / PROMOTION_FILE).read_text())["reason"] == record["reason"]
