@@ -148,6 +148,15 @@ def promotion_rule(
         "min_ic_t": min_ic_t,
         "min_t": min_t,
     }
+    if champion_ic is not None:  # the paired figures are recorded whatever decides
+        paired = pd.concat([challenger_ic, champion_ic], axis=1).dropna()
+        diff = newey_west_t(paired.iloc[:, 0] - paired.iloc[:, 1], NW_LAGS)
+        out.update(
+            holdout_days=len(paired),
+            champion_ic=float(paired.iloc[:, 1].mean()) if len(paired) else float("nan"),
+            ic_difference=diff["mean"],
+            difference_t=diff["t"],
+        )
     if not own["t"] >= min_ic_t:
         return {
             **out,
@@ -160,14 +169,6 @@ def promotion_rule(
             "promoted": True,
             "reason": f"no champion; challenger IC t {own['t']:.2f} >= {min_ic_t}",
         }
-    paired = pd.concat([challenger_ic, champion_ic], axis=1).dropna()
-    diff = newey_west_t(paired.iloc[:, 0] - paired.iloc[:, 1], NW_LAGS)
-    out.update(
-        holdout_days=len(paired),
-        champion_ic=float(paired.iloc[:, 1].mean()) if len(paired) else float("nan"),
-        ic_difference=diff["mean"],
-        difference_t=diff["t"],
-    )
     if len(paired) < min_days:
         return {
             **out,

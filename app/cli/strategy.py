@@ -131,6 +131,14 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
             f"IC {_num(promotion['challenger_ic'], '.4f')} (t {_num(promotion['challenger_ic_t'], '.2f')}); "
             f"promoted: {promotion['promoted']} ({promotion['reason']})"
         )
+        if promotion.get("champion_before") and "ic_difference" in promotion:
+            print(
+                f"  vs champion {promotion['champion_before']}: "
+                f"its IC {_num(promotion['champion_ic'], '.4f')}, "
+                f"paired IC difference {_num(promotion['ic_difference'], '+.4f')} "
+                f"(Newey-West t {_num(promotion['difference_t'], '.2f')}) "
+                f"over {promotion['holdout_days']} dates"
+            )
         for r in book["rows"]:
             print(
                 f"  {r['book']:<15} IC {_num(r['ic'], '>8.4f')} (t {_num(r['ic_t'], '>5.2f')})  "
