@@ -5,7 +5,8 @@ consumed by ``--workers`` worker processes (one consumer group, as in production
 from the producer issuing the order's XADD to the routing decision and to the fill being recorded
 (workers): separate processes, one clock (``time.perf_counter`` is CLOCK_MONOTONIC, system-wide on Linux).
 The floor, measured in the same run at the same rate with the same processes, is a bare consumer:
-XADD -> XREADGROUP -> XACK with no work, i.e. Redis's own stream round trip.
+XADD -> XREADGROUP -> XACK with no work, i.e. Redis's own stream round trip, sent through the worker's own
+client (:class:`quantbridge.redis_client.Wire`), so the floor is never dearer than the worker's round trips.
 
 The worker fails closed, so each run first publishes what a healthy VaR sensor leaves in Redis: fresh
 ``risk:current`` figures (``updated_at`` now) and the sensor's heartbeat, with a one-hour TTL, and the worker
@@ -121,7 +122,9 @@ PARTS: list[tuple[str, tuple[str, tuple[str, ...] | None]]] = [
     ("JSON encoding", ("json/", None)),
     ("JSON encoding", ("orjson", None)),
     ("JSON encoding", ("msgpack", None)),
+    ("JSON encoding", ("quantbridge/json_text.py", None)),
     ("Redis round trips", ("redis/", None)),
+    ("Redis round trips", ("quantbridge/redis_client.py", None)),
     ("Redis round trips", ("hiredis", None)),
     ("Redis round trips", ("socket.py", None)),
     ("Redis round trips", ("execution/worker.py", ("_read", "_read_capped"))),
@@ -135,6 +138,8 @@ PARTS: list[tuple[str, tuple[str, tuple[str, ...] | None]]] = [
     ("Rego evaluation", ("regorus", None)),
     ("Rego evaluation", ("opa_", None)),
     ("Rego evaluation", ("execution/policy.py", None)),
+    ("order signatures", ("execution/signatures.py", None)),
+    ("order signatures", ("quantbridge/signing.py", None)),
     ("audit commit", ("quantbridge/audit.py", None)),
     ("venues", ("execution/venues.py", None)),
     ("venues", ("execution/worker.py", ("_execute",))),
@@ -342,16 +347,20 @@ def _floor(url: str, stream: str, ready: Any, stop: Any, out: Any, cpus: set[int
     import redis
 
     os.sched_setaffinity(0, cpus)
+    from quantbridge.redis_client import Wire, stream_entries
+
     reader = redis.Redis.from_url(url, decode_responses=True)
     reader.xgroup_create(stream, "g", id="0", mkstream=True)
+    wire = Wire(reader)  # the worker's own round trips: the floor's are no dearer than its
     seen: dict[str, float] = {}
     ready.set()
+    read = ("XREADGROUP", "GROUP", "g", "c", "COUNT", 50, "BLOCK", 5, "STREAMS", stream, ">")
     while not stop.is_set():
-        for _s, entries in reader.xreadgroup("g", "c", {stream: ">"}, count=50, block=5) or []:
+        for entries in stream_entries(wire.execute(read)[0]):
             now = time.perf_counter()
             for _entry_id, fields in entries:
                 seen[fields["order_id"]] = now
-            reader.xack(stream, "g", *[e for e, _ in entries])
+            wire.execute(("XACK", stream, "g", *[e for e, _ in entries]))
     out.put(seen)
 
 

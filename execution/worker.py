@@ -49,7 +49,7 @@ from execution.router import Router
 from execution.venues import DEFAULT_VENUES, Fill, SimulatedVenue, VenueSpec
 from quantbridge.audit import AuditWriter, GuardFailed
 from quantbridge.errors import InputError, ServiceError
-from quantbridge.redis_client import Wire, text
+from quantbridge.redis_client import Wire, stream_entries, text
 from quantbridge.redis_schema import ORDERS_GROUP, RedisSchema
 from quantbridge.settings import Settings
 
@@ -539,7 +539,7 @@ class ExecutionWorker:
             + ("STREAMS", self.stream, start)
         )
         handled = 0
-        for got in _stream_entries(reply):
+        for got in stream_entries(reply):
             batch = [(text(e), raw) for e, raw in got if raw]
             gone = [e for e, raw in got if not raw]  # pending, but deleted from the stream meanwhile
             if gone:
@@ -558,19 +558,6 @@ def _undecoded(client: Any) -> Any:
         return client
     kwargs = {**pool.connection_kwargs, "decode_responses": False}
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
-
-
-def _stream_entries(reply: Any) -> list[list[tuple[Any, dict[Any, Any] | None]]]:
-    """XREADGROUP's reply as sent (RESP2: [[stream, [[id, [field, value, ...] or nil], ...]], ...]; RESP3: a
-    map of stream -> entries; nil when nothing came) as, per stream, [(id, fields or None)]; None is an
-    entry still pending but deleted from the stream."""
-    if not reply:
-        return []
-    streams = reply.values() if isinstance(reply, dict) else (entries for _name, entries in reply)
-    return [
-        [(e, dict(zip(f[::2], f[1::2], strict=True)) if f else None) for e, f in entries]
-        for entries in streams
-    ]
 
 
 def _number(value: Any) -> float | None:

@@ -105,3 +105,16 @@ class Wire:
         except redis.exceptions.NoScriptError:
             self.execute(("SCRIPT", "LOAD", source))
             return self.execute(("EVALSHA", sha, len(keys), *keys, *args))[0]
+
+
+def stream_entries(reply: Any) -> list[list[tuple[Any, dict[Any, Any] | None]]]:
+    """XREADGROUP's reply as sent (RESP2: [[stream, [[id, [field, value, ...] or nil], ...]], ...]; RESP3: a
+    map of stream -> entries; nil when nothing came) as, per stream, [(id, fields or None)]; None is an
+    entry still pending but deleted from the stream."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, dict) else (entries for _name, entries in reply)
+    return [
+        [(e, dict(zip(f[::2], f[1::2], strict=True)) if f else None) for e, f in entries]
+        for entries in streams
+    ]
