@@ -6,10 +6,22 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import RedisSchema
 from strategy.selection import read_decision
 from tests.integration.test_synth_cli import write_prices
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Gradient boosting's OpenMP threads crawl on a busy 2-core machine (the suite runs beside other work):
+    one thread keeps these tests fast and their results the same."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 def _run(dag_id: str, logical: datetime, conf: dict):

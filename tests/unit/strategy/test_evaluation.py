@@ -16,6 +16,17 @@ from strategy.evaluation import choose, decisions, evaluate, simulate
 from strategy.features import ESG_SNAPSHOT_DATE, FEATURES, TARGET, build_features
 from strategy.model import fit
 
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Gradient boosting's OpenMP threads crawl on a busy 2-core machine (the suite runs beside other work):
+    one thread keeps these tests fast and their results the same."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 TICKERS = sorted(load_adv())[:8]
 
 

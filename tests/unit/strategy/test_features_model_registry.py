@@ -15,6 +15,16 @@ from strategy.model import fit, make_model, walk_forward
 from strategy.registry import champion, get, load_model, register
 
 
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Gradient boosting's OpenMP threads crawl on a busy 2-core machine (the suite runs beside other work):
+    one thread keeps these tests fast and their results the same."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def closes() -> pd.DataFrame:
     from marketdata.feed import SkfolioFeed

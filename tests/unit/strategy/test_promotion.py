@@ -15,6 +15,17 @@ from strategy.features import build_features
 from strategy.model import fit
 from strategy.registry import PROMOTION_FILE, champion, get, promote_if_better, promotion_rule, register
 
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Gradient boosting's OpenMP threads crawl on a busy 2-core machine (the suite runs beside other work):
+    one thread keeps these tests fast and their results the same."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 DAYS = pd.RangeIndex(250)
 
 

@@ -24,6 +24,17 @@ from strategy.rebalance import rebalance
 from strategy.registry import champion, promote_if_better, register
 from strategy.selection import decide_book, read_decision
 
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Gradient boosting's OpenMP threads crawl on a busy 2-core machine (the suite runs beside other work):
+    one thread keeps these tests fast and their results the same."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 SCHEMA = RedisSchema("qb")
 COSTS = CostModel.from_venues(DEFAULT_VENUES, load_adv(), sqrt_impact_bps)
 
