@@ -2,7 +2,9 @@
 (with their SHAP explanations) on the orders stream; or, when the book decision in force
 (:func:`strategy.selection.decide_book`, ``models/decision.json``) says no model beat the best baseline
 with significance, trade that baseline's target weights (orders of strategy ``baseline_<name>``, model
-version ``baseline-<name>``, their record naming the baseline and the decision's reason).
+version ``baseline-<name>``, their record naming the baseline and the decision's reason). With neither a
+decision nor a champion (no retraining has decided yet, or no model reached the minimum IC t before the
+decision ran), equal weight trades, the record saying so.
 
 Order ids are ``D:strategy:ticker:model_version``: re-running a date publishes exactly the orders that are
 missing (each order lands with its explanation in one atomic step).
@@ -30,6 +32,8 @@ from strategy.portfolio import Constraints, optimise
 from strategy.registry import champion, load_model
 
 STRATEGY = "gbm_mv"
+#: Why equal weight trades when the registry holds neither a book decision nor a champion.
+NO_DECISION = "no book decision and no champion in the registry yet: equal weight, the default baseline"
 
 
 def rebalance(
@@ -65,20 +69,22 @@ def rebalance(
         )
     decision = read_decision(lake)
     baseline = decision["trade"] if decision is not None and decision["trade"] != "model" else None
+    reason = decision["reason"] if decision is not None else ""
     current_champion = champion(lake) if baseline is None else None
     if baseline is None and current_champion is None:
-        raise NoDataError("no champion model in the registry: run the retraining DAG first")
-    days = HISTORY + 1 if baseline is not None else max(cov_days, LOOKBACK) + 2
+        if decision is not None:  # the decision names the model, and the registry has lost it
+            raise NoDataError("the book decision names the model but the registry has no champion")
+        baseline, reason = "equal_weight", NO_DECISION
+    days = max(cov_days, LOOKBACK) + 2 if baseline is None else HISTORY + 1
+    least = HISTORY + 1 if baseline not in (None, "equal_weight") else LOOKBACK + 2
     dates = [d for d in lake.price_dates() if d <= as_of][-days:]
-    if len(dates) < (days if baseline is not None else LOOKBACK + 2):
+    if len(dates) < least:
         raise NoDataError(
-            f"rebalance needs {days if baseline is not None else LOOKBACK + 2} trading days up to "
-            f"{as_of.isoformat()}; the lake has {len(dates)}"
+            f"rebalance needs {least} trading days up to {as_of.isoformat()}; the lake has {len(dates)}"
         )
     closes = lake.read_close_matrix(dates[0], dates[-1])
     if baseline is not None:
         # no model beat the best baseline with significance: trade that baseline's book as evaluated
-        assert decision is not None
         strategy, version = f"baseline_{baseline}", f"baseline-{baseline}"
         tickers = [t for t in closes.columns if pd.notna(closes[t].iloc[-1])]
         book = baseline_weights(baseline, closes.loc[:, tickers])
@@ -135,12 +141,11 @@ def rebalance(
                 explanation={} if model is None else top_contributions(shap_values.loc[ticker]),
             )
             if model is None:
-                assert decision is not None
-                record = {
+                record: dict[str, Any] = {
                     "order_id": order.order_id,
                     "model_version": version,
                     "baseline": baseline,
-                    "reason": decision["reason"],
+                    "reason": reason,
                     "target_weight": float(weights[i]),
                     "contributions": {},
                     "features": {},

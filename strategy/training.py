@@ -3,7 +3,9 @@
 The last ``holdout_days`` labelled dates of the window are held out: the registered model is fitted on the
 dates before them minus the purge (``HORIZON + EXECUTION_LAG``), so the registry can judge it, against the
 champion, on dates it never saw (:func:`strategy.registry.promote_if_better`). The model that trades is the
-model that was tested; the price is that its training data ends ``holdout_days`` before ``as_of``.
+model that was tested; the price is that its training data ends ``holdout_days`` before ``as_of``. A window
+too short for the whole holdout and the folds holds out what is left after the folds' minimum (recorded
+in ``meta["holdout"]["days"]``; a short holdout rarely carries an IC t of 2).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def retrain(
         raise InputError("holdout_days", holdout_days, "an integer >= 0 (labelled dates held out)")
     t0 = time.perf_counter()
     dates = [d for d in lake.price_dates() if d <= as_of][-(window_days + LOOKBACK) :]
-    needed = LOOKBACK + (folds + 1) * 20 + 5 + holdout_days + PURGE
+    needed = LOOKBACK + (folds + 1) * 20 + 5
     if len(dates) < needed:
         raise NoDataError(
             f"retraining needs at least {needed} trading days up to {as_of.isoformat()}; "
@@ -75,6 +77,8 @@ def retrain(
         inside = panel["date"].map(lambda d: any(a <= d <= b for a, b in windows))
         panel = panel.assign(weight=1.0 + stress_weight * inside.astype(float))
     labelled = sorted(panel.dropna(subset=[TARGET])["date"].unique())
+    # what the folds need (walk_forward's minimum) stays for training; the holdout gets at most the rest
+    holdout_days = max(0, min(holdout_days, len(labelled) - (folds + 1) * 20 - PURGE))
     cutoff = labelled[len(labelled) - holdout_days - PURGE] if holdout_days else None
     train = panel if cutoff is None else panel[panel["date"] < cutoff]
     evaluation, _ = walk_forward(train, kind, folds, seed)
@@ -91,6 +95,7 @@ def retrain(
         "data_window": [str(panel["date"].min()), str(panel["date"].max())],
         "train_end": str(train.dropna(subset=[TARGET])["date"].max()),
         "holdout": {
+            "days": holdout_days,
             "start": str(held["date"].min()) if len(held) else None,
             "end": str(held["date"].max()) if len(held) else None,
             "ic": ic["mean"] if ic else None,

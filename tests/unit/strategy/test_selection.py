@@ -60,8 +60,6 @@ def lake(tmp_path, closes, monkeypatch) -> Lake:
 
 def test_decide_when_no_champion_then_best_baseline_recorded_and_rebalance_trades_it(lake, redis_client):
     end = date(2019, 12, 31)
-    with pytest.raises(NoDataError, match="champion"):
-        rebalance(lake, redis_client, SCHEMA, end)  # no decision and no model: nothing to trade
     record = decide_book(lake, end, COSTS, top_k=3)
     assert record["trade"] in BASELINES and "no champion" in record["reason"]
     assert {r["book"] for r in record["rows"]} == set(BASELINES)
@@ -87,3 +85,19 @@ def test_decide_when_champion_without_significant_edge_then_baseline_trades_with
     model = next(r for r in record["rows"] if r["book"] == "model")
     assert record["trade"] != "model" and record["trade"] == record["decision"]["best_baseline"]
     assert (model["ic_t"] < 2.0 and "IC t" in record["reason"]) or "edge" in record["reason"]
+
+
+def test_rebalance_when_no_decision_and_no_champion_then_equal_weight_says_so(lake, redis_client):
+    from strategy.rebalance import NO_DECISION
+
+    out = rebalance(lake, redis_client, SCHEMA, date(2019, 12, 31))
+    assert out["book"] == "equal_weight" and out["published"] > 0
+    weights = [w for w in out["weights"].values() if w > 0]
+    assert len(weights) == 8 and max(weights) == pytest.approx(min(weights))
+    (entry_id, fields), *_ = redis_client.xrange(SCHEMA.key("orders"))
+    stored = json.loads(redis_client.hget(SCHEMA.key("explanations"), fields["order_id"]))
+    assert stored["reason"] == NO_DECISION
+    (lake.root / "models").mkdir()
+    (lake.root / "models" / "decision.json").write_text(json.dumps({"trade": "model", "reason": "x"}))
+    with pytest.raises(NoDataError, match="no champion"):  # the decision names a model the registry lost
+        rebalance(lake, redis_client, SCHEMA, date(2019, 12, 30))
