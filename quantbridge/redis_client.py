@@ -82,7 +82,7 @@ class Wire:
             conn = self._connection = self.pool.get_connection()
         replies: list[Any] = []
         try:
-            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            conn.send_packed_command(_pack(commands, conn), check_health=False)
             for _ in commands:
                 try:
                     replies.append(conn.read_response())
@@ -105,6 +105,22 @@ class Wire:
         except redis.exceptions.NoScriptError:
             self.execute(("SCRIPT", "LOAD", source))
             return self.execute(("EVALSHA", sha, len(keys), *keys, *args))[0]
+
+
+def _pack(commands: tuple[tuple[Any, ...], ...], conn: Any) -> Any:
+    """The commands in RESP, by hiredis's packer directly when every argument is text, bytes or an int (the
+    hot path's are): redis-py's own packing first encodes argument by argument in Python."""
+    try:
+        import hiredis
+    except ImportError:  # pragma: no cover - hiredis is pinned; redis-py packs without it
+        return conn.pack_commands(commands)
+    if {type(a) for c in commands for a in c} <= _PLAIN:
+        return [b"".join([hiredis.pack_command(c) for c in commands])]  # one sendall
+    return conn.pack_commands(commands)
+
+
+#: Argument types hiredis packs exactly as redis-py does (a float's text may differ: left to redis-py).
+_PLAIN = frozenset((str, bytes, int))
 
 
 def stream_entries(reply: Any) -> list[list[tuple[Any, dict[Any, Any] | None]]]:

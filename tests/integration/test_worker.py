@@ -582,11 +582,12 @@ def test_worker_when_its_decision_commit_loses_a_race_then_it_takes_the_turn_and
 def test_worker_when_another_worker_holds_the_turn_then_it_waits_until_the_turn_expires(client):
     import time
 
-    client.set(SCHEMA.key("decide_turn"), "w2", px=40)
     submit(client, "patient-1")
     w = worker(client)
+    batch = read_batch(client)
+    client.set(SCHEMA.key("decide_turn"), "w2", px=40)  # set last: the wait is measured from here
     t0 = time.perf_counter()
-    [outcome] = w.process_batch(read_batch(client), ack=True)
+    [outcome] = w.process_batch(batch, ack=True)
 
     assert outcome.state == "FILLED"
     assert time.perf_counter() - t0 >= 0.03  # it waited for w2's turn (40 ms TTL) before deciding
