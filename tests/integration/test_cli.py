@@ -153,9 +153,11 @@ def test_qb_demo_when_run_then_whole_chain_succeeds_worker_trades_the_orders_and
         "retraining",
         "daily_rebalance",
     ]
-    assert all(r["state"] == "success" and set(r["tasks"].values()) == {"success"} for r in dags.values()), (
-        dags
-    )
+    # The demo's 210 days are too few to compare the model with the baselines: retraining's decide task skips
+    # (saying why) and daily_rebalance trades the champion; every other task succeeds.
+    tasks = {(d, t): state for d, r in dags.items() for t, state in r["tasks"].items()}
+    assert tasks.pop(("retraining", "decide")) in {"success", "skipped"}
+    assert all(r["state"] == "success" for r in dags.values()) and set(tasks.values()) == {"success"}, dags
     live = out["live"]
     assert live["orders_waiting"] > 0 and live["orders_handled"] == live["orders_waiting"]
     assert sum(live["order_states"].values()) == live["orders_waiting"]
