@@ -10,8 +10,10 @@ For each trading day D of [start, end] (the feed's calendar):
    :class:`~execution.market.Market` anchored on D's real close; never at the close that produced them;
 3. **VaR** (:class:`~risk.sensor.VarSensor`, before the session and after the fills) and **reconciliation**;
 4. **nightly stress** (:mod:`risk.stress_night`, ledger partition and stream), **retraining** when due (the
-   first trading day of each month, champion/challenger as in production), then the **rebalance** at the
-   close of D (:func:`strategy.rebalance.rebalance`), sized to the account's value (cash and positions).
+   first trading day of each month: the retraining DAG's train, promote and decide steps, so the book decision
+   ``models/decision.json`` names the champion or the best baseline as in production), then the **rebalance**
+   at the close of D (:func:`strategy.rebalance.rebalance`: it trades the book the decision names), sized to
+   the account's value (cash and positions).
 
 After each day: ``OUT/days/D.json`` (what the day did) and a checkpoint (:mod:`app.replay.checkpoint`).
 """
@@ -34,6 +36,8 @@ from app.replay.session import run_session
 from execution.venues import DEFAULT_VENUES
 from quantbridge.errors import InputError, NoDataError
 from quantbridge.settings import Settings, load_settings
+from strategy.registry import CHAMPION_FILE
+from strategy.selection import DECISION_FILE
 
 #: Trading days of history ingested before ``start``: the retraining window (750) plus the features' lookback.
 HISTORY_DAYS = 1000
@@ -152,7 +156,7 @@ class Replay:
                 "fills_last_id": "0-0",
             }
             state |= {"cash": 0.0, "market": None, "filters": {}, "models": [], "champion": None}
-            state |= {"retrained_month": None}
+            state |= {"decision": None, "retrained_month": None}
         else:
             state = dict(last.state)
             self._roll_back_models(state)
@@ -257,18 +261,19 @@ class Replay:
         self.max_shares = float(limits["max_position_shares"])
 
     def _roll_back_models(self, state: dict[str, Any]) -> None:
-        """Remove model versions registered after the checkpoint and restore its champion (a resumed day
-        retrains again, under the same version name)."""
+        """Remove model versions registered after the checkpoint and restore its champion and book decision
+        (a resumed day retrains and decides again, under the same version name)."""
         root = self.lake.root / "models"
         keep = set(state["models"])
         for folder in root.glob("version=*"):
             if folder.name.split("=", 1)[1] not in keep:
                 shutil.rmtree(folder)
-        champion = root / "champion.json"
-        if state["champion"] is None:
-            champion.unlink(missing_ok=True)
-        else:
-            champion.write_text(state["champion"])
+        # a checkpoint written before the replay took book decisions has no "decision": there was none
+        for name, text in ((CHAMPION_FILE, state["champion"]), (DECISION_FILE, state.get("decision"))):
+            if text is None:
+                (root / name).unlink(missing_ok=True)
+            else:
+                (root / name).write_text(text)
 
     # --- one day ---------------------------------------------------------------------------------------
     def _timed(self, step: str, record: dict[str, Any], fn: Callable[[], Any]) -> Any:
@@ -326,7 +331,7 @@ class Replay:
         record["stress"] = self._timed("stress", record, lambda: self._stress(day, positions))
         month = day.strftime("%Y-%m")
         if state["retrained_month"] != month:
-            record["retrain"] = self._timed("retrain", record, lambda: self._retrain(day))
+            record["retrain"] = self._timed("retrain", record, lambda: self._retrain(day, record["nav"]))
             state["retrained_month"] = month
         if not last_day:  # orders of the last day would never execute inside the run
             record["rebalance"] = self._timed(
@@ -400,8 +405,14 @@ class Replay:
         publish_stream(self.client, self.schema, day, frame)
         return {"rows": len(frame)}
 
-    def _retrain(self, day: date) -> dict[str, Any]:
+    def _retrain(self, day: date, nav: float) -> dict[str, Any]:
+        """The retraining DAG's three steps (train, promote, decide) at the close of ``day``; the book
+        decision's costs are the execution lane's model (as the DAG's decide task builds it) on the account's
+        value ``nav``. A lake too short for the decision leaves the previous one in force, as the DAG's
+        skipped task does."""
+        from app.cli.strategy import execution_costs
         from strategy.registry import get, promote_if_better
+        from strategy.selection import decide_book
         from strategy.training import retrain
 
         s = self.settings
@@ -416,10 +427,18 @@ class Replay:
             version=f"replay-{day.isoformat()}",
         )
         promoted = promote_if_better(self.lake, get(self.lake, trained["version"]))
+        try:
+            book = decide_book(self.lake, day, execution_costs(nav))
+            decision = {k: book[k] for k in ("trade", "reason", "champion", "period")}
+        except NoDataError as exc:
+            decision = {"trade": None, "reason": f"no new decision: {exc}"}
         return {
             "version": trained["version"],
             "ic": trained["metrics"].get("ic"),
+            "holdout": trained["holdout"],
             "promoted": promoted["promoted"],
+            "promotion_reason": promoted["reason"],
+            "decision": decision,
         }
 
     def _rebalance(self, day: date, nav: float) -> dict[str, Any]:
@@ -437,7 +456,7 @@ class Replay:
             max_order_notional=self.max_notional,
             max_position_shares=self.max_shares,
         )
-        return {k: out[k] for k in ("model_version", "orders", "published", "weights")}
+        return {k: out[k] for k in ("book", "model_version", "orders", "published", "weights")}
 
     def _finish_day(self, day: date, state: dict[str, Any], record: dict[str, Any]) -> None:
         """The day's record, then the checkpoint that makes it done."""
@@ -453,8 +472,9 @@ class Replay:
             f"{v}|{t}": [f.estimate, f.variance] for (v, t), f in self.worker.router.filters.items()
         }
         state["models"] = sorted(p.name.split("=", 1)[1] for p in models.glob("version=*"))
-        champion = models / "champion.json"
-        state["champion"] = champion.read_text() if champion.is_file() else None
+        for key, name in (("champion", CHAMPION_FILE), ("decision", DECISION_FILE)):
+            path = models / name
+            state[key] = path.read_text() if path.is_file() else None
         ckpt.write(self.args.out, state["number"], state, lambda path: self.server.save(self.client, path))
 
 

@@ -117,6 +117,20 @@ def _episodes(records: list[dict[str, Any]], audit_episodes: list[Any]) -> dict[
     return {"episodes": len(audit_episodes), "days_with_switch_set_after_fills": days_on}
 
 
+def _books(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The books the rebalance traded (rebalance days per book) and every book decision the retraining took
+    (the day, the book it names or None when the lake was too short to decide, and why)."""
+    traded: dict[str, int] = {}
+    for r in records:
+        book = r.get("rebalance", {}).get("book")
+        if book is not None:
+            traded[book] = traded.get(book, 0) + 1
+    decisions = [
+        {"day": r["day"], **r["retrain"]["decision"]} for r in records if "decision" in r.get("retrain", {})
+    ]
+    return {"traded_days": traded, "decisions": decisions}
+
+
 def build_results(replay: Any, days: list[date]) -> dict[str, Any]:
     """Everything after the last day: files under ``OUT`` and the KPIs (returned and in ``kpis.json``)."""
     from execution.naive import naive_execute
@@ -184,6 +198,7 @@ def build_results(replay: Any, days: list[date]) -> dict[str, Any]:
     kpis["reconciliation_breaks"] = sum(len(r.get("reconcile", {}).get("breaks", [])) for r in records)
     kpis["kill_switch"] = _episodes(records, episodes)
     kpis["var_backtest"] = var_backtest(f["var"], replay.settings.var_confidence)
+    kpis["books"] = _books(records)
     kpis["seconds_by_step"] = {k: round(v, 1) for k, v in sorted(replay.timings.items())}
     if len(orders):
         orders.to_parquet(out / "orders.parquet", index=False)
@@ -253,7 +268,9 @@ def kpi_table(kpis: dict[str, Any]) -> dict[str, Any]:
     """The seed's KPIs as label -> value for the page."""
     lat, cost = kpis.get("latency", {}), kpis.get("execution_cost", {})
     var = kpis.get("var_backtest", {})
+    traded = kpis.get("books", {}).get("traded_days", {})
     return {
+        "books traded (rebalance days)": ", ".join(f"{b} {n}" for b, n in sorted(traded.items())) or "none",
         "signal-to-fill latency, mean (ms)": lat.get("mean_ms"),
         "signal-to-fill latency, p99 (ms)": lat.get("p99_ms"),
         "execution cost, % of AUM per month (mean)": cost.get("pct_aum_per_month_mean"),

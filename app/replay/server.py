@@ -84,6 +84,8 @@ class ReplayRedis:
     def _ping(self) -> bool:
         import redis
 
+        if self.port is None:
+            return False
         try:
             return bool(redis.Redis(port=self.port, password=self.password, socket_timeout=1).ping())
         except redis.RedisError:

@@ -105,7 +105,9 @@ def _order_rows(
     states = client.hmget(schema.key("order_state"), ids) if ids else []
     rows = []
     for f, raw_state in zip(fields, states, strict=True):
-        state = json.loads(text(raw_state)) if raw_state is not None else {"state": "DEAD_LETTER"}
+        state: dict[str, Any] = (
+            json.loads(text(raw_state)) if raw_state is not None else {"state": "DEAD_LETTER"}
+        )
         oid = f.get("order_id", "")
         last_fill = filled_at.get(oid) if state.get("filled", 0.0) > 0 else None
         rows.append(

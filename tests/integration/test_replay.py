@@ -1,7 +1,8 @@
-"""``qb replay`` end to end on real prices (small: a week after 200 days of history): orders decided at
-a close execute the next trading day through the real worker and Redis; a run killed with SIGKILL and
-restarted with the same arguments ends with the same fills and book as an uninterrupted one; the naive
-executor is compared on the same orders; the independent check finds a breach planted in the recorded fills.
+"""``qb replay`` end to end on real prices (small: a week after 350 days of history, enough for the
+retraining DAG's book decision): orders decided at a close execute the next trading day through the real
+worker and Redis; the rebalance trades the book the decision names; a run killed with SIGKILL and restarted
+with the same arguments ends with the same fills and book as an uninterrupted one; the naive executor is
+compared on the same orders; the independent check finds a breach planted in the recorded fills.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from quantbridge.errors import InputError
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 START, END = date(2020, 2, 3), date(2020, 2, 7)
-SMALL = ["--history-days", "200", "--stress-paths", "1000"]
+#: Real trading days before START: the book decision compares the baselines only with 253 closes before
+#: the compared dates and 60 labelled dates among them (strategy.selection); 200 days leave it undecided.
+HISTORY = 350
+SMALL = ["--history-days", str(HISTORY), "--stress-paths", "1000"]
 
 
 def _args(out: Path) -> ReplayArgs:
-    return ReplayArgs(START, END, out, history_days=200, stress_paths=1000)
+    return ReplayArgs(START, END, out, history_days=HISTORY, stress_paths=1000)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +92,29 @@ def test_replay_when_orders_are_decided_at_a_close_then_they_fill_only_on_a_late
     assert first["arrival_price"] == day["closes"][first["ticker"]]
     before = json.loads((out / "days" / f"{first['signal_day']}.json").read_text())
     assert first["decision_price"] == pytest.approx(before["closes"][first["ticker"]])
+
+
+def test_replay_when_retraining_decides_the_book_then_every_rebalance_trades_what_it_names(replayed):
+    from quantbridge.lake import Lake
+    from strategy.selection import read_decision
+
+    out, kpis, _ = replayed
+    records = _records(out)
+    retrain = records[0]["retrain"]  # the month's first trading day: train, promote, decide
+    decision = read_decision(Lake(out / "lake"))
+    assert decision is not None and retrain["decision"]["trade"] == decision["trade"]
+    assert decision["as_of"] == START.isoformat() and decision["champion"] == (
+        retrain["version"] if retrain["promoted"] else None
+    )
+    assert decision["trade"] in {"model", "equal_weight", "min_variance", "hrp", "momentum_12_1"}
+    assert decision["costs"]["book_value"] == pytest.approx(records[0]["nav"])  # the account's value
+    strategy = "gbm_mv" if decision["trade"] == "model" else f"baseline_{decision['trade']}"
+    rebalanced = [r["rebalance"] for r in records if "rebalance" in r]
+    assert rebalanced and all(r["book"] == decision["trade"] for r in rebalanced)
+    orders = pd.read_parquet(out / "orders.parquet")
+    assert len(orders) and all(oid.split(":")[1] == strategy for oid in orders["order_id"])
+    assert kpis["books"]["traded_days"] == {decision["trade"]: len(rebalanced)}
+    assert [d["trade"] for d in kpis["books"]["decisions"]] == [decision["trade"]]
 
 
 def test_replay_when_costs_are_analysed_then_the_naive_executor_costs_more_on_the_same_orders(replayed):
@@ -176,7 +203,7 @@ def test_replay_when_killed_mid_run_then_restarted_it_ends_as_the_uninterrupted_
 def test_replay_when_the_folder_holds_another_run_then_error_names_the_difference(replayed):
     out, _, _ = replayed
     with pytest.raises(InputError, match="capital"):
-        run_replay(ReplayArgs(START, END, out, capital=5_000_000.0, history_days=200, stress_paths=1000))
+        run_replay(ReplayArgs(START, END, out, capital=5_000_000.0, history_days=HISTORY, stress_paths=1000))
 
 
 def test_replay_args_when_out_of_range_then_error_names_the_flag(tmp_path):
