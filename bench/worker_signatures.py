@@ -5,7 +5,10 @@ in-process worker consumes them in full batches of 50; the figure is this proces
 over the orders, so only the worker's own work counts (redis-server runs in its own process). Alternating
 runs, ``--repeats`` of each, on the bench's own redis-server.
 
-    python -m bench.worker_signatures [--orders 4000] [--repeats 3]
+``--gc-pauses`` then times the full garbage collections of one signed run without and with the freeze
+:meth:`execution.worker.ExecutionWorker.run` does at start.
+
+    python -m bench.worker_signatures [--orders 4000] [--repeats 3] [--gc-pauses]
 """
 
 from __future__ import annotations
@@ -21,8 +24,24 @@ from statistics import median
 TICKERS = ["AAPL", "MSFT", "XOM", "JNJ", "KO"]
 
 
-def cpu_per_order(url: str, n: int, signed: bool, key_dir: Path) -> float:
-    """Microseconds of this process's CPU per order consumed by one worker (signed orders or not)."""
+#: Full (generation 2) garbage collections during the last :func:`cpu_per_order` consumption, in ms.
+FULL_COLLECTIONS: list[float] = []
+
+
+def _full_collections(phase: str, info: dict[str, int]) -> None:
+    if info["generation"] != 2:
+        return
+    if phase == "start":
+        _full_collections.started = time.perf_counter()  # type: ignore[attr-defined]
+    else:
+        FULL_COLLECTIONS.append((time.perf_counter() - _full_collections.started) * 1e3)  # type: ignore[attr-defined]
+
+
+def cpu_per_order(url: str, n: int, signed: bool, key_dir: Path, freeze: bool = False) -> float:
+    """Microseconds of this process's CPU per order consumed by one worker (signed orders or not). ``freeze``:
+    what lives before the loop is frozen out of full collections first, as ExecutionWorker.run does."""
+    import gc
+
     import redis
 
     from execution.signatures import OrderVerifier
@@ -65,10 +84,19 @@ def cpu_per_order(url: str, n: int, signed: bool, key_dir: Path) -> float:
     for order in orders:
         pipe.xadd(schema.key("orders"), order)
     pipe.execute()
-    start, done = time.process_time(), 0
-    while done < n:
-        done += worker._read_once(None)
-    return (time.process_time() - start) / n * 1e6
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    FULL_COLLECTIONS.clear()
+    gc.callbacks.append(_full_collections)
+    try:
+        start, done = time.process_time(), 0
+        while done < n:
+            done += worker._read_once(None)
+        return (time.process_time() - start) / n * 1e6
+    finally:
+        gc.callbacks.remove(_full_collections)
+        gc.unfreeze()
 
 
 def main() -> None:
@@ -80,6 +108,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--gc-pauses",
+        action="store_true",
+        help="then the full collections of a signed run, with and without freeze",
+    )
     args = parser.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,6 +136,15 @@ def main() -> None:
         service.stop()
     off, on = median(runs[False]), median(runs[True])
     print(f"median: unsigned {off:.1f} us, signed {on:.1f} us, cost {on - off:+.1f} us per order")
+    if args.gc_pauses:
+        service.start()
+        try:
+            for freeze in (False, True):
+                cpu_per_order(url, args.orders, True, folder / "keys", freeze=freeze)
+                pauses = ", ".join(f"{ms:.1f}" for ms in FULL_COLLECTIONS) or "none"
+                print(f"full collections, {'frozen' if freeze else 'not frozen'} at start: {pauses} (ms)")
+        finally:
+            service.stop()
 
 
 if __name__ == "__main__":

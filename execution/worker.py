@@ -31,6 +31,7 @@ to the dead-letter stream once, with their audit entry. No exception ends the wo
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import threading
@@ -495,6 +496,11 @@ class ExecutionWorker:
         logged and counted, and the loop goes on (the entries stay pending until the delivery cap)."""
         import redis
 
+        # What is alive now (modules, the engine, the marks) lives as long as the process: frozen out of the
+        # collector's reach, a full collection no longer walks it (about 26 ms for the ~95,000 objects after
+        # the imports: a pause every order waiting behind it would pay).
+        gc.collect()
+        gc.freeze()
         handled, backoff, reclaim_due, last_reclaim, last_beat = 0, 0.2, True, 0.0, 0.0
         while not stop.is_set() and (max_orders is None or handled < max_orders):
             try:
