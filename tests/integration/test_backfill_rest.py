@@ -31,6 +31,7 @@ from quantbridge.lake import Lake
 from quantbridge.redis_schema import RedisSchema
 from risk.ledger import partition_path
 from strategy.registry import champion
+from strategy.selection import read_decision
 from tests.integration.backfill_support import (
     Api,
     airflow_stack,  # noqa: F401 - fixtures, used by name
@@ -154,15 +155,20 @@ def test_backfill_over_rest_when_one_month_of_the_chain_then_every_date_ran_once
         assert {d: t for d, t in tasks.items() if set(t.values()) != {"success"}} == {}, dag_id
         lap(f"{dag_id} tasks", timing(api, dag_id))
 
-    # The rebalance published orders dated on each day of the month, all from the one model trained before it.
+    # The rebalance published orders dated on each day of the month, all from the one book decided before it:
+    # the model trained on February's eve if it earned its place, else the best baseline (decision.json;
+    # without a decision, the champion, else equal weight).
     ids = _order_ids(redis_client, settings)
     assert len(ids) == len(set(ids))
     assert sorted({i.split(":")[0] for i in ids}) == month
-    model = champion(lake)
-    assert (
-        model is not None and model.meta["data_window"][1][:10] <= "2020-02-28"
-    )  # trained on February's eve
-    assert {i.split(":")[-1] for i in ids} == {model.version}
+    model, decision = champion(lake), read_decision(lake)
+    assert model is None or model.meta["data_window"][1][:10] <= "2020-02-28"  # no March close in it
+    assert decision is None or decision["as_of"] <= "2020-02-28"
+    if decision is not None and decision["trade"] != "model":
+        book = f"baseline-{decision['trade']}"
+    else:
+        book = model.version if model is not None else "baseline-equal_weight"
+    assert {i.split(":")[-1] for i in ids} == {book}
 
     # The same range again, reprocess "none": nothing to run (dry run), no run created, nothing published.
     t0 = time.monotonic()
