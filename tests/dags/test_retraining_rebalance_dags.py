@@ -11,6 +11,7 @@ import pytest
 from quantbridge.messages import SubmitOrder
 from quantbridge.redis_schema import RedisSchema
 from strategy.selection import read_decision
+from tests.integration.test_retraining import _run
 from tests.integration.test_synth_cli import write_prices
 
 
@@ -22,14 +23,6 @@ def one_blas_thread():
 
     with threadpool_limits(1):
         yield
-
-
-def _run(dag_id: str, logical: datetime, conf: dict):
-    from app.cli.backfill import _task_states, load_dag
-
-    dag = load_dag(dag_id)
-    run = dag.test(logical_date=logical, run_conf=conf)
-    return str(run.state), _task_states(dag_id, run.run_id)
 
 
 def test_retraining_then_rebalance_when_run_then_the_decided_book_trades(
