@@ -526,21 +526,15 @@ def _proof(levels: list[list[bytes]], index: int) -> list[bytes]:
 def merkle_fold(leaf: bytes, index: int, proof: list[bytes]) -> bytes:
     """The root that ``leaf`` at ``index`` with ``proof`` leads to (compare it with a signed root). An index
     beyond what the proof's depth can address, or a proof hash that is not 32 bytes, raises InputError."""
-    if not 0 <= index < (1 << len(proof)):
-        raise InputError("index", index, f"0 <= index < {1 << len(proof)} for a proof of {len(proof)} hashes")
-    node, sha = _leaf_node(leaf), hashlib.sha256
-    for sibling in proof:  # _inner inlined: the worker folds every order's proof
-        if len(sibling) != 32:
-            raise InputError("proof", sibling.hex()[:80], "32-byte SHA-256 hashes")
-        node = sha(b"\x01" + sibling + node).digest() if index & 1 else sha(b"\x01" + node + sibling).digest()
-        index >>= 1
-    return node
+    *_, (_level, root) = merkle_steps(leaf, index, [sibling.hex() for sibling in proof])
+    return root
 
 
 def merkle_steps(leaf: bytes, index: int, proof_hex: list[str]) -> Iterator[tuple[int, bytes]]:
     """(level, node) from the leaf's node (level 0) up to the root that ``leaf`` at ``index`` with the proof
     (hex sibling hashes) leads to, lazily: a verifier may stop at a node it already knows to be in a signed
-    tree. Same rules as :func:`merkle_fold`."""
+    tree (the worker's verifier). An index beyond what the proof's depth can address, or a proof hash that is
+    not 32 bytes, raises InputError."""
     if not 0 <= index < (1 << len(proof_hex)):
         raise InputError(
             "index", index, f"0 <= index < {1 << len(proof_hex)} for a proof of {len(proof_hex)} hashes"
