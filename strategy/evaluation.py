@@ -28,6 +28,7 @@ from quantbridge.errors import InputError
 from strategy.baselines import BASELINE_WINDOW, BASELINES, baseline_weights
 from strategy.costs import CostModel
 from strategy.features import EXECUTION_LAG, HORIZON, TARGET
+from strategy.model import daily_ic
 from strategy.stats import book_stats, newey_west_t
 
 #: The least IC t-statistic (Newey-West) for a model to trade at all.
@@ -115,16 +116,7 @@ def decisions(oos: pd.DataFrame, closes: pd.DataFrame, top_k: int = 5) -> dict[s
 
 def _ic(frame: pd.DataFrame, signal: str) -> dict[str, float]:
     rows = frame.dropna(subset=[signal, TARGET])
-    daily = (
-        rows.groupby("date")
-        .apply(
-            lambda g: (
-                g[signal].rank().corr(g[TARGET].rank()) if g[signal].nunique() > 1 and len(g) > 2 else np.nan
-            ),
-            include_groups=False,
-        )
-        .dropna()
-    )
+    daily = daily_ic(rows, rows[signal].to_numpy())
     demeaned = rows[signal] - rows.groupby("date")[signal].transform("mean")
     nw = newey_west_t(daily, NW_LAGS)
     return {

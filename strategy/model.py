@@ -65,12 +65,16 @@ class Evaluation:
 
 
 def daily_ic(frame: pd.DataFrame, prediction: np.ndarray) -> pd.Series:
-    """Spearman correlation of prediction and realised target, per date."""
+    """Spearman correlation of prediction and realised target, per date (none on a date with fewer than three
+    names or a constant prediction)."""
     scored = frame.assign(pred=prediction)
     return (
         scored.groupby("date")
         .apply(
-            lambda g: g["pred"].rank().corr(g[TARGET].rank()) if len(g) > 2 else np.nan, include_groups=False
+            lambda g: (
+                g["pred"].rank().corr(g[TARGET].rank()) if g["pred"].nunique() > 1 and len(g) > 2 else np.nan
+            ),
+            include_groups=False,
         )
         .dropna()
     )
